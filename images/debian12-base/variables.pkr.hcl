@@ -1,0 +1,93 @@
+# Variables osbake sets on every build (osbake build debian12-base). To run this template by hand:
+#   packer build -var vanilla_disk=PATH/vanilla.qcow2 -var ssh_private_key_file=KEY \
+#     -var ssh_public_key_file=KEY.pub images/debian12-base
+variable "vanilla_disk" {
+  type        = string
+  description = "qcow2 vanilla disk made by osbake (mmdebstrap, extlinux, sshd)"
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  description = "private key of the per-build SSH key pair"
+}
+
+variable "ssh_public_key_file" {
+  type        = string
+  description = "public key handed to the VM through QEMU fw_cfg (opt/osbake/authorized_keys)"
+}
+
+variable "output_directory" {
+  type    = string
+  default = "output-debian12-base"
+}
+
+variable "vm_name" {
+  type    = string
+  default = "debian12-base.qcow2"
+}
+
+variable "accelerator" {
+  type    = string
+  default = "tcg"
+}
+
+variable "cpus" {
+  type    = number
+  default = 2
+}
+
+variable "memory" {
+  type    = number
+  default = 2048
+}
+
+variable "disk_size" {
+  type    = string
+  default = "8G"
+}
+
+variable "ssh_timeout" {
+  type    = string
+  default = "10m"
+}
+
+variable "serial_log" {
+  type    = string
+  default = "serial.log"
+}
+
+variable "packages_file" {
+  type        = string
+  description = "where the installed package list (name, version, arch) is downloaded to"
+  default     = "packages.tsv"
+}
+
+variable "packer_manifest" {
+  type    = string
+  default = "packer-manifest.json"
+}
+
+variable "apt_mirror" {
+  type    = string
+  default = "http://deb.debian.org/debian"
+}
+
+variable "apt_security_mirror" {
+  type    = string
+  default = "http://deb.debian.org/debian-security"
+}
+
+variable "suite" {
+  type    = string
+  default = "bookworm"
+}
+
+variable "release" {
+  type    = string
+  default = "unreleased"
+}
+
+variable "git_commit" {
+  type    = string
+  default = "unknown"
+}

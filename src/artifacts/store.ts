@@ -1,0 +1,62 @@
+/**
+ * The local artifact store: builds/, repos/<distro>/, releases/. Files appear under their final
+ * name only when complete: copied to a hidden temporary name, fsynced, then renamed.
+ */
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+export function buildsDir(storeDir: string): string {
+  return join(storeDir, 'builds');
+}
+
+function tempName(dest: string): string {
+  return join(dirname(dest), `.${basename(dest)}.partial-${process.pid}`);
+}
+
+async function fsyncPath(path: string, dir = false): Promise<void> {
+  const fh = await open(path, dir ? constants.O_RDONLY | constants.O_DIRECTORY : constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Put src at dest atomically: rename when on the same file system, else copy + fsync + rename. */
+export async function placeFileAtomic(src: string, dest: string, move = false): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    if (move) {
+      try {
+        await rename(src, tmp);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        await pipeline(createReadStream(src), createWriteStream(tmp, { flags: 'wx' }));
+      }
+    } else {
+      await pipeline(createReadStream(src), createWriteStream(tmp, { flags: 'wx' }));
+    }
+    await fsyncPath(tmp);
+    await rename(tmp, dest);
+    await fsyncPath(dirname(dest), true);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export async function writeTextAtomic(dest: string, text: string): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  const tmp = tempName(dest);
+  try {
+    await writeFile(tmp, text, { flag: 'wx' });
+    await fsyncPath(tmp);
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}

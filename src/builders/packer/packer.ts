@@ -1,0 +1,140 @@
+/** Packer adapter: version, template staging, the (pure) build argv, and a run that reports progress. */
+import { cp, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { capture, run } from '../../exec/run.js';
+import type { Logger } from '../../log/logger.js';
+import {
+  interpretPackerLine,
+  type PackerEvent,
+  packerLineText,
+  parsePackerLine,
+} from './machine-readable.js';
+
+export interface PackerVersion {
+  major: number;
+  minor: number;
+  patch: number;
+  text: string;
+}
+
+export function parsePackerVersion(out: string): PackerVersion | undefined {
+  const m = /(\d+)\.(\d+)\.(\d+)/.exec(out);
+  if (!m) return undefined;
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text: m[0] };
+}
+
+/** Packer 1.7 and later load builders and provisioners as plugins that must be declared. */
+export function needsRequiredPlugins(v: PackerVersion): boolean {
+  return v.major > 1 || (v.major === 1 && v.minor >= 7);
+}
+
+/** The `packer { required_plugins }` block for Packer >= 1.7 (1.6.6 rejects it, so it is added only there). */
+export const REQUIRED_PLUGINS_HCL = `packer {
+  required_plugins {
+    qemu = {
+      source  = "github.com/hashicorp/qemu"
+      version = ">= 1.1.0"
+    }
+    ansible = {
+      source  = "github.com/hashicorp/ansible"
+      version = ">= 1.1.0"
+    }
+  }
+}
+`;
+
+export async function findPacker(log: Logger): Promise<PackerVersion> {
+  const out = await capture(['packer', 'version'], { log, tag: 'packer' });
+  const v = parsePackerVersion(out);
+  if (!v) throw new Error(`cannot read the Packer version from "${out}"`);
+  return v;
+}
+
+/** Copy the image's template directory into the build's work dir (adding required_plugins when needed). */
+export async function stageTemplate(src: string, dest: string, version: PackerVersion): Promise<void> {
+  await cp(src, dest, {
+    recursive: true,
+    filter: (p) => !/(^|\/)(manifest\.json|output-[^/]*|packer_cache)$/.test(p),
+  });
+  if (needsRequiredPlugins(version))
+    await writeFile(join(dest, 'osbake-plugins.pkr.hcl'), REQUIRED_PLUGINS_HCL);
+}
+
+export type PackerVarValue = string | number | boolean;
+
+export interface PackerBuildOptions {
+  templateDir: string;
+  vars: Record<string, PackerVarValue>;
+  /** packer -debug: pause at every step. */
+  debug?: boolean;
+  /** -on-error=ask|abort|cleanup (default cleanup). */
+  onError?: 'cleanup' | 'abort' | 'ask';
+}
+
+/** The `packer build` argv (pure). */
+export function buildPackerArgs(o: PackerBuildOptions): string[] {
+  const argv = ['packer', 'build', '-machine-readable', '-color=false', '-force'];
+  if (o.debug) argv.push('-debug');
+  argv.push(`-on-error=${o.onError ?? 'cleanup'}`);
+  for (const [k, v] of Object.entries(o.vars).sort(([a], [b]) => a.localeCompare(b))) {
+    argv.push('-var', `${k}=${String(v)}`);
+  }
+  argv.push(o.templateDir);
+  return argv;
+}
+
+export interface PackerRunOptions {
+  argv: string[];
+  cwd: string;
+  log: Logger;
+  signal: AbortSignal;
+  interactive: boolean;
+  echo: boolean;
+  onEvent: (e: PackerEvent) => void;
+}
+
+export interface PackerRunResult {
+  artifacts: Map<string, string[]>;
+  errors: string[];
+  /** Last human-readable lines, for error messages. */
+  tail: string[];
+}
+
+/** Run packer build, turning machine-readable output into events; throws ProcessError on failure. */
+export async function runPackerBuild(o: PackerRunOptions): Promise<PackerRunResult> {
+  const artifacts = new Map<string, string[]>();
+  const errors: string[] = [];
+  const tail: string[] = [];
+  const onLine = (line: string) => {
+    const p = parsePackerLine(line);
+    if (!p) return;
+    const text = packerLineText(p);
+    if (text.trim()) {
+      tail.push(...text.split('\n'));
+      while (tail.length > 40) tail.shift();
+    }
+    const e = interpretPackerLine(p);
+    if (e.kind === 'artifact' && e.key === 'file') {
+      const files = artifacts.get(e.build) ?? [];
+      if (e.values[1]) files.push(e.values[1]);
+      artifacts.set(e.build, files);
+    }
+    if (e.kind === 'error') errors.push(e.text);
+    o.onEvent(e);
+  };
+  await run(o.argv, {
+    log: o.log,
+    tag: 'packer',
+    cwd: o.cwd,
+    env: { CHECKPOINT_DISABLE: '1', PACKER_CACHE_DIR: join(o.cwd, 'packer_cache'), PACKER_NO_COLOR: '1' },
+    onLine,
+    signal: o.signal,
+    // Packer cleans up (stops QEMU, deletes the output directory) on SIGINT; give it time.
+    cancelSignal: 'SIGINT',
+    cancelGraceMs: 60_000,
+    interactive: o.interactive,
+    echo: o.echo,
+    tailLines: 40,
+  });
+  return { artifacts, errors, tail };
+}

@@ -1,0 +1,76 @@
+/** osbake command line: the only place that calls process.exit. */
+import { Command, CommanderError } from 'commander';
+import { ConfigError, InterruptedError, ProcessError, UserError } from '../errors.js';
+import { OSBAKE_VERSION } from '../pipeline/build.js';
+import { registerBuild } from './commands/build.js';
+import { registerImages } from './commands/images.js';
+
+export interface GlobalOptions {
+  project?: string;
+  debug?: boolean;
+}
+
+function printError(err: unknown, debug: boolean): number {
+  const out = process.stderr;
+  if (err instanceof InterruptedError) {
+    out.write(`osbake: ${err.message}; cleaned up\n`);
+    return 130;
+  }
+  if (err instanceof ConfigError) {
+    out.write(`osbake: error: ${err.message}\n`);
+    if (err.hint) out.write(`hint: ${err.hint}\n`);
+    return 2;
+  }
+  if (err instanceof UserError) {
+    out.write(`osbake: error: ${err.message}\n`);
+    if (err.hint) out.write(`hint: ${err.hint}\n`);
+    if (debug && err.stack) out.write(`${err.stack}\n`);
+    return 1;
+  }
+  if (err instanceof ProcessError) {
+    out.write(`osbake: error: ${err.message}\n`);
+    if (err.outputTail.length > 0) out.write(`${err.outputTail.map((l) => `  | ${l}`).join('\n')}\n`);
+    if (debug && err.stack) out.write(`${err.stack}\n`);
+    return 1;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  out.write(`osbake: internal error: ${e.message}\n`);
+  out.write(
+    debug ? `${e.stack}\n` : 'hint: this is a bug; rerun with --debug for a stack trace and report it\n',
+  );
+  return 70;
+}
+
+export function createProgram(): Command {
+  const program = new Command();
+  program
+    .name('osbake')
+    .description('Build, patch, release, install and serve cluster OS images')
+    .version(OSBAKE_VERSION)
+    .option(
+      '-C, --project <dir>',
+      'project directory (where osbake.yaml is); default: search upward from cwd',
+    )
+    .option('--debug', 'step through builds, echo commands, show stack traces')
+    .showHelpAfterError('(osbake --help lists the commands)')
+    .exitOverride();
+  registerBuild(program);
+  registerImages(program);
+  return program;
+}
+
+async function main(): Promise<number> {
+  const program = createProgram();
+  try {
+    await program.parseAsync(process.argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    return printError(err, Boolean(program.opts<GlobalOptions>().debug));
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => process.exit(printError(err, true)),
+);

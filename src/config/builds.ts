@@ -1,0 +1,92 @@
+/**
+ * manifest.json: the builds of one image, in Packer's manifest post-processor shape, so existing
+ * tooling that reads Packer manifests keeps working. Updated under a lock, written atomically.
+ */
+import { readFile } from 'node:fs/promises';
+import lockfile from 'proper-lockfile';
+import writeFileAtomic from 'write-file-atomic';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { zodIssuesToConfigIssues } from './load.js';
+
+export const BuildCustomDataSchema = z
+  .object({
+    release: z.string().optional(),
+    artifact: z.string(),
+    git_branch: z.string(),
+    git_commit: z.string(),
+    git_dirty: z.boolean(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size: z.number().int().nonnegative(),
+    package_count: z.number().int().nonnegative(),
+    duration_s: z.number().nonnegative(),
+    accelerator: z.enum(['kvm', 'tcg']).or(z.string()),
+    osbake_version: z.string(),
+  })
+  .catchall(z.unknown());
+
+export const BuildEntrySchema = z.object({
+  name: z.string(),
+  builder_type: z.string(),
+  build_time: z.number().int(),
+  files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative() })).nullable(),
+  artifact_id: z.string(),
+  packer_run_uuid: z.string(),
+  custom_data: BuildCustomDataSchema,
+});
+
+export const BuildsManifestSchema = z.object({
+  builds: z.array(BuildEntrySchema),
+  last_run_uuid: z.string(),
+});
+
+export type BuildEntry = z.infer<typeof BuildEntrySchema>;
+export type BuildsManifest = z.infer<typeof BuildsManifestSchema>;
+
+export async function readBuildsManifest(file: string): Promise<BuildsManifest> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { builds: [], last_run_uuid: '' };
+    throw err;
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([{ file, path: '', message: `invalid JSON: ${(err as Error).message}` }]);
+  }
+  const result = BuildsManifestSchema.safeParse(data);
+  if (!result.success) throw new ConfigError(zodIssuesToConfigIssues(file, result.error.issues));
+  return result.data;
+}
+
+/** Run fn with an exclusive lock on file (which need not exist yet). */
+export async function withManifestLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const release = await lockfile.lock(file, {
+    realpath: false,
+    stale: 15_000,
+    retries: { retries: 200, minTimeout: 10, maxTimeout: 250, randomize: true },
+  });
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+export async function writeJsonAtomic(file: string, data: unknown): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(data, null, 2)}\n`, { fsync: true });
+}
+
+/** Append one build to manifest.json under a lock; the file is replaced atomically. */
+export async function appendBuild(file: string, entry: BuildEntry): Promise<void> {
+  BuildEntrySchema.parse(entry);
+  await withManifestLock(file, async () => {
+    const manifest = await readBuildsManifest(file);
+    manifest.builds.push(entry);
+    manifest.last_run_uuid = entry.packer_run_uuid;
+    await writeJsonAtomic(file, manifest);
+  });
+}

@@ -1,0 +1,129 @@
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, UserError } from '../errors.js';
+import { ImageConfigSchema, loadImage } from './image.js';
+import { parseYamlConfig } from './load.js';
+import { loadProject, ProjectConfigSchema } from './project.js';
+
+function issuesOf(fn: () => unknown) {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('osbake.yaml', () => {
+  it('fills every default from an empty file', () => {
+    const cfg = parseYamlConfig('osbake.yaml', '', ProjectConfigSchema);
+    expect(cfg.store).toBe('store');
+    expect(cfg.mirrors.debian.main).toBe('http://deb.debian.org/debian');
+    expect(cfg.mirrors.debian.security).toBe('http://deb.debian.org/debian-security');
+    expect(cfg.builder).toMatchObject({ type: 'qemu', accelerator: 'auto', retries: 1 });
+    expect(cfg.vm).toEqual({ cpus: 2, memory: 2048, diskSize: '8G' });
+    expect(cfg.hypervisors).toEqual([]);
+  });
+
+  it('reports every problem at once with file, key path and line', () => {
+    const text = [
+      'store: out/store',
+      'mirrors:',
+      '  debian:',
+      '    main: ftp://nope',
+      'builder:',
+      '  accelerator: hvf',
+      'vm:',
+      '  cpus: 0',
+      '  diskSize: 8 gigs',
+      'hypervisors:',
+      '  - name: hv1',
+      '    uri: ssh://root@hv1',
+      'colour: blue',
+    ].join('\n');
+    const issues = issuesOf(() => parseYamlConfig('osbake.yaml', text, ProjectConfigSchema));
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
+    expect(Object.keys(byPath).sort()).toEqual(
+      [
+        '',
+        'builder.accelerator',
+        'hypervisors.0.uri',
+        'mirrors.debian.main',
+        'vm.cpus',
+        'vm.diskSize',
+      ].sort(),
+    );
+    expect(byPath['mirrors.debian.main']?.line).toBe(4);
+    expect(byPath['builder.accelerator']?.line).toBe(6);
+    expect(byPath['vm.diskSize']?.message).toMatch(/size like 4096M or 8G/);
+    expect(byPath['hypervisors.0.uri']?.line).toBe(12);
+    expect(byPath['']?.message).toMatch(/unknown key\(s\) colour/);
+    expect(byPath['']?.line).toBe(13);
+    expect(issues.every((i) => i.file === 'osbake.yaml')).toBe(true);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const issues = issuesOf(() => parseYamlConfig('osbake.yaml', 'vm:\n  cpus: [1,\n', ProjectConfigSchema));
+    expect(issues[0]?.message).toMatch(/YAML syntax/);
+    expect(issues[0]?.line).toBeGreaterThan(0);
+  });
+
+  it('formats the error as one line per problem', () => {
+    try {
+      parseYamlConfig('osbake.yaml', 'vm:\n  cpus: x\n  memory: 1\n', ProjectConfigSchema);
+    } catch (err) {
+      expect((err as ConfigError).message).toContain('2 configuration problems');
+      expect((err as ConfigError).message).toContain('osbake.yaml:2: vm.cpus:');
+      expect((err as ConfigError).message).toContain('osbake.yaml:3: vm.memory:');
+    }
+  });
+});
+
+describe('image.yaml', () => {
+  it('accepts the minimal definition', () => {
+    const cfg = ImageConfigSchema.parse({ name: 'x', distro: 'debian' });
+    expect(cfg.suite).toBe('bookworm');
+    expect(cfg.packer.template).toBe('.');
+    expect(cfg.vanilla.packages).toEqual([]);
+  });
+
+  it.each([
+    [{ name: 'Bad Name', distro: 'debian' }, 'name'],
+    [{ name: 'x', distro: 'windows' }, 'distro'],
+    [{ name: 'x', distro: 'debian', vanilla: { packages: [''] } }, 'vanilla.packages.0'],
+    [{ name: 'x', distro: 'debian', vm: { diskSize: '8T' } }, 'vm.diskSize'],
+  ])('rejects %j at %s', (input, path) => {
+    const r = ImageConfigSchema.safeParse(input);
+    expect(r.success).toBe(false);
+    expect(r.error?.issues.map((i) => i.path.join('.'))).toContain(path);
+  });
+
+  it('loads a project and an image, and names the known images when one is missing', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
+    await writeFile(join(root, 'osbake.yaml'), 'store: s\n');
+    await mkdir(join(root, 'images/a'), { recursive: true });
+    await writeFile(join(root, 'images/a/image.yaml'), 'name: a\ndistro: debian\n');
+    await mkdir(join(root, 'sub/dir'), { recursive: true });
+    const project = await loadProject(join(root, 'sub/dir'));
+    expect(project.root).toBe(root);
+    expect(project.storeDir).toBe(join(root, 's'));
+    const img = await loadImage(project, 'a');
+    expect(img.manifestFile).toBe(join(root, 'images/a/manifest.json'));
+    await expect(loadImage(project, 'b')).rejects.toThrow(UserError);
+    await expect(loadImage(project, 'b')).rejects.toMatchObject({
+      hint: expect.stringContaining('known images: a'),
+    });
+  });
+
+  it('refuses an image whose name differs from its directory', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
+    await writeFile(join(root, 'osbake.yaml'), '');
+    await mkdir(join(root, 'images/a'), { recursive: true });
+    await writeFile(join(root, 'images/a/image.yaml'), 'name: b\ndistro: debian\n');
+    const project = await loadProject(root);
+    await expect(loadImage(project, 'a')).rejects.toThrow(/does not match its directory/);
+  });
+});

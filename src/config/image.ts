@@ -1,0 +1,105 @@
+/** images/<name>/image.yaml: one image definition (distro, vanilla disk inputs, Packer template). */
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import { loadYamlConfig } from './load.js';
+import type { Project } from './project.js';
+
+export const IMAGE_FILE = 'image.yaml';
+export const IMAGES_DIR = 'images';
+
+const imageName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and dashes (it names artifacts)');
+
+export const ImageConfigSchema = z
+  .object({
+    name: imageName.describe('the image name; must equal its directory name'),
+    description: z.string().default(''),
+    distro: z.enum(['debian']).describe('distribution module that bootstraps the vanilla disk'),
+    suite: z.string().default('bookworm').describe('distribution release (Debian suite)'),
+    vanilla: z
+      .object({
+        packages: z.array(z.string().min(1)).default([]).describe('extra packages in the vanilla disk'),
+        hooks: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('extra mmdebstrap --customize-hook commands ($1 is the root directory)'),
+      })
+      .strict()
+      .prefault({}),
+    packer: z
+      .object({
+        template: z.string().default('.').describe('directory (relative to the image) holding *.pkr.hcl'),
+        variables: z
+          .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+          .default({})
+          .describe('extra Packer variables (-var k=v)'),
+      })
+      .strict()
+      .prefault({}),
+    vm: z
+      .object({
+        cpus: z.number().int().min(1).optional(),
+        memory: z.number().int().min(512).optional(),
+        diskSize: z
+          .string()
+          .regex(/^\d+[MG]$/, 'must be a size like 8G')
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ImageConfig = z.output<typeof ImageConfigSchema>;
+
+export interface ImageDefinition {
+  name: string;
+  dir: string;
+  file: string;
+  config: ImageConfig;
+  templateDir: string;
+  manifestFile: string;
+}
+
+export async function listImageNames(project: Project): Promise<string[]> {
+  const dir = join(project.root, IMAGES_DIR);
+  if (!existsSync(dir)) return [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, IMAGE_FILE)))
+    .map((e) => e.name)
+    .sort();
+}
+
+export async function loadImage(project: Project, name: string): Promise<ImageDefinition> {
+  const dir = join(project.root, IMAGES_DIR, name);
+  const file = join(dir, IMAGE_FILE);
+  if (!existsSync(file)) {
+    const known = await listImageNames(project);
+    throw new UserError(
+      'E_NO_IMAGE',
+      `no image named "${name}" (${file} does not exist)`,
+      known.length ? `known images: ${known.join(', ')} (osbake images)` : 'create images/<name>/image.yaml',
+    );
+  }
+  const config = await loadYamlConfig(file, ImageConfigSchema);
+  if (config.name !== name) {
+    throw new UserError(
+      'E_CONFIG',
+      `${file}: name: "${config.name}" does not match its directory "${name}"`,
+      `set name: ${name}`,
+    );
+  }
+  return {
+    name,
+    dir,
+    file,
+    config,
+    templateDir: join(dir, config.packer.template),
+    manifestFile: join(dir, 'manifest.json'),
+  };
+}

@@ -1,0 +1,75 @@
+import { readFile } from 'node:fs/promises';
+import { isNode, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigIssue, UserError } from '../errors.js';
+
+/** The line of a key path in a YAML document (1-based), or undefined if it is absent. */
+function lineOf(
+  doc: ReturnType<typeof parseDocument>,
+  counter: LineCounter,
+  path: PropertyKey[],
+): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n) as unknown[], true);
+    if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Turn zod issues into ConfigIssues that name the file, key path and line. */
+export function zodIssuesToConfigIssues(
+  file: string,
+  issues: z.core.$ZodIssue[],
+  locate?: (path: PropertyKey[]) => number | undefined,
+): ConfigIssue[] {
+  return issues.map((i) => {
+    let message = i.message;
+    if (i.code === 'unrecognized_keys')
+      message = `unknown key(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+    const path = i.code === 'unrecognized_keys' ? [...i.path, i.keys[0] ?? ''] : i.path;
+    return {
+      file,
+      path: i.path.map(String).join('.'),
+      message,
+      line: locate?.(path as PropertyKey[]),
+    };
+  });
+}
+
+/** Parse YAML text and validate it against a schema, reporting every problem at once. */
+export function parseYamlConfig<S extends z.ZodType>(file: string, text: string, schema: S): z.output<S> {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file,
+        path: '',
+        message: `YAML syntax: ${e.message.split('\n')[0]}`,
+        line: counter.linePos(e.pos[0]).line,
+      })),
+    );
+  }
+  const result = schema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(zodIssuesToConfigIssues(file, result.error.issues, (p) => lineOf(doc, counter, p)));
+  }
+  return result.data;
+}
+
+export async function loadYamlConfig<S extends z.ZodType>(file: string, schema: S): Promise<z.output<S>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new UserError(
+        'E_CONFIG_MISSING',
+        `${file} not found`,
+        'run osbake from the project directory or pass --project DIR',
+      );
+    }
+    throw err;
+  }
+  return parseYamlConfig(file, text, schema);
+}

@@ -1,0 +1,133 @@
+/** osbake.yaml: the project configuration (store, mirrors, builder defaults, VM size, hypervisors). */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import { loadYamlConfig } from './load.js';
+
+export const PROJECT_FILE = 'osbake.yaml';
+
+const url = z.string().regex(/^(https?|file):\/\//, 'must be an http://, https:// or file:// URL');
+const size = z
+  .string()
+  .regex(/^\d+[MG]$/, 'must be a size like 4096M or 8G')
+  .describe('disk size with a unit suffix M or G');
+
+export const HypervisorSchema = z
+  .object({
+    name: z.string().min(1).describe('name used with --hypervisor'),
+    uri: z
+      .string()
+      .regex(/^qemu(\+ssh)?:\/\//, 'must be a libvirt URI like qemu+ssh://root@host/system')
+      .describe('libvirt connection URI'),
+    pool: z.string().default('default').describe('libvirt storage pool holding the vanilla volume'),
+    bastion: z.string().optional().describe('SSH bastion host (user@host) for the build VM'),
+  })
+  .strict();
+
+export const ProjectConfigSchema = z
+  .object({
+    store: z
+      .string()
+      .default('store')
+      .describe('local artifact store directory (builds/, repos/, releases/)'),
+    workDir: z.string().default('.osbake').describe('cache of vanilla disks and per-build work directories'),
+    outDir: z.string().default('out').describe('build logs: out/<image>-<hash>.log'),
+    mirrors: z
+      .object({
+        debian: z
+          .object({
+            main: url
+              .default('http://deb.debian.org/debian')
+              .describe('mirror for bookworm and bookworm-updates'),
+            security: url
+              .default('http://deb.debian.org/debian-security')
+              .describe('mirror for bookworm-security (new layout: <suite>-security)'),
+          })
+          .strict()
+          .prefault({}),
+        rocky: z
+          .object({ baseos: url.optional(), appstream: url.optional(), epel: url.optional() })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    builder: z
+      .object({
+        type: z.enum(['qemu', 'libvirt']).default('qemu').describe('Packer builder used by default'),
+        accelerator: z
+          .enum(['auto', 'kvm', 'tcg'])
+          .default('auto')
+          .describe('auto probes KVM briefly and falls back to TCG'),
+        kvmProbeTimeoutMs: z.number().int().positive().default(4000).describe('KVM probe timeout'),
+        sshTimeout: z
+          .string()
+          .regex(/^\d+[smh]$/, 'must be a duration like 300s or 10m')
+          .default('10m')
+          .describe('how long Packer waits for SSH in the build VM'),
+        retries: z
+          .number()
+          .int()
+          .min(0)
+          .max(3)
+          .default(1)
+          .describe('retries of a build whose VM never reached SSH (TCG boots occasionally hang)'),
+      })
+      .strict()
+      .prefault({}),
+    vm: z
+      .object({
+        cpus: z.number().int().min(1).max(64).default(2),
+        memory: z.number().int().min(512).default(2048).describe('MiB'),
+        diskSize: size.default('8G'),
+      })
+      .strict()
+      .prefault({}),
+    hypervisors: z.array(HypervisorSchema).default([]),
+  })
+  .strict();
+
+export type ProjectConfigInput = z.input<typeof ProjectConfigSchema>;
+export type ProjectConfig = z.output<typeof ProjectConfigSchema>;
+
+export interface Project {
+  root: string;
+  file: string;
+  config: ProjectConfig;
+  /** Absolute paths resolved against the project root. */
+  storeDir: string;
+  workDir: string;
+  outDir: string;
+}
+
+/** Find osbake.yaml in dir or its parents. */
+export function findProjectRoot(start: string): string {
+  let dir = resolve(start);
+  for (;;) {
+    if (existsSync(join(dir, PROJECT_FILE))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new UserError(
+        'E_NO_PROJECT',
+        `no ${PROJECT_FILE} in ${resolve(start)} or any parent directory`,
+        'run osbake inside an osbake project or pass --project DIR',
+      );
+    }
+    dir = parent;
+  }
+}
+
+export async function loadProject(start: string): Promise<Project> {
+  const root = findProjectRoot(start);
+  const file = join(root, PROJECT_FILE);
+  const config = await loadYamlConfig(file, ProjectConfigSchema);
+  return {
+    root,
+    file,
+    config,
+    storeDir: resolve(root, config.store),
+    workDir: resolve(root, config.workDir),
+    outDir: resolve(root, config.outDir),
+  };
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ProcessError, UserError } from '../errors.js';
+import { createNullLogger } from '../log/logger.js';
+import { capture, run, shellQuote } from './run.js';
+
+const log = createNullLogger();
+
+describe('run', () => {
+  it('captures stdout and streams lines', async () => {
+    const lines: string[] = [];
+    const out = await capture(['printf', 'a\\nb\\n'], { log, onLine: (l) => lines.push(l) });
+    expect(out).toBe('a\nb');
+    expect(lines).toEqual(['a', 'b']);
+  });
+
+  it('throws ProcessError with the output tail on failure', async () => {
+    const err = await run(['sh', '-c', 'echo oops >&2; exit 3'], { log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessError);
+    expect((err as ProcessError).exitCode).toBe(3);
+    expect((err as ProcessError).outputTail).toEqual(['oops']);
+  });
+
+  it('names the Debian package of a missing tool', async () => {
+    const err = await run(['mmdebstrap-not-here'], { log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    const known = await run(['packer'], { log, env: { PATH: '/nonexistent' } }).catch((e: unknown) => e);
+    expect((known as UserError).message).toBe('packer not found');
+    expect((known as UserError).hint).toBe('install it with: apt-get install packer');
+  });
+
+  it('closes stdin', async () => {
+    expect(await capture(['cat'], { log })).toBe('');
+  });
+
+  it('feeds input when given', async () => {
+    expect(await capture(['cat'], { log, input: 'hello' })).toBe('hello');
+  });
+
+  it('stops the child on abort', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const t0 = Date.now();
+    await expect(run(['sleep', '30'], { log, signal: ac.signal })).rejects.toThrow(/interrupted/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('quotes for copy-paste', () => {
+    expect(shellQuote(['packer', 'build', '-var', 'a=b c', "it's"])).toBe(
+      `packer build -var 'a=b c' 'it'\\''s'`,
+    );
+  });
+});

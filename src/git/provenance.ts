@@ -1,0 +1,89 @@
+/** Where a build comes from: branch, commit, dirty state; and the commit of manifest.json after it. */
+import { relative } from 'node:path';
+import { UserError } from '../errors.js';
+import { capture, run } from '../exec/run.js';
+import type { Logger } from '../log/logger.js';
+
+export interface Provenance {
+  branch: string;
+  commit: string;
+  shortCommit: string;
+  dirty: boolean;
+  dirtyPaths: string[];
+}
+
+/** Paths that are build outputs, not inputs: changing them does not make a tree dirty. */
+export function isBuildRecord(path: string): boolean {
+  return /^images\/[^/]+\/manifest\.json$/.test(path);
+}
+
+/** Paths from `git status --porcelain=v1 -z` output. */
+export function parsePorcelain(out: string): string[] {
+  const paths: string[] = [];
+  const fields = out.split('\0').filter(Boolean);
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i] as string;
+    const status = f.slice(0, 2);
+    paths.push(f.slice(3));
+    if (status.includes('R') || status.includes('C')) i++; // rename: the next field is the old path
+  }
+  return paths;
+}
+
+export async function readProvenance(root: string, log: Logger): Promise<Provenance> {
+  const git = (args: string[]) => capture(['git', '-C', root, ...args], { log, tag: 'git' });
+  try {
+    await git(['rev-parse', '--verify', 'HEAD']);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(
+      'E_NO_GIT',
+      `${root} is not a git repository with at least one commit`,
+      'osbake names artifacts after the git commit: run git init and commit the image definitions',
+    );
+  }
+  const branchRaw = await git(['rev-parse', '--abbrev-ref', 'HEAD']);
+  const commit = await git(['rev-parse', 'HEAD']);
+  const shortCommit = await git(['rev-parse', '--short=8', 'HEAD']);
+  const status = await run(['git', '-C', root, 'status', '--porcelain=v1', '-z', '--untracked-files=all'], {
+    log,
+    tag: 'git',
+  });
+  const dirtyPaths = parsePorcelain(status.stdout).filter((p) => !isBuildRecord(p));
+  return {
+    branch: branchRaw === 'HEAD' ? 'detached' : branchRaw,
+    commit,
+    shortCommit,
+    dirty: dirtyPaths.length > 0,
+    dirtyPaths,
+  };
+}
+
+/** Commit only manifest.json, with the seed's message. */
+export async function commitManifest(
+  root: string,
+  manifestFile: string,
+  image: string,
+  prov: Provenance,
+  artifact: string,
+  log: Logger,
+): Promise<void> {
+  const rel = relative(root, manifestFile);
+  await run(['git', '-C', root, 'add', '--', rel], { log, tag: 'git' });
+  await run(
+    [
+      'git',
+      '-C',
+      root,
+      'commit',
+      '--quiet',
+      '-m',
+      `created new image for ${image} from commit ${prov.shortCommit}`,
+      '-m',
+      `artifact: ${artifact}`,
+      '--',
+      rel,
+    ],
+    { log, tag: 'git' },
+  );
+}

@@ -1,0 +1,393 @@
+/** The concrete steps of `osbake build`. Each step's cleanup runs on success, failure and Ctrl-C. */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, truncate } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
+import { placeFileAtomic, writeTextAtomic } from '../artifacts/store.js';
+import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
+import {
+  buildPackerArgs,
+  findPacker,
+  type PackerVersion,
+  runPackerBuild,
+  stageTemplate,
+} from '../builders/packer/packer.js';
+import { appendBuild } from '../config/builds.js';
+import type { ImageDefinition } from '../config/image.js';
+import type { Project } from '../config/project.js';
+import type { Distro } from '../distros/distro.js';
+import { ProcessError, UserError } from '../errors.js';
+import { missingToolError, run } from '../exec/run.js';
+import { commitManifest, type Provenance } from '../git/provenance.js';
+import type { Logger } from '../log/logger.js';
+import type { Progress } from '../log/progress.js';
+import {
+  type BuildPlan,
+  type BuildRequest,
+  buildManifestEntry,
+  type PackageRecord,
+  readPackageList,
+  readPackerManifest,
+} from './build.js';
+import type { Step } from './step.js';
+import { ensureVanillaDisk, type VanillaResult } from './vanilla.js';
+
+export interface BuildContext {
+  project: Project;
+  image: ImageDefinition;
+  distro: Distro;
+  req: BuildRequest;
+  plan: BuildPlan;
+  prov: Provenance;
+  log: Logger;
+  progress: Progress;
+  signal: AbortSignal;
+  startedAt: number;
+  accel?: AcceleratorChoice;
+  packerVersion?: PackerVersion;
+  vanilla?: VanillaResult;
+  keyFile?: string;
+  artifactPath?: string;
+  packerManifestFile?: string;
+  packagesFile?: string;
+  sha256?: string;
+  size?: number;
+  packages?: PackageRecord[];
+  published: string[];
+  recorded: boolean;
+  committed: boolean;
+  sshCommand?: string;
+}
+
+export const REQUIRED_TOOLS = [
+  'packer',
+  'qemu-system-x86_64',
+  'qemu-img',
+  'ansible-playbook',
+  'ssh-keygen',
+  'ssh',
+  'git',
+  'mmdebstrap',
+  'extlinux',
+  'sfdisk',
+  'losetup',
+  'partx',
+  'mkfs.ext4',
+  'blkid',
+  'mount',
+];
+
+/** Tools that are not on PATH (pure: takes PATH and an existence check). */
+export function missingTools(tools: string[], path: string, exists: (p: string) => boolean): string[] {
+  const dirs = path.split(delimiter).filter(Boolean);
+  return tools.filter((t) => !dirs.some((d) => exists(join(d, t))));
+}
+
+/** Is this Packer failure a VM that never became reachable over SSH (worth one retry)? */
+export function isSshTimeout(messages: string[]): boolean {
+  return messages.some((m) => /timeout waiting for ssh|waiting for ssh.*timeout/i.test(m));
+}
+
+async function tailOfFile(file: string, lines: number): Promise<string[]> {
+  try {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI escapes from the serial console
+    const text = (await readFile(file, 'utf8')).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    return text
+      .split(/\r?\n/)
+      .filter((l) => l.trim())
+      .slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/** Kill any QEMU still running from this build's work directory (Packer normally stops it). */
+export async function killStrayQemu(workDir: string, log: Logger): Promise<number> {
+  let killed = 0;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.startsWith('qemu-system') && cmdline.includes(workDir)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+        log.warn({ pid }, 'killed stray QEMU');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return killed;
+}
+
+const preflight: Step<BuildContext> = {
+  name: 'preflight',
+  title: 'checking tools and accelerator',
+  async run(ctx) {
+    const missing = missingTools(REQUIRED_TOOLS, process.env.PATH ?? '', existsSync);
+    if (missing.length > 0) {
+      const first = missingToolError(missing[0] as string);
+      const all = missing.map((t) =>
+        missingToolError(t).hint?.replace('install it with: apt-get install ', ''),
+      );
+      throw new UserError(
+        'E_TOOL_MISSING',
+        `${missing.join(', ')} not found`,
+        missing.length === 1
+          ? first.hint
+          : `install them with: apt-get install ${[...new Set(all)].join(' ')}`,
+      );
+    }
+    ctx.packerVersion = await findPacker(ctx.log);
+    ctx.accel = await selectAccelerator(
+      ctx.req.accelerator ?? ctx.project.config.builder.accelerator,
+      ctx.project.config.builder.kvmProbeTimeoutMs,
+      ctx.log,
+    );
+    ctx.progress.say(`accelerator: ${ctx.accel.accelerator.toUpperCase()} (${ctx.accel.reason})`);
+    ctx.log.info({ accel: ctx.accel, packer: ctx.packerVersion.text }, 'preflight');
+    await mkdir(ctx.plan.workDir, { recursive: true });
+  },
+  async cleanup(ctx, outcome) {
+    const keep = ctx.req.keepWork || (ctx.req.debug && outcome !== 'success');
+    if (keep) {
+      ctx.progress.say(`work directory kept: ${ctx.plan.workDir}`);
+      return;
+    }
+    await rm(ctx.plan.workDir, { recursive: true, force: true });
+  },
+};
+
+const vanilla: Step<BuildContext> = {
+  name: 'vanilla',
+  title: 'preparing the vanilla disk',
+  async run(ctx) {
+    ctx.vanilla = await ensureVanillaDisk({
+      distro: ctx.distro,
+      project: ctx.project,
+      image: ctx.image,
+      log: ctx.log,
+      signal: ctx.signal,
+      scratchDir: ctx.plan.workDir,
+      progress: (t) => ctx.progress.detail(t),
+      debug: ctx.req.debug,
+    });
+    ctx.progress.say(
+      ctx.vanilla.cached
+        ? `vanilla disk: reused ${ctx.vanilla.path}`
+        : `vanilla disk: built ${ctx.vanilla.path}`,
+    );
+  },
+};
+
+const sshKey: Step<BuildContext> = {
+  name: 'ssh-key',
+  title: 'generating the build SSH key',
+  async run(ctx) {
+    const key = join(ctx.plan.workDir, 'build_key');
+    await run(
+      ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `osbake-${ctx.plan.buildId}`, '-f', key],
+      {
+        log: ctx.log,
+        signal: ctx.signal,
+      },
+    );
+    ctx.keyFile = key;
+  },
+};
+
+function packerVars(
+  ctx: BuildContext,
+  out: string,
+  serial: string,
+): Record<string, string | number | boolean> {
+  const { project, image, plan } = ctx;
+  return {
+    ...ctx.distro.buildVariables(project, image),
+    ...image.config.packer.variables,
+    vanilla_disk: ctx.vanilla?.path ?? '',
+    ssh_private_key_file: ctx.keyFile ?? '',
+    ssh_public_key_file: `${ctx.keyFile}.pub`,
+    output_directory: out,
+    vm_name: plan.artifactFile,
+    accelerator: ctx.accel?.accelerator ?? 'tcg',
+    cpus: image.config.vm.cpus ?? project.config.vm.cpus,
+    memory: image.config.vm.memory ?? project.config.vm.memory,
+    disk_size: image.config.vm.diskSize ?? project.config.vm.diskSize,
+    ssh_timeout: project.config.builder.sshTimeout,
+    serial_log: serial,
+    packages_file: join(plan.workDir, 'packages.tsv'),
+    packer_manifest: join(plan.workDir, 'packer-manifest.json'),
+    release: plan.release ?? 'unreleased',
+    git_commit: ctx.prov.commit,
+  };
+}
+
+const packer: Step<BuildContext> = {
+  name: 'packer',
+  title: 'running packer build',
+  async run(ctx) {
+    const { plan, log } = ctx;
+    const templateDir = join(plan.workDir, 'template');
+    await stageTemplate(ctx.image.templateDir, templateDir, ctx.packerVersion as PackerVersion);
+    const out = join(plan.workDir, 'output');
+    const serial = join(plan.workDir, 'serial.log');
+    const attempts = 1 + ctx.project.config.builder.retries;
+    for (let attempt = 1; ; attempt++) {
+      await truncate(serial, 0).catch(() => undefined);
+      const argv = buildPackerArgs({
+        templateDir,
+        vars: packerVars(ctx, out, serial),
+        debug: ctx.req.debug,
+        onError: ctx.req.debug ? 'ask' : 'cleanup',
+      });
+      try {
+        const res = await runPackerBuild({
+          argv,
+          cwd: plan.workDir,
+          log,
+          signal: ctx.signal,
+          interactive: ctx.req.debug,
+          echo: ctx.req.debug,
+          onEvent: (e) => {
+            if (e.kind === 'step') {
+              ctx.progress.detail(e.text);
+              const port = /port for communicator.*?(\d+)/i.exec(e.text);
+              if (port && ctx.keyFile) {
+                ctx.sshCommand = `ssh -i ${ctx.keyFile} -p ${port[1]} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1`;
+                log.info({ ssh: ctx.sshCommand }, 'enter the build VM with');
+                if (ctx.req.debug) ctx.progress.say(`enter the build VM: ${ctx.sshCommand}`);
+              }
+            } else if (e.kind === 'task') ctx.progress.task(e.text);
+            else if (e.kind === 'error') log.error({ src: 'packer' }, e.text);
+          },
+        });
+        const files = [...res.artifacts.values()].flat();
+        const qcow = files.find((f) => f.endsWith(plan.artifactFile)) ?? join(out, plan.artifactFile);
+        if (!existsSync(qcow)) throw new Error(`packer reported success but ${qcow} does not exist`);
+        ctx.artifactPath = qcow;
+        ctx.packerManifestFile = join(plan.workDir, 'packer-manifest.json');
+        ctx.packagesFile = join(plan.workDir, 'packages.tsv');
+        return;
+      } catch (err) {
+        if (!(err instanceof ProcessError)) throw err;
+        const serialTail = await tailOfFile(serial, 25);
+        const timedOut = isSshTimeout(err.outputTail);
+        if (timedOut && attempt < attempts && !ctx.signal.aborted) {
+          ctx.progress.say(`the build VM never answered SSH (attempt ${attempt}/${attempts}); retrying`);
+          log.warn({ serialTail }, 'ssh timeout, retrying');
+          await killStrayQemu(plan.workDir, log);
+          continue;
+        }
+        const tail = [...err.outputTail.slice(-15)];
+        if (timedOut || serialTail.length > 0) tail.push(`--- serial console (${serial}) ---`, ...serialTail);
+        const e = new ProcessError(err.argv, err.exitCode, tail, err.signal);
+        e.message = timedOut ? 'the build VM never became reachable over SSH' : 'packer build failed';
+        throw e;
+      }
+    }
+  },
+  async cleanup(ctx) {
+    await killStrayQemu(ctx.plan.workDir, ctx.log);
+  },
+};
+
+const postProcess: Step<BuildContext> = {
+  name: 'post-process',
+  title: 'checksumming and reading the package list',
+  async run(ctx) {
+    const file = ctx.artifactPath as string;
+    ctx.size = await fileSize(file);
+    ctx.progress.detail(`sha256 of ${(ctx.size / 2 ** 20).toFixed(0)} MiB`);
+    ctx.sha256 = await sha256File(file);
+    if (!ctx.packagesFile || !existsSync(ctx.packagesFile)) {
+      throw new UserError(
+        'E_NO_PACKAGE_LIST',
+        'the image did not produce a package list',
+        'the template must download it to the packages_file variable (see images/debian12-base)',
+      );
+    }
+    ctx.packages = await readPackageList(ctx.packagesFile);
+    if (ctx.packages.length === 0) throw new Error(`${ctx.packagesFile} lists no packages`);
+  },
+};
+
+const publish: Step<BuildContext> = {
+  name: 'publish',
+  title: 'placing the artifacts in the store',
+  async run(ctx) {
+    const dir = ctx.plan.storeBuildsDir;
+    const dest = join(dir, ctx.plan.artifactFile);
+    if (existsSync(dest)) {
+      throw new UserError(
+        'E_ARTIFACT_EXISTS',
+        `${dest} already exists`,
+        'commit your change (a new commit gives a new name) or remove the old artifact',
+      );
+    }
+    const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
+    const sum = `${dest}.sha256`;
+    ctx.published.push(pkgs, sum, dest);
+    await placeFileAtomic(ctx.packagesFile as string, pkgs);
+    await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
+    ctx.progress.detail(`moving ${ctx.plan.artifactFile}`);
+    // The image goes last: its presence under the final name means the rest is complete.
+    await placeFileAtomic(ctx.artifactPath as string, dest, true);
+  },
+  async cleanup(ctx, outcome) {
+    if (outcome === 'success' || ctx.recorded) return;
+    for (const f of ctx.published) await rm(f, { force: true });
+  },
+};
+
+const record: Step<BuildContext> = {
+  name: 'record',
+  title: 'recording the build in manifest.json',
+  async run(ctx) {
+    const packerBuild = await readPackerManifest(ctx.packerManifestFile as string);
+    const entry = buildManifestEntry({
+      plan: ctx.plan,
+      prov: ctx.prov,
+      packer: packerBuild,
+      sha256: ctx.sha256 as string,
+      size: ctx.size as number,
+      packageCount: ctx.packages?.length ?? 0,
+      durationS: (Date.now() - ctx.startedAt) / 1000,
+      accelerator: ctx.accel?.accelerator ?? 'tcg',
+      extra: { vanilla_key: ctx.vanilla?.key, packer_version: ctx.packerVersion?.text },
+    });
+    await appendBuild(ctx.plan.manifestFile, entry);
+    ctx.recorded = true;
+  },
+};
+
+const commit: Step<BuildContext> = {
+  name: 'commit',
+  title: 'committing manifest.json',
+  async run(ctx) {
+    if (ctx.req.skipCommit) {
+      ctx.progress.say('--skip-commit: manifest.json updated but not committed');
+      return;
+    }
+    await commitManifest(
+      ctx.project.root,
+      ctx.plan.manifestFile,
+      ctx.image.name,
+      ctx.prov,
+      ctx.plan.artifact,
+      ctx.log,
+    );
+    ctx.committed = true;
+  },
+};
+
+export const BUILD_STEPS: Step<BuildContext>[] = [
+  preflight,
+  vanilla,
+  sshKey,
+  packer,
+  postProcess,
+  publish,
+  record,
+  commit,
+];

@@ -1,0 +1,151 @@
+/**
+ * osbake build IMAGE: assembles the plan (pure names and paths) and the steps
+ * preflight → vanilla → packer → post-process → publish → record → commit.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { artifactName } from '../artifacts/naming.js';
+import type { BuildEntry } from '../config/builds.js';
+import type { ImageDefinition } from '../config/image.js';
+import type { Project } from '../config/project.js';
+import type { Provenance } from '../git/provenance.js';
+
+export const OSBAKE_VERSION = '0.1.0';
+
+export interface BuildRequest {
+  image: string;
+  release?: string;
+  skipCommit: boolean;
+  debug: boolean;
+  /** Override osbake.yaml's builder.accelerator. */
+  accelerator?: 'auto' | 'kvm' | 'tcg';
+  /** Keep the work directory after the build (always kept with --debug on failure). */
+  keepWork?: boolean;
+}
+
+export interface BuildPlan {
+  image: string;
+  release?: string;
+  artifact: string;
+  /** File name in the store: <artifact>.qcow2 */
+  artifactFile: string;
+  buildId: string;
+  workDir: string;
+  logFile: string;
+  storeBuildsDir: string;
+  manifestFile: string;
+}
+
+/** Names and paths of a build (pure). */
+export function planBuild(
+  project: Project,
+  image: ImageDefinition,
+  prov: Provenance,
+  req: Pick<BuildRequest, 'release'>,
+  buildId: string = randomUUID(),
+): BuildPlan {
+  const artifact = artifactName({
+    image: image.name,
+    release: req.release,
+    branch: prov.branch,
+    shortCommit: prov.shortCommit,
+    dirty: prov.dirty,
+  });
+  return {
+    image: image.name,
+    release: req.release,
+    artifact,
+    artifactFile: `${artifact}.qcow2`,
+    buildId,
+    workDir: join(project.workDir, 'work', `${image.name}-${buildId.slice(0, 8)}`),
+    logFile: join(project.outDir, `${image.name}-${prov.shortCommit}.log`),
+    storeBuildsDir: join(project.storeDir, 'builds'),
+    manifestFile: image.manifestFile,
+  };
+}
+
+export interface PackageRecord {
+  name: string;
+  version: string;
+  arch: string;
+}
+
+/** Parse the package list the image's cleanup role wrote (name TAB version TAB arch). */
+export function parsePackageList(text: string): PackageRecord[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const [name = '', version = '', arch = ''] = l.split('\t');
+      return { name, version, arch };
+    })
+    .filter((p) => p.name && p.version);
+}
+
+export async function readPackageList(file: string): Promise<PackageRecord[]> {
+  return parsePackageList(await readFile(file, 'utf8'));
+}
+
+export interface PackerManifestBuild {
+  name: string;
+  builder_type: string;
+  build_time: number;
+  files: { name: string; size: number }[] | null;
+  artifact_id: string;
+  packer_run_uuid: string;
+}
+
+/** The last build of the run recorded in Packer's own manifest post-processor output. */
+export async function readPackerManifest(file: string): Promise<PackerManifestBuild> {
+  const data = JSON.parse(await readFile(file, 'utf8')) as {
+    builds: PackerManifestBuild[];
+    last_run_uuid: string;
+  };
+  const build = data.builds.filter((b) => b.packer_run_uuid === data.last_run_uuid).at(-1);
+  if (!build) throw new Error(`${file} records no build of run ${data.last_run_uuid}`);
+  return build;
+}
+
+export interface RecordInputs {
+  plan: BuildPlan;
+  prov: Provenance;
+  packer: PackerManifestBuild;
+  sha256: string;
+  size: number;
+  packageCount: number;
+  durationS: number;
+  accelerator: string;
+  extra?: Record<string, unknown>;
+}
+
+/** The manifest.json entry (Packer's shape, osbake's facts in custom_data). */
+export function buildManifestEntry(r: RecordInputs): BuildEntry {
+  return {
+    name: r.packer.name,
+    builder_type: r.packer.builder_type,
+    build_time: r.packer.build_time,
+    files: [{ name: r.plan.artifactFile, size: r.size }],
+    artifact_id: r.packer.artifact_id,
+    packer_run_uuid: r.packer.packer_run_uuid,
+    custom_data: {
+      ...(r.plan.release ? { release: r.plan.release } : {}),
+      artifact: r.plan.artifact,
+      git_branch: r.prov.branch,
+      git_commit: r.prov.commit,
+      git_dirty: r.prov.dirty,
+      sha256: r.sha256,
+      size: r.size,
+      package_count: r.packageCount,
+      duration_s: Math.round(r.durationS * 10) / 10,
+      accelerator: r.accelerator,
+      osbake_version: OSBAKE_VERSION,
+      ...r.extra,
+    },
+  };
+}
+
+export async function removeQuietly(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
+}

@@ -1,0 +1,87 @@
+/** The vanilla disk cache: keyed by a hash of the distro's inputs, built once, reused after. */
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { hashInputs } from '../artifacts/checksum.js';
+import { placeFileAtomic } from '../artifacts/store.js';
+import type { ImageDefinition } from '../config/image.js';
+import type { Project } from '../config/project.js';
+import type { Distro } from '../distros/distro.js';
+import type { Logger } from '../log/logger.js';
+
+/** Bump when the way osbake assembles vanilla disks changes, so old cache entries are not reused. */
+export const VANILLA_FORMAT = 1;
+
+export function vanillaKey(distro: Distro, project: Project, image: ImageDefinition): string {
+  return hashInputs({ format: VANILLA_FORMAT, ...distro.vanillaInputs(project, image) }).slice(0, 16);
+}
+
+export function vanillaPath(project: Project, image: ImageDefinition, key: string): string {
+  return join(
+    project.workDir,
+    'cache',
+    'vanilla',
+    `${image.config.distro}-${image.config.suite}-${key}.qcow2`,
+  );
+}
+
+export interface VanillaResult {
+  path: string;
+  key: string;
+  cached: boolean;
+}
+
+/** Return the cached vanilla disk, or build it (under a lock so parallel builds do it once). */
+export async function ensureVanillaDisk(o: {
+  distro: Distro;
+  project: Project;
+  image: ImageDefinition;
+  log: Logger;
+  signal: AbortSignal;
+  scratchDir: string;
+  progress: (t: string) => void;
+  debug: boolean;
+}): Promise<VanillaResult> {
+  const key = vanillaKey(o.distro, o.project, o.image);
+  const path = vanillaPath(o.project, o.image, key);
+  if (existsSync(path)) return { path, key, cached: true };
+  await mkdir(join(o.project.workDir, 'cache', 'vanilla'), { recursive: true });
+  const release = await lockfile.lock(path, {
+    realpath: false,
+    stale: 60_000,
+    update: 10_000,
+    retries: { retries: 120, minTimeout: 1000, maxTimeout: 5000 },
+  });
+  try {
+    if (existsSync(path)) return { path, key, cached: true };
+    const scratch = join(o.scratchDir, 'vanilla');
+    await rm(scratch, { recursive: true, force: true });
+    await mkdir(scratch, { recursive: true });
+    try {
+      const built = join(scratch, 'vanilla.qcow2');
+      await o.distro.bootstrapVanilla(
+        {
+          project: o.project,
+          image: o.image,
+          log: o.log,
+          signal: o.signal,
+          workDir: scratch,
+          progress: o.progress,
+          debug: o.debug,
+        },
+        built,
+      );
+      await writeFile(
+        `${path}.json`,
+        `${JSON.stringify({ key, created: new Date().toISOString(), inputs: o.distro.vanillaInputs(o.project, o.image) }, null, 2)}\n`,
+      );
+      await placeFileAtomic(built, path, true);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+    return { path, key, cached: false };
+  } finally {
+    await release();
+  }
+}
