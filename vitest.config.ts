@@ -12,6 +12,14 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 60_000,
+          globalSetup: ['test/integration/global-setup.ts'],
+        },
+      },
+      {
+        test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           // Real builds boot VMs under TCG: minutes, not seconds. Each test sets its own timeout too.

@@ -81,13 +81,17 @@ export function missingToolError(tool: string): UserError {
   );
 }
 
+function interruption(signal: AbortSignal | undefined): InterruptedError {
+  return signal?.reason instanceof InterruptedError ? signal.reason : new InterruptedError('SIGINT');
+}
+
 /** Run argv, stream its output into the log, and throw ProcessError unless it exits 0 (or okCodes). */
 export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [file, ...args] = argv;
   if (!file) throw new Error('run: empty argv');
   const tag = opts.tag ?? file;
   const tailMax = opts.tailLines ?? 40;
-  if (opts.signal?.aborted) throw new InterruptedError('SIGINT');
+  if (opts.signal?.aborted) throw interruption(opts.signal);
   opts.log.info({ cmd: shellQuote(argv), cwd: opts.cwd }, `run ${tag}`);
   if (opts.echo) process.stderr.write(`+ ${shellQuote(argv)}\n`);
 
@@ -130,7 +134,7 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
   if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
   if (result.isCanceled) {
     opts.log.warn({ src: tag }, 'cancelled');
-    throw new InterruptedError('SIGINT');
+    throw interruption(opts.signal);
   }
   const exitCode = result.exitCode ?? -1;
   opts.log.info({ src: tag, exitCode, signal: result.signal }, `exit ${tag}`);

