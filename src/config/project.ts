@@ -66,6 +66,11 @@ export const ProjectConfigSchema = z
           .regex(/^\d+[smh]$/, 'must be a duration like 300s or 10m')
           .default('10m')
           .describe('how long Packer waits for SSH in the build VM'),
+        buildTimeout: z
+          .string()
+          .regex(/^\d+[smh]$/, 'must be a duration like 90m or 2h')
+          .default('90m')
+          .describe('the whole packer build is stopped (and cleaned up) after this long'),
         retries: z
           .number()
           .int()
@@ -87,6 +92,13 @@ export const ProjectConfigSchema = z
     hypervisors: z.array(HypervisorSchema).default([]),
   })
   .strict();
+
+/** "90m" → milliseconds. */
+export function durationToMs(d: string): number {
+  const m = /^(\d+)([smh])$/.exec(d);
+  if (!m) throw new Error(`bad duration ${d}`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+}
 
 export type ProjectConfigInput = z.input<typeof ProjectConfigSchema>;
 export type ProjectConfig = z.output<typeof ProjectConfigSchema>;

@@ -54,7 +54,8 @@ export class Progress {
   }
 
   detail(text: string): void {
-    this.state.detail = text;
+    const first = text.split('\n')[0] ?? '';
+    this.state.detail = first.length > 90 ? `${first.slice(0, 89)}…` : first;
     this.state.task = undefined;
     this.render(true);
   }

@@ -10,11 +10,12 @@ import {
   findPacker,
   type PackerVersion,
   runPackerBuild,
+  sshCommandFromStep,
   stageTemplate,
 } from '../builders/packer/packer.js';
 import { appendBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
-import type { Project } from '../config/project.js';
+import { durationToMs, type Project } from '../config/project.js';
 import type { Distro } from '../distros/distro.js';
 import { ProcessError, UserError } from '../errors.js';
 import { missingToolError, run } from '../exec/run.js';
@@ -251,12 +252,14 @@ const packer: Step<BuildContext> = {
           signal: ctx.signal,
           interactive: ctx.req.debug,
           echo: ctx.req.debug,
+          // --debug waits for the user at every step: no overall limit then.
+          timeoutMs: ctx.req.debug ? undefined : durationToMs(ctx.project.config.builder.buildTimeout),
           onEvent: (e) => {
             if (e.kind === 'step') {
               ctx.progress.detail(e.text);
-              const port = /port for communicator.*?(\d+)/i.exec(e.text);
-              if (port && ctx.keyFile) {
-                ctx.sshCommand = `ssh -i ${ctx.keyFile} -p ${port[1]} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1`;
+              const ssh = ctx.keyFile ? sshCommandFromStep(e.text, ctx.keyFile) : undefined;
+              if (ssh) {
+                ctx.sshCommand = ssh;
                 log.info({ ssh: ctx.sshCommand }, 'enter the build VM with');
                 if (ctx.req.debug) ctx.progress.say(`enter the build VM: ${ctx.sshCommand}`);
               }

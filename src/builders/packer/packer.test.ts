@@ -2,7 +2,13 @@ import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildPackerArgs, needsRequiredPlugins, parsePackerVersion, stageTemplate } from './packer.js';
+import {
+  buildPackerArgs,
+  needsRequiredPlugins,
+  parsePackerVersion,
+  sshCommandFromStep,
+  stageTemplate,
+} from './packer.js';
 
 describe('packer adapter', () => {
   it('builds the exact argv, variables sorted', () => {
@@ -56,5 +62,12 @@ describe('packer adapter', () => {
     const d2 = join(src, '..', `${src.split('/').pop()}-114`);
     await stageTemplate(src, d2, { major: 1, minor: 14, patch: 0, text: '1.14.0' });
     expect((await readdir(d2)).sort()).toEqual(['a.pkr.hcl', 'ansible', 'osbake-plugins.pkr.hcl']);
+  });
+
+  it('derives the SSH command for --debug from the communicator port step', () => {
+    expect(sshCommandFromStep('Found port for communicator (SSH, WinRM, etc): 2942.', '/w/build_key')).toBe(
+      'ssh -i /w/build_key -p 2942 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1',
+    );
+    expect(sshCommandFromStep('Looking for available port between 5900 and 6000 on 127.0.0.1', 'k')).toBeUndefined();
   });
 });

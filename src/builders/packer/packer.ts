@@ -60,6 +60,13 @@ export async function stageTemplate(src: string, dest: string, version: PackerVe
     await writeFile(join(dest, 'osbake-plugins.pkr.hcl'), REQUIRED_PLUGINS_HCL);
 }
 
+/** The command that enters the build VM, from Packer's "Found port for communicator ...: N." step. */
+export function sshCommandFromStep(text: string, keyFile: string): string | undefined {
+  const port = /port for communicator.*?(\d+)\.?$/i.exec(text);
+  if (!port) return undefined;
+  return `ssh -i ${keyFile} -p ${port[1]} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1`;
+}
+
 export type PackerVarValue = string | number | boolean;
 
 export interface PackerBuildOptions {
@@ -90,6 +97,7 @@ export interface PackerRunOptions {
   signal: AbortSignal;
   interactive: boolean;
   echo: boolean;
+  timeoutMs?: number;
   onEvent: (e: PackerEvent) => void;
 }
 
@@ -132,6 +140,7 @@ export async function runPackerBuild(o: PackerRunOptions): Promise<PackerRunResu
     // Packer cleans up (stops QEMU, deletes the output directory) on SIGINT; give it time.
     cancelSignal: 'SIGINT',
     cancelGraceMs: 60_000,
+    timeoutMs: o.timeoutMs,
     interactive: o.interactive,
     echo: o.echo,
     tailLines: 40,
