@@ -51,6 +51,8 @@ export interface RunOptions {
   input?: string;
   /** Keep the terminal's stdin attached (packer -debug asks questions). */
   interactive?: boolean;
+  /** Also copy the child's raw output here as it arrives (interactive tools' prompts). */
+  passthrough?: NodeJS.WritableStream;
   /** Echo a copy-pasteable command line to stderr (--debug). */
   echo?: boolean;
   /** Exit codes that are not failures. */
@@ -118,6 +120,10 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
   const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') =>
     new Promise<void>((resolve) => {
       if (!stream) return resolve();
+      if (opts.passthrough) {
+        const to = opts.passthrough;
+        stream.on('data', (chunk: Buffer) => to.write(chunk));
+      }
       const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
       rl.on('line', (line) => {
         if (name === 'stdout') out.push(line);

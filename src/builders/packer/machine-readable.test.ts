@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { interpretPackerLine, parsePackerLine } from './machine-readable.js';
+import { interpretPackerLine, parseHumanPackerLine, parsePackerLine } from './machine-readable.js';
 
 describe('parsePackerLine', () => {
   it('splits fields and unescapes commas and newlines', () => {
@@ -51,5 +51,26 @@ describe('interpretPackerLine', () => {
     ],
   ])('%s', (line, expected) => {
     expect(ev(line)).toEqual(expected);
+  });
+});
+
+describe('parseHumanPackerLine (-debug output)', () => {
+  it.each([
+    [
+      '==> qemu.x: Found port for communicator (SSH, WinRM, etc): 3333.',
+      { kind: 'step', text: 'Found port for communicator (SSH, WinRM, etc): 3333.' },
+    ],
+    ['    qemu.x: TASK [base : Install] ***', { kind: 'task', text: 'TASK [base : Install]' }],
+    [
+      "Build 'qemu.x' errored after 1 second: boom",
+      { kind: 'error', text: "Build 'qemu.x' errored after 1 second: boom" },
+    ],
+  ])('%s', (line, expected) => {
+    const p = parseHumanPackerLine(line);
+    expect(p && interpretPackerLine(p)).toEqual(expected);
+  });
+
+  it('ignores other lines', () => {
+    expect(parseHumanPackerLine('Debug mode enabled. Builds will not be parallelized.')).toBeUndefined();
   });
 });

@@ -22,6 +22,18 @@ export function parsePackerLine(line: string): PackerLine | undefined {
   return { timestamp: Number(ts), target, type, data: data.map(unescapePackerField) };
 }
 
+/**
+ * Packer's human output (used with -debug, whose pauses need the interactive UI): "==> x: step"
+ * lines become `say`, indented lines `message`, so the same interpreter handles both.
+ */
+export function parseHumanPackerLine(line: string): PackerLine | undefined {
+  if (line.startsWith('==> ')) return { timestamp: 0, target: '', type: 'ui', data: ['say', line] };
+  if (/^\s{4}\S/.test(line)) return { timestamp: 0, target: '', type: 'ui', data: ['message', line] };
+  if (/^Build '.*' errored/.test(line))
+    return { timestamp: 0, target: '', type: 'ui', data: ['error', line] };
+  return undefined;
+}
+
 export type PackerEvent =
   | { kind: 'step'; text: string }
   | { kind: 'task'; text: string }

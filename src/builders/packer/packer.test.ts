@@ -34,10 +34,9 @@ describe('packer adapter', () => {
     ]);
   });
 
-  it('adds -debug and -on-error=ask for --debug', () => {
+  it('uses -debug (human UI, which can pause) and -on-error=ask for --debug', () => {
     const argv = buildPackerArgs({ templateDir: 't', vars: {}, debug: true, onError: 'ask' });
-    expect(argv).toContain('-debug');
-    expect(argv).toContain('-on-error=ask');
+    expect(argv).toEqual(['packer', 'build', '-debug', '-color=false', '-force', '-on-error=ask', 't']);
   });
 
   it.each([
@@ -68,6 +67,8 @@ describe('packer adapter', () => {
     expect(sshCommandFromStep('Found port for communicator (SSH, WinRM, etc): 2942.', '/w/build_key')).toBe(
       'ssh -i /w/build_key -p 2942 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1',
     );
-    expect(sshCommandFromStep('Looking for available port between 5900 and 6000 on 127.0.0.1', 'k')).toBeUndefined();
+    expect(
+      sshCommandFromStep('Looking for available port between 5900 and 6000 on 127.0.0.1', 'k'),
+    ).toBeUndefined();
   });
 });

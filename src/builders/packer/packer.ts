@@ -7,6 +7,7 @@ import {
   interpretPackerLine,
   type PackerEvent,
   packerLineText,
+  parseHumanPackerLine,
   parsePackerLine,
 } from './machine-readable.js';
 
@@ -80,8 +81,14 @@ export interface PackerBuildOptions {
 
 /** The `packer build` argv (pure). */
 export function buildPackerArgs(o: PackerBuildOptions): string[] {
-  const argv = ['packer', 'build', '-machine-readable', '-color=false', '-force'];
-  if (o.debug) argv.push('-debug');
+  // -debug pauses through Packer's interactive UI, which the machine-readable UI does not have.
+  const argv = [
+    'packer',
+    'build',
+    ...(o.debug ? ['-debug'] : ['-machine-readable']),
+    '-color=false',
+    '-force',
+  ];
   argv.push(`-on-error=${o.onError ?? 'cleanup'}`);
   for (const [k, v] of Object.entries(o.vars).sort(([a], [b]) => a.localeCompare(b))) {
     argv.push('-var', `${k}=${String(v)}`);
@@ -114,7 +121,7 @@ export async function runPackerBuild(o: PackerRunOptions): Promise<PackerRunResu
   const errors: string[] = [];
   const tail: string[] = [];
   const onLine = (line: string) => {
-    const p = parsePackerLine(line);
+    const p = parsePackerLine(line) ?? parseHumanPackerLine(line);
     if (!p) return;
     const text = packerLineText(p);
     if (text.trim()) {
@@ -142,6 +149,8 @@ export async function runPackerBuild(o: PackerRunOptions): Promise<PackerRunResu
     cancelGraceMs: 60_000,
     timeoutMs: o.timeoutMs,
     interactive: o.interactive,
+    // With -debug the user must see Packer's prompts as they come (they end without a newline).
+    passthrough: o.interactive ? process.stderr : undefined,
     echo: o.echo,
     tailLines: 40,
   });
