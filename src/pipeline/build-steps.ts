@@ -110,7 +110,8 @@ export async function killStrayQemu(workDir: string, log: Logger): Promise<numbe
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.startsWith('qemu-system') && cmdline.includes(workDir)) {
+    const argv0 = cmdline.split('\0')[0] ?? '';
+    if (/(^|\/)qemu-system-[^/]*$/.test(argv0) && cmdline.includes(workDir)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
         killed++;

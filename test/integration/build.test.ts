@@ -115,10 +115,14 @@ describe('osbake build debian12-base (real mmdebstrap + Packer + Ansible + QEMU)
       const vm = await bootDisk(image, scratch);
       let imageHostKey: string;
       try {
-        const out = vm.ssh(
-          'dpkg-query -W -f "${Package} ${db:Status-Abbrev}\\n" build-essential jq chrony nfs-common rsync python3-venv',
-        );
-        expect(out.split('\n').filter((l) => /ii $/.test(l))).toHaveLength(6);
+        const wanted = ['build-essential', 'jq', 'chrony', 'nfs-common', 'rsync', 'python3-venv'];
+        const out = vm.ssh(`dpkg-query -W -f '\${db:Status-Abbrev}|\${Package}\\n' ${wanted.join(' ')}`);
+        const installed = out
+          .split('\n')
+          .filter((l) => l.startsWith('ii |'))
+          .map((l) => l.slice(4))
+          .sort();
+        expect(installed).toEqual([...wanted].sort());
         expect(vm.ssh('cat /etc/osbake-release')).toContain('OSBAKE_RELEASE=itest');
         expect(vm.ssh('cat /etc/chrony/conf.d/osbake.conf')).toContain('pool 2.debian.pool.ntp.org iburst');
         expect(vm.ssh('cat /etc/machine-id').trim()).toMatch(/^[0-9a-f]{32}$/);

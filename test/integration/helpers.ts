@@ -259,7 +259,8 @@ export function qemuProcessesMentioning(needle: string): number[] {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.startsWith('qemu-system') && cmd.includes(needle)) pids.push(Number(pid));
+      const argv0 = cmd.split('\0')[0] ?? '';
+      if (/(^|\/)qemu-system-[^/]*$/.test(argv0) && cmd.includes(needle)) pids.push(Number(pid));
     } catch {
       // gone
     }
