@@ -58,6 +58,8 @@ build {
         osbake_release             = var.release
         osbake_git_commit          = var.git_commit
         packages_file              = var.packages_file
+        dpkg_status_file           = var.dpkg_status_file
+        patch_repo_url             = var.patch_repo_url
       }),
     ]
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0"]

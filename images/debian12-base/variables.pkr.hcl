@@ -62,6 +62,18 @@ variable "packages_file" {
   default     = "packages.tsv"
 }
 
+variable "dpkg_status_file" {
+  type        = string
+  description = "where the image's /var/lib/dpkg/status is downloaded to (for --create-patches)"
+  default     = "dpkg-status"
+}
+
+variable "patch_repo_url" {
+  type        = string
+  description = "apt repository of a release's patch bundle, served by osbake on the host (10.0.2.2)"
+  default     = ""
+}
+
 variable "packer_manifest" {
   type    = string
   default = "packer-manifest.json"

@@ -23,6 +23,13 @@ export const ImageConfigSchema = z
     vanilla: z
       .object({
         packages: z.array(z.string().min(1)).default([]).describe('extra packages in the vanilla disk'),
+        channels: z
+          .array(z.enum(['release', 'updates', 'security']))
+          .min(1)
+          .default(['release', 'updates', 'security'])
+          .describe(
+            'suites the vanilla disk is bootstrapped from; [release] alone leaves every security fix to patch bundles',
+          ),
         hooks: z
           .array(z.string().min(1))
           .default([])

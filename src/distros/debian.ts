@@ -26,13 +26,29 @@ export const DEBIAN_BASE_PACKAGES = [
 
 export const KERNEL_ARGS = 'console=tty0 console=ttyS0,115200n8 net.ifnames=0';
 
-export function debianSources(project: Project, suite: string): string[] {
+export type DebianChannel = 'release' | 'updates' | 'security';
+
+/** apt source lines for the chosen channels (default: all three, as the security kernel needs). */
+export function debianSources(
+  project: Project,
+  suite: string,
+  channels: readonly DebianChannel[] = ['release', 'updates', 'security'],
+  options = '',
+): string[] {
   const m = project.config.mirrors.debian;
-  return [
-    `deb ${m.main} ${suite} main`,
-    `deb ${m.main} ${suite}-updates main`,
-    `deb ${m.security} ${suite}-security main`,
-  ];
+  const o = options ? `[${options}] ` : '';
+  const all: Record<DebianChannel, string> = {
+    release: `deb ${o}${m.main} ${suite} main`,
+    updates: `deb ${o}${m.main} ${suite}-updates main`,
+    security: `deb ${o}${m.security} ${suite}-security main`,
+  };
+  return channels.map((c) => all[c]);
+}
+
+const DEBIAN_VERSIONS: Record<string, string> = { buster: '10', bullseye: '11', bookworm: '12', trixie: '13' };
+
+export function debianVersion(suite: string): string {
+  return DEBIAN_VERSIONS[suite] ?? suite;
 }
 
 /** The mmdebstrap argv (pure, so tests can assert it). */
@@ -63,7 +79,7 @@ export function buildMmdebstrapArgs(
     ...hooks.map((h) => `--customize-hook=${h}`),
     cfg.suite,
     outTar,
-    ...debianSources(project, cfg.suite),
+    ...debianSources(project, cfg.suite, cfg.vanilla.channels),
   ];
 }
 
@@ -85,7 +101,7 @@ export const debian: Distro = {
       suite: image.config.suite,
       packages: [...new Set([...DEBIAN_BASE_PACKAGES, ...image.config.vanilla.packages])].sort(),
       hooks: image.config.vanilla.hooks,
-      sources: debianSources(project, image.config.suite),
+      sources: debianSources(project, image.config.suite, image.config.vanilla.channels),
       diskSize: image.config.vm.diskSize ?? project.config.vm.diskSize,
       kernelArgs: KERNEL_ARGS,
       overlay: VANILLA_OVERLAY,
@@ -123,5 +139,9 @@ export const debian: Distro = {
   buildVariables(project, image) {
     const m = project.config.mirrors.debian;
     return { apt_mirror: m.main, apt_security_mirror: m.security, suite: image.config.suite };
+  },
+
+  repoDirName(image) {
+    return `Debian${debianVersion(image.config.suite)}`;
   },
 };

@@ -23,4 +23,6 @@ export interface Distro {
   bootstrapVanilla(ctx: BootstrapContext, dest: string): Promise<void>;
   /** Ansible/Packer variables this distro hands the build (mirrors etc.). */
   buildVariables(project: Project, image: ImageDefinition): Record<string, string>;
+  /** Directory under the store's repos/ for this distro's patch bundles (Debian12, Rocky8). */
+  repoDirName(image: ImageDefinition): string;
 }
