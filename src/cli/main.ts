@@ -3,7 +3,12 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, InterruptedError, ProcessError, UserError } from '../errors.js';
 import { OSBAKE_VERSION } from '../pipeline/build.js';
 import { registerBuild } from './commands/build.js';
+import { registerDiff } from './commands/diff.js';
 import { registerImages } from './commands/images.js';
+import { registerManifest } from './commands/manifest.js';
+import { registerPackages } from './commands/packages.js';
+import { registerRelease } from './commands/release.js';
+import { registerVerify } from './commands/verify.js';
 
 export interface GlobalOptions {
   project?: string;
@@ -56,6 +61,11 @@ export function createProgram(): Command {
     .exitOverride();
   registerBuild(program);
   registerImages(program);
+  registerRelease(program);
+  registerVerify(program);
+  registerManifest(program);
+  registerPackages(program);
+  registerDiff(program);
   return program;
 }
 

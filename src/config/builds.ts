@@ -22,6 +22,23 @@ export const BuildCustomDataSchema = z
     duration_s: z.number().nonnegative(),
     accelerator: z.enum(['kvm', 'tcg']).or(z.string()),
     osbake_version: z.string(),
+    patch_bundle: z
+      .object({
+        id: z.string().min(1).describe('bundle id (also the artifact name in a release)'),
+        path: z
+          .string()
+          .min(1)
+          .describe('bundle file relative to the store root: repos/<Distro>/<id>.tar.zst'),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        size: z.number().int().nonnegative(),
+        packages: z.number().int().nonnegative().describe('number of packages in the bundle'),
+      })
+      .optional()
+      .describe('the security-patch bundle this build created (--create-patches)'),
+    applied_patch_bundle: z
+      .object({ id: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/) })
+      .optional()
+      .describe('the patch bundle this build applied (--release R with a recorded bundle)'),
   })
   .catchall(z.unknown());
 

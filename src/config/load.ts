@@ -1,7 +1,17 @@
 import { readFile } from 'node:fs/promises';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, UserError } from '../errors.js';
+
+/** The key node of the last element of path, when its parent is a mapping (the line of `key:`). */
+function keyNodeOf(doc: ReturnType<typeof parseDocument>, path: PropertyKey[]): Node | undefined {
+  if (path.length === 0) return undefined;
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1) as unknown[], true);
+  if (!isMap(parent)) return undefined;
+  const last = String(path.at(-1));
+  const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === last);
+  return isNode(pair?.key) ? pair.key : undefined;
+}
 
 /** The line of a key path in a YAML document (1-based), or undefined if it is absent. */
 function lineOf(
@@ -10,7 +20,7 @@ function lineOf(
   path: PropertyKey[],
 ): number | undefined {
   for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true);
+    const node = keyNodeOf(doc, path.slice(0, n)) ?? doc.getIn(path.slice(0, n) as unknown[], true);
     if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
   }
   return undefined;
@@ -26,6 +36,7 @@ export function zodIssuesToConfigIssues(
     let message = i.message;
     if (i.code === 'unrecognized_keys')
       message = `unknown key(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+    if (i.code === 'invalid_key') message = `invalid key: ${i.issues[0]?.message ?? i.message}`;
     const path = i.code === 'unrecognized_keys' ? [...i.path, i.keys[0] ?? ''] : i.path;
     return {
       file,

@@ -45,7 +45,12 @@ export function debianSources(
   return channels.map((c) => all[c]);
 }
 
-const DEBIAN_VERSIONS: Record<string, string> = { buster: '10', bullseye: '11', bookworm: '12', trixie: '13' };
+const DEBIAN_VERSIONS: Record<string, string> = {
+  buster: '10',
+  bullseye: '11',
+  bookworm: '12',
+  trixie: '13',
+};
 
 export function debianVersion(suite: string): string {
   return DEBIAN_VERSIONS[suite] ?? suite;

@@ -36,9 +36,14 @@ export const BundleManifestSchema = z.object({
       advisories: z.array(z.string()).default([]),
     }),
   ),
+  /** Details of the advisories that packages[].advisories name (rpm bundles; absent in older bundles). */
+  advisories: z
+    .array(z.object({ id: z.string(), type: z.string(), severity: z.string().optional() }))
+    .optional(),
 });
 
 export type BundleManifest = z.infer<typeof BundleManifestSchema>;
+export type BundleAdvisory = NonNullable<BundleManifest['advisories']>[number];
 
 /** The human-readable list: package, old → new, origin, advisories. */
 export function formatPatchList(m: BundleManifest): string {
@@ -69,17 +74,21 @@ export function bundleManifest(o: {
   suite: string;
   image: string;
   artifact: string;
-  patches: PlannedPatch[];
+  patches: (PlannedPatch & { advisories?: string[] })[];
   created?: Date;
+  /** Repository format (default apt). */
+  format?: BundleManifest['format'];
+  advisories?: BundleAdvisory[];
 }): BundleManifest {
   return {
     id: o.id,
-    format: 'apt',
+    format: o.format ?? 'apt',
     distro: o.distro,
     suite: o.suite,
     created: (o.created ?? new Date()).toISOString(),
     base: { image: o.image, artifact: o.artifact },
-    packages: o.patches.map((p) => ({ ...p, advisories: [] })),
+    packages: o.patches.map((p) => ({ ...p, advisories: p.advisories ?? [] })),
+    ...(o.advisories ? { advisories: o.advisories } : {}),
   };
 }
 

@@ -22,6 +22,7 @@ import { missingToolError, run } from '../exec/run.js';
 import { commitManifest, type Provenance } from '../git/provenance.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
+import type { RepoServer } from '../patches/repo-server.js';
 import {
   type BuildPlan,
   type BuildRequest,
@@ -30,6 +31,7 @@ import {
   readPackageList,
   readPackerManifest,
 } from './build.js';
+import { applyPatches, createPatches } from './patch-steps.js';
 import type { Step } from './step.js';
 import { ensureVanillaDisk, type VanillaResult } from './vanilla.js';
 
@@ -55,6 +57,20 @@ export interface BuildContext {
   size?: number;
   packages?: PackageRecord[];
   published: string[];
+  /** --release R with a patch bundle: the server the VM fetches it from. */
+  patchServer?: RepoServer;
+  patchRepoUrl?: string;
+  appliedBundle?: { id: string; sha256: string; packages: number };
+  /** --create-patches: the bundle made after the build. */
+  createdBundle?: {
+    id: string;
+    file: string;
+    listFile: string;
+    path: string;
+    sha256: string;
+    size: number;
+    packages: number;
+  };
   recorded: boolean;
   committed: boolean;
   sshCommand?: string;
@@ -221,6 +237,8 @@ function packerVars(
     ssh_timeout: project.config.builder.sshTimeout,
     serial_log: serial,
     packages_file: join(plan.workDir, 'packages.tsv'),
+    dpkg_status_file: join(plan.workDir, 'dpkg-status'),
+    patch_repo_url: ctx.patchRepoUrl ?? '',
     packer_manifest: join(plan.workDir, 'packer-manifest.json'),
     release: plan.release ?? 'unreleased',
     git_commit: ctx.prov.commit,
@@ -333,6 +351,22 @@ const publish: Step<BuildContext> = {
     }
     const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
     const sum = `${dest}.sha256`;
+    const b = ctx.createdBundle;
+    if (b) {
+      const bundleDest = join(ctx.project.storeDir, b.path);
+      if (existsSync(bundleDest)) {
+        throw new UserError(
+          'E_ARTIFACT_EXISTS',
+          `${bundleDest} already exists`,
+          'commit your change (a new commit gives a new name) or remove the old bundle',
+        );
+      }
+      const list = bundleDest.replace(/\.tar\.zst$/, '.txt');
+      ctx.published.push(list, `${bundleDest}.sha256`, bundleDest);
+      await placeFileAtomic(b.listFile, list);
+      await writeTextAtomic(`${bundleDest}.sha256`, sha256Line(b.sha256, `${b.id}.tar.zst`));
+      await placeFileAtomic(b.file, bundleDest, true);
+    }
     ctx.published.push(pkgs, sum, dest);
     await placeFileAtomic(ctx.packagesFile as string, pkgs);
     await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
@@ -360,7 +394,22 @@ const record: Step<BuildContext> = {
       packageCount: ctx.packages?.length ?? 0,
       durationS: (Date.now() - ctx.startedAt) / 1000,
       accelerator: ctx.accel?.accelerator ?? 'tcg',
-      extra: { vanilla_key: ctx.vanilla?.key, packer_version: ctx.packerVersion?.text },
+      extra: {
+        vanilla_key: ctx.vanilla?.key,
+        packer_version: ctx.packerVersion?.text,
+        ...(ctx.createdBundle
+          ? {
+              patch_bundle: {
+                id: ctx.createdBundle.id,
+                path: ctx.createdBundle.path,
+                sha256: ctx.createdBundle.sha256,
+                size: ctx.createdBundle.size,
+                packages: ctx.createdBundle.packages,
+              },
+            }
+          : {}),
+        ...(ctx.appliedBundle ? { applied_patch_bundle: ctx.appliedBundle } : {}),
+      },
     });
     await appendBuild(ctx.plan.manifestFile, entry);
     ctx.recorded = true;
@@ -389,11 +438,22 @@ const commit: Step<BuildContext> = {
 
 export const BUILD_STEPS: Step<BuildContext>[] = [
   preflight,
+  applyPatches,
   vanilla,
   sshKey,
   packer,
   postProcess,
+  createPatches,
   publish,
   record,
   commit,
 ];
+
+/** The steps a request needs: the patch steps only with --release (apply) or --create-patches. */
+export function buildStepsFor(req: Pick<BuildRequest, 'release' | 'createPatches'>): Step<BuildContext>[] {
+  return BUILD_STEPS.filter((s) => {
+    if (s === applyPatches) return Boolean(req.release) && !req.createPatches;
+    if (s === createPatches) return Boolean(req.createPatches);
+    return true;
+  });
+}

@@ -18,6 +18,8 @@ export interface BuildRequest {
   release?: string;
   skipCommit: boolean;
   debug: boolean;
+  /** Also make a security-patch bundle from the built image (--release then optional). */
+  createPatches?: boolean;
   /** Override osbake.yaml's builder.accelerator. */
   accelerator?: 'auto' | 'kvm' | 'tcg';
   /** Keep the work directory after the build (always kept with --debug on failure). */

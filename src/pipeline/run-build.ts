@@ -7,7 +7,7 @@ import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { type BuildRequest, planBuild } from './build.js';
-import { BUILD_STEPS, type BuildContext } from './build-steps.js';
+import { type BuildContext, buildStepsFor } from './build-steps.js';
 import { runSteps } from './runner.js';
 
 export interface RunBuildOptions {
@@ -16,6 +16,7 @@ export interface RunBuildOptions {
   release?: string;
   skipCommit: boolean;
   debug: boolean;
+  createPatches?: boolean;
   accelerator?: string;
   keepWork?: boolean;
 }
@@ -50,7 +51,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       'use --accelerator tcg or kvm or auto',
     );
   }
-  if (!o.release) {
+  if (!o.release && !o.createPatches) {
     throw new UserError(
       'E_USAGE',
       'osbake build needs --release <release>',
@@ -73,6 +74,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     release: o.release,
     skipCommit: o.skipCommit,
     debug: o.debug,
+    createPatches: o.createPatches,
     accelerator: o.accelerator as BuildRequest['accelerator'],
     keepWork: o.keepWork,
   };
@@ -102,7 +104,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     committed: false,
   };
   try {
-    const result = await runSteps(BUILD_STEPS, ctx, ac.signal, {
+    const result = await runSteps(buildStepsFor(req), ctx, ac.signal, {
       onStepStart: (i, total, step) => {
         log.info({ step: step.name }, `step ${i + 1}/${total}: ${step.title}`);
         progress.step(i + 1, total, step.title);
@@ -134,6 +136,12 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
         `  size:     ${ctx.size} bytes`,
         `  sha256:   ${ctx.sha256}`,
         `  packages: ${ctx.packages?.length}`,
+        ...(ctx.createdBundle
+          ? [
+              `  patches:  ${ctx.project.storeDir}/${ctx.createdBundle.path} (${ctx.createdBundle.packages} packages)`,
+            ]
+          : []),
+        ...(ctx.appliedBundle ? [`  applied:  patch bundle ${ctx.appliedBundle.id}`] : []),
         `  manifest: ${plan.manifestFile}${ctx.committed ? ' (committed)' : ' (not committed)'}`,
         `  phases:   ${timings}`,
         '',

@@ -18,7 +18,7 @@ export interface TempProject {
 
 /** A git repository holding osbake.yaml and images/debian12-base, committed on branch main. */
 export async function makeProject(
-  opts: { imageYaml?: string; extraConfig?: string } = {},
+  opts: { imageYaml?: string; extraConfig?: string; files?: Record<string, string> } = {},
 ): Promise<TempProject> {
   const dir = await mkdtemp(join(tmpdir(), 'osbake-it-'));
   await cp(join(REPO, 'images/debian12-base'), join(dir, 'images/debian12-base'), {
@@ -26,6 +26,7 @@ export async function makeProject(
     filter: (p) => !p.endsWith('manifest.json'),
   });
   if (opts.imageYaml) await writeFile(join(dir, 'images/debian12-base/image.yaml'), opts.imageYaml);
+  for (const [rel, content] of Object.entries(opts.files ?? {})) await writeFile(join(dir, rel), content);
   const base = await readFile(join(REPO, 'osbake.yaml'), 'utf8');
   await writeFile(
     join(dir, 'osbake.yaml'),

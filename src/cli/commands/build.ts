@@ -9,7 +9,14 @@ export function registerBuild(program: Command): void {
       'build an image: vanilla disk (cached) → packer → checksum → store → manifest.json → git commit',
     )
     .argument('<image>', 'image name (osbake images lists them)')
-    .option('-r, --release <release>', 'release this build belongs to (required)')
+    .option(
+      '-r, --release <release>',
+      "release this build belongs to (required); applies that release's patch bundle",
+    )
+    .option(
+      '--create-patches',
+      'also make a security-patch bundle of every newer package (--release optional)',
+    )
     .option(
       '--skip-commit',
       'allow a dirty git tree: the artifact is named -dirty and manifest.json is not committed',
@@ -23,7 +30,13 @@ export function registerBuild(program: Command): void {
     .action(
       async (
         image: string,
-        opts: { release?: string; skipCommit?: boolean; accelerator?: string; keepWork?: boolean },
+        opts: {
+          release?: string;
+          skipCommit?: boolean;
+          createPatches?: boolean;
+          accelerator?: string;
+          keepWork?: boolean;
+        },
       ) => {
         const g = program.opts<GlobalOptions>();
         await runBuild({
@@ -31,6 +44,7 @@ export function registerBuild(program: Command): void {
           image,
           release: opts.release,
           skipCommit: Boolean(opts.skipCommit),
+          createPatches: Boolean(opts.createPatches),
           debug: Boolean(g.debug),
           accelerator: opts.accelerator,
           keepWork: Boolean(opts.keepWork),

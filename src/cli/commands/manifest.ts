@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { runPrune } from '../../release/prune.js';
+import type { GlobalOptions } from '../main.js';
+
+export function registerManifest(program: Command): void {
+  const manifest = program
+    .command('manifest')
+    .description('maintain images/<image>/manifest.json (the build records)')
+    .addHelpText('after', '\nExample:\n  osbake manifest prune --dry-run');
+  manifest
+    .command('prune')
+    .description('keep only the latest clean build of each image in its manifest.json (store files are kept)')
+    .argument('[image]', 'only this image (default: all images)')
+    .option('--dry-run', 'print what would be removed, write nothing')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  osbake manifest prune --dry-run\n  osbake manifest prune debian12-base',
+    )
+    .action(async (image: string | undefined, opts: { dryRun?: boolean }) => {
+      const g = program.opts<GlobalOptions>();
+      await runPrune({ projectDir: g.project ?? process.cwd(), image, dryRun: Boolean(opts.dryRun) });
+    });
+}

@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { runRelease } from '../../release/apply.js';
+import type { GlobalOptions } from '../main.js';
+
+export function registerRelease(program: Command): void {
+  program
+    .command('release')
+    .description(
+      'record release R in manifest.yaml: the latest clean build of each image for R and a patch bundle, ' +
+        'checked in the store; also writes store/releases/<R>.json',
+    )
+    .argument('<release>', 'release name, e.g. 2026.11')
+    .option('--patches <bundle-id>', 'the patch bundle to include (default: the newest one)')
+    .option('--no-patches', 'record no patch bundle')
+    .option('--force', 'allow changing or removing artifacts the release already records')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  osbake release 2026.11\n  osbake release 2026.11 --patches debian12-patches-20261120 --force\n  osbake release 2026.11 --no-patches',
+    )
+    .action(async (release: string, opts: { patches?: string | boolean; force?: boolean }) => {
+      const g = program.opts<GlobalOptions>();
+      await runRelease({
+        projectDir: g.project ?? process.cwd(),
+        release,
+        patches: opts.patches,
+        force: Boolean(opts.force),
+      });
+    });
+}

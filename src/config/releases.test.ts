@@ -1,0 +1,203 @@
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, UserError } from '../errors.js';
+import {
+  isStoreRelativePath,
+  loadReleases,
+  parseReleases,
+  type Release,
+  requireRelease,
+  setReleaseInYaml,
+  writeRelease,
+} from './releases.js';
+
+const SHA = 'a'.repeat(64);
+const COMMIT = 'c'.repeat(40);
+
+function issuesOf(fn: () => unknown) {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const release: Release = {
+  date: '2026-11-25',
+  git_commit: COMMIT,
+  artifacts: [
+    {
+      name: 'debian12-base',
+      kind: 'image',
+      path: 'builds/debian12-base-2026.11-main-1a2b3c4d.qcow2',
+      sha256: SHA,
+      size: 1234,
+      build: 'debian12-base-2026.11-main-1a2b3c4d',
+      git_commit: '1a2b3c4d',
+    },
+  ],
+};
+
+describe('manifest.yaml schema', () => {
+  it('accepts the documented shape, an empty file and an empty releases map', () => {
+    const text = setReleaseInYaml(undefined, '2026.11', release);
+    expect(parseReleases('manifest.yaml', text).releases['2026.11']).toEqual(release);
+    expect(parseReleases('manifest.yaml', '')).toEqual({ releases: {} });
+    expect(parseReleases('manifest.yaml', 'releases:\n')).toEqual({ releases: {} });
+  });
+
+  it('reports every problem at once with its line and key path', () => {
+    const text = [
+      'releases:', // 1
+      '  "2026.11":', // 2
+      '    date: 25/11/2026', // 3
+      `    git_commit: ${COMMIT}`, // 4
+      '    artifacts:', // 5
+      '      - name: debian12-base', // 6
+      '        kind: disk', // 7
+      '        path: /srv/builds/x.qcow2', // 8
+      '        sha256: abc', // 9
+      '        size: -1', // 10
+      '        colour: red', // 11
+      '      - name: p', // 12
+      '        kind: patch-bundle', // 13
+      '        path: repos/../../etc/passwd', // 14
+      `        sha256: ${SHA}`, // 15
+      '        size: 1', // 16
+      '  -bad:', // 17
+      '    date: 2026-01-01', // 18
+      `    git_commit: ${COMMIT}`, // 19
+      'extra: 1', // 20
+    ].join('\n');
+    const issues = issuesOf(() => parseReleases('manifest.yaml', text));
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
+    expect(Object.keys(byPath).sort()).toEqual(
+      [
+        '',
+        'releases.-bad',
+        'releases.2026.11.date',
+        'releases.2026.11.artifacts.0',
+        'releases.2026.11.artifacts.0.kind',
+        'releases.2026.11.artifacts.0.path',
+        'releases.2026.11.artifacts.0.sha256',
+        'releases.2026.11.artifacts.0.size',
+        'releases.2026.11.artifacts.1.path',
+      ].sort(),
+    );
+    expect(byPath['releases.2026.11.date']?.line).toBe(3);
+    expect(byPath['releases.2026.11.artifacts.0.kind']?.line).toBe(7);
+    expect(byPath['releases.2026.11.artifacts.0.path']?.line).toBe(8);
+    expect(byPath['releases.2026.11.artifacts.0.path']?.message).toMatch(/relative to the store root/);
+    expect(byPath['releases.2026.11.artifacts.0.sha256']?.line).toBe(9);
+    expect(byPath['releases.2026.11.artifacts.0.size']?.line).toBe(10);
+    expect(byPath['releases.2026.11.artifacts.0']?.message).toMatch(/unknown key\(s\) colour/);
+    expect(byPath['releases.2026.11.artifacts.0']?.line).toBe(11);
+    expect(byPath['releases.2026.11.artifacts.1.path']?.line).toBe(14);
+    expect(byPath['releases.-bad']?.message).toMatch(/invalid key: release names must start/);
+    expect(byPath['releases.-bad']?.line).toBe(17);
+    expect(byPath['']?.message).toMatch(/unknown key\(s\) extra/);
+    expect(byPath['']?.line).toBe(20);
+    const message = new ConfigError(issues).message;
+    expect(message).toContain('manifest.yaml:8: releases.2026.11.artifacts.0.path:');
+  });
+
+  it('refuses an unquoted release name that YAML reads as a number', () => {
+    const text = `releases:\n  2026.10:\n    date: "2026-10-01"\n    git_commit: "${COMMIT}"\n`;
+    const issues = issuesOf(() => parseReleases('manifest.yaml', text));
+    expect(issues).toEqual([
+      expect.objectContaining({
+        path: 'releases.2026.10',
+        line: 2,
+        message: expect.stringMatching(/quote it/),
+      }),
+    ]);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const issues = issuesOf(() => parseReleases('manifest.yaml', 'releases:\n  a: [1,\n'));
+    expect(issues[0]?.message).toMatch(/YAML syntax/);
+  });
+
+  it.each([
+    ['builds/x.qcow2', true],
+    ['repos/Debian12/p.tar.zst', true],
+    ['/abs/x', false],
+    ['../x', false],
+    ['builds/../x', false],
+    ['./builds/x', false],
+    ['builds//x', false],
+    ['builds/x/', false],
+    ['', false],
+    ['builds\\x', false],
+  ])('isStoreRelativePath(%j) = %s', (p, ok) => {
+    expect(isStoreRelativePath(p)).toBe(ok);
+  });
+
+  it('names the known releases for an unknown one', () => {
+    const r = parseReleases('m.yaml', setReleaseInYaml(undefined, 'r1', release));
+    expect(requireRelease('m.yaml', r, 'r1')).toEqual(release);
+    expect(() => requireRelease('m.yaml', r, 'r2')).toThrow(UserError);
+    expect(() => requireRelease('m.yaml', r, 'r2')).toThrow(
+      expect.objectContaining({ code: 'E_NO_RELEASE', hint: 'known releases: r1' }),
+    );
+  });
+});
+
+describe('manifest.yaml writer', () => {
+  it('creates the file with its comment header and readable YAML', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    const file = join(dir, 'manifest.yaml');
+    await writeRelease(file, '2026.11', release, undefined);
+    const text = await readFile(file, 'utf8');
+    expect(text).toMatch(/^# osbake release manifest/);
+    expect(text).toContain('  "2026.11":\n    date: "2026-11-25"\n');
+    expect(text).toContain(`    git_commit: ${COMMIT}\n`);
+    expect(text).toContain('      - name: debian12-base\n        kind: image\n');
+    expect(await loadReleases(file)).toEqual({ releases: { '2026.11': release } });
+    expect((await readdir(dir)).sort()).toEqual(['manifest.yaml']);
+  });
+
+  it('keeps comments and other releases when it adds or replaces one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    const file = join(dir, 'manifest.yaml');
+    await writeRelease(file, 'r1', release, undefined);
+    await writeFile(file, (await readFile(file, 'utf8')).replace('releases:', '# hand note\nreleases:'));
+    const r2 = { ...release, date: '2026-12-01' };
+    await writeRelease(file, 'r2', r2, undefined);
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain('# hand note');
+    expect(text).toMatch(/^# osbake release manifest/);
+    expect(Object.keys((await loadReleases(file)).releases)).toEqual(['r1', 'r2']);
+    await writeRelease(file, 'r1', { ...release, artifacts: [] }, release);
+    expect((await loadReleases(file)).releases.r1?.artifacts).toEqual([]);
+  });
+
+  it('writes nothing when the release changed since it was planned', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    const file = join(dir, 'manifest.yaml');
+    await writeRelease(file, 'r1', release, undefined);
+    const before = await readFile(file, 'utf8');
+    await expect(writeRelease(file, 'r1', { ...release, artifacts: [] }, undefined)).rejects.toMatchObject({
+      code: 'E_CONCURRENT',
+    });
+    expect(await readFile(file, 'utf8')).toBe(before);
+  });
+
+  it('loses no release with concurrent writers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    const file = join(dir, 'manifest.yaml');
+    await Promise.all(Array.from({ length: 8 }, (_, i) => writeRelease(file, `r${i}`, release, undefined)));
+    expect(Object.keys((await loadReleases(file)).releases).sort()).toEqual(
+      Array.from({ length: 8 }, (_, i) => `r${i}`),
+    );
+  });
+
+  it('reads a missing file as no releases', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    expect(await loadReleases({ root: dir })).toEqual({ releases: {} });
+  });
+});

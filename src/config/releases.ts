@@ -1,0 +1,243 @@
+/**
+ * manifest.yaml at the project root: which artifacts (images, patch bundles, installers) make up
+ * each release, with their store paths, sizes and SHA-256 sums. Written by `osbake release` under a
+ * lock and atomically, editing the YAML document in place so comments and order survive.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { Document, isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, type ConfigIssue, UserError } from '../errors.js';
+import { withManifestLock } from './builds.js';
+import { parseYamlConfig } from './load.js';
+import type { Project } from './project.js';
+
+export const RELEASES_FILE = 'manifest.yaml';
+
+export const RELEASE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const RELEASE_NAME_RULE = 'must start with a letter or digit and hold only letters, digits, ".", "_" and "-"';
+
+export const ARTIFACT_KINDS = ['image', 'patch-bundle', 'installer'] as const;
+export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
+
+/** A path inside the store: relative, normalized, no "..". */
+export function isStoreRelativePath(p: string): boolean {
+  return (
+    p.length > 0 &&
+    !p.startsWith('/') &&
+    !p.includes('\\') &&
+    posix.normalize(p) === p &&
+    !p.split('/').some((s) => s === '..' || s === '.' || s === '')
+  );
+}
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (a SHA-256)');
+
+export const ReleaseArtifactSchema = z
+  .object({
+    name: z.string().min(1).describe('image name, or the bundle id for patch bundles'),
+    kind: z.enum(ARTIFACT_KINDS).describe('image | patch-bundle | installer'),
+    path: z
+      .string()
+      .refine(isStoreRelativePath, 'must be relative to the store root, normalized, without ".."')
+      .describe('file relative to the store root, e.g. builds/<artifact>.qcow2'),
+    sha256: sha256.describe('SHA-256 of the file'),
+    size: z.number().int().nonnegative().describe('size of the file in bytes'),
+    build: z.string().min(1).optional().describe('artifact name of the build (images, installers)'),
+    git_commit: z
+      .string()
+      .regex(/^[0-9a-f]{7,40}$/, 'must be a git commit hash')
+      .optional()
+      .describe('commit the build was made from'),
+  })
+  .strict();
+
+export const ReleaseSchema = z
+  .object({
+    date: z.iso.date('must be an ISO date like 2026-11-25').describe('date the release was recorded'),
+    git_commit: z
+      .string()
+      .regex(/^[0-9a-f]{40}$/, 'must be a full 40-digit git commit hash')
+      .describe('project commit when the release was recorded'),
+    artifacts: z.array(ReleaseArtifactSchema).default([]).describe('the files that make up the release'),
+  })
+  .strict();
+
+export const ReleasesFileSchema = z
+  .object({
+    releases: z
+      .record(z.string().regex(RELEASE_NAME_RE, `release names ${RELEASE_NAME_RULE}`), ReleaseSchema)
+      .nullable()
+      .default({})
+      .transform((r) => r ?? {})
+      .describe('release name → release'),
+  })
+  .strict();
+
+export type ReleaseArtifact = z.output<typeof ReleaseArtifactSchema>;
+export type Release = z.output<typeof ReleaseSchema>;
+export type ReleasesFile = z.output<typeof ReleasesFileSchema>;
+
+export const RELEASES_HEADER = [
+  ' osbake release manifest: the artifacts that make up each release.',
+  ' Written by `osbake release <R>`; checked by `osbake verify <R> [--mirror URL]`.',
+  '',
+  ' releases.<R>:',
+  '   date        ISO date the release was recorded',
+  '   git_commit  project commit when it was recorded',
+  '   artifacts:  one entry per file',
+  '     name        image name, or the bundle id for patch bundles',
+  '     kind        image | patch-bundle | installer',
+  '     path        file relative to the store root (never absolute, never ..)',
+  '     sha256      SHA-256 of the file',
+  '     size        size in bytes',
+  '     build       artifact name of the build (images, installers)',
+  '     git_commit  commit the build was made from (optional)',
+].join('\n');
+
+export function releasesFile(project: Pick<Project, 'root'>): string {
+  return join(project.root, RELEASES_FILE);
+}
+
+/** Check a release name given on the command line. */
+export function assertReleaseName(name: string): void {
+  if (!RELEASE_NAME_RE.test(name)) {
+    throw new UserError(
+      'E_USAGE',
+      `"${name}" is not a valid release name`,
+      `release names ${RELEASE_NAME_RULE}, e.g. 2026.11`,
+    );
+  }
+}
+
+/**
+ * Release names that YAML reads as numbers (`2026.10:` is the float 2026.1): the name would change
+ * silently, so they must be quoted.
+ */
+function unquotedNumericNames(file: string, text: string): ConfigIssue[] {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter });
+  if (doc.errors.length > 0) return [];
+  const releases = doc.get('releases', true);
+  if (!isMap(releases)) return [];
+  const issues: ConfigIssue[] = [];
+  for (const pair of releases.items) {
+    const key = pair.key;
+    if (!isScalar(key) || typeof key.value === 'string') continue;
+    const source = key.source ?? String(key.value);
+    if (String(key.value) === source) continue;
+    issues.push({
+      file,
+      path: `releases.${source}`,
+      message: `release name ${source} reads as the number ${String(key.value)}: quote it ("${source}")`,
+      line: key.range ? counter.linePos(key.range[0]).line : undefined,
+    });
+  }
+  return issues;
+}
+
+/** Parse manifest.yaml text, reporting every problem at once as file:line: key.path: message. */
+export function parseReleases(file: string, text: string): ReleasesFile {
+  const numeric = unquotedNumericNames(file, text);
+  let parsed: ReleasesFile;
+  try {
+    parsed = parseYamlConfig(file, text, ReleasesFileSchema);
+  } catch (err) {
+    if (err instanceof ConfigError && numeric.length > 0) throw new ConfigError([...numeric, ...err.issues]);
+    throw err;
+  }
+  if (numeric.length > 0) throw new ConfigError(numeric);
+  return parsed;
+}
+
+async function readText(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Load manifest.yaml (of a project, or a file path); a missing file has no releases. */
+export async function loadReleases(where: Pick<Project, 'root'> | string): Promise<ReleasesFile> {
+  const file = typeof where === 'string' ? where : releasesFile(where);
+  const text = await readText(file);
+  return text === undefined ? { releases: {} } : parseReleases(file, text);
+}
+
+/** The release or a UserError naming the known ones. */
+export function requireRelease(file: string, releases: ReleasesFile, name: string): Release {
+  const r = releases.releases[name];
+  if (r) return r;
+  const known = Object.keys(releases.releases);
+  throw new UserError(
+    'E_NO_RELEASE',
+    `no release "${name}" in ${file}`,
+    known.length > 0
+      ? `known releases: ${known.join(', ')}`
+      : 'no release is recorded yet: osbake release <R> records one',
+  );
+}
+
+/** Canonical JSON of a release (for "did it change?" comparisons). */
+export function releaseKey(r: Release | undefined): string {
+  if (!r) return '';
+  return JSON.stringify({
+    date: r.date,
+    git_commit: r.git_commit,
+    artifacts: r.artifacts.map((a) => [a.kind, a.name, a.path, a.sha256, a.size, a.build, a.git_commit]),
+  });
+}
+
+/** The YAML text of manifest.yaml with releases.<name> set to release (pure). */
+export function setReleaseInYaml(text: string | undefined, name: string, release: Release): string {
+  const doc = text === undefined || text.trim() === '' ? new Document({ releases: {} }) : parseDocument(text);
+  if (text === undefined || text.trim() === '') doc.commentBefore = RELEASES_HEADER;
+  if (!isMap(doc.get('releases', true))) doc.set('releases', doc.createNode({}));
+  const node = doc.createNode({
+    date: release.date,
+    git_commit: release.git_commit,
+    artifacts: release.artifacts.map((a) => ({
+      name: a.name,
+      kind: a.kind,
+      path: a.path,
+      sha256: a.sha256,
+      size: a.size,
+      ...(a.build ? { build: a.build } : {}),
+      ...(a.git_commit ? { git_commit: a.git_commit } : {}),
+    })),
+  });
+  // Quote the date so that YAML 1.1 readers do not turn it into a timestamp.
+  const date = node.get('date', true);
+  if (isScalar(date)) date.type = 'QUOTE_DOUBLE';
+  doc.setIn(['releases', name], node);
+  return doc.toString({ lineWidth: 0 });
+}
+
+/**
+ * Record release <name> in manifest.yaml under a lock, atomically. `expected` is the entry the
+ * caller planned against: if someone changed it meanwhile, nothing is written.
+ */
+export async function writeRelease(
+  file: string,
+  name: string,
+  release: Release,
+  expected: Release | undefined,
+): Promise<void> {
+  ReleaseSchema.parse(release);
+  assertReleaseName(name);
+  await withManifestLock(file, async () => {
+    const text = await readText(file);
+    const current = text === undefined ? { releases: {} } : parseReleases(file, text);
+    if (releaseKey(current.releases[name]) !== releaseKey(expected)) {
+      throw new UserError(
+        'E_CONCURRENT',
+        `release ${name} in ${file} changed while osbake was checking it`,
+        `run osbake release ${name} again`,
+      );
+    }
+    await writeFileAtomic(file, setReleaseInYaml(text, name, release), { fsync: true });
+  });
+}

@@ -1,0 +1,166 @@
+/**
+ * Security-patch bundles with the real Debian mirror: an image bootstrapped from the plain
+ * bookworm suite (so bookworm-security has updates for it), --create-patches, osbake release,
+ * a build of that release applying the bundle, and refusals of corrupt bundles.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { git, makeProject, runCli, type TempProject } from './helpers.js';
+
+const IMAGE_YAML = `name: debian12-base
+description: patch bundle test image (plain bookworm, few packages)
+distro: debian
+suite: bookworm
+vanilla:
+  channels: [release]
+`;
+// A small package set keeps the TCG build short; the bundle still covers the whole base system.
+const BASE_DEFAULTS = `---
+base_packages: [jq]
+chrony_servers: [2.debian.pool.ntp.org]
+nfs_idmap_domain: localdomain
+timezone: UTC
+osbake_release: unreleased
+osbake_git_commit: unknown
+`;
+
+function readTsv(file: string): Map<string, string> {
+  return new Map(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [name = '', version = ''] = l.split('\t');
+        return [name, version] as const;
+      }),
+  );
+}
+
+describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansible)', () => {
+  let project: TempProject;
+  let bundle: { id: string; path: string; sha256: string; packages: number };
+  let bundleFile: string;
+
+  beforeAll(async () => {
+    project = await makeProject({
+      imageYaml: IMAGE_YAML,
+      files: { 'images/debian12-base/ansible/roles/base/defaults/main.yml': BASE_DEFAULTS },
+    });
+    git(project.dir, 'add', '-A');
+    git(project.dir, 'commit', '-q', '-m', 'patch test image');
+  }, 60_000);
+
+  afterAll(async () => {
+    await project?.cleanup();
+  });
+
+  it(
+    '--create-patches makes an apt bundle of every newer security/updates package',
+    async () => {
+      const r = await runCli(['build', 'debian12-base', '--create-patches'], project.dir);
+      if (r.code !== 0) console.error(r.stdout, r.stderr);
+      expect(r.code).toBe(0);
+      const m = JSON.parse(readFileSync(join(project.dir, 'images/debian12-base/manifest.json'), 'utf8'));
+      bundle = m.builds[0].custom_data.patch_bundle;
+      expect(bundle.path).toMatch(/^repos\/Debian12\/debian12-base-main-[0-9a-f]{8}-patches\.tar\.zst$/);
+      expect(bundle.packages).toBeGreaterThan(0);
+      bundleFile = join(project.dir, 'store', bundle.path);
+      expect(readFileSync(`${bundleFile}.sha256`, 'utf8').split(' ')[0]).toBe(bundle.sha256);
+
+      const dir = await mkdtemp(join(tmpdir(), 'osbake-bundle-'));
+      execFileSync('tar', ['--zstd', '-xf', bundleFile, '-C', dir]);
+      const debs = readdirSync(join(dir, 'pool')).filter((f) => f.endsWith('.deb'));
+      expect(debs).toHaveLength(bundle.packages);
+      expect(readFileSync(join(dir, 'Release'), 'utf8')).toMatch(/^SHA256:\n [0-9a-f]{64} +\d+ Packages$/m);
+      const b = JSON.parse(readFileSync(join(dir, 'bundle.json'), 'utf8'));
+      expect(b.format).toBe('apt');
+      expect(b.packages.some((p: { origin: string }) => /security/i.test(p.origin))).toBe(true);
+      // Every upgraded package was installed in the image at the old version.
+      const installed = readTsv(
+        join(project.dir, `store/builds/${m.builds[0].custom_data.artifact}.packages.tsv`),
+      );
+      for (const p of b.packages.filter((x: { oldVersion?: string }) => x.oldVersion)) {
+        expect(installed.get(p.name)).toBe(p.oldVersion);
+      }
+      expect(readFileSync(join(dir, 'PATCHES.txt'), 'utf8')).toMatch(/→/);
+    },
+    40 * 60_000,
+  );
+
+  it(
+    'records the release, then a build of that release applies the bundle alone',
+    async () => {
+      const rel = await runCli(['release', 'r1'], project.dir);
+      if (rel.code !== 0) console.error(rel.stdout, rel.stderr);
+      expect(rel.code).toBe(0);
+      expect(readFileSync(join(project.dir, 'manifest.yaml'), 'utf8')).toContain(bundle.sha256);
+      git(project.dir, 'add', 'manifest.yaml');
+      git(project.dir, 'commit', '-q', '-m', 'release r1: patches');
+
+      const r = await runCli(['build', 'debian12-base', '--release', 'r1'], project.dir);
+      if (r.code !== 0) console.error(r.stdout, r.stderr);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(
+        /applying patch bundle .*-patches \(\d+ packages\) from http:\/\/10\.0\.2\.2:\d+\//,
+      );
+      const m = JSON.parse(readFileSync(join(project.dir, 'images/debian12-base/manifest.json'), 'utf8'));
+      const build = m.builds.at(-1);
+      expect(build.custom_data.release).toBe('r1');
+      expect(build.custom_data.applied_patch_bundle).toMatchObject({ sha256: bundle.sha256 });
+      // The image's versions are the bundle's for every package the bundle carries that the image has.
+      const dir = await mkdtemp(join(tmpdir(), 'osbake-bundle-'));
+      execFileSync('tar', ['--zstd', '-xf', bundleFile, '-C', dir]);
+      const b = JSON.parse(readFileSync(join(dir, 'bundle.json'), 'utf8'));
+      const installed = readTsv(join(project.dir, `store/builds/${build.custom_data.artifact}.packages.tsv`));
+      let checked = 0;
+      for (const p of b.packages) {
+        if (installed.has(p.name)) {
+          expect(`${p.name} ${installed.get(p.name)}`).toBe(`${p.name} ${p.newVersion}`);
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(0);
+      // The VM fetched from the bundle's repository.
+      const log = readFileSync(
+        join(project.dir, `out/debian12-base-${build.custom_data.git_commit.slice(0, 8)}.log`),
+        'utf8',
+      );
+      expect(log).toMatch(/"src":"patch-repo".*GET \/Packages/);
+    },
+    40 * 60_000,
+  );
+
+  it(
+    'refuses a corrupted bundle and a wrong sha256 before starting a VM',
+    async () => {
+      const orig = readFileSync(bundleFile);
+      const bad = Buffer.from(orig);
+      bad[bad.length >> 1] = (bad[bad.length >> 1] ?? 0) ^ 0xff;
+      writeFileSync(bundleFile, bad);
+      try {
+        const r = await runCli(['build', 'debian12-base', '--release', 'r1', '--skip-commit'], project.dir);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/patch bundle .* has sha256 [0-9a-f]{64}, but manifest\.yaml records/);
+        expect(r.stderr).not.toMatch(/Starting VM/);
+      } finally {
+        writeFileSync(bundleFile, orig);
+      }
+      const manifest = join(project.dir, 'manifest.yaml');
+      const text = readFileSync(manifest, 'utf8');
+      writeFileSync(manifest, text.replace(bundle.sha256, 'f'.repeat(64)));
+      try {
+        const r = await runCli(['build', 'debian12-base', '--release', 'r1', '--skip-commit'], project.dir);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/manifest\.yaml records f{64}/);
+      } finally {
+        writeFileSync(manifest, text);
+      }
+      expect(existsSync(bundleFile)).toBe(true);
+    },
+    10 * 60_000,
+  );
+});
