@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, truncate } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
+import { buildSbom, writeSbom } from '../artifacts/sbom.js';
 import { placeFileAtomic, writeTextAtomic } from '../artifacts/store.js';
 import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
 import {
@@ -16,6 +17,7 @@ import {
 import { appendBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
 import { durationToMs, type Project } from '../config/project.js';
+import { debianVersion } from '../distros/debian.js';
 import type { Distro } from '../distros/distro.js';
 import { ProcessError, UserError } from '../errors.js';
 import { missingToolError, run } from '../exec/run.js';
@@ -367,7 +369,19 @@ const publish: Step<BuildContext> = {
       await writeTextAtomic(`${bundleDest}.sha256`, sha256Line(b.sha256, `${b.id}.tar.zst`));
       await placeFileAtomic(b.file, bundleDest, true);
     }
-    ctx.published.push(pkgs, sum, dest);
+    const sbomFile = join(dir, `${ctx.plan.artifact}.cdx.json`);
+    ctx.published.push(sbomFile, pkgs, sum, dest);
+    await writeSbom(
+      sbomFile,
+      buildSbom({
+        image: ctx.image.name,
+        artifact: ctx.plan.artifact,
+        sha256: ctx.sha256 as string,
+        distro: 'debian',
+        distroVersion: debianVersion(ctx.image.config.suite),
+        packages: ctx.packages ?? [],
+      }),
+    );
     await placeFileAtomic(ctx.packagesFile as string, pkgs);
     await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
     ctx.progress.detail(`moving ${ctx.plan.artifactFile}`);

@@ -54,6 +54,7 @@ describe('osbake build debian12-base (real mmdebstrap + Packer + Ansible + QEMU)
     const dir = join(project.dir, 'store/builds');
     const name = `debian12-base-itest-main-${head}`;
     expect((await readdir(dir)).sort()).toEqual([
+      `${name}.cdx.json`,
       `${name}.packages.tsv`,
       `${name}.qcow2`,
       `${name}.qcow2.sha256`,
@@ -72,6 +73,14 @@ describe('osbake build debian12-base (real mmdebstrap + Packer + Ansible + QEMU)
     ]) {
       expect(pkgs).toMatch(new RegExp(`^${p}\\t\\S+\\tamd64$`, 'm'));
     }
+    // The CycloneDX SBOM names the image (with its sha256) and every package of the list.
+    const sbom = JSON.parse(readFileSync(join(dir, `${name}.cdx.json`), 'utf8'));
+    expect(sbom.bomFormat).toBe('CycloneDX');
+    expect(sbom.metadata.component.hashes[0].content).toBe(sum.split(' ')[0]);
+    expect(sbom.components).toHaveLength(pkgs.split('\n').filter(Boolean).length);
+    expect(sbom.components.map((c: { purl: string }) => c.purl)).toContainEqual(
+      expect.stringMatching(/^pkg:deb\/debian\/jq@.*arch=amd64&distro=debian-12$/),
+    );
   });
 
   it('records a Packer-shaped manifest.json entry and commits it', () => {
