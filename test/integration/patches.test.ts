@@ -50,8 +50,6 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       imageYaml: IMAGE_YAML,
       files: { 'images/debian12-base/ansible/roles/base/defaults/main.yml': BASE_DEFAULTS },
     });
-    git(project.dir, 'add', '-A');
-    git(project.dir, 'commit', '-q', '-m', 'patch test image');
   }, 60_000);
 
   afterAll(async () => {
