@@ -46,6 +46,11 @@ export const ProjectConfigSchema = z
           })
           .strict()
           .prefault({}),
+        osbake: url
+          .optional()
+          .describe(
+            'HTTP root of an osbake artifact mirror (osbake serve): a release artifact missing from the store is fetched from here',
+          ),
         rocky: z
           .object({ baseos: url.optional(), appstream: url.optional(), epel: url.optional() })
           .strict()

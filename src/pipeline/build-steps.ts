@@ -463,10 +463,10 @@ export const BUILD_STEPS: Step<BuildContext>[] = [
   commit,
 ];
 
-/** The steps a request needs: the patch steps only with --release (apply) or --create-patches. */
+/** The steps a request needs: patch-source with --release or --create-patches, create-patches with the latter. */
 export function buildStepsFor(req: Pick<BuildRequest, 'release' | 'createPatches'>): Step<BuildContext>[] {
   return BUILD_STEPS.filter((s) => {
-    if (s === applyPatches) return Boolean(req.release) && !req.createPatches;
+    if (s === applyPatches) return Boolean(req.release) || Boolean(req.createPatches);
     if (s === createPatches) return Boolean(req.createPatches);
     return true;
   });

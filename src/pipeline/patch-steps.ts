@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
+import { fetchArtifactToStore } from '../artifacts/fetch.js';
+import type { ImageDefinition } from '../config/image.js';
 import { debianSources } from '../distros/debian.js';
 import { UserError } from '../errors.js';
 import {
@@ -26,23 +28,51 @@ import { startRepoServer } from '../patches/repo-server.js';
 import type { BuildContext } from './build-steps.js';
 import type { Step } from './step.js';
 
-/** --release R: verify and serve R's patch bundle to the build VM. */
+/**
+ * With a patch bundle (made or applied) the vanilla disk comes from the release suite alone, so the
+ * image's patch level is the bundle's and not the date the vanilla disk was cached.
+ */
+export function withReleaseChannelOnly(image: ImageDefinition): ImageDefinition {
+  if (image.config.vanilla.channels.join() === 'release') return image;
+  return {
+    ...image,
+    config: { ...image.config, vanilla: { ...image.config.vanilla, channels: ['release'] } },
+  };
+}
+
+/**
+ * --release R: verify and serve R's patch bundle to the build VM. --create-patches: bootstrap from
+ * the release suite alone, so that the bundle holds every update the release suite lacks.
+ */
 export const applyPatches: Step<BuildContext> = {
   name: 'patch-source',
   title: "serving the release's patch bundle",
   async run(ctx) {
-    if (!ctx.plan.release || ctx.req.createPatches) return;
+    if (ctx.req.createPatches) {
+      ctx.image = withReleaseChannelOnly(ctx.image);
+      ctx.progress.say(
+        `--create-patches: vanilla disk from ${ctx.image.config.suite} alone; updates and security go into the bundle`,
+      );
+      return;
+    }
+    if (!ctx.plan.release) return;
     const ref = await findReleasePatchBundle(ctx.project, ctx.plan.release);
     if (!ref) {
       ctx.progress.say(`release ${ctx.plan.release}: no patch bundle in manifest.yaml, building without one`);
       return;
     }
     const file = join(ctx.project.storeDir, ref.path);
+    const mirror = ctx.project.config.mirrors.osbake;
+    if (!existsSync(file) && mirror) {
+      ctx.progress.detail(`fetching ${ref.path} from ${mirror}`);
+      await fetchArtifactToStore(mirror, ref, file, { signal: ctx.signal });
+      ctx.progress.say(`fetched patch bundle ${ref.name} from ${mirror}`);
+    }
     if (!existsSync(file)) {
       throw new UserError(
         'E_BUNDLE_MISSING',
         `patch bundle ${ref.name} of release ${ctx.plan.release} is not in the store (${file})`,
-        'fetch it from the mirror into the store, or re-record the release',
+        'set mirrors.osbake in osbake.yaml to fetch it from a mirror, or copy it into the store',
       );
     }
     ctx.progress.detail(`verifying ${ref.name}`);
@@ -50,6 +80,7 @@ export const applyPatches: Step<BuildContext> = {
     const m = await unpackBundle(file, ref.sha256, dir, ctx.log, ctx.signal);
     const server = await startRepoServer(dir, (line) => ctx.log.info({ src: 'patch-repo' }, line));
     ctx.patchServer = server;
+    ctx.image = withReleaseChannelOnly(ctx.image);
     ctx.patchRepoUrl = server.guestUrl;
     ctx.appliedBundle = { id: m.id, sha256: ref.sha256, packages: m.packages.length };
     ctx.progress.say(`applying patch bundle ${m.id} (${m.packages.length} packages) from ${server.guestUrl}`);

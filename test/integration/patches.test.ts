@@ -15,9 +15,9 @@ const IMAGE_YAML = `name: debian12-base
 description: patch bundle test image (plain bookworm, few packages)
 distro: debian
 suite: bookworm
-vanilla:
-  channels: [release]
 `;
+// No vanilla.channels here: --create-patches and --release with a bundle bootstrap from the plain
+// bookworm suite on their own, so bookworm-security and bookworm-updates have updates for the image.
 // A small package set keeps the TCG build short; the bundle still covers the whole base system.
 const BASE_DEFAULTS = `---
 base_packages: [jq]
