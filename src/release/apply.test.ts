@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildEntry } from '../../test/fixtures/build-entry.js';
 import type { BuildEntry } from '../config/builds.js';
 import { loadReleases } from '../config/releases.js';
 import { patchChoice, runRelease } from './apply.js';
@@ -12,28 +13,7 @@ const silent = { write: () => true };
 const noProgress = { start() {}, add() {}, end() {} };
 
 function entry(image: string, artifact: string, t: number, content: string, extra = {}): BuildEntry {
-  return {
-    name: image,
-    builder_type: 'qemu',
-    build_time: t,
-    files: [{ name: `${artifact}.qcow2`, size: content.length }],
-    artifact_id: 'VM',
-    packer_run_uuid: `uuid-${t}`,
-    custom_data: {
-      release: '2026.11',
-      artifact,
-      git_branch: 'main',
-      git_commit: 'a'.repeat(40),
-      git_dirty: false,
-      sha256: sha(content),
-      size: content.length,
-      package_count: 1,
-      duration_s: 1,
-      accelerator: 'tcg',
-      osbake_version: '0.1.0',
-      ...extra,
-    },
-  };
+  return buildEntry({ image, artifact, time: t, content, release: '2026.11', extra });
 }
 
 /** A project with one image (two clean builds for 2026.11, the second carrying a bundle). */

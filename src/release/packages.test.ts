@@ -2,32 +2,14 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildEntry } from '../../test/fixtures/build-entry.js';
 import type { BuildEntry } from '../config/builds.js';
 import { type ReleaseArtifact, writeRelease } from '../config/releases.js';
 import { resolveBuild, runDiff, runPackages } from './packages.js';
 import type { ImageBuilds } from './plan.js';
 
 function entry(artifact: string, t: number): BuildEntry {
-  return {
-    name: 'x',
-    builder_type: 'qemu',
-    build_time: t,
-    files: null,
-    artifact_id: 'VM',
-    packer_run_uuid: `u-${t}`,
-    custom_data: {
-      artifact,
-      git_branch: 'main',
-      git_commit: 'a'.repeat(40),
-      git_dirty: false,
-      sha256: 'b'.repeat(64),
-      size: 1,
-      package_count: 1,
-      duration_s: 1,
-      accelerator: 'tcg',
-      osbake_version: '0.1.0',
-    },
-  };
+  return buildEntry({ image: 'x', artifact, time: t, files: null });
 }
 
 const images: ImageBuilds[] = [

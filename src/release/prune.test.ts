@@ -2,30 +2,12 @@ import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildEntry } from '../../test/fixtures/build-entry.js';
 import { type BuildEntry, type BuildsManifest, readBuildsManifest } from '../config/builds.js';
 import { planPrune, runPrune } from './prune.js';
 
 function entry(artifact: string, t: number, dirty = false): BuildEntry {
-  return {
-    name: 'img',
-    builder_type: 'qemu',
-    build_time: t,
-    files: [{ name: `${artifact}.qcow2`, size: 1 }],
-    artifact_id: 'VM',
-    packer_run_uuid: `uuid-${artifact}`,
-    custom_data: {
-      artifact,
-      git_branch: 'main',
-      git_commit: 'a'.repeat(40),
-      git_dirty: dirty,
-      sha256: 'b'.repeat(64),
-      size: 1,
-      package_count: 1,
-      duration_s: 1,
-      accelerator: 'tcg',
-      osbake_version: '0.1.0',
-    },
-  };
+  return buildEntry({ artifact, time: t, dirty });
 }
 
 const m = (...builds: BuildEntry[]): BuildsManifest => ({
@@ -102,7 +84,7 @@ describe('osbake manifest prune', () => {
     });
     const a = await readBuildsManifest(join(root, 'images/a/manifest.json'));
     expect(a.builds.map((b) => b.custom_data.artifact)).toEqual(['a1']);
-    expect(a.last_run_uuid).toBe('uuid-a1');
+    expect(a.last_run_uuid).toBe(a.builds[0]?.packer_run_uuid);
     expect(text).toContain('a: remove a2');
     expect(text).toContain('removed 1 build(s) from images/a/manifest.json');
     expect(await readdir(join(root, 'images/a'))).toEqual(['image.yaml', 'manifest.json']);

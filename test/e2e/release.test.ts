@@ -8,32 +8,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildEntry } from '../fixtures/build-entry.js';
 import { runCli } from '../integration/helpers.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 function build(artifact: string, t: number, content: string, dirty = false) {
-  return {
-    name: 'img',
-    builder_type: 'qemu',
-    build_time: t,
-    files: [{ name: `${artifact}.qcow2`, size: content.length }],
-    artifact_id: 'VM',
-    packer_run_uuid: `uuid-${t}`,
-    custom_data: {
-      release: 'r1',
-      artifact,
-      git_branch: 'main',
-      git_commit: `${t}`.padEnd(40, 'a'),
-      git_dirty: dirty,
-      sha256: sha(content),
-      size: content.length,
-      package_count: 2,
-      duration_s: 1,
-      accelerator: 'tcg',
-      osbake_version: '0.1.0',
-    },
-  };
+  return buildEntry({ artifact, time: t, content, dirty, release: 'r1', extra: { package_count: 2 } });
 }
 
 describe('osbake release / verify / manifest prune / packages / diff', () => {
