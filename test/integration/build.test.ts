@@ -46,7 +46,7 @@ describe('osbake build debian12-base (real mmdebstrap + Packer + Ansible + QEMU)
     expect(result.stderr).toMatch(/accelerator: (KVM|TCG) \(/);
     expect(result.stderr).toMatch(/TASK \[base : Install the internet-dependent packages\]/);
     expect(result.stdout).toMatch(
-      /phases: +preflight [\d.]+s, vanilla [\d.]+s, ssh-key [\d.]+s, packer [\d.]+s/,
+      /phases: +preflight [\d.]+s, patch-source [\d.]+s, vanilla [\d.]+s, ssh-key [\d.]+s, packer [\d.]+s/,
     );
   });
 
