@@ -44,6 +44,42 @@ describe('run', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
+  it('on abort, signals the process group when the child waits on a grandchild (Packer → Ansible)', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const lines: string[] = [];
+    const t0 = Date.now();
+    // sh defers its INT trap until its foreground child exits; only the group signal stops sleep.
+    await expect(
+      run(['sh', '-c', 'trap "echo trapped" INT; sleep 30; echo after'], {
+        log,
+        signal: ac.signal,
+        cancelSignal: 'SIGINT',
+        cancelGroupAfterMs: 300,
+        cancelGraceMs: 20_000,
+        onLine: (l) => lines.push(l),
+      }),
+    ).rejects.toThrow(/interrupted/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(lines).toContain('trapped');
+  });
+
+  it('kills the process group when the cancel signal is not enough', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const t0 = Date.now();
+    await expect(
+      run(['sh', '-c', 'trap "" INT; while :; do sleep 0.1; done'], {
+        log,
+        signal: ac.signal,
+        cancelSignal: 'SIGINT',
+        cancelGroupAfterMs: 100,
+        cancelGraceMs: 600,
+      }),
+    ).rejects.toThrow(/interrupted/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('quotes for copy-paste', () => {
     expect(shellQuote(['packer', 'build', '-var', 'a=b c', "it's"])).toBe(
       `packer build -var 'a=b c' 'it'\\''s'`,

@@ -42,10 +42,16 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Called with each output line (stdout and stderr), e.g. to drive a progress display. */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
-  /** Aborting sends `cancelSignal` to the child and waits for it to exit. */
+  /**
+   * Aborting sends `cancelSignal` to the child, then (after `cancelGroupAfterMs`) to its whole
+   * process group as a terminal's Ctrl-C would (Packer's provisioners, e.g. ansible-playbook, do not
+   * stop otherwise), then SIGKILL to the group after `cancelGraceMs`; and waits for it to exit.
+   */
   signal?: AbortSignal;
   cancelSignal?: NodeJS.Signals;
-  /** How long a cancelled child may take to clean up before it is killed. */
+  /** When the cancel signal also goes to the child's process group (default 5 s). */
+  cancelGroupAfterMs?: number;
+  /** How long a cancelled child may take to clean up before its process group is killed. */
   cancelGraceMs?: number;
   /** Text written to the child's stdin (instead of closing it). */
   input?: string;
@@ -87,6 +93,38 @@ function interruption(signal: AbortSignal | undefined): InterruptedError {
   return signal?.reason instanceof InterruptedError ? signal.reason : new InterruptedError('SIGINT');
 }
 
+function signalProcess(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * On abort: the cancel signal to the child, later to its process group, finally SIGKILL to the
+ * group. Returns a function that stops the timers once the child has exited.
+ */
+function onAbortCancel(pid: number | undefined, opts: RunOptions): () => void {
+  const { signal } = opts;
+  if (!signal || pid === undefined) return () => {};
+  const group = opts.interactive ? pid : -pid;
+  const sig = opts.cancelSignal ?? 'SIGTERM';
+  const timers: NodeJS.Timeout[] = [];
+  const cancel = () => {
+    opts.log.warn({ pid, signal: sig }, 'cancelling');
+    signalProcess(pid, sig);
+    timers.push(setTimeout(() => signalProcess(group, sig), opts.cancelGroupAfterMs ?? 5_000));
+    timers.push(setTimeout(() => signalProcess(group, 'SIGKILL'), opts.cancelGraceMs ?? 10_000));
+  };
+  if (signal.aborted) cancel();
+  else signal.addEventListener('abort', cancel, { once: true });
+  return () => {
+    signal.removeEventListener('abort', cancel);
+    for (const t of timers) clearTimeout(t);
+  };
+}
+
 /** Run argv, stream its output into the log, and throw ProcessError unless it exits 0 (or okCodes). */
 export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [file, ...args] = argv;
@@ -107,13 +145,11 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
     stderr: 'pipe',
     buffer: false,
     reject: false,
-    // Own process group: a terminal Ctrl-C reaches osbake only, which forwards it exactly once.
+    // Own process group: a terminal Ctrl-C reaches osbake only, which forwards it (see cancel()).
     detached: !opts.interactive,
-    cancelSignal: opts.signal,
-    killSignal: opts.cancelSignal ?? 'SIGTERM',
-    forceKillAfterDelay: opts.cancelGraceMs ?? 10_000,
     timeout: opts.timeoutMs,
   });
+  const stopCancel = onAbortCancel(child.pid, opts);
 
   const tail: string[] = [];
   const out: string[] = [];
@@ -136,9 +172,10 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
     });
 
   const [result] = await Promise.all([child, pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
+  stopCancel();
   const code = (result as { code?: string }).code;
   if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
-  if (result.isCanceled) {
+  if (opts.signal?.aborted) {
     opts.log.warn({ src: tag }, 'cancelled');
     throw interruption(opts.signal);
   }
