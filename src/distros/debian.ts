@@ -119,7 +119,7 @@ export const debian: Distro = {
     const tar = join(workDir, 'rootfs.tar');
     const raw = join(workDir, 'disk.raw');
     await writeOverlay(overlay);
-    ctx.progress(`mmdebstrap ${image.config.suite} (main, updates, security)`);
+    ctx.progress(`mmdebstrap ${image.config.suite} (${image.config.vanilla.channels.join(', ')})`);
     await run(buildMmdebstrapArgs(project, image, overlay, tar), { log, signal, echo: ctx.debug });
     await assembleBiosDisk({
       rootfsTar: tar,

@@ -20,7 +20,7 @@ suite: bookworm
 // bookworm suite on their own, so bookworm-security and bookworm-updates have updates for the image.
 // A small package set keeps the TCG build short; the bundle still covers the whole base system.
 const BASE_DEFAULTS = `---
-base_packages: [jq]
+base_packages: [jq, chrony]
 chrony_servers: [2.debian.pool.ntp.org]
 nfs_idmap_domain: localdomain
 timezone: UTC
