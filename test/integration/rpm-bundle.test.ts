@@ -1,0 +1,364 @@
+/**
+ * rpm security-patch bundles with the real tools, offline: noarch RPMs built by rpmbuild (1.0 and
+ * 1.1; beta 1.1 newly requires gamma), a file:// "baseos" repository with a security advisory and
+ * an http:// "appstream" repository with a bugfix advisory and modules.yaml (createrepo_c,
+ * modifyrepo_c), an image installroot where dnf installed the 1.0 versions; then bundles made by
+ * createRpmBundle (security-only from the rpmdb, all updates from NEVRA lines), unpacked, and
+ * applied with `dnf --installroot upgrade` from the bundle alone.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256File } from '../../src/artifacts/checksum.js';
+import { UserError } from '../../src/errors.js';
+import { createFileLogger } from '../../src/log/logger.js';
+import { type BundleManifest, unpackBundle } from '../../src/patches/bundle.js';
+import { type RepoServer, startRepoServer } from '../../src/patches/repo-server.js';
+import { createRpmBundle } from '../../src/patches/rpm.js';
+import { parseRepomd } from '../../src/patches/rpm-repo.js';
+import { parseUpdateinfo } from '../../src/patches/updateinfo.js';
+
+let tmp = '';
+const log = () => createFileLogger(join(tmp, 'osbake.log'));
+const signal = new AbortController().signal;
+const execFileP = promisify(execFile);
+/** Run a tool asynchronously: the http repository is served from this process. */
+const sh = async (argv: string[], env: Record<string, string> = {}) =>
+  (
+    await execFileP(argv[0] as string, argv.slice(1), {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+      maxBuffer: 64 << 20,
+    })
+  ).stdout;
+
+async function buildRpm(name: string, version: string, requires?: string): Promise<string> {
+  const spec = join(tmp, `${name}-${version}.spec`);
+  writeFileSync(
+    spec,
+    [
+      `Name: ${name}`,
+      `Version: ${version}`,
+      'Release: 1',
+      `Summary: osbake test package ${name}`,
+      'License: MIT',
+      'BuildArch: noarch',
+      ...(requires ? [`Requires: ${requires}`] : []),
+      '%description',
+      `${name} ${version}`,
+      '%install',
+      `mkdir -p %{buildroot}/usr/share/${name}`,
+      `echo ${version} > %{buildroot}/usr/share/${name}/version`,
+      '%files',
+      `/usr/share/${name}/version`,
+      '',
+    ].join('\n'),
+  );
+  await sh(['rpmbuild', '--define', `_topdir ${join(tmp, 'rpmbuild')}`, '--quiet', '-bb', spec]);
+  return join(tmp, 'rpmbuild/RPMS/noarch', `${name}-${version}-1.noarch.rpm`);
+}
+
+const advisory = (id: string, type: string, severity: string | undefined, pkgs: [string, string][]) => `
+  <update from="test@osbake.invalid" status="final" type="${type}" version="2">
+    <id>${id}</id>
+    <title>${type} update for ${pkgs.map((p) => p[0]).join(', ')}</title>
+    ${severity ? `<severity>${severity}</severity>` : ''}
+    <issued date="2026-11-01 00:00:00"/>
+    <references><reference href="https://example.invalid/${id}" id="${id}" type="self" title="${id}"/></references>
+    <pkglist><collection short="test"><name>test</name>
+      ${pkgs
+        .map(
+          ([n, v]) =>
+            `<package name="${n}" version="${v}" release="1" epoch="0" arch="noarch" src="${n}-${v}-1.src.rpm"><filename>${n}-${v}-1.noarch.rpm</filename></package>`,
+        )
+        .join('\n      ')}
+    </collection></pkglist>
+  </update>`;
+
+const MODULES_YAML = `---
+document: modulemd
+version: 2
+data:
+  name: osbtest
+  stream: "1"
+  version: 20261101000000
+  context: 6c81f848
+  arch: x86_64
+  summary: osbake test module
+  description: A module whose packages this repository does not carry.
+  license:
+    module: [MIT]
+  artifacts:
+    rpms: [epsilon-0:1.0-1.noarch]
+...
+`;
+
+async function makeRepo(dir: string, rpms: string[], updateinfo: string, modules?: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  for (const r of rpms) cpSync(r, join(dir, r.split('/').pop() as string));
+  await sh(['createrepo_c', '--quiet', dir]);
+  writeFileSync(
+    join(tmp, 'updateinfo.xml'),
+    `<?xml version="1.0" encoding="UTF-8"?>\n<updates>${updateinfo}\n</updates>\n`,
+  );
+  await sh(['modifyrepo_c', '--mdtype=updateinfo', join(tmp, 'updateinfo.xml'), join(dir, 'repodata')]);
+  if (modules) {
+    writeFileSync(join(tmp, 'modules.yaml'), modules);
+    await sh(['modifyrepo_c', '--mdtype=modules', join(tmp, 'modules.yaml'), join(dir, 'repodata')]);
+  }
+}
+
+/** Real dnf on an image installroot whose rpmdb is at /var/lib/rpm (as on Rocky), only `repos` enabled. */
+async function dnfImage(root: string, repos: Record<string, string>, args: string[]): Promise<string> {
+  const conf = join(tmp, `dnf-${Object.keys(repos).join('-')}`);
+  mkdirSync(join(conf, 'repos.d'), { recursive: true });
+  writeFileSync(join(conf, '.rpmmacros'), '%_dbpath /var/lib/rpm\n');
+  writeFileSync(
+    join(conf, 'repos.d/test.repo'),
+    Object.entries(repos)
+      .map(([id, url]) => `[${id}]\nname=${id}\nbaseurl=${url}\ngpgcheck=0\n`)
+      .join('\n'),
+  );
+  writeFileSync(join(conf, 'dnf.conf'), '[main]\n');
+  return sh(
+    [
+      'dnf',
+      '-y',
+      '--noplugins',
+      `--config=${join(conf, 'dnf.conf')}`,
+      `--installroot=${root}`,
+      '--releasever=8',
+      `--setopt=reposdir=${join(conf, 'repos.d')}`,
+      '--setopt=install_weak_deps=False',
+      '--disablerepo=*',
+      `--enablerepo=${Object.keys(repos).join(',')}`,
+      ...args,
+    ],
+    { HOME: conf },
+  );
+}
+
+const installedVersions = async (root: string) =>
+  (
+    await sh([
+      'rpm',
+      `--root=${root}`,
+      '--dbpath=/var/lib/rpm',
+      '-qa',
+      '--qf',
+      '%{NAME} %{VERSION}-%{RELEASE}\n',
+    ])
+  )
+    .split('\n')
+    .filter(Boolean)
+    .sort();
+
+describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf --installroot, offline)', () => {
+  let server: RepoServer;
+  let baseos = '';
+  let appstream = '';
+  let image = '';
+  const bundles: Record<string, { file: string; sha256: string; manifest: BundleManifest }> = {};
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'osbake-rpm-'));
+    const v10: string[] = [];
+    for (const n of ['alpha', 'beta', 'gamma', 'delta']) v10.push(await buildRpm(n, '1.0'));
+    const v11 = [
+      await buildRpm('alpha', '1.1'),
+      await buildRpm('beta', '1.1', 'gamma >= 1.0'),
+      await buildRpm('delta', '1.1'),
+    ];
+    const [alpha10, beta10, gamma10, delta10] = v10 as [string, string, string, string];
+    const [alpha11, beta11, delta11] = v11 as [string, string, string];
+    await makeRepo(
+      join(tmp, 'mirror/baseos'),
+      [alpha10, alpha11, beta10, beta11, gamma10],
+      advisory('OSB-2026:0001', 'security', 'Important', [
+        ['alpha', '1.1'],
+        ['beta', '1.1'],
+      ]),
+    );
+    await makeRepo(
+      join(tmp, 'mirror/appstream'),
+      [delta10, delta11],
+      advisory('OSB-2026:0002', 'bugfix', undefined, [['delta', '1.1']]),
+      MODULES_YAML,
+    );
+    server = await startRepoServer(join(tmp, 'mirror/appstream'));
+    baseos = `file://${join(tmp, 'mirror/baseos')}/`;
+    appstream = `http://127.0.0.1:${server.port}/`;
+    // The "image": dnf installs the 1.0 versions offline into an installroot.
+    image = join(tmp, 'image');
+    await dnfImage(image, { baseos, appstream }, ['install', 'alpha-1.0', 'beta-1.0', 'delta-1.0']);
+    expect(await installedVersions(image)).toEqual(['alpha 1.0-1', 'beta 1.0-1', 'delta 1.0-1']);
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  const repos = () => [
+    { id: 'baseos', baseurl: baseos },
+    { id: 'appstream', baseurl: appstream },
+  ];
+
+  it('security-only bundle from the image rpmdb: the advisory upgrades plus the newly needed package', async () => {
+    const b = await createRpmBundle({
+      installed: { rpmdb: join(image, 'var/lib/rpm') },
+      repos: repos(),
+      workDir: join(tmp, 'work-security'),
+      id: 'rocky8-base-r1-main-0123abcd-patches',
+      image: 'rocky8-base',
+      artifact: 'rocky8-base-r1-main-0123abcd',
+      distro: 'rocky',
+      suite: '8',
+      repoDirName: 'Rocky8',
+      log: log(),
+      signal,
+    });
+    bundles.security = b;
+    expect(b.path).toBe('repos/Rocky8/rocky8-base-r1-main-0123abcd-patches.tar.zst');
+    expect(b.sha256).toBe(await sha256File(b.file));
+    expect(b.packages).toBe(3);
+    expect(b.manifest.format).toBe('rpm');
+    expect(b.manifest.packages).toEqual([
+      {
+        name: 'alpha',
+        oldVersion: '1.0-1',
+        newVersion: '1.1-1',
+        arch: 'noarch',
+        origin: 'baseos',
+        advisories: ['OSB-2026:0001'],
+      },
+      {
+        name: 'beta',
+        oldVersion: '1.0-1',
+        newVersion: '1.1-1',
+        arch: 'noarch',
+        origin: 'baseos',
+        advisories: ['OSB-2026:0001'],
+      },
+      { name: 'gamma', newVersion: '1.0-1', arch: 'noarch', origin: 'baseos', advisories: [] },
+    ]);
+    expect(b.manifest.advisories).toEqual([{ id: 'OSB-2026:0001', type: 'security', severity: 'Important' }]);
+
+    // The packed contents: exactly those rpms, repodata with the filtered updateinfo and the modules.
+    const dir = join(tmp, 'unpacked-security');
+    mkdirSync(dir);
+    await sh(['tar', '--zstd', '-xf', b.file, '-C', dir]);
+    expect(readdirSync(join(dir, 'Packages')).sort()).toEqual([
+      'alpha-1.1-1.noarch.rpm',
+      'beta-1.1-1.noarch.rpm',
+      'gamma-1.0-1.noarch.rpm',
+    ]);
+    const md = parseRepomd(readFileSync(join(dir, 'repodata/repomd.xml'), 'utf8'));
+    expect([...md.keys()].sort()).toEqual(['filelists', 'modules', 'other', 'primary', 'updateinfo']);
+    const ui = parseUpdateinfo(
+      gunzipSync(readFileSync(join(dir, md.get('updateinfo') as string))).toString(),
+    );
+    expect(ui.map((a) => [a.id, a.type, a.packages.map((p) => p.name)])).toEqual([
+      ['OSB-2026:0001', 'security', ['alpha', 'beta']],
+    ]);
+    expect(gunzipSync(readFileSync(join(dir, md.get('modules') as string))).toString()).toContain(
+      'name: osbtest',
+    );
+    expect(JSON.parse(readFileSync(join(dir, 'bundle.json'), 'utf8'))).toEqual(b.manifest);
+    const list = readFileSync(join(dir, 'PATCHES.txt'), 'utf8');
+    expect(list).toMatch(/^alpha +1\.0-1 → 1\.1-1 +baseos +OSB-2026:0001$/m);
+    expect(list).toMatch(/^gamma +\(new\) → 1\.0-1 +baseos$/m);
+    expect(list).toMatch(/^# OSB-2026:0001 {2}security \(Important\)$/m);
+    expect(list).not.toContain('delta');
+  }, 120_000);
+
+  it('all-updates bundle from the NEVRA list also carries the bugfix from the http repository', async () => {
+    const nevra = (
+      await sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
+    ).split('\n');
+    const b = await createRpmBundle({
+      installed: { nevra },
+      repos: repos(),
+      workDir: join(tmp, 'work-all'),
+      id: 'all-patches',
+      image: 'rocky8-base',
+      artifact: 'rocky8-base-r1-main-0123abcd',
+      distro: 'rocky',
+      suite: '8',
+      repoDirName: 'Rocky8',
+      policy: 'all',
+      log: log(),
+      signal,
+    });
+    bundles.all = b;
+    expect(
+      b.manifest.packages.map(
+        (p) => `${p.name} ${p.oldVersion ?? '-'} ${p.newVersion} ${p.origin} ${p.advisories}`,
+      ),
+    ).toEqual([
+      'alpha 1.0-1 1.1-1 baseos OSB-2026:0001',
+      'beta 1.0-1 1.1-1 baseos OSB-2026:0001',
+      'delta 1.0-1 1.1-1 appstream OSB-2026:0002',
+      'gamma - 1.0-1 baseos ',
+    ]);
+    expect(b.manifest.advisories?.map((a) => `${a.id} ${a.type}`)).toEqual([
+      'OSB-2026:0001 security',
+      'OSB-2026:0002 bugfix',
+    ]);
+  }, 120_000);
+
+  it.each(['security', 'all'])(
+    'the unpacked %s bundle alone upgrades a copy of the image with dnf, offline',
+    async (kind) => {
+      const b = bundles[kind];
+      if (!b) throw new Error(`no ${kind} bundle (earlier test failed)`);
+      const dest = join(tmp, `repo-${kind}`);
+      const m = await unpackBundle(b.file, b.sha256, dest, log(), signal);
+      expect(m).toEqual(b.manifest);
+      const root = join(tmp, `image-${kind}`);
+      cpSync(image, root, { recursive: true });
+      const bundleRepo = { bundle: `file://${dest}/` };
+      // dnf sees the bundle's advisories before the upgrade...
+      const listed = await dnfImage(root, bundleRepo, ['-q', 'updateinfo', 'list', '--updates']);
+      for (const a of m.advisories ?? []) expect(listed).toContain(a.id);
+      await dnfImage(root, bundleRepo, ['upgrade']);
+      // ...and afterwards every package is at the bundle's version.
+      const expected = new Map(m.packages.map((p) => [p.name, p.newVersion]));
+      const after = await installedVersions(root);
+      for (const [name, version] of expected) expect(after).toContain(`${name} ${version}`);
+      expect(after).toContain(kind === 'security' ? 'delta 1.0-1' : 'delta 1.1-1');
+      expect(readFileSync(join(root, 'usr/share/beta/version'), 'utf8').trim()).toBe('1.1');
+      expect(await dnfImage(root, bundleRepo, ['-q', 'check-update'])).toBe('');
+    },
+    120_000,
+  );
+
+  it('unpackBundle refuses a corrupted bundle, a wrong sha256 and a bundle tar cannot read', async () => {
+    const b = bundles.security;
+    if (!b) throw new Error('no bundle (earlier test failed)');
+    const refused = async (file: string, sha: string) => {
+      const err = await unpackBundle(file, sha, join(tmp, 'refused'), log(), signal).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      return err as UserError;
+    };
+    const bad = join(tmp, 'corrupt.tar.zst');
+    const data = Buffer.from(await readFile(b.file));
+    data[data.length >> 1] = (data[data.length >> 1] ?? 0) ^ 0xff;
+    writeFileSync(bad, data);
+    const e1 = await refused(bad, b.sha256);
+    expect(e1.code).toBe('E_BUNDLE_CHECKSUM');
+    expect(e1.message).toMatch(/has sha256 [0-9a-f]{64}, but manifest\.yaml records/);
+    expect((await refused(b.file, 'f'.repeat(64))).code).toBe('E_BUNDLE_CHECKSUM');
+    // A damaged file whose recorded sha256 matches it (recorded after the damage) still fails to unpack.
+    const cut = join(tmp, 'truncated.tar.zst');
+    cpSync(b.file, cut);
+    truncateSync(cut, Math.floor(data.length / 2));
+    expect((await refused(cut, await sha256File(cut))).code).toBe('E_BUNDLE_CORRUPT');
+  }, 60_000);
+});
