@@ -339,6 +339,29 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     120_000,
   );
 
+  it('an image that is up to date gets an empty bundle', async () => {
+    const b = await createRpmBundle({
+      installed: { rpmdb: join(tmp, 'image-all/var/lib/rpm') },
+      repos: repos(),
+      workDir: join(tmp, 'work-none'),
+      id: 'none-patches',
+      image: 'rocky8-base',
+      artifact: 'rocky8-base-r2-main-0123abcd',
+      distro: 'rocky',
+      suite: '8',
+      repoDirName: 'Rocky8',
+      policy: 'all',
+      log: log(),
+      signal,
+    });
+    expect(b.packages).toBe(0);
+    expect(b.manifest.packages).toEqual([]);
+    expect(b.manifest.advisories).toEqual([]);
+    const m = await unpackBundle(b.file, b.sha256, join(tmp, 'repo-none'), log(), signal);
+    expect(readdirSync(join(tmp, 'repo-none/Packages'))).toEqual([]);
+    expect(m.id).toBe('none-patches');
+  }, 60_000);
+
   it('unpackBundle refuses a corrupted bundle, a wrong sha256 and a bundle tar cannot read', async () => {
     const b = bundles.security;
     if (!b) throw new Error('no bundle (earlier test failed)');
