@@ -30,7 +30,15 @@ export interface DnfRoot {
   reposDir: string;
   config: string;
   releasever: string;
+  /** module_platform_id (e.g. platform:el8): the host has no /etc/os-release PLATFORM_ID for modular repos. */
+  platformId?: string;
   repos: readonly RpmRepo[];
+}
+
+/** platform:el<major> for a numeric release (8, 8.10, 9), else undefined (pure). */
+export function defaultPlatformId(releasever: string): string | undefined {
+  const major = /^(\d+)/.exec(releasever)?.[1];
+  return major ? `platform:el${major}` : undefined;
 }
 
 /** dnf confined to the installroot and the given repositories, reading no host configuration (pure). */
@@ -47,6 +55,7 @@ export function dnfArgv(r: DnfRoot, command: readonly string[]): string[] {
     '--setopt=install_weak_deps=False',
     '--setopt=skip_if_unavailable=False',
     '--setopt=best=True',
+    ...(r.platformId ? [`--setopt=module_platform_id=${r.platformId}`] : []),
     '--disablerepo=*',
     `--enablerepo=${r.repos.map((x) => x.id).join(',')}`,
     ...command,
@@ -79,6 +88,7 @@ export async function makeDnfRoot(
   dir: string,
   repos: readonly RpmRepo[],
   releasever: string,
+  platformId = defaultPlatformId(releasever),
 ): Promise<DnfRoot> {
   checkRepos(repos);
   const r: DnfRoot = {
@@ -87,6 +97,7 @@ export async function makeDnfRoot(
     reposDir: join(dir, 'repos.d'),
     config: join(dir, 'dnf.conf'),
     releasever,
+    ...(platformId ? { platformId } : {}),
     repos,
   };
   await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatPatchList } from './bundle.js';
 import { parseOrigins, planRpmPatches } from './rpm.js';
-import { dnfArgv, rpmQueryArgv, upgradeCommand } from './rpm-dnf.js';
+import { defaultPlatformId, dnfArgv, rpmQueryArgv, upgradeCommand } from './rpm-dnf.js';
 import { checkRepos, formatRepoFile, parseRepomd } from './rpm-repo.js';
 import { parseUpdateinfo } from './updateinfo.js';
 
@@ -109,6 +109,7 @@ describe('dnf and rpm argv', () => {
     reposDir: '/w/repos.d',
     config: '/w/dnf.conf',
     releasever: '8',
+    platformId: 'platform:el8',
     repos: [
       { id: 'baseos', baseurl: 'file:///m/baseos/' },
       { id: 'appstream', baseurl: 'http://mirror:8080/appstream/' },
@@ -128,6 +129,7 @@ describe('dnf and rpm argv', () => {
       '--setopt=install_weak_deps=False',
       '--setopt=skip_if_unavailable=False',
       '--setopt=best=True',
+      '--setopt=module_platform_id=platform:el8',
       '--disablerepo=*',
       '--enablerepo=baseos,appstream',
       'upgrade',
@@ -135,6 +137,8 @@ describe('dnf and rpm argv', () => {
       '--destdir=/w/dl',
       '--security',
     ]);
+    expect(defaultPlatformId('8.10')).toBe('platform:el8');
+    expect(defaultPlatformId('stream')).toBeUndefined();
     expect(upgradeCommand('all', '/d')).toEqual(['upgrade', '--downloadonly', '--destdir=/d']);
     expect(rpmQueryArgv('/w/root').slice(0, 4)).toEqual([
       'rpm',

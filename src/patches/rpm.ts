@@ -22,6 +22,7 @@ import {
   writeRpmRepoIndex,
 } from './bundle.js';
 import {
+  defaultPlatformId,
   dnfArgv,
   dnfEnv,
   type InstalledRpms,
@@ -122,6 +123,8 @@ export interface CreateRpmBundleOptions extends Io {
   suite: string;
   /** dnf $releasever (default: suite). */
   releasever?: string;
+  /** dnf module_platform_id (default platform:el<major of releasever>). */
+  platformId?: string;
   /** Store directory under repos/ (e.g. Rocky8). */
   repoDirName: string;
   policy?: RpmUpdatePolicy;
@@ -133,7 +136,12 @@ export async function createRpmBundle(
 ): Promise<CreatedBundle & { manifest: BundleManifest }> {
   const io: Io = { log: o.log, signal: o.signal, onDetail: o.onDetail };
   const policy = o.policy ?? 'security';
-  const r = await makeDnfRoot(join(o.workDir, 'dnf'), o.repos, o.releasever ?? o.suite);
+  const r = await makeDnfRoot(
+    join(o.workDir, 'dnf'),
+    o.repos,
+    o.releasever ?? o.suite,
+    o.platformId ?? defaultPlatformId(o.releasever ?? o.suite),
+  );
   const installed = await seedRpmdb(r, o.installed, io);
 
   const dl = join(o.workDir, 'download');
