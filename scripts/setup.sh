@@ -8,7 +8,7 @@ APT_PACKAGES=(
   packer qemu-system-x86 qemu-utils mmdebstrap ansible
   extlinux syslinux-common fdisk util-linux mount e2fsprogs
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
-  rpm createrepo-c dnf xz-utils
+  rpm createrepo-c dnf xz-utils gpg
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -16,6 +16,11 @@ export interface RpmRepo {
   id: string;
   /** file:///path/ or http(s)://host/path/ (the directory holding repodata/) */
   baseurl: string;
+  /**
+   * The repository's signing key(s) (file:/// or http(s):// URL, as a .repo file's gpgkey): every
+   * downloaded package must carry a valid signature by it (dnf gpgcheck). Without it, no check.
+   */
+  gpgkey?: string;
 }
 
 /** Refuse repo ids and URLs dnf would misread (pure). */
@@ -37,6 +42,13 @@ export function checkRepos(repos: readonly RpmRepo[]): void {
       );
     }
     ids.add(r.id);
+    if (r.gpgkey !== undefined && !/^(file:\/\/\/|https?:\/\/)\S+$/.test(r.gpgkey)) {
+      throw new UserError(
+        'E_BAD_REPO',
+        `rpm repository ${r.id}: gpgkey ${JSON.stringify(r.gpgkey)} is not a file:/// or http(s):// URL`,
+        'write an absolute URL, e.g. file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-8',
+      );
+    }
     if (!/^(file:\/\/\/|https?:\/\/)\S+$/.test(r.baseurl)) {
       throw new UserError(
         'E_BAD_REPO',
@@ -47,7 +59,7 @@ export function checkRepos(repos: readonly RpmRepo[]): void {
   }
 }
 
-/** A yum/dnf .repo file for the repositories (pure). Signatures are checked where the bundle is installed. */
+/** A yum/dnf .repo file for the repositories (pure): gpgcheck where a key is given. */
 export function formatRepoFile(repos: readonly RpmRepo[]): string {
   return repos
     .map((r) =>
@@ -56,7 +68,7 @@ export function formatRepoFile(repos: readonly RpmRepo[]): string {
         `name=${r.id}`,
         `baseurl=${r.baseurl}`,
         'enabled=1',
-        'gpgcheck=0',
+        ...(r.gpgkey ? ['gpgcheck=1', `gpgkey=${r.gpgkey}`] : ['gpgcheck=0']),
         'skip_if_unavailable=0',
         '',
       ].join('\n'),

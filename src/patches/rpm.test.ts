@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { ProcessError, UserError } from '../errors.js';
 import { formatPatchList } from './bundle.js';
-import { parseOrigins, planRpmPatches } from './rpm.js';
+import { parseOrigins, planRpmPatches, signatureFailure } from './rpm.js';
 import { defaultPlatformId, dnfArgv, rpmQueryArgv, upgradeCommand } from './rpm-dnf.js';
 import { checkRepos, formatRepoFile, parseRepomd } from './rpm-repo.js';
 import { parseUpdateinfo } from './updateinfo.js';
@@ -92,6 +93,20 @@ describe('rpm patch plan', () => {
     expect(text).toMatch(/^# RLSA-1 {2}security \(Critical\)$/m);
   });
 
+  it("turns dnf's GPG check failure into a user error naming the packages", () => {
+    const tail = [
+      'Public key for beta-1.1-1.noarch.rpm is not installed. Failing package is: beta-1.1-1.noarch',
+      ' GPG Keys are configured as: file:///k.asc',
+      'Error: GPG check FAILED',
+    ];
+    const e = signatureFailure(new ProcessError(['dnf'], 1, tail));
+    expect(e).toBeInstanceOf(UserError);
+    expect(e?.code).toBe('E_PATCH_SIGNATURE');
+    expect(e?.message).toMatch(/signature check: beta-1\.1-1\.noarch$/);
+    expect(signatureFailure(new ProcessError(['dnf'], 1, ['Error: Unable to find a match']))).toBeUndefined();
+    expect(signatureFailure(new Error('x'))).toBeUndefined();
+  });
+
   it('reads repoquery origins, first repository wins', () => {
     const out =
       'alpha\t0\t1.1\t1\tnoarch\tbaseos\nalpha\t0\t1.1\t1\tnoarch\tappstream\nx\t1\t2\t3\tx86_64\tappstream\njunk';
@@ -158,6 +173,10 @@ describe('dnf and rpm argv', () => {
     expect(() => checkRepos([{ id: 'a b', baseurl: 'file:///x' }])).toThrow(/id "a b"/);
     expect(() => checkRepos([...root.repos, root.repos[0] as (typeof root.repos)[0]])).toThrow(/repeated/);
     expect(() => checkRepos([{ id: 'a', baseurl: '/srv/repo' }])).toThrow(/not file:\/\/\/ or http/);
+    expect(() => checkRepos([{ id: 'a', baseurl: 'file:///r', gpgkey: 'RPM-GPG-KEY' }])).toThrow(/gpgkey/);
+    expect(formatRepoFile([{ id: 'a', baseurl: 'file:///r', gpgkey: 'file:///k.asc' }])).toContain(
+      'gpgcheck=1\ngpgkey=file:///k.asc\n',
+    );
   });
 
   it('finds metadata locations in repomd.xml', () => {

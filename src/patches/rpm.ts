@@ -10,6 +10,7 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
+import { ProcessError, UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { PlannedPatch } from './apt.js';
 import {
@@ -157,6 +158,8 @@ export async function createRpmBundle(
       const m = /^\((\d+\/\d+)\): (\S+)/.exec(line);
       if (m) io.onDetail?.(`downloading ${m[1]} ${m[2]}`);
     },
+  }).catch((err: unknown) => {
+    throw signatureFailure(err) ?? err;
   });
   const files = (await readdir(dl).catch(() => [] as string[])).filter((f) => f.endsWith('.rpm')).sort();
   const downloaded = files.length
@@ -228,4 +231,18 @@ export async function createRpmBundle(
     packages: plan.patches.length,
     manifest,
   };
+}
+
+/** dnf's "GPG check FAILED" as a user error naming the packages (undefined for other failures). */
+export function signatureFailure(err: unknown): UserError | undefined {
+  if (!(err instanceof ProcessError) || !err.outputTail.some((l) => /GPG check FAILED/.test(l)))
+    return undefined;
+  const failing = err.outputTail
+    .map((l) => /Failing package is: (\S+)/.exec(l)?.[1])
+    .filter((x): x is string => Boolean(x));
+  return new UserError(
+    'E_PATCH_SIGNATURE',
+    `packages from the source repositories fail their signature check${failing.length ? `: ${failing.join(', ')}` : ''}`,
+    "check the repository's gpgkey, or whether the mirror serves tampered packages",
+  );
 }

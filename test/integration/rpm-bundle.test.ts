@@ -4,7 +4,8 @@
  * an http:// "appstream" repository with a bugfix advisory and modules.yaml (createrepo_c,
  * modifyrepo_c), an image installroot where dnf installed the 1.0 versions; then bundles made by
  * createRpmBundle (security-only from the rpmdb, all updates from NEVRA lines), unpacked, and
- * applied with `dnf --installroot upgrade` from the bundle alone.
+ * applied with `dnf --installroot upgrade` from the bundle alone. Every package is signed by a
+ * throwaway key (rpmsign); dnf checks it while the bundle is made and where it is applied.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,8 @@ import { parseRepomd } from '../../src/patches/rpm-repo.js';
 import { parseUpdateinfo } from '../../src/patches/updateinfo.js';
 
 let tmp = '';
+/** file:// URL of the key that signs every test package; the image's dnf checks it, and so does osbake. */
+let signingKey = '';
 const log = () => createFileLogger(join(tmp, 'osbake.log'));
 const signal = new AbortController().signal;
 const execFileP = promisify(execFile);
@@ -32,7 +35,7 @@ const sh = async (argv: string[], env: Record<string, string> = {}) =>
   (
     await execFileP(argv[0] as string, argv.slice(1), {
       encoding: 'utf8',
-      env: { ...process.env, ...env },
+      env: { ...process.env, GNUPGHOME: join(tmp, 'gnupg'), ...env },
       timeout: 120_000,
       maxBuffer: 64 << 20,
     })
@@ -62,6 +65,31 @@ async function buildRpm(name: string, version: string, requires?: string): Promi
   );
   await sh(['rpmbuild', '--define', `_topdir ${join(tmp, 'rpmbuild')}`, '--quiet', '-bb', spec]);
   return join(tmp, 'rpmbuild/RPMS/noarch', `${name}-${version}-1.noarch.rpm`);
+}
+
+/** A throwaway signing key in tmp/gnupg, exported as tmp/<name>.asc. */
+async function makeKey(name: string): Promise<string> {
+  mkdirSync(join(tmp, 'gnupg'), { recursive: true, mode: 0o700 });
+  const uid = `${name} <${name}@osbake.invalid>`;
+  await sh([
+    'gpg',
+    '--batch',
+    '--quiet',
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    '',
+    '--quick-gen-key',
+    uid,
+    'rsa2048',
+    'sign',
+    'never',
+  ]);
+  writeFileSync(
+    join(tmp, `${name}.asc`),
+    await sh(['gpg', '--batch', '--armor', '--export', `${name}@osbake.invalid`]),
+  );
+  return `file://${join(tmp, `${name}.asc`)}`;
 }
 
 const advisory = (id: string, type: string, severity: string | undefined, pkgs: [string, string][]) => `
@@ -115,14 +143,19 @@ async function makeRepo(dir: string, rpms: string[], updateinfo: string, modules
 }
 
 /** Real dnf on an image installroot whose rpmdb is at /var/lib/rpm (as on Rocky), only `repos` enabled. */
-async function dnfImage(root: string, repos: Record<string, string>, args: string[]): Promise<string> {
+async function dnfImage(
+  root: string,
+  repos: Record<string, string>,
+  args: string[],
+  gpgkey = signingKey,
+): Promise<string> {
   const conf = join(tmp, `dnf-${Object.keys(repos).join('-')}`);
   mkdirSync(join(conf, 'repos.d'), { recursive: true });
   writeFileSync(join(conf, '.rpmmacros'), '%_dbpath /var/lib/rpm\n');
   writeFileSync(
     join(conf, 'repos.d/test.repo'),
     Object.entries(repos)
-      .map(([id, url]) => `[${id}]\nname=${id}\nbaseurl=${url}\ngpgcheck=0\n`)
+      .map(([id, url]) => `[${id}]\nname=${id}\nbaseurl=${url}\ngpgcheck=1\ngpgkey=${gpgkey}\n`)
       .join('\n'),
   );
   writeFileSync(join(conf, 'dnf.conf'), '[main]\n');
@@ -164,10 +197,13 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
   let baseos = '';
   let appstream = '';
   let image = '';
+  let otherKey = '';
   const bundles: Record<string, { file: string; sha256: string; manifest: BundleManifest }> = {};
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'osbake-rpm-'));
+    signingKey = await makeKey('packager');
+    otherKey = await makeKey('stranger');
     const v10: string[] = [];
     for (const n of ['alpha', 'beta', 'gamma', 'delta']) v10.push(await buildRpm(n, '1.0'));
     const v11 = [
@@ -175,6 +211,16 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
       await buildRpm('beta', '1.1', 'gamma >= 1.0'),
       await buildRpm('delta', '1.1'),
     ];
+    await sh([
+      'rpmsign',
+      '--define',
+      '__gpg /usr/bin/gpg',
+      '--define',
+      '_gpg_name packager@osbake.invalid',
+      '--addsign',
+      ...v10,
+      ...v11,
+    ]);
     const [alpha10, beta10, gamma10, delta10] = v10 as [string, string, string, string];
     const [alpha11, beta11, delta11] = v11 as [string, string, string];
     await makeRepo(
@@ -197,17 +243,22 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     // The "image": dnf installs the 1.0 versions offline into an installroot.
     image = join(tmp, 'image');
     await dnfImage(image, { baseos, appstream }, ['install', 'alpha-1.0', 'beta-1.0', 'delta-1.0']);
-    expect(await installedVersions(image)).toEqual(['alpha 1.0-1', 'beta 1.0-1', 'delta 1.0-1']);
+    expect((await installedVersions(image)).filter((p) => !p.startsWith('gpg-pubkey '))).toEqual([
+      'alpha 1.0-1',
+      'beta 1.0-1',
+      'delta 1.0-1',
+    ]);
   }, 120_000);
 
   afterAll(async () => {
     await server?.close();
+    if (tmp) await sh(['gpgconf', '--kill', 'gpg-agent']).catch(() => undefined);
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
-  const repos = () => [
-    { id: 'baseos', baseurl: baseos },
-    { id: 'appstream', baseurl: appstream },
+  const repos = (gpgkey = signingKey) => [
+    { id: 'baseos', baseurl: baseos, gpgkey },
+    { id: 'appstream', baseurl: appstream, gpgkey },
   ];
 
   it('security-only bundle from the image rpmdb: the advisory upgrades plus the newly needed package', async () => {
@@ -360,6 +411,30 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     const m = await unpackBundle(b.file, b.sha256, join(tmp, 'repo-none'), log(), signal);
     expect(readdirSync(join(tmp, 'repo-none/Packages'))).toEqual([]);
     expect(m.id).toBe('none-patches');
+  }, 60_000);
+
+  it('refuses packages that are not signed by the repository key', async () => {
+    // From NEVRA lines the installroot trusts no key but the repositories' gpgkey (an image's rpmdb
+    // would also bring the keys the image trusts, as dnf on the image would).
+    const nevra = (
+      await sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
+    ).split('\n');
+    const err = await createRpmBundle({
+      installed: { nevra },
+      repos: repos(otherKey),
+      workDir: join(tmp, 'work-badkey'),
+      id: 'badkey-patches',
+      image: 'rocky8-base',
+      artifact: 'rocky8-base-r1-main-0123abcd',
+      distro: 'rocky',
+      suite: '8',
+      repoDirName: 'Rocky8',
+      log: log(),
+      signal,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).code).toBe('E_PATCH_SIGNATURE');
+    expect((err as UserError).message).toMatch(/signature check: .*alpha-1\.1-1\.noarch/);
   }, 60_000);
 
   it('unpackBundle refuses a corrupted bundle, a wrong sha256 and a bundle tar cannot read', async () => {
