@@ -5,7 +5,7 @@
  */
 import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { ProcessError, UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import { checkRepos, fetchRepoFile, formatRepoFile, type RpmRepo } from './rpm-repo.js';
@@ -116,6 +116,52 @@ export interface Io {
 
 export const dnfEnv = (r: DnfRoot) => ({ HOME: r.home });
 
+/** dnf's own failures that the user can fix, as UserErrors (undefined for anything else; pure). */
+export function dnfFailure(err: unknown): UserError | undefined {
+  if (!(err instanceof ProcessError)) return undefined;
+  const tail = err.outputTail;
+  const match = (re: RegExp) => tail.map((l) => re.exec(l)?.[1]).filter((x): x is string => Boolean(x));
+  if (tail.some((l) => /GPG check FAILED/.test(l))) {
+    const failing = match(/Failing package is: (\S+)/);
+    return new UserError(
+      'E_PATCH_SIGNATURE',
+      `packages from the source repositories fail their signature check${failing.length ? `: ${failing.join(', ')}` : ''}`,
+      "check the repository's gpgkey, or whether the mirror serves tampered packages",
+    );
+  }
+  const repo = match(/Failed to download metadata for repo '([^']+)'/)[0];
+  if (repo) {
+    return new UserError(
+      'E_REPO_UNREACHABLE',
+      `rpm repository ${repo}: dnf cannot read its metadata`,
+      'check the baseurl and that the mirror is reachable',
+    );
+  }
+  const problems = tail.filter((l) => /^\s*(Problem( \d+)?:|- )/.test(l)).map((l) => l.trim());
+  if (problems.length > 0) {
+    return new UserError(
+      'E_PATCH_DEPSOLVE',
+      `dnf cannot resolve the upgrade: ${problems.slice(0, 4).join(' ')}`,
+      'the repositories lack a package the upgrade needs: add the repository that has it',
+    );
+  }
+  return undefined;
+}
+
+/** Run dnf in the root; its user-fixable failures become UserErrors. */
+export async function runDnf(
+  r: DnfRoot,
+  command: readonly string[],
+  io: Io,
+  onLine?: (line: string) => void,
+): Promise<string> {
+  try {
+    return (await run(dnfArgv(r, command), { ...io, env: dnfEnv(r), tag: 'dnf', onLine })).stdout.trim();
+  } catch (err) {
+    throw dnfFailure(err) ?? err;
+  }
+}
+
 /**
  * Put the image's packages into the installroot's rpmdb: a copy of its rpmdb directory, or, from
  * NEVRA lines, each package fetched from the source repositories and registered with
@@ -138,13 +184,7 @@ export async function seedRpmdb(r: DnfRoot, installed: InstalledRpms, io: Io): P
       );
     }
     io.onDetail?.(`locating ${wanted.length} installed package(s) in the repositories`);
-    const urls = (
-      await capture(dnfArgv(r, ['repoquery', '-q', '--location', ...wanted]), {
-        ...io,
-        env: dnfEnv(r),
-        tag: 'dnf',
-      })
-    )
+    const urls = (await runDnf(r, ['repoquery', '-q', '--location', ...wanted], io))
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => /^(file|https?):\/\//.test(l));

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ProcessError, UserError } from '../errors.js';
 import { formatPatchList } from './bundle.js';
-import { parseOrigins, planRpmPatches, signatureFailure } from './rpm.js';
-import { defaultPlatformId, dnfArgv, rpmQueryArgv, upgradeCommand } from './rpm-dnf.js';
+import { parseOrigins, planRpmPatches } from './rpm.js';
+import { defaultPlatformId, dnfArgv, dnfFailure, rpmQueryArgv, upgradeCommand } from './rpm-dnf.js';
 import { checkRepos, formatRepoFile, parseRepomd } from './rpm-repo.js';
 import { parseUpdateinfo } from './updateinfo.js';
 
@@ -99,12 +99,33 @@ describe('rpm patch plan', () => {
       ' GPG Keys are configured as: file:///k.asc',
       'Error: GPG check FAILED',
     ];
-    const e = signatureFailure(new ProcessError(['dnf'], 1, tail));
+    const e = dnfFailure(new ProcessError(['dnf'], 1, tail));
     expect(e).toBeInstanceOf(UserError);
     expect(e?.code).toBe('E_PATCH_SIGNATURE');
     expect(e?.message).toMatch(/signature check: beta-1\.1-1\.noarch$/);
-    expect(signatureFailure(new ProcessError(['dnf'], 1, ['Error: Unable to find a match']))).toBeUndefined();
-    expect(signatureFailure(new Error('x'))).toBeUndefined();
+    expect(dnfFailure(new ProcessError(['dnf'], 1, ['Error: Unable to find a match']))).toBeUndefined();
+    expect(dnfFailure(new Error('x'))).toBeUndefined();
+  });
+
+  it('names an unreachable repository and an unresolvable upgrade', () => {
+    const unreachable = dnfFailure(
+      new ProcessError(['dnf'], 1, [
+        "Error: Failed to download metadata for repo 'baseos': Cannot download repomd.xml: All mirrors were tried",
+      ]),
+    );
+    expect([unreachable?.code, unreachable?.message]).toEqual([
+      'E_REPO_UNREACHABLE',
+      'rpm repository baseos: dnf cannot read its metadata',
+    ]);
+    const depsolve = dnfFailure(
+      new ProcessError(['dnf'], 1, [
+        'Error: ',
+        ' Problem: cannot install the best update candidate for package beta-1.0-1.noarch',
+        '  - nothing provides gamma >= 1.0 needed by beta-1.1-1.noarch',
+      ]),
+    );
+    expect(depsolve?.code).toBe('E_PATCH_DEPSOLVE');
+    expect(depsolve?.message).toContain('nothing provides gamma >= 1.0 needed by beta-1.1-1.noarch');
   });
 
   it('reads repoquery origins, first repository wins', () => {

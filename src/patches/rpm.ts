@@ -10,8 +10,7 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
-import { ProcessError, UserError } from '../errors.js';
-import { capture, run } from '../exec/run.js';
+import { capture } from '../exec/run.js';
 import type { PlannedPatch } from './apt.js';
 import {
   type BundleAdvisory,
@@ -24,13 +23,12 @@ import {
 } from './bundle.js';
 import {
   defaultPlatformId,
-  dnfArgv,
-  dnfEnv,
   type InstalledRpms,
   type Io,
   makeDnfRoot,
   REPOQUERY_FORMAT,
   type RpmUpdatePolicy,
+  runDnf,
   seedRpmdb,
   upgradeCommand,
 } from './rpm-dnf.js';
@@ -114,7 +112,7 @@ export function parseOrigins(output: string): Map<string, string> {
 export interface CreateRpmBundleOptions extends Io {
   installed: InstalledRpms;
   repos: readonly RpmRepo[];
-  /** Scratch directory (emptied); the bundle file is written here. */
+  /** Scratch directory: dnf/, download/, metadata/ and bundle/ in it are replaced; <id>.tar.zst is written here. */
   workDir: string;
   id: string;
   image: string;
@@ -150,16 +148,9 @@ export async function createRpmBundle(
   io.onDetail?.(
     `dnf upgrade --downloadonly${policy === 'security' ? ' --security' : ''} (${installed.length} installed)`,
   );
-  await run(dnfArgv(r, upgradeCommand(policy, dl)), {
-    ...io,
-    env: dnfEnv(r),
-    tag: 'dnf',
-    onLine: (line) => {
-      const m = /^\((\d+\/\d+)\): (\S+)/.exec(line);
-      if (m) io.onDetail?.(`downloading ${m[1]} ${m[2]}`);
-    },
-  }).catch((err: unknown) => {
-    throw signatureFailure(err) ?? err;
+  await runDnf(r, upgradeCommand(policy, dl), io, (line) => {
+    const m = /^\((\d+\/\d+)\): (\S+)/.exec(line);
+    if (m) io.onDetail?.(`downloading ${m[1]} ${m[2]}`);
   });
   const files = (await readdir(dl).catch(() => [] as string[])).filter((f) => f.endsWith('.rpm')).sort();
   const downloaded = files.length
@@ -172,23 +163,20 @@ export async function createRpmBundle(
     : [];
   const origins = downloaded.length
     ? parseOrigins(
-        await capture(
-          dnfArgv(r, ['repoquery', '-q', '--qf', REPOQUERY_FORMAT, ...downloaded.map(formatNevra)]),
-          { ...io, env: dnfEnv(r), tag: 'dnf' },
-        ),
+        await runDnf(r, ['repoquery', '-q', '--qf', REPOQUERY_FORMAT, ...downloaded.map(formatNevra)], io),
       )
     : new Map<string, string>();
 
   const meta = join(o.workDir, 'metadata');
-  const updateinfos: string[] = [];
+  const updateinfos: { repo: string; xml: string }[] = [];
   const modules: string[] = [];
   for (const repo of o.repos) {
     const u = await readRepoMetadata(repo, 'updateinfo', meta, o.log, o.signal);
-    if (u !== undefined) updateinfos.push(u);
+    if (u !== undefined) updateinfos.push({ repo: repo.id, xml: u });
     const m = await readRepoMetadata(repo, 'modules', meta, o.log, o.signal);
     if (m !== undefined) modules.push(m.endsWith('\n') ? m : `${m}\n`);
   }
-  const advisories = updateinfos.flatMap((x, i) => parseUpdateinfo(x, `updateinfo.xml of ${o.repos[i]?.id}`));
+  const advisories = updateinfos.flatMap((u) => parseUpdateinfo(u.xml, `updateinfo.xml of ${u.repo}`));
   const plan = planRpmPatches(installed, downloaded, origins, advisories);
 
   const dir = join(o.workDir, 'bundle');
@@ -199,7 +187,14 @@ export async function createRpmBundle(
   await writeRpmRepoIndex(
     dir,
     {
-      ...(updateinfos.length > 0 ? { updateinfo: filterUpdateinfo(updateinfos, plan.keep) } : {}),
+      ...(updateinfos.length > 0
+        ? {
+            updateinfo: filterUpdateinfo(
+              updateinfos.map((u) => u.xml),
+              plan.keep,
+            ),
+          }
+        : {}),
       ...(modules.length > 0 ? { modulesYaml: modules.join('') } : {}),
     },
     o.log,
@@ -231,18 +226,4 @@ export async function createRpmBundle(
     packages: plan.patches.length,
     manifest,
   };
-}
-
-/** dnf's "GPG check FAILED" as a user error naming the packages (undefined for other failures). */
-export function signatureFailure(err: unknown): UserError | undefined {
-  if (!(err instanceof ProcessError) || !err.outputTail.some((l) => /GPG check FAILED/.test(l)))
-    return undefined;
-  const failing = err.outputTail
-    .map((l) => /Failing package is: (\S+)/.exec(l)?.[1])
-    .filter((x): x is string => Boolean(x));
-  return new UserError(
-    'E_PATCH_SIGNATURE',
-    `packages from the source repositories fail their signature check${failing.length ? `: ${failing.join(', ')}` : ''}`,
-    "check the repository's gpgkey, or whether the mirror serves tampered packages",
-  );
 }
