@@ -34,6 +34,7 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   dd: 'coreutils',
   dnf: 'dnf',
   rpm: 'rpm',
+  rpmdb: 'rpm',
   createrepo_c: 'createrepo-c',
   modifyrepo_c: 'createrepo-c',
   xz: 'xz-utils',

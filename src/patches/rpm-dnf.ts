@@ -3,7 +3,7 @@
  * (pure), the root's configuration, and seeding its rpmdb from the image's rpmdb directory or from
  * its NEVRA list.
  */
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ProcessError, UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
@@ -114,6 +114,11 @@ export interface Io {
   onDetail?: (text: string) => void;
 }
 
+/** An rpmdb directory in the Berkeley DB format (a Packages file, no rpmdb.sqlite; pure). */
+export function isBerkeleyRpmdb(files: readonly string[]): boolean {
+  return files.includes('Packages') && !files.includes('rpmdb.sqlite');
+}
+
 export const dnfEnv = (r: DnfRoot) => ({ HOME: r.home });
 
 /** dnf's own failures that the user can fix, as UserErrors (undefined for anything else; pure). */
@@ -170,6 +175,16 @@ export async function runDnf(
 export async function seedRpmdb(r: DnfRoot, installed: InstalledRpms, io: Io): Promise<RpmPackage[]> {
   if ('rpmdb' in installed) {
     await cp(installed.rpmdb, join(r.root, RPMDB_PATH), { recursive: true });
+    // Rocky 8 keeps a Berkeley DB rpmdb, which this rpm reads only (bdb_ro); dnf writes keys into
+    // the rpmdb, so convert it to sqlite first.
+    if (isBerkeleyRpmdb(await readdir(join(r.root, RPMDB_PATH)))) {
+      io.onDetail?.('converting the Berkeley DB rpmdb to sqlite');
+      await run(['rpmdb', `--root=${r.root}`, `--dbpath=${RPMDB_PATH}`, '--rebuilddb'], {
+        ...io,
+        env: dnfEnv(r),
+        tag: 'rpmdb',
+      });
+    }
     if (installed.modulesDir) {
       await cp(installed.modulesDir, join(r.root, 'etc/dnf/modules.d'), { recursive: true });
     }

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ProcessError, UserError } from '../errors.js';
 import { formatPatchList } from './bundle.js';
 import { parseOrigins, planRpmPatches } from './rpm.js';
-import { defaultPlatformId, dnfArgv, dnfFailure, rpmQueryArgv, upgradeCommand } from './rpm-dnf.js';
+import {
+  defaultPlatformId,
+  dnfArgv,
+  dnfFailure,
+  isBerkeleyRpmdb,
+  rpmQueryArgv,
+  upgradeCommand,
+} from './rpm-dnf.js';
 import { checkRepos, formatRepoFile, parseRepomd } from './rpm-repo.js';
 import { parseUpdateinfo } from './updateinfo.js';
 
@@ -198,6 +205,12 @@ describe('dnf and rpm argv', () => {
     expect(formatRepoFile([{ id: 'a', baseurl: 'file:///r', gpgkey: 'file:///k.asc' }])).toContain(
       'gpgcheck=1\ngpgkey=file:///k.asc\n',
     );
+  });
+
+  it('tells a Berkeley DB rpmdb (Rocky 8) from a sqlite one (Rocky 9)', () => {
+    expect(isBerkeleyRpmdb(['Packages', 'Name', 'Providename', '__db.001'])).toBe(true);
+    expect(isBerkeleyRpmdb(['rpmdb.sqlite', 'rpmdb.sqlite-shm'])).toBe(false);
+    expect(isBerkeleyRpmdb(['Packages', 'rpmdb.sqlite'])).toBe(false);
   });
 
   it('finds metadata locations in repomd.xml', () => {

@@ -177,6 +177,42 @@ async function dnfImage(
   );
 }
 
+/**
+ * The image's rpmdb rewritten as Rocky 8 keeps it: a Berkeley DB hash `Packages` (key: header
+ * number, little-endian uint32; key 0: the next number), made with db5.3_load from the sqlite rows.
+ */
+async function berkeleyRpmdb(image: string, dest: string): Promise<void> {
+  const copy = join(tmp, 'rpmdb-copy');
+  cpSync(join(image, 'var/lib/rpm'), copy, { recursive: true });
+  const rows = (
+    await sh([
+      'sqlite3',
+      '-separator',
+      ' ',
+      join(copy, 'rpmdb.sqlite'),
+      'SELECT hnum, hex(blob) FROM Packages',
+    ])
+  )
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ') as [string, string]);
+  const le32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b.toString('hex');
+  };
+  const esc = (hex: string) => hex.toLowerCase().replace(/(..)/g, '\\$1');
+  const next = Math.max(...rows.map(([h]) => Number(h))) + 1;
+  const dump = [
+    esc(le32(0)),
+    esc(le32(next)),
+    ...rows.flatMap(([h, blob]) => [esc(le32(Number(h))), esc(blob)]),
+  ];
+  writeFileSync(join(tmp, 'packages.dump'), `${dump.join('\n')}\n`);
+  mkdirSync(dest, { recursive: true });
+  await sh(['db5.3_load', '-T', '-t', 'hash', '-f', join(tmp, 'packages.dump'), join(dest, 'Packages')]);
+}
+
 const installedVersions = async (root: string) =>
   (
     await sh([
@@ -328,6 +364,29 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     expect(list).toMatch(/^# OSB-2026:0001 {2}security \(Important\)$/m);
     expect(list).not.toContain('delta');
   }, 120_000);
+
+  it('a Berkeley DB rpmdb (as Rocky 8 has) is converted and gives the same bundle', async () => {
+    const bdb = join(tmp, 'rpmdb-bdb');
+    await berkeleyRpmdb(image, bdb);
+    expect(readdirSync(bdb)).toEqual(['Packages']);
+    const b = await createRpmBundle({
+      installed: { rpmdb: bdb },
+      repos: repos(),
+      workDir: join(tmp, 'work-bdb'),
+      id: 'bdb-patches',
+      image: 'rocky8-base',
+      artifact: 'rocky8-base-r1-main-0123abcd',
+      distro: 'rocky',
+      suite: '8',
+      repoDirName: 'Rocky8',
+      log: log(),
+      signal,
+    });
+    expect(b.manifest.packages).toEqual(bundles.security?.manifest.packages);
+    expect(readFileSync(join(tmp, 'osbake.log'), 'utf8')).toMatch(
+      /Converting database from bdb_ro to sqlite/,
+    );
+  }, 60_000);
 
   it('all-updates bundle from the NEVRA list also carries the bugfix from the http repository', async () => {
     const nevra = (
