@@ -7,12 +7,10 @@
  * applied with `dnf --installroot upgrade` from the bundle alone. Every package is signed by a
  * throwaway key (rpmsign); dnf checks it while the bundle is made and where it is applied.
  */
-import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/artifacts/checksum.js';
@@ -23,211 +21,14 @@ import { type RepoServer, startRepoServer } from '../../src/patches/repo-server.
 import { createRpmBundle } from '../../src/patches/rpm.js';
 import { parseRepomd } from '../../src/patches/rpm-repo.js';
 import { parseUpdateinfo } from '../../src/patches/updateinfo.js';
+import { rpmFixtures } from './rpm-fixtures.js';
 
 let tmp = '';
 /** file:// URL of the key that signs every test package; the image's dnf checks it, and so does osbake. */
 let signingKey = '';
 const log = () => createFileLogger(join(tmp, 'osbake.log'));
 const signal = new AbortController().signal;
-const execFileP = promisify(execFile);
-/** Run a tool asynchronously: the http repository is served from this process. */
-const sh = async (argv: string[], env: Record<string, string> = {}) =>
-  (
-    await execFileP(argv[0] as string, argv.slice(1), {
-      encoding: 'utf8',
-      env: { ...process.env, GNUPGHOME: join(tmp, 'gnupg'), ...env },
-      timeout: 120_000,
-      maxBuffer: 64 << 20,
-    })
-  ).stdout;
-
-async function buildRpm(name: string, version: string, requires?: string): Promise<string> {
-  const spec = join(tmp, `${name}-${version}.spec`);
-  writeFileSync(
-    spec,
-    [
-      `Name: ${name}`,
-      `Version: ${version}`,
-      'Release: 1',
-      `Summary: osbake test package ${name}`,
-      'License: MIT',
-      'BuildArch: noarch',
-      ...(requires ? [`Requires: ${requires}`] : []),
-      '%description',
-      `${name} ${version}`,
-      '%install',
-      `mkdir -p %{buildroot}/usr/share/${name}`,
-      `echo ${version} > %{buildroot}/usr/share/${name}/version`,
-      '%files',
-      `/usr/share/${name}/version`,
-      '',
-    ].join('\n'),
-  );
-  await sh(['rpmbuild', '--define', `_topdir ${join(tmp, 'rpmbuild')}`, '--quiet', '-bb', spec]);
-  return join(tmp, 'rpmbuild/RPMS/noarch', `${name}-${version}-1.noarch.rpm`);
-}
-
-/** A throwaway signing key in tmp/gnupg, exported as tmp/<name>.asc. */
-async function makeKey(name: string): Promise<string> {
-  mkdirSync(join(tmp, 'gnupg'), { recursive: true, mode: 0o700 });
-  const uid = `${name} <${name}@osbake.invalid>`;
-  await sh([
-    'gpg',
-    '--batch',
-    '--quiet',
-    '--pinentry-mode',
-    'loopback',
-    '--passphrase',
-    '',
-    '--quick-gen-key',
-    uid,
-    'rsa2048',
-    'sign',
-    'never',
-  ]);
-  writeFileSync(
-    join(tmp, `${name}.asc`),
-    await sh(['gpg', '--batch', '--armor', '--export', `${name}@osbake.invalid`]),
-  );
-  return `file://${join(tmp, `${name}.asc`)}`;
-}
-
-const advisory = (id: string, type: string, severity: string | undefined, pkgs: [string, string][]) => `
-  <update from="test@osbake.invalid" status="final" type="${type}" version="2">
-    <id>${id}</id>
-    <title>${type} update for ${pkgs.map((p) => p[0]).join(', ')}</title>
-    ${severity ? `<severity>${severity}</severity>` : ''}
-    <issued date="2026-11-01 00:00:00"/>
-    <references><reference href="https://example.invalid/${id}" id="${id}" type="self" title="${id}"/></references>
-    <pkglist><collection short="test"><name>test</name>
-      ${pkgs
-        .map(
-          ([n, v]) =>
-            `<package name="${n}" version="${v}" release="1" epoch="0" arch="noarch" src="${n}-${v}-1.src.rpm"><filename>${n}-${v}-1.noarch.rpm</filename></package>`,
-        )
-        .join('\n      ')}
-    </collection></pkglist>
-  </update>`;
-
-const MODULES_YAML = `---
-document: modulemd
-version: 2
-data:
-  name: osbtest
-  stream: "1"
-  version: 20261101000000
-  context: 6c81f848
-  arch: x86_64
-  summary: osbake test module
-  description: A module whose packages this repository does not carry.
-  license:
-    module: [MIT]
-  artifacts:
-    rpms: [epsilon-0:1.0-1.noarch]
-...
-`;
-
-async function makeRepo(dir: string, rpms: string[], updateinfo: string, modules?: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  for (const r of rpms) cpSync(r, join(dir, r.split('/').pop() as string));
-  await sh(['createrepo_c', '--quiet', dir]);
-  writeFileSync(
-    join(tmp, 'updateinfo.xml'),
-    `<?xml version="1.0" encoding="UTF-8"?>\n<updates>${updateinfo}\n</updates>\n`,
-  );
-  await sh(['modifyrepo_c', '--mdtype=updateinfo', join(tmp, 'updateinfo.xml'), join(dir, 'repodata')]);
-  if (modules) {
-    writeFileSync(join(tmp, 'modules.yaml'), modules);
-    await sh(['modifyrepo_c', '--mdtype=modules', join(tmp, 'modules.yaml'), join(dir, 'repodata')]);
-  }
-}
-
-/** Real dnf on an image installroot whose rpmdb is at /var/lib/rpm (as on Rocky), only `repos` enabled. */
-async function dnfImage(
-  root: string,
-  repos: Record<string, string>,
-  args: string[],
-  gpgkey = signingKey,
-): Promise<string> {
-  const conf = join(tmp, `dnf-${Object.keys(repos).join('-')}`);
-  mkdirSync(join(conf, 'repos.d'), { recursive: true });
-  writeFileSync(join(conf, '.rpmmacros'), '%_dbpath /var/lib/rpm\n');
-  writeFileSync(
-    join(conf, 'repos.d/test.repo'),
-    Object.entries(repos)
-      .map(([id, url]) => `[${id}]\nname=${id}\nbaseurl=${url}\ngpgcheck=1\ngpgkey=${gpgkey}\n`)
-      .join('\n'),
-  );
-  writeFileSync(join(conf, 'dnf.conf'), '[main]\n');
-  return sh(
-    [
-      'dnf',
-      '-y',
-      '--noplugins',
-      `--config=${join(conf, 'dnf.conf')}`,
-      `--installroot=${root}`,
-      '--releasever=8',
-      `--setopt=reposdir=${join(conf, 'repos.d')}`,
-      '--setopt=install_weak_deps=False',
-      '--disablerepo=*',
-      `--enablerepo=${Object.keys(repos).join(',')}`,
-      ...args,
-    ],
-    { HOME: conf },
-  );
-}
-
-/**
- * The image's rpmdb rewritten as Rocky 8 keeps it: a Berkeley DB hash `Packages` (key: header
- * number, little-endian uint32; key 0: the next number), made with db5.3_load from the sqlite rows.
- */
-async function berkeleyRpmdb(image: string, dest: string): Promise<void> {
-  const copy = join(tmp, 'rpmdb-copy');
-  cpSync(join(image, 'var/lib/rpm'), copy, { recursive: true });
-  const rows = (
-    await sh([
-      'sqlite3',
-      '-separator',
-      ' ',
-      join(copy, 'rpmdb.sqlite'),
-      'SELECT hnum, hex(blob) FROM Packages',
-    ])
-  )
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(' ') as [string, string]);
-  const le32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(n);
-    return b.toString('hex');
-  };
-  const esc = (hex: string) => hex.toLowerCase().replace(/(..)/g, '\\$1');
-  const next = Math.max(...rows.map(([h]) => Number(h))) + 1;
-  const dump = [
-    esc(le32(0)),
-    esc(le32(next)),
-    ...rows.flatMap(([h, blob]) => [esc(le32(Number(h))), esc(blob)]),
-  ];
-  writeFileSync(join(tmp, 'packages.dump'), `${dump.join('\n')}\n`);
-  mkdirSync(dest, { recursive: true });
-  await sh(['db5.3_load', '-T', '-t', 'hash', '-f', join(tmp, 'packages.dump'), join(dest, 'Packages')]);
-}
-
-const installedVersions = async (root: string) =>
-  (
-    await sh([
-      'rpm',
-      `--root=${root}`,
-      '--dbpath=/var/lib/rpm',
-      '-qa',
-      '--qf',
-      '%{NAME} %{VERSION}-%{RELEASE}\n',
-    ])
-  )
-    .split('\n')
-    .filter(Boolean)
-    .sort();
-
+let t: ReturnType<typeof rpmFixtures>;
 describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf --installroot, offline)', () => {
   let server: RepoServer;
   let baseos = '';
@@ -238,16 +39,17 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'osbake-rpm-'));
-    signingKey = await makeKey('packager');
-    otherKey = await makeKey('stranger');
+    t = rpmFixtures(tmp);
+    signingKey = await t.makeKey('packager');
+    otherKey = await t.makeKey('stranger');
     const v10: string[] = [];
-    for (const n of ['alpha', 'beta', 'gamma', 'delta']) v10.push(await buildRpm(n, '1.0'));
+    for (const n of ['alpha', 'beta', 'gamma', 'delta']) v10.push(await t.buildRpm(n, '1.0'));
     const v11 = [
-      await buildRpm('alpha', '1.1'),
-      await buildRpm('beta', '1.1', 'gamma >= 1.0'),
-      await buildRpm('delta', '1.1'),
+      await t.buildRpm('alpha', '1.1'),
+      await t.buildRpm('beta', '1.1', 'gamma >= 1.0'),
+      await t.buildRpm('delta', '1.1'),
     ];
-    await sh([
+    await t.sh([
       'rpmsign',
       '--define',
       '__gpg /usr/bin/gpg',
@@ -259,27 +61,32 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     ]);
     const [alpha10, beta10, gamma10, delta10] = v10 as [string, string, string, string];
     const [alpha11, beta11, delta11] = v11 as [string, string, string];
-    await makeRepo(
+    await t.makeRepo(
       join(tmp, 'mirror/baseos'),
       [alpha10, alpha11, beta10, beta11, gamma10],
-      advisory('OSB-2026:0001', 'security', 'Important', [
+      t.advisory('OSB-2026:0001', 'security', 'Important', [
         ['alpha', '1.1'],
         ['beta', '1.1'],
       ]),
     );
-    await makeRepo(
+    await t.makeRepo(
       join(tmp, 'mirror/appstream'),
       [delta10, delta11],
-      advisory('OSB-2026:0002', 'bugfix', undefined, [['delta', '1.1']]),
-      MODULES_YAML,
+      t.advisory('OSB-2026:0002', 'bugfix', undefined, [['delta', '1.1']]),
+      t.MODULES_YAML,
     );
     server = await startRepoServer(join(tmp, 'mirror/appstream'));
     baseos = `file://${join(tmp, 'mirror/baseos')}/`;
     appstream = `http://127.0.0.1:${server.port}/`;
     // The "image": dnf installs the 1.0 versions offline into an installroot.
     image = join(tmp, 'image');
-    await dnfImage(image, { baseos, appstream }, ['install', 'alpha-1.0', 'beta-1.0', 'delta-1.0']);
-    expect((await installedVersions(image)).filter((p) => !p.startsWith('gpg-pubkey '))).toEqual([
+    await t.dnfImage(
+      image,
+      { baseos, appstream },
+      ['install', 'alpha-1.0', 'beta-1.0', 'delta-1.0'],
+      signingKey,
+    );
+    expect((await t.installedVersions(image)).filter((p) => !p.startsWith('gpg-pubkey '))).toEqual([
       'alpha 1.0-1',
       'beta 1.0-1',
       'delta 1.0-1',
@@ -288,7 +95,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
 
   afterAll(async () => {
     await server?.close();
-    if (tmp) await sh(['gpgconf', '--kill', 'gpg-agent']).catch(() => undefined);
+    if (tmp) await t.sh(['gpgconf', '--kill', 'gpg-agent']).catch(() => undefined);
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
@@ -340,7 +147,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     // The packed contents: exactly those rpms, repodata with the filtered updateinfo and the modules.
     const dir = join(tmp, 'unpacked-security');
     mkdirSync(dir);
-    await sh(['tar', '--zstd', '-xf', b.file, '-C', dir]);
+    await t.sh(['tar', '--zstd', '-xf', b.file, '-C', dir]);
     expect(readdirSync(join(dir, 'Packages')).sort()).toEqual([
       'alpha-1.1-1.noarch.rpm',
       'beta-1.1-1.noarch.rpm',
@@ -367,7 +174,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
 
   it('a Berkeley DB rpmdb (as Rocky 8 has) is converted and gives the same bundle', async () => {
     const bdb = join(tmp, 'rpmdb-bdb');
-    await berkeleyRpmdb(image, bdb);
+    await t.berkeleyRpmdb(image, bdb);
     expect(readdirSync(bdb)).toEqual(['Packages']);
     const b = await createRpmBundle({
       installed: { rpmdb: bdb },
@@ -390,7 +197,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
 
   it('all-updates bundle from the NEVRA list also carries the bugfix from the http repository', async () => {
     const nevra = (
-      await sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
+      await t.sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
     ).split('\n');
     const b = await createRpmBundle({
       installed: { nevra },
@@ -435,16 +242,21 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
       cpSync(image, root, { recursive: true });
       const bundleRepo = { bundle: `file://${dest}/` };
       // dnf sees the bundle's advisories before the upgrade...
-      const listed = await dnfImage(root, bundleRepo, ['-q', 'updateinfo', 'list', '--updates']);
+      const listed = await t.dnfImage(
+        root,
+        bundleRepo,
+        ['-q', 'updateinfo', 'list', '--updates'],
+        signingKey,
+      );
       for (const a of m.advisories ?? []) expect(listed).toContain(a.id);
-      await dnfImage(root, bundleRepo, ['upgrade']);
+      await t.dnfImage(root, bundleRepo, ['upgrade'], signingKey);
       // ...and afterwards every package is at the bundle's version.
       const expected = new Map(m.packages.map((p) => [p.name, p.newVersion]));
-      const after = await installedVersions(root);
+      const after = await t.installedVersions(root);
       for (const [name, version] of expected) expect(after).toContain(`${name} ${version}`);
       expect(after).toContain(kind === 'security' ? 'delta 1.0-1' : 'delta 1.1-1');
       expect(readFileSync(join(root, 'usr/share/beta/version'), 'utf8').trim()).toBe('1.1');
-      expect(await dnfImage(root, bundleRepo, ['-q', 'check-update'])).toBe('');
+      expect(await t.dnfImage(root, bundleRepo, ['-q', 'check-update'], signingKey)).toBe('');
     },
     120_000,
   );
@@ -476,7 +288,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     // From NEVRA lines the installroot trusts no key but the repositories' gpgkey (an image's rpmdb
     // would also bring the keys the image trusts, as dnf on the image would).
     const nevra = (
-      await sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
+      await t.sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
     ).split('\n');
     const err = await createRpmBundle({
       installed: { nevra },
