@@ -8,6 +8,8 @@ APT_PACKAGES=(
   packer qemu-system-x86 qemu-utils mmdebstrap ansible
   extlinux syslinux-common fdisk util-linux mount e2fsprogs
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
+  rpm createrepo-c dnf xz-utils gpg
+  sqlite3 db5.3-util
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -32,6 +32,13 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   rsync: 'rsync',
   tar: 'tar',
   dd: 'coreutils',
+  dnf: 'dnf',
+  rpm: 'rpm',
+  rpmdb: 'rpm',
+  createrepo_c: 'createrepo-c',
+  modifyrepo_c: 'createrepo-c',
+  xz: 'xz-utils',
+  bzip2: 'bzip2',
 };
 
 export interface RunOptions {

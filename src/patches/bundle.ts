@@ -1,11 +1,12 @@
 /**
- * Security-patch bundles: an offline repository (apt: pool/ + Packages + Release with hashes) with
+ * Security-patch bundles: an offline repository (apt: pool/ + Packages + Release with hashes; rpm:
+ * Packages/ + createrepo_c repodata with updateinfo and modules) with
  * a human-readable list and a machine-readable bundle.json, packed as a zstd tarball with a
  * .sha256. Plan (what to download) is pure; create/pack/unpack write.
  */
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -45,6 +46,20 @@ export const BundleManifestSchema = z.object({
 export type BundleManifest = z.infer<typeof BundleManifestSchema>;
 export type BundleAdvisory = NonNullable<BundleManifest['advisories']>[number];
 
+/** What creating a bundle hands to the build (ctx.createdBundle): the packed file and its identity. */
+export interface CreatedBundle {
+  id: string;
+  /** The packed .tar.zst in the work directory. */
+  file: string;
+  /** PATCHES.txt beside it (published as <id>.txt). */
+  listFile: string;
+  /** Where it goes in the store: repos/<distro dir>/<id>.tar.zst. */
+  path: string;
+  sha256: string;
+  size: number;
+  packages: number;
+}
+
 /** The human-readable list: package, old → new, origin, advisories. */
 export function formatPatchList(m: BundleManifest): string {
   const rows = m.packages.map((p) => [
@@ -53,17 +68,22 @@ export function formatPatchList(m: BundleManifest): string {
     p.origin,
     p.advisories.join(' '),
   ]);
-  const widths = [0, 1, 2].map((i) => Math.max(8, ...rows.map((r) => (r[i] ?? '').length)));
+  const header = ['PACKAGE', 'VERSION (installed → patched)', 'FROM', 'ADVISORIES'];
+  const widths = [0, 1, 2].map((i) => Math.max(...[header, ...rows].map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) =>
     r
       .map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c))
       .join('  ')
       .trimEnd();
+  const advisories = (m.advisories ?? []).map(
+    (a) => `# ${a.id}  ${a.type}${a.severity ? ` (${a.severity})` : ''}`,
+  );
   return [
     `# ${m.id}: ${m.packages.length} package(s) for ${m.distro} ${m.suite}, made ${m.created}`,
     `# from ${m.base.artifact}`,
-    line(['PACKAGE', 'VERSION (installed → patched)', 'FROM', 'ADVISORIES']),
+    line(header),
     ...rows.map(line),
+    ...(advisories.length > 0 ? ['', `# ${advisories.length} advisory(ies):`, ...advisories] : []),
     '',
   ].join('\n');
 }
@@ -132,6 +152,44 @@ export async function writeAptRepoIndex(
   const tmp = `${dir}.Release.tmp`;
   await writeFile(tmp, `${release}\n`);
   await rename(tmp, join(dir, 'Release'));
+}
+
+/**
+ * Index Packages/*.rpm as an rpm repository (createrepo_c), then add the advisories
+ * (updateinfo.xml) and the module metadata (modules.yaml) with modifyrepo_c, as dnf reads them.
+ */
+export async function writeRpmRepoIndex(
+  dir: string,
+  extra: { updateinfo?: string; modulesYaml?: string },
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  await mkdir(join(dir, 'Packages'), { recursive: true });
+  await rm(join(dir, 'repodata'), { recursive: true, force: true });
+  // No sqlite databases: dnf reads the XML metadata.
+  await run(['createrepo_c', '--quiet', '--no-database', dir], {
+    log,
+    signal,
+    tag: 'createrepo_c',
+  });
+  const meta = await mkdtemp(join(dir, '..', '.repo-meta-'));
+  try {
+    for (const [type, text] of [
+      ['updateinfo', extra.updateinfo],
+      ['modules', extra.modulesYaml],
+    ] as const) {
+      if (text === undefined) continue;
+      const file = join(meta, type === 'modules' ? 'modules.yaml' : 'updateinfo.xml');
+      await writeFile(file, text);
+      await run(['modifyrepo_c', `--mdtype=${type}`, '--compress-type=gz', file, join(dir, 'repodata')], {
+        log,
+        signal,
+        tag: 'modifyrepo_c',
+      });
+    }
+  } finally {
+    await rm(meta, { recursive: true, force: true });
+  }
 }
 
 export async function writeBundleMetadata(dir: string, m: BundleManifest): Promise<void> {
