@@ -20,7 +20,9 @@ export const ImageConfigSchema = z
     description: z.string().default(''),
     distro: z
       .enum(['debian', 'rocky'])
-      .describe('distribution module (debian: host-made vanilla disk; rocky: ISO + kickstart or a libvirt vanilla volume)'),
+      .describe(
+        'distribution module (debian: host-made vanilla disk; rocky: ISO + kickstart or a libvirt vanilla volume)',
+      ),
     suite: z
       .string()
       .default('bookworm')

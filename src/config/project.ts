@@ -86,7 +86,9 @@ export const ProjectConfigSchema = z
           .prefault({}),
         rocky: z
           .object({
-            baseos: url.optional().describe('BaseOS baseurl during Rocky builds (default: the image\'s repo files)'),
+            baseos: url
+              .optional()
+              .describe("BaseOS baseurl during Rocky builds (default: the image's repo files)"),
             appstream: url.optional().describe('AppStream baseurl during Rocky builds'),
             powertools: url.optional().describe('PowerTools baseurl during Rocky builds'),
             epel: url.optional().describe('EPEL 8 baseurl during Rocky builds'),
@@ -145,7 +147,11 @@ export const ProjectConfigSchema = z
     const seen = new Set<string>();
     c.hypervisors.forEach((h, i) => {
       if (seen.has(h.name))
-        ctx.addIssue({ code: 'custom', path: ['hypervisors', i, 'name'], message: `duplicate name "${h.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hypervisors', i, 'name'],
+          message: `duplicate name "${h.name}"`,
+        });
       seen.add(h.name);
     });
   });

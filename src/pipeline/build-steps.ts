@@ -6,6 +6,8 @@ import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
 import { buildSbom, writeSbom } from '../artifacts/sbom.js';
 import { placeFileAtomic, writeTextAtomic } from '../artifacts/store.js';
 import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
+import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
+import { downloadVolume } from '../builders/libvirt/volume.js';
 import {
   buildPackerArgs,
   findPacker,
@@ -14,9 +16,12 @@ import {
   sshCommandFromStep,
   stageTemplate,
 } from '../builders/packer/packer.js';
-import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
-import { downloadVolume } from '../builders/libvirt/volume.js';
-import { type BuilderType, libvirtBuildVars, libvirtVolumeName, qemuBuildVars } from '../builders/packer/vars.js';
+import {
+  type BuilderType,
+  libvirtBuildVars,
+  libvirtVolumeName,
+  qemuBuildVars,
+} from '../builders/packer/vars.js';
 import { appendBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
 import { durationToMs, type Hypervisor, type Project } from '../config/project.js';

@@ -8,8 +8,8 @@ import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { type BuildRequest, planBuild } from './build.js';
-import { chooseBuilder } from './builder-choice.js';
 import { type BuildContext, buildStepsFor } from './build-steps.js';
+import { chooseBuilder } from './builder-choice.js';
 import { runSteps } from './runner.js';
 
 export interface RunBuildOptions {
@@ -99,7 +99,8 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const plan = planBuild(project, image, prov, req);
   const log = createFileLogger(plan.logFile);
   log.info({ plan, prov, req }, 'build start');
-  const progress = new Progress();
+  // Parallel builds (build --all over several hosts) print plain lines: one status line cannot show two.
+  const progress = o.quietProgress ? new Progress(process.stderr, false) : new Progress();
   progress.say(`osbake: building ${plan.artifact} (log: ${plan.logFile})`);
   const ac = new AbortController();
   const untrap = trapSignals(ac, (s) => {

@@ -13,7 +13,12 @@ import { parseSshTarget, type SshTarget, sshOptions, sshTargetOfUri, virshUri } 
 
 /** `ssh ... [user@]host true`: can we log in non-interactively? */
 export function sshProbeArgs(h: Hypervisor, t: SshTarget, connectTimeoutS = 5, home?: string): string[] {
-  return ['ssh', ...sshOptions(h, t, connectTimeoutS, home), `${t.user ? `${t.user}@` : ''}${t.host}`, 'true'];
+  return [
+    'ssh',
+    ...sshOptions(h, t, connectTimeoutS, home),
+    `${t.user ? `${t.user}@` : ''}${t.host}`,
+    'true',
+  ];
 }
 
 export function virshArgs(h: Hypervisor, args: string[], home?: string): string[] {
@@ -39,7 +44,14 @@ export function pluginListed(output: string): boolean {
 /** The last meaningful line of a failed command's output (for the one-line error). */
 export function lastLine(lines: string[]): string {
   const meaningful = lines.map((l) => l.trim()).filter((l) => l && !/^error: failed to connect/i.test(l));
-  return meaningful.at(-1) ?? lines.map((l) => l.trim()).filter(Boolean).at(-1) ?? 'no output';
+  return (
+    meaningful.at(-1) ??
+    lines
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .at(-1) ??
+    'no output'
+  );
 }
 
 export interface LibvirtCheckOptions {
@@ -83,7 +95,12 @@ export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): P
       const out = await attempt(
         ['packer', 'plugins', 'installed'],
         o,
-        (d) => new UserError('E_PACKER_PLUGINS', `packer plugins installed failed: ${d}`, 'check the Packer installation'),
+        (d) =>
+          new UserError(
+            'E_PACKER_PLUGINS',
+            `packer plugins installed failed: ${d}`,
+            'check the Packer installation',
+          ),
       );
       if (!pluginListed(out)) {
         throw new UserError(

@@ -99,8 +99,7 @@ export async function stageTemplate(
   }
   await cp(src, dest, {
     recursive: true,
-    filter: (p) =>
-      p !== perBuilder && !/(^|\/)(manifest\.json|output-[^/]*|packer_cache)$/.test(p),
+    filter: (p) => p !== perBuilder && !/(^|\/)(manifest\.json|output-[^/]*|packer_cache)$/.test(p),
   });
   if (existsSync(perBuilder)) await cp(builderFile, join(dest, `osbake-builder-${builder}.pkr.hcl`));
   if (o.publicKeyFile && existsSync(join(dest, 'http')))
