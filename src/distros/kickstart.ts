@@ -118,7 +118,9 @@ export function checkKickstart(text: string): KickstartSummary {
     if (open) {
       if (line === '%end') open = undefined;
       else if (/^%(packages|pre|pre-install|post|onerror|traceback|addon|anaconda)\b/.test(line))
-        problems.push(`line ${n}: ${line.split(/\s/)[0]} inside ${open.name} (line ${open.line}) before its %end`);
+        problems.push(
+          `line ${n}: ${line.split(/\s/)[0]} inside ${open.name} (line ${open.line}) before its %end`,
+        );
       return;
     }
     if (!line || line.startsWith('#')) return;

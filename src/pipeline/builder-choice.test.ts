@@ -23,14 +23,21 @@ describe('chooseBuilder', () => {
 
   it('--hypervisor implies libvirt and picks that host', () => {
     const p = project({ hypervisors: [hv('a'), hv('b')] });
-    expect(chooseBuilder(p, { hypervisor: 'b' })).toMatchObject({ builder: 'libvirt', hypervisor: { name: 'b' } });
+    expect(chooseBuilder(p, { hypervisor: 'b' })).toMatchObject({
+      builder: 'libvirt',
+      hypervisor: { name: 'b' },
+    });
   });
 
   it.each([
     [{}, { builder: 'docker' }, /--builder docker is not one of qemu, libvirt/],
     [{}, { builder: 'libvirt' }, /the libvirt builder needs a hypervisor, and \/p\/osbake.yaml lists none/],
     [{ hypervisors: [hv('a')] }, { hypervisor: 'zz' }, /no hypervisor named "zz"/],
-    [{ hypervisors: [hv('a')] }, { builder: 'qemu', hypervisor: 'a' }, /--hypervisor a needs the libvirt builder/],
+    [
+      { hypervisors: [hv('a')] },
+      { builder: 'qemu', hypervisor: 'a' },
+      /--hypervisor a needs the libvirt builder/,
+    ],
   ])('refuses %j %j', (cfg, o, re) => {
     expect(() => chooseBuilder(project(cfg), o)).toThrow(re);
   });

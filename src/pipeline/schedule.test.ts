@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
 import { planSchedule, runSchedule, type ScheduleImage } from './schedule.js';
 
-const img = (name: string, needs: string[] = []): ScheduleImage => ({ name, needs, file: `images/${name}/image.yaml` });
+const img = (name: string, needs: string[] = []): ScheduleImage => ({
+  name,
+  needs,
+  file: `images/${name}/image.yaml`,
+});
 
 /** A runner that records which host ran what, when, and checks one build per host at a time. */
 function recordingRunner(durations: Record<string, number>, fail: string[] = []) {
@@ -39,7 +43,9 @@ describe('planSchedule', () => {
       }
     })();
     expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).message).toMatch(/images\/a\/image.yaml: needs: dependency cycle: a → b → c → a/);
+    expect((e as ConfigError).message).toMatch(
+      /images\/a\/image.yaml: needs: dependency cycle: a → b → c → a/,
+    );
   });
 
   it('reports every unknown need', () => {

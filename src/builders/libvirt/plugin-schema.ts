@@ -100,7 +100,11 @@ const NETWORK_INTERFACE: BlockSchema = {
   required: ['type'],
 };
 
-const GRAPHICS: BlockSchema = { attrs: ['type', 'display', 'port'], required: ['type'], values: { type: ['vnc', 'sdl'] } };
+const GRAPHICS: BlockSchema = {
+  attrs: ['type', 'display', 'port'],
+  required: ['type'],
+  values: { type: ['vnc', 'sdl'] },
+};
 
 export const LIBVIRT_SOURCE_SCHEMA: BlockSchema = {
   attrs: [
@@ -182,7 +186,10 @@ export function checkBlock(body: Record<string, unknown>, schema: BlockSchema, p
 }
 
 /** Check every `source "libvirt"` block of a parsed template (hcl2json output). */
-export function checkLibvirtSources(parsed: Record<string, unknown>): { sources: string[]; problems: string[] } {
+export function checkLibvirtSources(parsed: Record<string, unknown>): {
+  sources: string[];
+  problems: string[];
+} {
   const sources: string[] = [];
   const problems: string[] = [];
   const libvirt = isObject(parsed.source) ? parsed.source.libvirt : undefined;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HypervisorSchema } from '../../config/project.js';
 import { checkPackerForLibvirt, lastLine, pluginListed, sshProbeArgs, virshArgs } from './preflight.js';
-import { parseVolInfoBytes, volumeDownloadArgs } from './volume.js';
 import { expandHome, parseSshTarget, pluginLibvirtUri, sshTargetOfUri, virshUri } from './uri.js';
+import { parseVolInfoBytes, volumeDownloadArgs } from './volume.js';
 
 const hv = HypervisorSchema.parse({
   name: 'kvm1',
@@ -84,18 +84,20 @@ describe('libvirt URIs and argv', () => {
         '/root/.config/packer/plugins/github.com/thomasklein94/libvirt/packer-plugin-libvirt_v0.5.0_x5.0_linux_amd64\n',
       ),
     ).toBe(true);
-    expect(pluginListed('/root/.config/packer/plugins/github.com/hashicorp/qemu/packer-plugin-qemu_v1.1.0\n')).toBe(
-      false,
-    );
+    expect(
+      pluginListed('/root/.config/packer/plugins/github.com/hashicorp/qemu/packer-plugin-qemu_v1.1.0\n'),
+    ).toBe(false);
   });
 
   it('reads vol-info --bytes and the last meaningful error line', () => {
-    expect(parseVolInfoBytes('Name:           a\nCapacity:       8589934592 bytes\nAllocation:     1234 bytes\n')).toEqual({
+    expect(
+      parseVolInfoBytes('Name:           a\nCapacity:       8589934592 bytes\nAllocation:     1234 bytes\n'),
+    ).toEqual({
       capacity: 8589934592,
       allocation: 1234,
     });
-    expect(lastLine(['error: failed to connect to the hypervisor', 'error: Cannot recv data: refused', ''])).toBe(
-      'error: Cannot recv data: refused',
-    );
+    expect(
+      lastLine(['error: failed to connect to the hypervisor', 'error: Cannot recv data: refused', '']),
+    ).toBe('error: Cannot recv data: refused');
   });
 });

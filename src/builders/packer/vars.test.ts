@@ -70,7 +70,9 @@ describe('Packer variables', () => {
   });
 
   it('libvirt without a bastion: exact set', () => {
-    expect(libvirtBuildVars({ ...common, hypervisor: hv, domainName: 'osbake-1234', home: '/home/u' })).toEqual({
+    expect(
+      libvirtBuildVars({ ...common, hypervisor: hv, domainName: 'osbake-1234', home: '/home/u' }),
+    ).toEqual({
       ...shared,
       libvirt_uri:
         'qemu+ssh://root@kvm1.example.org/system?keyfile=/home/u/.ssh/osbake&known_hosts=/home/u/.ssh/known_hosts',
