@@ -32,6 +32,7 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   rsync: 'rsync',
   tar: 'tar',
   dd: 'coreutils',
+  virsh: 'libvirt-clients',
 };
 
 export interface RunOptions {

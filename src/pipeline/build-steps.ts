@@ -106,6 +106,9 @@ export const REQUIRED_TOOLS = [
   'mount',
 ];
 
+/** What a libvirt build runs on this machine (QEMU and the disk tools run on the hypervisor). */
+export const LIBVIRT_REQUIRED_TOOLS = ['packer', 'ansible-playbook', 'ssh-keygen', 'ssh', 'git', 'virsh'];
+
 /** Tools that are not on PATH (pure: takes PATH and an existence check). */
 export function missingTools(tools: string[], path: string, exists: (p: string) => boolean): string[] {
   const dirs = path.split(delimiter).filter(Boolean);
@@ -156,7 +159,8 @@ const preflight: Step<BuildContext> = {
   name: 'preflight',
   title: 'checking tools and accelerator',
   async run(ctx) {
-    const missing = missingTools(REQUIRED_TOOLS, process.env.PATH ?? '', existsSync);
+    const tools = ctx.hypervisor ? LIBVIRT_REQUIRED_TOOLS : REQUIRED_TOOLS;
+    const missing = missingTools(tools, process.env.PATH ?? '', existsSync);
     if (missing.length > 0) {
       const first = missingToolError(missing[0] as string);
       const all = missing.map((t) =>
