@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLibvirtSources } from '../../src/builders/libvirt/plugin-schema.js';
-import { checkLibvirtHost } from '../../src/builders/libvirt/preflight.js';
+import { checkLibvirtHost, virshArgs } from '../../src/builders/libvirt/preflight.js';
+import { downloadVolume, parseVolInfoBytes } from '../../src/builders/libvirt/volume.js';
 import { findPacker, type PackerVersion, stageTemplate } from '../../src/builders/packer/packer.js';
 import { type CommonVarsInput, libvirtBuildVars, qemuBuildVars } from '../../src/builders/packer/vars.js';
 import { type Hypervisor, HypervisorSchema, ProjectConfigSchema } from '../../src/config/project.js';
@@ -302,6 +303,100 @@ describe('libvirt preflight against real ssh, sshd, virsh and Packer', () => {
       /^hypervisor kvm1: libvirt does not answer on qemu:\/\/\/system: .*(socket|No such file)/,
     );
     expect(e.hint).toMatch(/libvirtd \(or virtqemud\)/);
+  });
+});
+
+/** libvirt's built-in test driver (no daemon): a node with pool "images" holding the vanilla volume. */
+const TEST_NODE = `<node>
+  <pool type='dir'>
+    <name>images</name>
+    <uuid>35bb2ad9-388a-cdfe-461a-b8907f6e53fe</uuid>
+    <capacity>107374182400</capacity>
+    <allocation>0</allocation>
+    <available>107374182400</available>
+    <target><path>/var/lib/libvirt/images</path></target>
+    <volume type='file'>
+      <name>rocky8-vanilla.qcow2</name>
+      <capacity unit='G'>8</capacity>
+      <allocation unit='M'>900</allocation>
+      <target><path>/var/lib/libvirt/images/rocky8-vanilla.qcow2</path><format type='qcow2'/></target>
+    </volume>
+  </pool>
+</node>
+`;
+
+describe("virsh against libvirt's test driver (pool and volume checks, vol-info parsing)", () => {
+  let work: string;
+  let h: Hypervisor;
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'osbake-lvt-'));
+    await writeFile(join(work, 'node.xml'), TEST_NODE);
+    // The schema accepts only qemu URIs; the test driver stands in for the hypervisor's libvirtd.
+    h = {
+      ...HypervisorSchema.parse({
+        name: 'testnode',
+        uri: 'qemu:///system',
+        sshKey: '/unused',
+        pool: 'images',
+        vanillaVolume: 'rocky8-vanilla.qcow2',
+      }),
+      uri: `test://${join(work, 'node.xml')}`,
+    };
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('passes when libvirt answers and the pool and the vanilla volume exist', async () => {
+    const steps: string[] = [];
+    await checkLibvirtHost(h, { log, progress: (t) => steps.push(t) });
+    expect(steps).toEqual([
+      `virsh -c ${h.uri} version`,
+      'virsh pool-info images',
+      'virsh vol-info --pool images rocky8-vanilla.qcow2',
+    ]);
+  });
+
+  it("a missing pool: one line with libvirt's reason and how to list the pools", async () => {
+    const e = await userErrorOf(checkLibvirtHost({ ...h, pool: 'nosuch' }, { log }));
+    expect(e.code).toBe('E_LIBVIRT_POOL');
+    expect(e.message).toBe(
+      'hypervisor testnode: storage pool "nosuch" is not usable: error: Storage pool not found: no storage pool with matching name \'nosuch\'',
+    );
+    expect(e.hint).toMatch(/pool-list --all/);
+  });
+
+  it('a missing vanilla volume: one line naming volume and pool, and how to upload it', async () => {
+    const e = await userErrorOf(checkLibvirtHost({ ...h, vanillaVolume: 'nope.qcow2' }, { log }));
+    expect(e.code).toBe('E_LIBVIRT_VOLUME');
+    expect(e.message).toMatch(
+      /^hypervisor testnode: vanilla volume "nope.qcow2" is not in pool "images": error: Storage volume not found/,
+    );
+    expect(e.hint).toMatch(/vol-create-as images nope.qcow2 8G --format qcow2, then vol-upload/);
+  });
+
+  it('reads the real vol-info --bytes output; the download is issued as virsh vol-download', async () => {
+    const out = execFileSync(
+      'virsh',
+      virshArgs(h, ['vol-info', '--bytes', '--pool', 'images', 'rocky8-vanilla.qcow2']).slice(1),
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(parseVolInfoBytes(out)).toEqual({ capacity: 8 * 2 ** 30, allocation: 900 * 2 ** 20 });
+    // The test driver has no volume streams, so the download itself fails here, as virsh says.
+    const ac = new AbortController();
+    await expect(
+      downloadVolume({
+        hypervisor: h,
+        volume: 'rocky8-vanilla.qcow2',
+        dest: join(work, 'out.qcow2'),
+        log,
+        signal: ac.signal,
+      }),
+    ).rejects.toMatchObject({
+      outputTail: expect.arrayContaining([expect.stringMatching(/virStorageVolDownload/)]),
+    });
   });
 });
 
