@@ -27,9 +27,14 @@ import { freePort, git, makeProject, REPO, runCli, type TempProject, waitForSshB
 const IMAGE = join(REPO, 'images/rocky8-base');
 const log = createNullLogger();
 
-function sh(argv: string[], cwd?: string): { code: number; out: string } {
+function sh(argv: string[], cwd?: string, env?: Record<string, string>): { code: number; out: string } {
   try {
-    const out = execFileSync(argv[0] as string, argv.slice(1), { cwd, encoding: 'utf8', stdio: 'pipe' });
+    const out = execFileSync(argv[0] as string, argv.slice(1), {
+      cwd,
+      encoding: 'utf8',
+      stdio: 'pipe',
+      env: { ...process.env, ...env },
+    });
     return { code: 0, out };
   } catch (err) {
     const e = err as { status: number; stdout: string; stderr: string };
@@ -187,6 +192,55 @@ describe('rocky8-base template (static: Packer 1.6.6, HCL parser, Ansible)', () 
       );
       expect(used.filter((u) => !declared.includes(u as string))).toEqual([]);
     }
+  });
+
+  it('the repos role points repo files at the mirrors and restores them (real Ansible, on a copy)', async () => {
+    // Rocky 8's repo file layout (Rocky-BaseOS.repo); the role runs against localhost on a copy.
+    const repos = join(work, 'yum.repos.d');
+    await mkdir(repos, { recursive: true });
+    const baseos = [
+      '[baseos]',
+      'name=Rocky Linux $releasever - BaseOS',
+      'mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=BaseOS-$releasever',
+      '#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/BaseOS/$basearch/os/',
+      'gpgcheck=1',
+      'enabled=1',
+      '',
+    ].join('\n');
+    await writeFile(join(repos, 'Rocky-BaseOS.repo'), baseos);
+    const play = join(work, 'repos-play.yml');
+    const vars = `{repos_dir: ${repos}, repos_backup_dir: ${join(work, 'backup')}, rocky_mirrors: {baseos: "http://mirror.example/rocky/8.10/BaseOS/x86_64/os/", appstream: ""}}`;
+    await writeFile(
+      play,
+      [
+        '- hosts: localhost',
+        '  connection: local',
+        '  gather_facts: false',
+        `  vars: ${vars}`,
+        '  tasks:',
+        '    - ansible.builtin.include_role: { name: repos }',
+        '    - ansible.builtin.command: cat ' + join(repos, 'Rocky-BaseOS.repo'),
+        '      register: pointed',
+        '    - ansible.builtin.copy: { dest: ' +
+          join(work, 'pointed.repo') +
+          ', content: "{{ pointed.stdout }}" }',
+        '    - ansible.builtin.include_role: { name: repos, tasks_from: restore.yml }',
+        '',
+      ].join('\n'),
+    );
+    const r = sh(['ansible-playbook', '-i', 'localhost,', play], work, {
+      ANSIBLE_ROLES_PATH: join(IMAGE, 'ansible/roles'),
+      ANSIBLE_NOCOLOR: '1',
+    });
+    expect(r.out).toMatch(/failed=0/);
+    expect(r.code).toBe(0);
+    const pointed = await readFile(join(work, 'pointed.repo'), 'utf8');
+    expect(pointed).toMatch(/^baseurl=http:\/\/mirror.example\/rocky\/8.10\/BaseOS\/x86_64\/os\/$/m);
+    expect(pointed).not.toMatch(/^mirrorlist/m);
+    expect(pointed).toMatch(/^enabled=1$/m);
+    expect(pointed).toMatch(/^gpgcheck=1$/m);
+    expect(await readFile(join(repos, 'Rocky-BaseOS.repo'), 'utf8')).toBe(baseos);
+    expect(existsSync(join(work, 'backup'))).toBe(false);
   });
 
   it('ansible-playbook --syntax-check accepts the playbook and roles', () => {
