@@ -1,4 +1,5 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
+import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { distroFor } from '../distros/index.js';
@@ -69,6 +70,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const project = await loadProject(o.projectDir);
   const image = await loadImage(project, o.image);
   const choice = chooseBuilder(project, o);
+  checkTemplateSupports(image.templateDir, choice.builder);
   if (o.createPatches && image.config.distro === 'rocky' && !RPM_BUNDLES_AVAILABLE) {
     throw new UserError(
       'E_RPM_BUNDLES_MISSING',

@@ -285,6 +285,11 @@ describe('the CLI with rocky8-base and hypervisors (no VM)', () => {
       1,
     ],
     [['build', 'rocky8-base', '--create-patches'], /needs rpm patch bundles/, 1],
+    [
+      ['build', 'debian12-base', '--release', 'r', '--hypervisor', 'kvm1'],
+      /images\/debian12-base has no libvirt variant \(builders\/libvirt.pkr.hcl\)/,
+      1,
+    ],
     [['build', '--all'], /osbake build --all needs --release/, 1],
     [['build', 'rocky8-base', '--all', '--release', 'r'], /--all builds every image; do not name one/, 1],
     [['build', '--release', 'r'], /needs an image name or --all/, 1],

@@ -68,6 +68,20 @@ export async function findPacker(log: Logger): Promise<PackerVersion> {
 /** Sources and builds per builder live in builders/<type>.pkr.hcl (staged only for that builder). */
 export const BUILDERS_DIR = 'builders';
 
+/** Refuse early a builder the image's template has no variant for (stageTemplate checks it too). */
+export function checkTemplateSupports(src: string, builder: BuilderType): void {
+  const perBuilder = join(src, BUILDERS_DIR);
+  if (existsSync(perBuilder) ? existsSync(join(perBuilder, `${builder}.pkr.hcl`)) : builder === 'qemu')
+    return;
+  throw new UserError(
+    'E_BUILDER_UNSUPPORTED',
+    `${src} has no ${builder} variant (${join(BUILDERS_DIR, `${builder}.pkr.hcl`)})`,
+    builder === 'libvirt'
+      ? 'build it with --builder qemu, or add builders/libvirt.pkr.hcl (see images/rocky8-base)'
+      : 'build it with --builder libvirt',
+  );
+}
+
 export interface StageOptions {
   builder?: BuilderType;
   /** Copied to http/osbake_authorized_keys when the template serves an http/ directory (kickstart). */
@@ -88,15 +102,7 @@ export async function stageTemplate(
   const builder = o.builder ?? 'qemu';
   const perBuilder = join(src, BUILDERS_DIR);
   const builderFile = join(perBuilder, `${builder}.pkr.hcl`);
-  if (existsSync(perBuilder) ? !existsSync(builderFile) : builder !== 'qemu') {
-    throw new UserError(
-      'E_BUILDER_UNSUPPORTED',
-      `${src} has no ${builder} variant (${join(BUILDERS_DIR, `${builder}.pkr.hcl`)})`,
-      builder === 'libvirt'
-        ? 'build it with --builder qemu, or add builders/libvirt.pkr.hcl (see images/rocky8-base)'
-        : 'build it with --builder libvirt',
-    );
-  }
+  checkTemplateSupports(src, builder);
   await cp(src, dest, {
     recursive: true,
     filter: (p) => p !== perBuilder && !/(^|\/)(manifest\.json|output-[^/]*|packer_cache)$/.test(p),
