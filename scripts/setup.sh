@@ -10,6 +10,7 @@ APT_PACKAGES=(
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
   rpm createrepo-c dnf xz-utils gpg
   sqlite3 db5.3-util
+  libvirt-clients openssh-server
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,6 +1,6 @@
 /**
  * CycloneDX SBOM (JSON, spec 1.6) of an OS image: the image is metadata.component (type
- * operating-system, with its SHA-256), each installed package a component with a Debian purl.
+ * operating-system, with its SHA-256), each installed package a component with a Debian or rpm purl.
  * Written next to the image as builds/<artifact>.cdx.json.
  */
 import { randomUUID } from 'node:crypto';
@@ -22,8 +22,8 @@ export interface SbomInput {
   image: string;
   artifact: string;
   sha256: string;
-  distro: 'debian';
-  /** Debian major version, e.g. "12". */
+  distro: 'debian' | 'rocky';
+  /** Debian major version ("12") or Rocky point release ("8.10"). */
   distroVersion: string;
   packages: SbomPackage[];
   timestamp?: Date;
@@ -37,6 +37,11 @@ function purlEncode(s: string): string {
 /** pkg:deb/debian/<name>@<version>?arch=<arch>&distro=debian-<version> */
 export function debianPurl(p: SbomPackage, distroVersion: string): string {
   return `pkg:deb/debian/${purlEncode(p.name)}@${purlEncode(p.version)}?arch=${purlEncode(p.arch)}&distro=debian-${purlEncode(distroVersion)}`;
+}
+
+/** pkg:rpm/rocky/<name>@<version>?arch=<arch>&distro=rocky-<version> (version as rpm gives it, epoch included). */
+export function rpmPurl(p: SbomPackage, distro: string, distroVersion: string): string {
+  return `pkg:rpm/${distro}/${purlEncode(p.name)}@${purlEncode(p.version)}?arch=${purlEncode(p.arch)}&distro=${distro}-${purlEncode(distroVersion)}`;
 }
 
 /** The SBOM as a JSON-able object (components sorted, so equal inputs give equal output but the serial). */
@@ -59,7 +64,10 @@ export function buildSbom(input: SbomInput): object {
 
   const seen = new Set<string>();
   for (const p of input.packages) {
-    const purl = debianPurl(p, input.distroVersion);
+    const purl =
+      input.distro === 'debian'
+        ? debianPurl(p, input.distroVersion)
+        : rpmPurl(p, input.distro, input.distroVersion);
     if (seen.has(purl)) continue;
     seen.add(purl);
     const c = new Models.Component(Enums.ComponentType.Library, p.name, {

@@ -50,7 +50,9 @@ describe('osbake.yaml', () => {
       [
         '',
         'builder.accelerator',
+        'hypervisors.0.sshKey',
         'hypervisors.0.uri',
+        'hypervisors.0.vanillaVolume',
         'mirrors.debian.main',
         'vm.cpus',
         'vm.diskSize',
@@ -125,5 +127,70 @@ describe('image.yaml', () => {
     await writeFile(join(root, 'images/a/image.yaml'), 'name: b\ndistro: debian\n');
     const project = await loadProject(root);
     await expect(loadImage(project, 'a')).rejects.toThrow(/does not match its directory/);
+  });
+});
+
+describe('hypervisors and Rocky images', () => {
+  const hv = {
+    name: 'kvm1',
+    uri: 'qemu+ssh://root@kvm1.example.org/system',
+    sshKey: '~/.ssh/osbake',
+    vanillaVolume: 'rocky8-vanilla.qcow2',
+  };
+
+  it('fills hypervisor defaults', () => {
+    const cfg = ProjectConfigSchema.parse({ hypervisors: [hv] });
+    expect(cfg.hypervisors[0]).toEqual({
+      ...hv,
+      knownHosts: '~/.ssh/known_hosts',
+      pool: 'default',
+      network: 'default',
+    });
+  });
+
+  it('reports every bad hypervisor key with its path and line', () => {
+    const text = [
+      'hypervisors:',
+      '  - name: kvm1',
+      '    uri: qemu+ssh://root@KVM1/system?keyfile=x',
+      '    sshKey: /k',
+      '    vanillaVolume: v',
+      '  - name: kvm1',
+      '    uri: qemu+ssh://root@kvm2/system',
+      '    bastion: "a b"',
+      '',
+    ].join('\n');
+    const issues = issuesOf(() => parseYamlConfig('osbake.yaml', text, ProjectConfigSchema));
+    expect(issues.map((i) => `${i.line}:${i.path}`).sort()).toEqual(
+      [
+        '3:hypervisors.0.uri',
+        '6:hypervisors.1.sshKey',
+        '6:hypervisors.1.vanillaVolume',
+        '8:hypervisors.1.bastion',
+      ].sort(),
+    );
+  });
+
+  it('reports duplicate hypervisor names', () => {
+    const r = ProjectConfigSchema.safeParse({ hypervisors: [hv, hv] });
+    expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['hypervisors.1.name', 'duplicate name "kvm1"'],
+    ]);
+  });
+
+  it('accepts rocky with a point release and needs', () => {
+    const cfg = ImageConfigSchema.parse({ name: 'r', distro: 'rocky', suite: '8.10', needs: ['b'] });
+    expect(cfg.needs).toEqual(['b']);
+  });
+
+  it.each([
+    [{ name: 'r', distro: 'rocky' }, 'suite', 'is not a Rocky 8 point release'],
+    [{ name: 'r', distro: 'rocky', suite: '9.4' }, 'suite', 'is not a Rocky 8 point release'],
+    [{ name: 'r', distro: 'debian', needs: ['r'] }, 'needs', 'cannot need itself'],
+    [{ name: 'r', distro: 'debian', needs: ['Bad'] }, 'needs.0', 'lower-case'],
+  ])('rejects %j at %s', (input, path, msg) => {
+    const r = ImageConfigSchema.safeParse(input);
+    const issue = r.error?.issues.find((i) => i.path.join('.') === path);
+    expect(issue?.message).toContain(msg);
   });
 });

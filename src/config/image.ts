@@ -18,8 +18,19 @@ export const ImageConfigSchema = z
   .object({
     name: imageName.describe('the image name; must equal its directory name'),
     description: z.string().default(''),
-    distro: z.enum(['debian']).describe('distribution module that bootstraps the vanilla disk'),
-    suite: z.string().default('bookworm').describe('distribution release (Debian suite)'),
+    distro: z
+      .enum(['debian', 'rocky'])
+      .describe(
+        'distribution module (debian: host-made vanilla disk; rocky: ISO + kickstart or a libvirt vanilla volume)',
+      ),
+    suite: z
+      .string()
+      .default('bookworm')
+      .describe('distribution release: Debian suite (bookworm) or Rocky point release (8.10)'),
+    needs: z
+      .array(imageName)
+      .default([])
+      .describe('images that must be built before this one (osbake build --all orders by it)'),
     vanilla: z
       .object({
         packages: z.array(z.string().min(1)).default([]).describe('extra packages in the vanilla disk'),
@@ -59,7 +70,17 @@ export const ImageConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.distro === 'rocky' && !/^8\.\d+$/.test(c.suite))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['suite'],
+        message: `"${c.suite}" is not a Rocky 8 point release: use e.g. suite: "8.10"`,
+      });
+    if (c.needs.includes(c.name))
+      ctx.addIssue({ code: 'custom', path: ['needs'], message: 'an image cannot need itself' });
+  });
 
 export type ImageConfig = z.output<typeof ImageConfigSchema>;
 

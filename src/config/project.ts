@@ -13,17 +13,55 @@ const size = z
   .regex(/^\d+[MG]$/, 'must be a size like 4096M or 8G')
   .describe('disk size with a unit suffix M or G');
 
+/**
+ * The libvirt URI forms packer-plugin-libvirt accepts (its LibvirtUri regex): lower-case user and
+ * host, e.g. qemu+ssh://root@kvm1.example.org/system. osbake adds ?keyfile=&known_hosts= itself.
+ */
+export const LIBVIRT_URI_RE =
+  /^qemu(\+ssh)?:\/\/(([a-z][a-z0-9_-]*@)?[-_.a-z0-9]+(:[0-9]+)?)?\/(system|session)$/;
+
 export const HypervisorSchema = z
   .object({
-    name: z.string().min(1).describe('name used with --hypervisor'),
+    name: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be letters, digits, dots, dashes or underscores')
+      .describe('name used with --hypervisor'),
     uri: z
       .string()
-      .regex(/^qemu(\+ssh)?:\/\//, 'must be a libvirt URI like qemu+ssh://root@host/system')
-      .describe('libvirt connection URI'),
-    pool: z.string().default('default').describe('libvirt storage pool holding the vanilla volume'),
-    bastion: z.string().optional().describe('SSH bastion host (user@host) for the build VM'),
+      .regex(
+        LIBVIRT_URI_RE,
+        'must be a libvirt URI like qemu+ssh://root@host/system (lower-case, no ?parameters: osbake adds keyfile and known_hosts)',
+      )
+      .describe('libvirt connection URI (qemu+ssh://root@HOST/system)'),
+    sshKey: z
+      .string()
+      .min(1)
+      .describe(
+        'private key for SSH to the hypervisor (libvirt transport) and to the build VM cloned from the vanilla volume',
+      ),
+    knownHosts: z
+      .string()
+      .default('~/.ssh/known_hosts')
+      .describe('known_hosts file that holds the hypervisor host key (the libvirt plugin verifies it)'),
+    bastion: z
+      .string()
+      .regex(/^([a-z_][a-z0-9_-]*@)?[-_.a-zA-Z0-9]+(:\d+)?$/, 'must be [user@]host[:port]')
+      .optional()
+      .describe('SSH bastion ([user@]host[:port]) through which the build VM is reached'),
+    pool: z.string().min(1).default('default').describe('libvirt storage pool holding the vanilla volume'),
+    vanillaVolume: z
+      .string()
+      .min(1)
+      .describe('the pre-made vanilla qcow2 volume in the pool, cloned for every build'),
+    network: z
+      .string()
+      .min(1)
+      .default('default')
+      .describe('libvirt managed network the build VM is attached to (its DHCP lease gives the address)'),
   })
   .strict();
+
+export type Hypervisor = z.output<typeof HypervisorSchema>;
 
 export const ProjectConfigSchema = z
   .object({
@@ -52,7 +90,14 @@ export const ProjectConfigSchema = z
             'HTTP root of an osbake artifact mirror (osbake serve): a release artifact missing from the store is fetched from here',
           ),
         rocky: z
-          .object({ baseos: url.optional(), appstream: url.optional(), epel: url.optional() })
+          .object({
+            baseos: url
+              .optional()
+              .describe("BaseOS baseurl during Rocky builds (default: the image's repo files)"),
+            appstream: url.optional().describe('AppStream baseurl during Rocky builds'),
+            powertools: url.optional().describe('PowerTools baseurl during Rocky builds'),
+            epel: url.optional().describe('EPEL 8 baseurl during Rocky builds'),
+          })
           .strict()
           .prefault({}),
       })
@@ -60,7 +105,10 @@ export const ProjectConfigSchema = z
       .prefault({}),
     builder: z
       .object({
-        type: z.enum(['qemu', 'libvirt']).default('qemu').describe('Packer builder used by default'),
+        type: z
+          .enum(['qemu', 'libvirt'])
+          .default('qemu')
+          .describe('qemu: local QEMU (TCG/KVM); libvirt: a configured hypervisor (--builder overrides)'),
         accelerator: z
           .enum(['auto', 'kvm', 'tcg'])
           .default('auto')
@@ -94,9 +142,24 @@ export const ProjectConfigSchema = z
       })
       .strict()
       .prefault({}),
-    hypervisors: z.array(HypervisorSchema).default([]),
+    hypervisors: z
+      .array(HypervisorSchema)
+      .default([])
+      .describe('libvirt hosts for builder.type libvirt; osbake build --all spreads builds over them'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.hypervisors.forEach((h, i) => {
+      if (seen.has(h.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hypervisors', i, 'name'],
+          message: `duplicate name "${h.name}"`,
+        });
+      seen.add(h.name);
+    });
+  });
 
 /** "90m" → milliseconds. */
 export function durationToMs(d: string): number {

@@ -99,6 +99,7 @@ async function writeOverlay(dir: string): Promise<void> {
 
 export const debian: Distro = {
   name: 'debian',
+  vanilla: 'host',
 
   vanillaInputs(project, image) {
     return {
@@ -146,7 +147,13 @@ export const debian: Distro = {
     return { apt_mirror: m.main, apt_security_mirror: m.security, suite: image.config.suite };
   },
 
+  packageState: { variable: 'dpkg_status_file', file: 'dpkg-status' },
+
   repoDirName(image) {
     return `Debian${debianVersion(image.config.suite)}`;
+  },
+
+  sbomDistro(image) {
+    return { distro: 'debian', version: debianVersion(image.config.suite) };
   },
 };

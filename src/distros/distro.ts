@@ -17,12 +17,22 @@ export interface BootstrapContext {
 
 export interface Distro {
   name: string;
+  /**
+   * Where the build VM's first disk comes from: 'host' — osbake bootstraps a vanilla disk on this
+   * machine (cached); 'template' — the Packer template installs it (ISO + kickstart) or clones the
+   * hypervisor's vanilla volume, so there is no host-made disk.
+   */
+  vanilla: 'host' | 'template';
   /** Everything that determines the vanilla disk's content; hashed to key the cache. */
   vanillaInputs(project: Project, image: ImageDefinition): Record<string, unknown>;
   /** Build the vanilla disk as a qcow2 at `dest` (the caller renames it into the cache). */
   bootstrapVanilla(ctx: BootstrapContext, dest: string): Promise<void>;
   /** Ansible/Packer variables this distro hands the build (mirrors etc.). */
   buildVariables(project: Project, image: ImageDefinition): Record<string, string>;
+  /** The file the image's cleanup role downloads its package database state to (for --create-patches). */
+  packageState: { variable: string; file: string };
   /** Directory under the store's repos/ for this distro's patch bundles (Debian12, Rocky8). */
   repoDirName(image: ImageDefinition): string;
+  /** Distribution name and version recorded in the SBOM (purl type follows the name). */
+  sbomDistro(image: ImageDefinition): { distro: 'debian' | 'rocky'; version: string };
 }

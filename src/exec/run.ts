@@ -39,6 +39,7 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   modifyrepo_c: 'createrepo-c',
   xz: 'xz-utils',
   bzip2: 'bzip2',
+  virsh: 'libvirt-clients',
 };
 
 export interface RunOptions {

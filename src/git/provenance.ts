@@ -1,5 +1,6 @@
 /** Where a build comes from: branch, commit, dirty state; and the commit of manifest.json after it. */
-import { relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { withManifestLock } from '../config/builds.js';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -69,21 +70,28 @@ export async function commitManifest(
   log: Logger,
 ): Promise<void> {
   const rel = relative(root, manifestFile);
-  await run(['git', '-C', root, 'add', '--', rel], { log, tag: 'git' });
-  await run(
-    [
-      'git',
-      '-C',
-      root,
-      'commit',
-      '--quiet',
-      '-m',
-      `created new image for ${image} from commit ${prov.shortCommit}`,
-      '-m',
-      `artifact: ${artifact}`,
-      '--',
-      rel,
-    ],
-    { log, tag: 'git' },
+  // Builds run in parallel (osbake build --all) and git allows one index writer at a time.
+  const gitDir = resolve(
+    root,
+    await capture(['git', '-C', root, 'rev-parse', '--git-common-dir'], { log, tag: 'git' }),
   );
+  await withManifestLock(join(gitDir, 'osbake-commit'), async () => {
+    await run(['git', '-C', root, 'add', '--', rel], { log, tag: 'git' });
+    await run(
+      [
+        'git',
+        '-C',
+        root,
+        'commit',
+        '--quiet',
+        '-m',
+        `created new image for ${image} from commit ${prov.shortCommit}`,
+        '-m',
+        `artifact: ${artifact}`,
+        '--',
+        rel,
+      ],
+      { log, tag: 'git' },
+    );
+  });
 }

@@ -6,6 +6,8 @@ import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
 import { buildSbom, writeSbom } from '../artifacts/sbom.js';
 import { placeFileAtomic, writeTextAtomic } from '../artifacts/store.js';
 import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
+import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
+import { downloadVolume } from '../builders/libvirt/volume.js';
 import {
   buildPackerArgs,
   findPacker,
@@ -14,10 +16,15 @@ import {
   sshCommandFromStep,
   stageTemplate,
 } from '../builders/packer/packer.js';
+import {
+  type BuilderType,
+  libvirtBuildVars,
+  libvirtVolumeName,
+  qemuBuildVars,
+} from '../builders/packer/vars.js';
 import { appendBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
-import { durationToMs, type Project } from '../config/project.js';
-import { debianVersion } from '../distros/debian.js';
+import { durationToMs, type Hypervisor, type Project } from '../config/project.js';
 import type { Distro } from '../distros/distro.js';
 import { ProcessError, UserError } from '../errors.js';
 import { missingToolError, run } from '../exec/run.js';
@@ -48,6 +55,9 @@ export interface BuildContext {
   progress: Progress;
   signal: AbortSignal;
   startedAt: number;
+  /** qemu (local VM) or libvirt (on `hypervisor`); see pipeline/builder-choice.ts. */
+  builder: BuilderType;
+  hypervisor?: Hypervisor;
   accel?: AcceleratorChoice;
   packerVersion?: PackerVersion;
   vanilla?: VanillaResult;
@@ -95,6 +105,9 @@ export const REQUIRED_TOOLS = [
   'blkid',
   'mount',
 ];
+
+/** What a libvirt build runs on this machine (QEMU and the disk tools run on the hypervisor). */
+export const LIBVIRT_REQUIRED_TOOLS = ['packer', 'ansible-playbook', 'ssh-keygen', 'ssh', 'git', 'virsh'];
 
 /** Tools that are not on PATH (pure: takes PATH and an existence check). */
 export function missingTools(tools: string[], path: string, exists: (p: string) => boolean): string[] {
@@ -146,7 +159,8 @@ const preflight: Step<BuildContext> = {
   name: 'preflight',
   title: 'checking tools and accelerator',
   async run(ctx) {
-    const missing = missingTools(REQUIRED_TOOLS, process.env.PATH ?? '', existsSync);
+    const tools = ctx.hypervisor ? LIBVIRT_REQUIRED_TOOLS : REQUIRED_TOOLS;
+    const missing = missingTools(tools, process.env.PATH ?? '', existsSync);
     if (missing.length > 0) {
       const first = missingToolError(missing[0] as string);
       const all = missing.map((t) =>
@@ -161,6 +175,17 @@ const preflight: Step<BuildContext> = {
       );
     }
     ctx.packerVersion = await findPacker(ctx.log);
+    if (ctx.hypervisor) {
+      await checkLibvirtHost(ctx.hypervisor, {
+        log: ctx.log,
+        signal: ctx.signal,
+        packer: ctx.packerVersion,
+        progress: (t) => ctx.progress.detail(t),
+      });
+      ctx.progress.say(`hypervisor: ${ctx.hypervisor.name} (${ctx.hypervisor.uri})`);
+      await mkdir(ctx.plan.workDir, { recursive: true });
+      return;
+    }
     ctx.accel = await selectAccelerator(
       ctx.req.accelerator ?? ctx.project.config.builder.accelerator,
       ctx.project.config.builder.kvmProbeTimeoutMs,
@@ -184,6 +209,14 @@ const vanilla: Step<BuildContext> = {
   name: 'vanilla',
   title: 'preparing the vanilla disk',
   async run(ctx) {
+    if (ctx.distro.vanilla !== 'host' || ctx.builder === 'libvirt') {
+      ctx.progress.say(
+        ctx.builder === 'libvirt'
+          ? `vanilla disk: the hypervisor's volume ${ctx.hypervisor?.pool}/${ctx.hypervisor?.vanillaVolume}`
+          : `vanilla disk: none (${ctx.image.name} installs from its ISO with a kickstart)`,
+      );
+      return;
+    }
     ctx.vanilla = await ensureVanillaDisk({
       distro: ctx.distro,
       project: ctx.project,
@@ -218,33 +251,31 @@ const sshKey: Step<BuildContext> = {
   },
 };
 
-function packerVars(
-  ctx: BuildContext,
-  out: string,
-  serial: string,
-): Record<string, string | number | boolean> {
+function packerVars(ctx: BuildContext): Record<string, string | number | boolean> {
   const { project, image, plan } = ctx;
-  return {
-    ...ctx.distro.buildVariables(project, image),
-    ...image.config.packer.variables,
-    vanilla_disk: ctx.vanilla?.path ?? '',
-    ssh_private_key_file: ctx.keyFile ?? '',
-    ssh_public_key_file: `${ctx.keyFile}.pub`,
-    output_directory: out,
-    vm_name: plan.artifactFile,
-    accelerator: ctx.accel?.accelerator ?? 'tcg',
+  const common = {
+    distroVars: ctx.distro.buildVariables(project, image),
+    imageVars: image.config.packer.variables,
+    packageState: ctx.distro.packageState,
+    workDir: plan.workDir,
+    artifactFile: plan.artifactFile,
+    release: plan.release ?? 'unreleased',
+    gitCommit: ctx.prov.commit,
     cpus: image.config.vm.cpus ?? project.config.vm.cpus,
     memory: image.config.vm.memory ?? project.config.vm.memory,
-    disk_size: image.config.vm.diskSize ?? project.config.vm.diskSize,
-    ssh_timeout: project.config.builder.sshTimeout,
-    serial_log: serial,
-    packages_file: join(plan.workDir, 'packages.tsv'),
-    dpkg_status_file: join(plan.workDir, 'dpkg-status'),
-    patch_repo_url: ctx.patchRepoUrl ?? '',
-    packer_manifest: join(plan.workDir, 'packer-manifest.json'),
-    release: plan.release ?? 'unreleased',
-    git_commit: ctx.prov.commit,
+    diskSize: image.config.vm.diskSize ?? project.config.vm.diskSize,
+    sshTimeout: project.config.builder.sshTimeout,
+    patchRepoUrl: ctx.patchRepoUrl ?? '',
   };
+  if (ctx.hypervisor) {
+    return libvirtBuildVars({ ...common, hypervisor: ctx.hypervisor, domainName: `osbake-${plan.buildId}` });
+  }
+  return qemuBuildVars({
+    ...common,
+    vanillaDisk: ctx.vanilla?.path,
+    keyFile: ctx.keyFile ?? '',
+    accelerator: ctx.accel?.accelerator ?? 'tcg',
+  });
 }
 
 const packer: Step<BuildContext> = {
@@ -253,7 +284,10 @@ const packer: Step<BuildContext> = {
   async run(ctx) {
     const { plan, log } = ctx;
     const templateDir = join(plan.workDir, 'template');
-    await stageTemplate(ctx.image.templateDir, templateDir, ctx.packerVersion as PackerVersion);
+    await stageTemplate(ctx.image.templateDir, templateDir, ctx.packerVersion as PackerVersion, {
+      builder: ctx.builder,
+      publicKeyFile: ctx.keyFile ? `${ctx.keyFile}.pub` : undefined,
+    });
     const out = join(plan.workDir, 'output');
     const serial = join(plan.workDir, 'serial.log');
     const attempts = 1 + ctx.project.config.builder.retries;
@@ -261,7 +295,7 @@ const packer: Step<BuildContext> = {
       await truncate(serial, 0).catch(() => undefined);
       const argv = buildPackerArgs({
         templateDir,
-        vars: packerVars(ctx, out, serial),
+        vars: packerVars(ctx),
         debug: ctx.req.debug,
         onError: ctx.req.debug ? 'ask' : 'cleanup',
       });
@@ -288,6 +322,21 @@ const packer: Step<BuildContext> = {
             else if (e.kind === 'error') log.error({ src: 'packer' }, e.text);
           },
         });
+        if (ctx.hypervisor) {
+          // The artifact is a volume on the hypervisor ("files": null in Packer's manifest).
+          ctx.artifactPath = join(plan.workDir, plan.artifactFile);
+          ctx.progress.detail(`downloading the artifact volume from ${ctx.hypervisor.name}`);
+          await downloadVolume({
+            hypervisor: ctx.hypervisor,
+            volume: libvirtVolumeName(plan.artifactFile),
+            dest: ctx.artifactPath,
+            log,
+            signal: ctx.signal,
+          });
+          ctx.packerManifestFile = join(plan.workDir, 'packer-manifest.json');
+          ctx.packagesFile = join(plan.workDir, 'packages.tsv');
+          return;
+        }
         const files = [...res.artifacts.values()].flat();
         const qcow = files.find((f) => f.endsWith(plan.artifactFile)) ?? join(out, plan.artifactFile);
         if (!existsSync(qcow)) throw new Error(`packer reported success but ${qcow} does not exist`);
@@ -377,8 +426,8 @@ const publish: Step<BuildContext> = {
         image: ctx.image.name,
         artifact: ctx.plan.artifact,
         sha256: ctx.sha256 as string,
-        distro: 'debian',
-        distroVersion: debianVersion(ctx.image.config.suite),
+        distro: ctx.distro.sbomDistro(ctx.image).distro,
+        distroVersion: ctx.distro.sbomDistro(ctx.image).version,
         packages: ctx.packages ?? [],
       }),
     );
@@ -407,8 +456,9 @@ const record: Step<BuildContext> = {
       size: ctx.size as number,
       packageCount: ctx.packages?.length ?? 0,
       durationS: (Date.now() - ctx.startedAt) / 1000,
-      accelerator: ctx.accel?.accelerator ?? 'tcg',
+      accelerator: ctx.hypervisor ? `libvirt:${ctx.hypervisor.name}` : (ctx.accel?.accelerator ?? 'tcg'),
       extra: {
+        builder: ctx.builder,
         vanilla_key: ctx.vanilla?.key,
         packer_version: ctx.packerVersion?.text,
         ...(ctx.createdBundle

@@ -24,6 +24,9 @@ export interface BuildRequest {
   accelerator?: 'auto' | 'kvm' | 'tcg';
   /** Keep the work directory after the build (always kept with --debug on failure). */
   keepWork?: boolean;
+  /** qemu or libvirt, and the hypervisor's name for libvirt builds. */
+  builder?: 'qemu' | 'libvirt';
+  hypervisor?: string;
 }
 
 export interface BuildPlan {

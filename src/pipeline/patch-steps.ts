@@ -61,6 +61,15 @@ export const applyPatches: Step<BuildContext> = {
       ctx.progress.say(`release ${ctx.plan.release}: no patch bundle in manifest.yaml, building without one`);
       return;
     }
+    if (ctx.hypervisor) {
+      // The bundle server listens on this machine for QEMU's user network (10.0.2.2), which a VM on
+      // a remote hypervisor cannot reach.
+      throw new UserError(
+        'E_BUNDLE_LIBVIRT',
+        `release ${ctx.plan.release} has a patch bundle, and libvirt builds cannot fetch it from this machine yet`,
+        'build this release with --builder qemu',
+      );
+    }
     const file = join(ctx.project.storeDir, ref.path);
     const mirror = ctx.project.config.mirrors.osbake;
     if (!existsSync(file) && mirror) {

@@ -1,13 +1,16 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
+import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { distroFor } from '../distros/index.js';
+import { RPM_BUNDLES_AVAILABLE } from '../distros/rocky.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { type BuildRequest, planBuild } from './build.js';
 import { type BuildContext, buildStepsFor } from './build-steps.js';
+import { chooseBuilder } from './builder-choice.js';
 import { runSteps } from './runner.js';
 
 export interface RunBuildOptions {
@@ -19,6 +22,12 @@ export interface RunBuildOptions {
   createPatches?: boolean;
   accelerator?: string;
   keepWork?: boolean;
+  /** --builder qemu|libvirt (default osbake.yaml builder.type). */
+  builder?: string;
+  /** --hypervisor NAME (implies libvirt). */
+  hypervisor?: string;
+  /** Set by build --all: print plain progress lines prefixed with the image (builds run in parallel). */
+  quietProgress?: boolean;
 }
 
 const ACCELERATORS = ['auto', 'kvm', 'tcg'] as const;
@@ -60,6 +69,15 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   }
   const project = await loadProject(o.projectDir);
   const image = await loadImage(project, o.image);
+  const choice = chooseBuilder(project, o);
+  checkTemplateSupports(image.templateDir, choice.builder);
+  if (o.createPatches && image.config.distro === 'rocky' && !RPM_BUNDLES_AVAILABLE) {
+    throw new UserError(
+      'E_RPM_BUNDLES_MISSING',
+      `--create-patches on ${image.name} needs rpm patch bundles, which this osbake does not have yet`,
+      'build without --create-patches, or merge the rpm branch (see createRockyPatchBundle in src/distros/rocky.ts)',
+    );
+  }
   const prov = await readProvenance(project.root, createNullLogger());
   if (prov.dirty && !o.skipCommit) {
     const shown = prov.dirtyPaths.slice(0, 5).join(', ') + (prov.dirtyPaths.length > 5 ? ', ...' : '');
@@ -77,11 +95,14 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     createPatches: o.createPatches,
     accelerator: o.accelerator as BuildRequest['accelerator'],
     keepWork: o.keepWork,
+    builder: choice.builder,
+    hypervisor: choice.hypervisor?.name,
   };
   const plan = planBuild(project, image, prov, req);
   const log = createFileLogger(plan.logFile);
   log.info({ plan, prov, req }, 'build start');
-  const progress = new Progress();
+  // Parallel builds (build --all over several hosts) print plain lines: one status line cannot show two.
+  const progress = o.quietProgress ? new Progress(process.stderr, false) : new Progress();
   progress.say(`osbake: building ${plan.artifact} (log: ${plan.logFile})`);
   const ac = new AbortController();
   const untrap = trapSignals(ac, (s) => {
@@ -99,6 +120,8 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     progress,
     signal: ac.signal,
     startedAt: Date.now(),
+    builder: choice.builder,
+    hypervisor: choice.hypervisor,
     published: [],
     recorded: false,
     committed: false,
@@ -131,7 +154,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
     process.stdout.write(
       [
-        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${ctx.accel?.accelerator.toUpperCase()})`,
+        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${ctx.hypervisor ? `libvirt on ${ctx.hypervisor.name}` : ctx.accel?.accelerator.toUpperCase()})`,
         `  image:    ${plan.storeBuildsDir}/${plan.artifactFile}`,
         `  size:     ${ctx.size} bytes`,
         `  sha256:   ${ctx.sha256}`,

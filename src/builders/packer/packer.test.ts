@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -61,6 +61,53 @@ describe('packer adapter', () => {
     const d2 = join(src, '..', `${src.split('/').pop()}-114`);
     await stageTemplate(src, d2, { major: 1, minor: 14, patch: 0, text: '1.14.0' });
     expect((await readdir(d2)).sort()).toEqual(['a.pkr.hcl', 'ansible', 'osbake-plugins.pkr.hcl']);
+  });
+
+  it('stages shared files plus builders/<type>.pkr.hcl, and the build key for the kickstart', async () => {
+    const src = await mkdtemp(join(tmpdir(), 'osbake-tpl-'));
+    await writeFile(join(src, 'variables.pkr.hcl'), '');
+    await mkdir(join(src, 'builders'));
+    await writeFile(join(src, 'builders/qemu.pkr.hcl'), 'source "qemu" "x" {}');
+    await writeFile(join(src, 'builders/libvirt.pkr.hcl'), 'source "libvirt" "x" {}');
+    await mkdir(join(src, 'http'));
+    await writeFile(join(src, 'http/ks.cfg'), '');
+    await writeFile(join(src, 'key.pub'), 'ssh-ed25519 AAAA test');
+    const v16 = { major: 1, minor: 6, patch: 6, text: '1.6.6' };
+    const q = `${src}-q`;
+    await stageTemplate(src, q, v16, { builder: 'qemu', publicKeyFile: join(src, 'key.pub') });
+    expect((await readdir(q)).sort()).toEqual([
+      'http',
+      'key.pub',
+      'osbake-builder-qemu.pkr.hcl',
+      'variables.pkr.hcl',
+    ]);
+    expect(await readFile(join(q, 'http/osbake_authorized_keys'), 'utf8')).toBe('ssh-ed25519 AAAA test');
+    const l = `${src}-l`;
+    await stageTemplate(src, l, { major: 1, minor: 14, patch: 0, text: '1.14.0' }, { builder: 'libvirt' });
+    expect((await readdir(l)).sort()).toEqual([
+      'http',
+      'key.pub',
+      'osbake-builder-libvirt.pkr.hcl',
+      'osbake-plugins.pkr.hcl',
+      'variables.pkr.hcl',
+    ]);
+    expect(await readFile(join(l, 'osbake-plugins.pkr.hcl'), 'utf8')).toContain(
+      'github.com/thomasklein94/libvirt',
+    );
+    expect(await readFile(join(l, 'osbake-plugins.pkr.hcl'), 'utf8')).not.toContain('hashicorp/qemu');
+  });
+
+  it('refuses a builder the template has no variant for', async () => {
+    const src = await mkdtemp(join(tmpdir(), 'osbake-tpl-'));
+    await writeFile(join(src, 'a.pkr.hcl'), '');
+    await expect(
+      stageTemplate(
+        src,
+        `${src}-x`,
+        { major: 1, minor: 14, patch: 0, text: '1.14.0' },
+        { builder: 'libvirt' },
+      ),
+    ).rejects.toThrow(/has no libvirt variant \(builders\/libvirt.pkr.hcl\)/);
   });
 
   it('derives the SSH command for --debug from the communicator port step', () => {

@@ -1,6 +1,8 @@
 /** Packer adapter: version, template staging, the (pure) build argv, and a run that reports progress. */
+import { existsSync } from 'node:fs';
 import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { UserError } from '../../errors.js';
 import { capture, run } from '../../exec/run.js';
 import type { Logger } from '../../log/logger.js';
 import {
@@ -10,6 +12,7 @@ import {
   parseHumanPackerLine,
   parsePackerLine,
 } from './machine-readable.js';
+import type { BuilderType } from './vars.js';
 
 export interface PackerVersion {
   major: number;
@@ -29,20 +32,31 @@ export function needsRequiredPlugins(v: PackerVersion): boolean {
   return v.major > 1 || (v.major === 1 && v.minor >= 7);
 }
 
-/** The `packer { required_plugins }` block for Packer >= 1.7 (1.6.6 rejects it, so it is added only there). */
-export const REQUIRED_PLUGINS_HCL = `packer {
-  required_plugins {
-    qemu = {
+const QEMU_PLUGIN = `    qemu = {
       source  = "github.com/hashicorp/qemu"
       version = ">= 1.1.0"
     }
-    ansible = {
+`;
+const ANSIBLE_PLUGIN = `    ansible = {
       source  = "github.com/hashicorp/ansible"
       version = ">= 1.1.0"
     }
-  }
-}
 `;
+/** packer-plugin-libvirt (the users' plugin; its artifact is a volume on the hypervisor). */
+export const LIBVIRT_PLUGIN_SOURCE = 'github.com/thomasklein94/libvirt';
+const LIBVIRT_PLUGIN = `    libvirt = {
+      source  = "${LIBVIRT_PLUGIN_SOURCE}"
+      version = ">= 0.5.0"
+    }
+`;
+
+/** The `packer { required_plugins }` block for Packer >= 1.7 (1.6.6 rejects it, so it is added only there). */
+export function requiredPluginsHcl(builder: BuilderType = 'qemu'): string {
+  const plugins = builder === 'libvirt' ? LIBVIRT_PLUGIN + ANSIBLE_PLUGIN : QEMU_PLUGIN + ANSIBLE_PLUGIN;
+  return `packer {\n  required_plugins {\n${plugins}  }\n}\n`;
+}
+
+export const REQUIRED_PLUGINS_HCL = requiredPluginsHcl('qemu');
 
 export async function findPacker(log: Logger): Promise<PackerVersion> {
   const out = await capture(['packer', 'version'], { log, tag: 'packer' });
@@ -51,14 +65,53 @@ export async function findPacker(log: Logger): Promise<PackerVersion> {
   return v;
 }
 
-/** Copy the image's template directory into the build's work dir (adding required_plugins when needed). */
-export async function stageTemplate(src: string, dest: string, version: PackerVersion): Promise<void> {
+/** Sources and builds per builder live in builders/<type>.pkr.hcl (staged only for that builder). */
+export const BUILDERS_DIR = 'builders';
+
+/** Refuse early a builder the image's template has no variant for (stageTemplate checks it too). */
+export function checkTemplateSupports(src: string, builder: BuilderType): void {
+  const perBuilder = join(src, BUILDERS_DIR);
+  if (existsSync(perBuilder) ? existsSync(join(perBuilder, `${builder}.pkr.hcl`)) : builder === 'qemu')
+    return;
+  throw new UserError(
+    'E_BUILDER_UNSUPPORTED',
+    `${src} has no ${builder} variant (${join(BUILDERS_DIR, `${builder}.pkr.hcl`)})`,
+    builder === 'libvirt'
+      ? 'build it with --builder qemu, or add builders/libvirt.pkr.hcl (see images/rocky8-base)'
+      : 'build it with --builder libvirt',
+  );
+}
+
+export interface StageOptions {
+  builder?: BuilderType;
+  /** Copied to http/osbake_authorized_keys when the template serves an http/ directory (kickstart). */
+  publicKeyFile?: string;
+}
+
+/**
+ * Copy the image's template directory into the build's work dir: the shared top-level files, the
+ * chosen builder's builders/<type>.pkr.hcl when the template has a builders/ directory, and a
+ * required_plugins block for Packer >= 1.7.
+ */
+export async function stageTemplate(
+  src: string,
+  dest: string,
+  version: PackerVersion,
+  o: StageOptions = {},
+): Promise<void> {
+  const builder = o.builder ?? 'qemu';
+  const perBuilder = join(src, BUILDERS_DIR);
+  const builderFile = join(perBuilder, `${builder}.pkr.hcl`);
+  checkTemplateSupports(src, builder);
   await cp(src, dest, {
     recursive: true,
-    filter: (p) => !/(^|\/)(manifest\.json|output-[^/]*|packer_cache)$/.test(p),
+    filter: (p) => p !== perBuilder && !/(^|\/)(manifest\.json|output-[^/]*|packer_cache)$/.test(p),
   });
+  if (existsSync(perBuilder)) await cp(builderFile, join(dest, `osbake-builder-${builder}.pkr.hcl`));
+  if (o.publicKeyFile && existsSync(join(dest, 'http')))
+    await cp(o.publicKeyFile, join(dest, 'http', 'osbake_authorized_keys'));
   if (needsRequiredPlugins(version))
-    await writeFile(join(dest, 'osbake-plugins.pkr.hcl'), REQUIRED_PLUGINS_HCL);
+    await writeFile(join(dest, 'osbake-plugins.pkr.hcl'), requiredPluginsHcl(builder));
 }
 
 /** The command that enters the build VM, from Packer's "Found port for communicator ...: N." step. */

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { UserError } from '../../errors.js';
 import { runBuild } from '../../pipeline/run-build.js';
+import { runBuildAll } from '../../pipeline/run-build-all.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerBuild(program: Command): void {
@@ -8,7 +10,7 @@ export function registerBuild(program: Command): void {
     .description(
       'build an image: vanilla disk (cached) → packer → checksum → store → manifest.json → git commit',
     )
-    .argument('<image>', 'image name (osbake images lists them)')
+    .argument('[image]', 'image name (osbake images lists them); omit with --all')
     .option(
       '-r, --release <release>',
       "release this build belongs to (required); applies that release's patch bundle",
@@ -23,14 +25,23 @@ export function registerBuild(program: Command): void {
     )
     .option('--accelerator <kind>', 'auto | kvm | tcg (default: osbake.yaml builder.accelerator)')
     .option('--keep-work', 'keep the build work directory (.osbake/work/...)')
+    .option('--builder <type>', 'qemu | libvirt (default: osbake.yaml builder.type)')
+    .option('--hypervisor <name>', 'build on this configured hypervisor (implies --builder libvirt)')
+    .option(
+      '--all',
+      'build every image, dependencies (image.yaml needs:) first, one build per hypervisor at a time',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command',
+      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor',
     )
     .action(
       async (
-        image: string,
+        image: string | undefined,
         opts: {
+          all?: boolean;
+          builder?: string;
+          hypervisor?: string;
           release?: string;
           skipCommit?: boolean;
           createPatches?: boolean;
@@ -39,16 +50,36 @@ export function registerBuild(program: Command): void {
         },
       ) => {
         const g = program.opts<GlobalOptions>();
-        await runBuild({
+        const common = {
           projectDir: g.project ?? process.cwd(),
-          image,
           release: opts.release,
           skipCommit: Boolean(opts.skipCommit),
           createPatches: Boolean(opts.createPatches),
           debug: Boolean(g.debug),
           accelerator: opts.accelerator,
           keepWork: Boolean(opts.keepWork),
-        });
+          builder: opts.builder,
+          hypervisor: opts.hypervisor,
+        };
+        if (opts.all) {
+          if (image) {
+            throw new UserError(
+              'E_USAGE',
+              `--all builds every image; do not name one (${image})`,
+              'osbake build --all --release R',
+            );
+          }
+          await runBuildAll(common);
+          return;
+        }
+        if (!image) {
+          throw new UserError(
+            'E_USAGE',
+            'osbake build needs an image name or --all',
+            'osbake images lists the images',
+          );
+        }
+        await runBuild({ ...common, image });
       },
     );
 }

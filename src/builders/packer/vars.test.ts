@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { HypervisorSchema } from '../../config/project.js';
+import { ansibleSshExtraArgs, type CommonVarsInput, libvirtBuildVars, qemuBuildVars } from './vars.js';
+
+const common: CommonVarsInput = {
+  distroVars: { rocky_version: '8.10', rocky_baseos_mirror: 'http://m/baseos' },
+  imageVars: { extra: 'x' },
+  packageState: { variable: 'rpm_nevra_file', file: 'rpm-nevra.txt' },
+  workDir: '/w',
+  artifactFile: 'rocky8-base-r1-main-abcd1234.qcow2',
+  release: 'r1',
+  gitCommit: 'abcd1234ef',
+  cpus: 2,
+  memory: 2048,
+  diskSize: '16G',
+  sshTimeout: '60m',
+  patchRepoUrl: '',
+};
+
+const shared = {
+  rocky_version: '8.10',
+  rocky_baseos_mirror: 'http://m/baseos',
+  extra: 'x',
+  cpus: 2,
+  memory: 2048,
+  disk_size: '16G',
+  ssh_timeout: '60m',
+  packages_file: '/w/packages.tsv',
+  rpm_nevra_file: '/w/rpm-nevra.txt',
+  patch_repo_url: '',
+  packer_manifest: '/w/packer-manifest.json',
+  release: 'r1',
+  git_commit: 'abcd1234ef',
+};
+
+const hv = HypervisorSchema.parse({
+  name: 'kvm1',
+  uri: 'qemu+ssh://root@kvm1.example.org/system',
+  sshKey: '~/.ssh/osbake',
+  vanillaVolume: 'rocky8-vanilla.qcow2',
+});
+
+describe('Packer variables', () => {
+  it('qemu from an ISO (no host vanilla disk): exact set', () => {
+    expect(qemuBuildVars({ ...common, keyFile: '/w/build_key', accelerator: 'tcg' })).toEqual({
+      ...shared,
+      ssh_private_key_file: '/w/build_key',
+      ssh_public_key_file: '/w/build_key.pub',
+      output_directory: '/w/output',
+      vm_name: 'rocky8-base-r1-main-abcd1234.qcow2',
+      accelerator: 'tcg',
+      serial_log: '/w/serial.log',
+    });
+  });
+
+  it('qemu from a host vanilla disk adds vanilla_disk and the distro state file', () => {
+    const v = qemuBuildVars({
+      ...common,
+      distroVars: {},
+      imageVars: {},
+      packageState: { variable: 'dpkg_status_file', file: 'dpkg-status' },
+      vanillaDisk: '/c/v.qcow2',
+      keyFile: '/w/k',
+      accelerator: 'kvm',
+    });
+    expect(v.vanilla_disk).toBe('/c/v.qcow2');
+    expect(v.dpkg_status_file).toBe('/w/dpkg-status');
+    expect(v).not.toHaveProperty('rpm_nevra_file');
+    expect(v.accelerator).toBe('kvm');
+  });
+
+  it('libvirt without a bastion: exact set', () => {
+    expect(
+      libvirtBuildVars({ ...common, hypervisor: hv, domainName: 'osbake-1234', home: '/home/u' }),
+    ).toEqual({
+      ...shared,
+      libvirt_uri:
+        'qemu+ssh://root@kvm1.example.org/system?keyfile=/home/u/.ssh/osbake&known_hosts=/home/u/.ssh/known_hosts',
+      libvirt_pool: 'default',
+      libvirt_vanilla_volume: 'rocky8-vanilla.qcow2',
+      libvirt_network: 'default',
+      volume_name: 'rocky8-base-r1-main-abcd1234.qcow2',
+      domain_name: 'osbake-1234',
+      ssh_private_key_file: '/home/u/.ssh/osbake',
+      ssh_bastion_host: '',
+      ssh_bastion_port: 22,
+      ssh_bastion_username: 'root',
+      ssh_bastion_private_key_file: '',
+      ansible_ssh_extra_args: '',
+    });
+  });
+
+  it('libvirt through a bastion: communicator bastion and an Ansible ProxyCommand', () => {
+    const h = { ...hv, bastion: 'jump@gw.example.org:2222', pool: 'images', network: 'build' };
+    const v = libvirtBuildVars({ ...common, hypervisor: h, domainName: 'd', home: '/root' });
+    expect(v).toMatchObject({
+      libvirt_pool: 'images',
+      libvirt_network: 'build',
+      ssh_bastion_host: 'gw.example.org',
+      ssh_bastion_port: 2222,
+      ssh_bastion_username: 'jump',
+      ssh_bastion_private_key_file: '/root/.ssh/osbake',
+      ansible_ssh_extra_args:
+        '-o ProxyCommand="ssh -i /root/.ssh/osbake -p 2222 -o BatchMode=yes -W %h:%p jump@gw.example.org"',
+    });
+    expect(v).not.toHaveProperty('accelerator');
+    expect(v).not.toHaveProperty('vanilla_disk');
+  });
+
+  it('no ProxyCommand without a bastion', () => {
+    expect(ansibleSshExtraArgs(hv, '/k')).toBe('');
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * The Packer -var set of a build (pure): what every template gets, plus what the builder needs —
+ * qemu (local VM: vanilla disk, accelerator, build key through fw_cfg, serial log) or libvirt
+ * (hypervisor URI, pool, vanilla volume to clone, network, key and bastion). Templates must
+ * declare every variable they are given (Packer rejects undeclared -var names).
+ */
+import { join } from 'node:path';
+import type { Hypervisor } from '../../config/project.js';
+import { expandHome, parseSshTarget, pluginLibvirtUri } from '../libvirt/uri.js';
+import type { PackerVarValue } from './packer.js';
+
+export type BuilderType = 'qemu' | 'libvirt';
+
+export interface CommonVarsInput {
+  /** Distro variables (mirrors, suite) then the image's packer.variables, in that order. */
+  distroVars: Record<string, PackerVarValue>;
+  imageVars: Record<string, PackerVarValue>;
+  /** The distro's installed-package state file variable (dpkg_status_file, rpm_nevra_file). */
+  packageState: { variable: string; file: string };
+  workDir: string;
+  artifactFile: string;
+  release: string;
+  gitCommit: string;
+  cpus: number;
+  memory: number;
+  diskSize: string;
+  sshTimeout: string;
+  patchRepoUrl: string;
+}
+
+export interface QemuVarsInput extends CommonVarsInput {
+  /** The host-made vanilla disk (distros whose vanilla disk osbake makes); absent for ISO installs. */
+  vanillaDisk?: string;
+  keyFile: string;
+  accelerator: string;
+}
+
+export interface LibvirtVarsInput extends CommonVarsInput {
+  hypervisor: Hypervisor;
+  /** Name of the build domain on the hypervisor (unique per build). */
+  domainName: string;
+  home?: string;
+}
+
+function commonVars(i: CommonVarsInput): Record<string, PackerVarValue> {
+  return {
+    ...i.distroVars,
+    ...i.imageVars,
+    cpus: i.cpus,
+    memory: i.memory,
+    disk_size: i.diskSize,
+    ssh_timeout: i.sshTimeout,
+    packages_file: join(i.workDir, 'packages.tsv'),
+    [i.packageState.variable]: join(i.workDir, i.packageState.file),
+    patch_repo_url: i.patchRepoUrl,
+    packer_manifest: join(i.workDir, 'packer-manifest.json'),
+    release: i.release,
+    git_commit: i.gitCommit,
+  };
+}
+
+/** Variables of a local QEMU build. */
+export function qemuBuildVars(i: QemuVarsInput): Record<string, PackerVarValue> {
+  return {
+    ...commonVars(i),
+    ...(i.vanillaDisk ? { vanilla_disk: i.vanillaDisk } : {}),
+    ssh_private_key_file: i.keyFile,
+    ssh_public_key_file: `${i.keyFile}.pub`,
+    output_directory: join(i.workDir, 'output'),
+    vm_name: i.artifactFile,
+    accelerator: i.accelerator,
+    serial_log: join(i.workDir, 'serial.log'),
+  };
+}
+
+/** The artifact volume's name on the hypervisor: the artifact file name (<artifact>.qcow2). */
+export function libvirtVolumeName(artifactFile: string): string {
+  return artifactFile;
+}
+
+/**
+ * ssh options for Ansible (Packer's ansible provisioner with use_proxy = false connects to the VM
+ * directly, so the bastion must be given to ssh as a ProxyCommand). Empty without a bastion.
+ */
+export function ansibleSshExtraArgs(h: Hypervisor, key: string): string {
+  if (!h.bastion) return '';
+  const b = parseSshTarget(h.bastion);
+  const port = b.port ? ` -p ${b.port}` : '';
+  const user = b.user ? `${b.user}@` : '';
+  return `-o ProxyCommand="ssh -i ${key}${port} -o BatchMode=yes -W %h:%p ${user}${b.host}"`;
+}
+
+/** Variables of a build on a libvirt hypervisor (packer-plugin-libvirt). */
+export function libvirtBuildVars(i: LibvirtVarsInput): Record<string, PackerVarValue> {
+  const h = i.hypervisor;
+  const key = expandHome(h.sshKey, i.home);
+  const bastion = h.bastion ? parseSshTarget(h.bastion) : undefined;
+  return {
+    ...commonVars(i),
+    libvirt_uri: pluginLibvirtUri(h, i.home),
+    libvirt_pool: h.pool,
+    libvirt_vanilla_volume: h.vanillaVolume,
+    libvirt_network: h.network,
+    volume_name: libvirtVolumeName(i.artifactFile),
+    domain_name: i.domainName,
+    ssh_private_key_file: key,
+    ssh_bastion_host: bastion?.host ?? '',
+    ssh_bastion_port: bastion?.port ?? 22,
+    ssh_bastion_username: bastion?.user ?? 'root',
+    ssh_bastion_private_key_file: bastion ? key : '',
+    ansible_ssh_extra_args: ansibleSshExtraArgs(h, key),
+  };
+}

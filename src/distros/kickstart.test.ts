@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkKickstart } from './kickstart.js';
+
+const MINIMAL = `text
+cdrom
+lang en_US.UTF-8
+keyboard us
+timezone UTC --utc
+rootpw --lock --iscrypted locked
+bootloader --location=mbr
+autopart
+reboot
+%packages
+@core
+%end
+`;
+
+describe('checkKickstart', () => {
+  it('accepts a minimal unattended kickstart', () => {
+    const r = checkKickstart(MINIMAL);
+    expect(r.problems).toEqual([]);
+    expect(r.sections).toEqual(['%packages']);
+  });
+
+  it('accepts images/rocky8-base/http/ks.cfg', () => {
+    const ks = readFileSync(join(__dirname, '../../images/rocky8-base/http/ks.cfg'), 'utf8');
+    const r = checkKickstart(ks);
+    expect(r.problems).toEqual([]);
+    expect(r.commands).toEqual(expect.arrayContaining(['text', 'cdrom', 'reboot', 'bootloader', 'part']));
+    expect(r.commands).not.toContain('url');
+    expect(r.commands).not.toContain('repo');
+    expect(r.sections).toEqual(['%packages', '%post']);
+  });
+
+  it.each([
+    [MINIMAL.replace('cdrom', 'cdrum'), /line 2: unknown kickstart command "cdrum"/],
+    [MINIMAL.replace('%end\n', ''), /line 10: %packages has no %end/],
+    [MINIMAL.replace('%packages', '%packagez'), /unknown section %packagez/],
+    [MINIMAL.replace('reboot\n', ''), /no what to do when done/],
+    [MINIMAL.replace('text\n', 'graphical\n'), /no a non-graphical mode/],
+    [MINIMAL.replace('cdrom\n', ''), /no an installation source/],
+    [`${MINIMAL}%end\n`, /%end without an open section/],
+    [MINIMAL.replace('@core\n', '@core\n%post\n'), /%post inside %packages/],
+  ])('reports %#', (ks, re) => {
+    expect(checkKickstart(ks).problems.join('\n')).toMatch(re);
+  });
+});

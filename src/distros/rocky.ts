@@ -1,0 +1,91 @@
+/**
+ * Rocky Linux 8: no host-made vanilla disk. The template installs from the official ISO with a
+ * kickstart served by Packer's HTTP server (qemu builder), or clones the hypervisor's vanilla
+ * volume (libvirt builder). The build points the repo files at the configured mirrors.
+ */
+import type { ImageDefinition } from '../config/image.js';
+import type { Project } from '../config/project.js';
+import { UserError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { BootstrapContext, Distro } from './distro.js';
+
+/** "8.10" → "8". */
+export function rockyMajor(pointRelease: string): string {
+  return pointRelease.split('.')[0] ?? pointRelease;
+}
+
+/** Inputs of a Rocky --create-patches bundle (the rpm format of issue 3). */
+export interface RockyPatchInput {
+  /** `rpm -qa` NEVRA list the image's cleanup role fetched (rpm_nevra_file). */
+  installedFile: string;
+  /** Source repositories (baseurl) that the updates come from: the configured mirrors. */
+  repos: { id: string; baseurl: string }[];
+  workDir: string;
+  id: string;
+  image: string;
+  artifact: string;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** Flip to true when createRockyPatchBundle calls the rpm branch's createRpmBundle. */
+export const RPM_BUNDLES_AVAILABLE = false;
+
+/**
+ * SEAM for rpm patch bundles: the rpm branch's `createRpmBundle` (src/patches/rpm.ts) plugs in here
+ * and returns what the apt path gives patch-steps.ts. Until it is merged, --create-patches on a
+ * Rocky image stops with this error (before any VM starts, see rockyPatchRepos' caller).
+ */
+export async function createRockyPatchBundle(_input: RockyPatchInput): Promise<never> {
+  throw new UserError(
+    'E_RPM_BUNDLES_MISSING',
+    'rpm security-patch bundles are not part of this osbake build yet',
+    'merge the rpm branch (src/patches/rpm.ts createRpmBundle) and call it from createRockyPatchBundle in src/distros/rocky.ts',
+  );
+}
+
+/** The repositories a Rocky patch bundle is computed from (configured mirrors only). */
+export function rockyPatchRepos(project: Project): { id: string; baseurl: string }[] {
+  const m = project.config.mirrors.rocky;
+  return (['baseos', 'appstream', 'powertools', 'epel'] as const)
+    .filter((k) => m[k])
+    .map((k) => ({ id: k, baseurl: m[k] as string }));
+}
+
+export const rocky: Distro = {
+  name: 'rocky',
+  vanilla: 'template',
+
+  vanillaInputs(_project, image) {
+    return { distro: 'rocky', release: image.config.suite };
+  },
+
+  async bootstrapVanilla(_ctx: BootstrapContext) {
+    throw new UserError(
+      'E_NO_HOST_VANILLA',
+      'Rocky images have no host-made vanilla disk',
+      'the rocky8-base template installs from the ISO (qemu) or clones the hypervisor volume (libvirt)',
+    );
+  },
+
+  buildVariables(project, image) {
+    const m = project.config.mirrors.rocky;
+    return {
+      rocky_version: image.config.suite,
+      rocky_baseos_mirror: m.baseos ?? '',
+      rocky_appstream_mirror: m.appstream ?? '',
+      rocky_powertools_mirror: m.powertools ?? '',
+      rocky_epel_mirror: m.epel ?? '',
+    };
+  },
+
+  packageState: { variable: 'rpm_nevra_file', file: 'rpm-nevra.txt' },
+
+  repoDirName(image: ImageDefinition) {
+    return `Rocky${rockyMajor(image.config.suite)}`;
+  },
+
+  sbomDistro(image) {
+    return { distro: 'rocky', version: image.config.suite };
+  },
+};

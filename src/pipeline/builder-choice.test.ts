@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { type Project, ProjectConfigSchema } from '../config/project.js';
+import { chooseBuilder } from './builder-choice.js';
+
+const project = (cfg: object): Pick<Project, 'config' | 'file'> => ({
+  config: ProjectConfigSchema.parse(cfg),
+  file: '/p/osbake.yaml',
+});
+const hv = (name: string) => ({
+  name,
+  uri: `qemu+ssh://root@${name}/system`,
+  sshKey: '/k',
+  vanillaVolume: 'v.qcow2',
+});
+
+describe('chooseBuilder', () => {
+  it('defaults to osbake.yaml builder.type', () => {
+    expect(chooseBuilder(project({}), {})).toEqual({ builder: 'qemu' });
+    const p = project({ builder: { type: 'libvirt' }, hypervisors: [hv('a'), hv('b')] });
+    expect(chooseBuilder(p, {}).hypervisor?.name).toBe('a');
+    expect(chooseBuilder(p, { builder: 'qemu' })).toEqual({ builder: 'qemu' });
+  });
+
+  it('--hypervisor implies libvirt and picks that host', () => {
+    const p = project({ hypervisors: [hv('a'), hv('b')] });
+    expect(chooseBuilder(p, { hypervisor: 'b' })).toMatchObject({
+      builder: 'libvirt',
+      hypervisor: { name: 'b' },
+    });
+  });
+
+  it.each([
+    [{}, { builder: 'docker' }, /--builder docker is not one of qemu, libvirt/],
+    [{}, { builder: 'libvirt' }, /the libvirt builder needs a hypervisor, and \/p\/osbake.yaml lists none/],
+    [{ hypervisors: [hv('a')] }, { hypervisor: 'zz' }, /no hypervisor named "zz"/],
+    [
+      { hypervisors: [hv('a')] },
+      { builder: 'qemu', hypervisor: 'a' },
+      /--hypervisor a needs the libvirt builder/,
+    ],
+  ])('refuses %j %j', (cfg, o, re) => {
+    expect(() => chooseBuilder(project(cfg), o)).toThrow(re);
+  });
+});
