@@ -8,6 +8,7 @@ import { registerImages } from './commands/images.js';
 import { registerManifest } from './commands/manifest.js';
 import { registerPackages } from './commands/packages.js';
 import { registerRelease } from './commands/release.js';
+import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 
 export interface GlobalOptions {
@@ -66,6 +67,7 @@ export function createProgram(): Command {
   registerManifest(program);
   registerPackages(program);
   registerDiff(program);
+  registerServe(program);
   return program;
 }
 
