@@ -6,7 +6,10 @@ export function registerVerify(program: Command): void {
   program
     .command('verify')
     .description('check every artifact of release R (size and SHA-256) in the local store or on a mirror')
-    .argument('<release>', 'release name recorded in manifest.yaml (or, with --mirror, in the mirror\'s /api/releases)')
+    .argument(
+      '<release>',
+      "release name recorded in manifest.yaml (or, with --mirror, in the mirror's /api/releases)",
+    )
     .option(
       '--mirror <url>',
       'HTTP(S) root of a mirror holding builds/ and repos/ (default: the local store)',
