@@ -34,7 +34,7 @@ export function parseSshTarget(url: string): SshTarget {
     throw new UserError('E_USAGE', `${url}: port ${port} is out of range`, 'use a port from 1 to 65535');
   }
   const norm = posix.normalize(path).replace(/\/+$/, '') || '/';
-  if (norm.split('/').includes('..')) {
+  if (path.split('/').includes('..')) {
     throw new UserError(
       'E_USAGE',
       `${url}: the path must not contain ".."`,
