@@ -8,6 +8,8 @@ APT_PACKAGES=(
   packer qemu-system-x86 qemu-utils mmdebstrap ansible
   extlinux syslinux-common fdisk util-linux mount e2fsprogs
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
+  # tests of osbake serve / publish (a throwaway sshd, headless Chromium) and bench/serve.sh (nginx, wrk)
+  openssh-server chromium nginx-light wrk curl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, releasesFile, requireRelease } from '../config/releases.js';
-import { ProcessError, UserError } from '../errors.js';
+import { ProcessError, UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
@@ -312,4 +312,43 @@ export async function runPublish(o: RunPublishOptions): Promise<PublishedFile[]>
   out.write(formatPublished(results));
   out.write(`published ${what} to ${dest}: ${results.length} files, sha256 checked on the mirror\n`);
   return results;
+}
+
+/**
+ * After a successful build: upload it to osbake.yaml's publish.to mirror, unless --no-publish,
+ * publish.afterBuild is false or no mirror is configured (the build is in the local store anyway).
+ */
+export async function publishAfterBuild(
+  project: Project,
+  artifact: string,
+  o: { skip?: boolean; signal?: AbortSignal; log?: Logger; out?: Out },
+): Promise<PublishedFile[] | undefined> {
+  const to = project.config.publish.to;
+  if (o.skip || !to || !project.config.publish.afterBuild) return undefined;
+  const out = o.out ?? process.stdout;
+  try {
+    const ssh = resolveSshSettings(project, {});
+    const { files } = await buildFiles(project, artifact);
+    out.write(`publishing ${artifact} to ${to} (osbake.yaml publish.to; --no-publish skips this)\n`);
+    const results = await publishFiles({
+      ssh,
+      storeDir: project.storeDir,
+      files,
+      signal: o.signal,
+      log: o.log,
+      out,
+    });
+    out.write(formatPublished(results));
+    return results;
+  } catch (err) {
+    const e = withContext(`publishing ${artifact} to ${to}`, err);
+    if (e instanceof UserError) {
+      throw new UserError(
+        e.code,
+        `${e.message} (the build itself is complete and in the store)`,
+        `${e.hint ?? ''}; then: osbake publish ${artifact}`.replace(/^; /, ''),
+      );
+    }
+    throw e;
+  }
 }

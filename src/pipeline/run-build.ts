@@ -1,4 +1,6 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
+
+import { publishAfterBuild } from '../artifacts/publish.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { distroFor } from '../distros/index.js';
@@ -19,6 +21,8 @@ export interface RunBuildOptions {
   createPatches?: boolean;
   accelerator?: string;
   keepWork?: boolean;
+  /** Skip the upload to osbake.yaml's publish.to mirror after the build (--no-publish). */
+  noPublish?: boolean;
 }
 
 const ACCELERATORS = ['auto', 'kvm', 'tcg'] as const;
@@ -147,6 +151,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
         '',
       ].join('\n'),
     );
+    await publishAfterBuild(project, plan.artifact, { skip: o.noPublish, signal: ac.signal, log });
     return ctx;
   } finally {
     untrap();

@@ -5,6 +5,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publishAfterBuild } from '../../src/artifacts/publish.js';
+import { loadProject } from '../../src/config/project.js';
 import { type FixtureStore, makeFixtureStore } from './fixture-store.js';
 import { runCli, startCli } from './helpers.js';
 import { startTestSshd, type TestSshd } from './sshd.js';
@@ -131,6 +133,24 @@ describe('osbake publish (real sshd + rsync)', () => {
     const sums = sshd.ssh(`cd ${sshd.mirror} && sha256sum ${fx.bundle.path} && cat releases/2026.11.json`);
     expect(sums).toContain(`${fx.bundle.sha256}  ${fx.bundle.path}`);
     expect(JSON.parse(sums.slice(sums.indexOf('{'))).release).toBe('2026.11');
+  });
+
+  it('after a build: uploads to publish.to unless --no-publish (publishAfterBuild, as run-build calls it)', async () => {
+    // osbake.yaml has the publish section from the test before.
+    const project = await loadProject(fx.dir);
+    const b = fx.builds[2] as { artifact: string; sha256: string };
+    const lines: string[] = [];
+    const out = { write: (t: string) => lines.push(t) > 0 };
+    expect(await publishAfterBuild(project, b.artifact, { skip: true, out })).toBeUndefined();
+    expect(sshd.ssh(`ls ${sshd.mirror}/builds`)).not.toContain(b.artifact);
+    const results = await publishAfterBuild(project, b.artifact, { out });
+    expect(results?.map((r) => [r.rel, r.status])).toEqual([
+      [`builds/${b.artifact}.qcow2.sha256`, 'uploaded'],
+      [`builds/${b.artifact}.packages.tsv`, 'uploaded'],
+      [`builds/${b.artifact}.qcow2`, 'uploaded'],
+    ]);
+    expect(lines.join('')).toMatch(/--no-publish skips this/);
+    expect(sshd.ssh(`sha256sum ${sshd.mirror}/builds/${b.artifact}.qcow2`)).toContain(b.sha256);
   });
 
   it('says what is missing without a mirror or with a bad URL', async () => {

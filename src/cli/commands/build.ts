@@ -23,6 +23,7 @@ export function registerBuild(program: Command): void {
     )
     .option('--accelerator <kind>', 'auto | kvm | tcg (default: osbake.yaml builder.accelerator)')
     .option('--keep-work', 'keep the build work directory (.osbake/work/...)')
+    .option('--no-publish', "do not upload the build to osbake.yaml's publish.to mirror afterwards")
     .addHelpText(
       'after',
       '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command',
@@ -36,6 +37,7 @@ export function registerBuild(program: Command): void {
           createPatches?: boolean;
           accelerator?: string;
           keepWork?: boolean;
+          publish?: boolean;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -48,6 +50,7 @@ export function registerBuild(program: Command): void {
           debug: Boolean(g.debug),
           accelerator: opts.accelerator,
           keepWork: Boolean(opts.keepWork),
+          noPublish: opts.publish === false,
         });
       },
     );
