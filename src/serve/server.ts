@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { basename, join, relative, sep } from 'node:path';
 import send from 'send';
+import { UserError } from '../errors.js';
 import { apiBuilds, apiReleases } from './api.js';
 import { type CatalogSource, loadCatalog } from './catalog.js';
 import { renderIndexPage, renderListing } from './page.js';
@@ -199,7 +200,12 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     });
     handle(req, res).catch((err: unknown) => {
       log(`error: ${req.method} ${req.url}: ${(err as Error).message}`);
-      if (!res.headersSent) reply(req, res, 500, 'internal error\n');
+      // A broken manifest (UserError, ConfigError) is worth showing; anything else stays inside.
+      const text =
+        err instanceof UserError
+          ? `${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`
+          : 'internal error\n';
+      if (!res.headersSent) reply(req, res, 500, text);
       else res.destroy();
     });
   });
