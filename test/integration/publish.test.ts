@@ -104,6 +104,7 @@ describe('osbake publish (real sshd + rsync)', () => {
     const line = resumed.stdout.split('\n').find((l) => l.startsWith(`${file}:`)) ?? '';
     expect(line).toMatch(/resumed, sent [\d.]+ MiB of 48\.0 MiB, sha256 verified on the mirror/);
     const sent = Number(/sent ([\d.]+) MiB/.exec(line)?.[1]);
+    console.info(`resume: partial on the mirror ${partialSize} of ${IMAGE_BYTES} bytes; second run: ${line}`);
     // Only what was missing went over the wire the second time.
     expect(sent * 1024 * 1024).toBeLessThan(IMAGE_BYTES - partialSize + 2 * 1024 * 1024);
     const check = sshd.ssh(
