@@ -73,6 +73,13 @@ async function sha256Of(file: string): Promise<string> {
   return hex;
 }
 
+/** Does the real path pass through a hidden (dot) file or directory below the root? */
+function hiddenInside(root: string, real: string): boolean {
+  return relative(root, real)
+    .split(sep)
+    .some((x) => x.startsWith('.'));
+}
+
 function reply(
   req: IncomingMessage,
   res: ServerResponse,
@@ -99,7 +106,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     const entries = [];
     for (const name of (await readdir(dir)).filter((n) => !n.startsWith('.'))) {
       const real = await realpath(join(dir, name)).catch(() => undefined);
-      if (!real || !isInside(root, real)) continue;
+      if (!real || !isInside(root, real) || hiddenInside(root, real)) continue;
       const st = await stat(real).catch(() => undefined);
       if (!st || !(st.isFile() || st.isDirectory())) continue;
       entries.push({ name, directory: st.isDirectory(), size: st.size, mtime: st.mtime });
@@ -161,6 +168,15 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     }
     const found = await containedRealPath(root, check.segments);
     if (found?.escaped) return reply(req, res, 403, 'forbidden: the path leaves the served directory\n');
+    // A symlink to a hidden file (a temporary name, rsync's partial dir) is as hidden as the file.
+    if (
+      found &&
+      relative(root, found.path)
+        .split(sep)
+        .some((x) => x.startsWith('.'))
+    ) {
+      return reply(req, res, 404, 'not found\n');
+    }
     if (!found) {
       // A .sha256 sidecar that is not stored: computed from the file (cached).
       const last = check.segments.at(-1);

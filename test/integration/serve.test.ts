@@ -71,6 +71,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
     symlinkSync('/etc', join(fx.store, 'builds/etc-link'));
     symlinkSync('/etc/passwd', join(fx.store, 'builds/passwd-link'));
     writeFileSync(join(fx.store, 'builds/.hidden.partial-1'), 'temporary');
+    symlinkSync('.hidden.partial-1', join(fx.store, 'builds/to-hidden'));
     // 5 GiB without using 5 GiB of disk: lengths and ranges past 4 GiB.
     mkdirSync(join(fx.store, 'big'));
     writeFileSync(join(fx.store, 'big/huge.raw'), '');
@@ -172,6 +173,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
     '/builds/passwd-link.sha256',
     '/builds/.hidden.partial-1',
     '/builds/%2ehidden.partial-1',
+    '/builds/to-hidden',
   ])('never leaves the root: %s', async (path) => {
     const r = await raw(base, 'GET', path);
     expect([400, 403, 404]).toContain(r.status);
@@ -196,6 +198,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
     expect(html).not.toContain('.hidden');
     expect(html).not.toContain('etc-link');
     expect(html).not.toContain('passwd-link');
+    expect(html).not.toContain('to-hidden');
     const rootListing = (await raw(base, 'GET', '/repos/Debian12/')).body.toString();
     expect(rootListing).toContain(`${fx.bundle.id}.tar.zst`);
   });
