@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { checkRequestPath, containedRealPath, isInside } from './paths.js';
 
 describe('checkRequestPath', () => {
@@ -60,6 +60,7 @@ describe('containedRealPath', () => {
   symlinkSync('a.qcow2', join(root, 'builds/latest.qcow2'));
   symlinkSync('/etc', join(root, 'builds/etc'));
   symlinkSync('../..', join(root, 'builds/up'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('follows symlinks that stay inside', async () => {
     expect(await containedRealPath(root, ['builds', 'latest.qcow2'])).toEqual({

@@ -59,6 +59,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
   let base: string;
   let imagePath: string;
   let image: Buffer;
+  const temps: string[] = [];
 
   beforeAll(async () => {
     fx = await makeFixtureStore(3 * 1024 * 1024);
@@ -89,6 +90,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
       await server.done;
     }
     await fx?.cleanup();
+    for (const t of temps) rmSync(t, { recursive: true, force: true });
   });
 
   it('serves a whole file with its length and type, and HEAD without a body', async () => {
@@ -248,6 +250,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
     expect(inside.code).toBe(0);
     expect(inside.stdout).toMatch(/all 2 artifact\(s\) of release 2026\.11 verified/);
     const elsewhere = mkdtempSync(join(tmpdir(), 'osbake-noproject-'));
+    temps.push(elsewhere);
     const outside = await runCli(['verify', '2026.10', '--mirror', base], elsewhere);
     expect(outside.code).toBe(0);
     expect(outside.stdout).toMatch(/artifact list from http:\/\/127\.0\.0\.1:\d+\/api\/releases/);
@@ -328,6 +331,7 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
 
   it('serves a bare store (no project) from store/releases/*.json', async () => {
     const elsewhere = mkdtempSync(join(tmpdir(), 'osbake-noproject-'));
+    temps.push(elsewhere);
     const port = await freePort();
     const bare = startCli(['serve', '--root', fx.store, '--port', String(port)], elsewhere);
     try {
