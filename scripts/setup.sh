@@ -11,6 +11,8 @@ APT_PACKAGES=(
   rpm createrepo-c dnf xz-utils gpg
   sqlite3 db5.3-util
   libvirt-clients openssh-server
+  # tests of osbake serve / publish (a throwaway sshd, headless Chromium) and bench/serve.sh (nginx, wrk)
+  chromium nginx-light wrk curl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

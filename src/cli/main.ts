@@ -7,7 +7,9 @@ import { registerDiff } from './commands/diff.js';
 import { registerImages } from './commands/images.js';
 import { registerManifest } from './commands/manifest.js';
 import { registerPackages } from './commands/packages.js';
+import { registerPublish } from './commands/publish.js';
 import { registerRelease } from './commands/release.js';
+import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 
 export interface GlobalOptions {
@@ -66,6 +68,8 @@ export function createProgram(): Command {
   registerManifest(program);
   registerPackages(program);
   registerDiff(program);
+  registerServe(program);
+  registerPublish(program);
   return program;
 }
 

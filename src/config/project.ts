@@ -7,6 +7,10 @@ import { loadYamlConfig } from './load.js';
 
 export const PROJECT_FILE = 'osbake.yaml';
 
+/** ssh://[user@]host[:port]/absolute/path */
+export const SSH_TARGET_RE =
+  /^ssh:\/\/(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?\/[^\0]*$/;
+
 const url = z.string().regex(/^(https?|file):\/\//, 'must be an http://, https:// or file:// URL');
 const size = z
   .string()
@@ -146,6 +150,27 @@ export const ProjectConfigSchema = z
       .array(HypervisorSchema)
       .default([])
       .describe('libvirt hosts for builder.type libvirt; osbake build --all spreads builds over them'),
+    publish: z
+      .object({
+        to: z
+          .string()
+          .regex(SSH_TARGET_RE, 'must be an ssh:// URL like ssh://deploy@mirror.example/srv/osbake')
+          .optional()
+          .describe('remote mirror for osbake publish (and after each build): ssh://user@host[:port]/path'),
+        knownHosts: z
+          .string()
+          .optional()
+          .describe(
+            "known_hosts file with the mirror's host key (default ~/.ssh/known_hosts); keys are always checked",
+          ),
+        identityFile: z.string().optional().describe('SSH private key for the mirror (default: ssh chooses)'),
+        afterBuild: z
+          .boolean()
+          .default(true)
+          .describe('publish every successful build to `to` (when set) unless osbake build --no-publish'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

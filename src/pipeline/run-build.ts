@@ -1,4 +1,6 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
+
+import { publishAfterBuild } from '../artifacts/publish.js';
 import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
@@ -28,6 +30,8 @@ export interface RunBuildOptions {
   hypervisor?: string;
   /** Set by build --all: print plain progress lines prefixed with the image (builds run in parallel). */
   quietProgress?: boolean;
+  /** Skip the upload to osbake.yaml's publish.to mirror after the build (--no-publish). */
+  noPublish?: boolean;
 }
 
 const ACCELERATORS = ['auto', 'kvm', 'tcg'] as const;
@@ -170,6 +174,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
         '',
       ].join('\n'),
     );
+    await publishAfterBuild(project, plan.artifact, { skip: o.noPublish, signal: ac.signal, log });
     return ctx;
   } finally {
     untrap();

@@ -5,9 +5,17 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { sha256File } from '../artifacts/checksum.js';
-import { loadProject } from '../config/project.js';
-import { loadReleases, type ReleaseArtifact, releasesFile, requireRelease } from '../config/releases.js';
+import { loadProject, type Project } from '../config/project.js';
+import {
+  loadReleases,
+  type Release,
+  type ReleaseArtifact,
+  ReleaseArtifactSchema,
+  releasesFile,
+  requireRelease,
+} from '../config/releases.js';
 import { UserError } from '../errors.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
@@ -130,6 +138,109 @@ export function formatResults(results: readonly VerifyResult[]): string {
   );
 }
 
+/** What a mirror served by `osbake serve` says about its releases (GET <mirror>/api/releases). */
+const MirrorReleasesSchema = z.object({
+  releases: z.array(
+    z.object({
+      name: z.string(),
+      date: z.string(),
+      git_commit: z.string(),
+      // The API adds url, sha256_url and present to each artifact: not part of the record.
+      artifacts: z.array(z.object(ReleaseArtifactSchema.shape)),
+    }),
+  ),
+});
+
+/**
+ * Release R as the mirror's /api/releases lists it; undefined when the mirror has no such API
+ * (a plain web server: HTTP 404) or does not list R.
+ */
+export async function fetchMirrorRelease(
+  mirror: string,
+  name: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<Release | undefined> {
+  const url = mirrorUrl(mirror, 'api/releases');
+  let res: Response;
+  try {
+    res = await fetchImpl(url, { headers: { accept: 'application/json' } });
+  } catch (err) {
+    throw new UserError('E_MIRROR', `cannot reach ${url}: ${errorCode(err)}`, 'check the --mirror URL');
+  }
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  const parsed = res.ok ? MirrorReleasesSchema.safeParse(await res.json().catch(() => undefined)) : undefined;
+  if (!parsed?.success) {
+    throw new UserError(
+      'E_MIRROR',
+      `${url} answered ${res.ok ? 'with JSON osbake does not understand' : `HTTP ${res.status}`}`,
+      'is --mirror the root of a store served by osbake serve (or a plain file mirror)?',
+    );
+  }
+  const r = parsed.data.releases.find((x) => x.name === name);
+  return r ? { date: r.date, git_commit: r.git_commit, artifacts: r.artifacts } : undefined;
+}
+
+const artifactKey = (a: ReleaseArtifact) => `${a.kind} ${a.name} ${a.path} ${a.sha256} ${a.size}`;
+
+/** Artifacts the two records do not agree on, as text (pure). */
+export function compareReleaseRecords(local: Release, mirror: Release): string[] {
+  const l = new Set(local.artifacts.map(artifactKey));
+  const m = new Set(mirror.artifacts.map(artifactKey));
+  return [
+    ...[...l].filter((k) => !m.has(k)).map((k) => `manifest.yaml only: ${k}`),
+    ...[...m].filter((k) => !l.has(k)).map((k) => `mirror only: ${k}`),
+  ];
+}
+
+/**
+ * The artifact list to check. Local store: manifest.yaml. With --mirror: manifest.yaml when the
+ * project records R (and the mirror's /api/releases, when it has one, must list the same
+ * artifacts); else the mirror's /api/releases (no project needed then).
+ */
+async function releaseToVerify(
+  o: VerifyOptions,
+  out: Pick<NodeJS.WriteStream, 'write'>,
+): Promise<{ release: Release; project?: Project }> {
+  let project: Project | undefined;
+  try {
+    project = await loadProject(o.projectDir);
+  } catch (err) {
+    if (!(o.mirror !== undefined && err instanceof UserError && err.code === 'E_NO_PROJECT')) throw err;
+  }
+  const file = project ? releasesFile(project) : undefined;
+  const local = file ? (await loadReleases(file)).releases[o.release] : undefined;
+  if (o.mirror === undefined)
+    return {
+      release: requireRelease(file as string, await loadReleases(file as string), o.release),
+      project,
+    };
+  const remote = await fetchMirrorRelease(o.mirror, o.release);
+  if (local && remote) {
+    const diff = compareReleaseRecords(local, remote);
+    if (diff.length > 0) {
+      throw new UserError(
+        'E_VERIFY',
+        `the mirror lists other artifacts for release ${o.release} than ${file}: ${diff.join('; ')}`,
+        "publish the release again (osbake publish --release R), or update the mirror's store/releases/<R>.json",
+      );
+    }
+  }
+  if (local) return { release: local, project };
+  if (remote) {
+    out.write(`release ${o.release}: artifact list from ${mirrorUrl(o.mirror, 'api/releases')}\n`);
+    return { release: remote, project };
+  }
+  if (file) requireRelease(file, await loadReleases(file), o.release);
+  throw new UserError(
+    'E_NO_RELEASE',
+    `no release "${o.release}" on ${o.mirror}${file ? ` or in ${file}` : ''}`,
+    "osbake verify needs the release in manifest.yaml or in the mirror's /api/releases",
+  );
+}
+
 export interface VerifyOptions {
   projectDir: string;
   release: string;
@@ -148,17 +259,16 @@ export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
       'e.g. --mirror http://mirror.example/osbake (the directory holding builds/ and repos/)',
     );
   }
-  const project = await loadProject(o.projectDir);
-  const file = releasesFile(project);
-  const release = requireRelease(file, await loadReleases(file), o.release);
+  const { release, project } = await releaseToVerify(o, out);
   const progress = o.progress ?? new ByteProgress();
-  const where = o.mirror ?? project.storeDir;
+  const storeDir = project?.storeDir ?? '';
+  const where = o.mirror ?? storeDir;
   out.write(`verifying ${release.artifacts.length} artifact(s) of release ${o.release} in ${where}\n`);
   const results: VerifyResult[] = [];
   for (const a of release.artifacts) {
     results.push(
       o.mirror === undefined
-        ? await checkStoreArtifact(project.storeDir, a, progress)
+        ? await checkStoreArtifact(storeDir, a, progress)
         : await checkMirrorArtifact(o.mirror, a, progress),
     );
   }

@@ -14,10 +14,31 @@ describe('osbake CLI', () => {
     await project.cleanup();
   });
 
-  it.each([[[]], [['build']], [['images']]])('--help works for %j', async (verb) => {
-    const r = await runCli([...verb, '--help'], project.dir);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Usage: osbake/);
+  it.each([[[]], [['build']], [['images']], [['serve']], [['publish']], [['verify']]])(
+    '--help works for %j',
+    async (verb) => {
+      const r = await runCli([...verb, '--help'], project.dir);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: osbake/);
+    },
+  );
+
+  it('explains serve and publish usage errors in one line with a hint', async () => {
+    const port = await runCli(['serve', '--port', 'http'], project.dir);
+    expect(port.code).toBe(1);
+    expect(port.stderr).toBe(
+      'osbake: error: --port http is not a port number\nhint: use a number from 0 to 65535\n',
+    );
+    const noStore = await runCli(['serve'], project.dir);
+    expect(noStore.code).toBe(1);
+    expect(noStore.stderr).toMatch(/store is not a directory\nhint: build an image first/);
+    const both = await runCli(['publish'], project.dir);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/osbake publish needs a build or --release R/);
+    const bw = await runCli(['publish', 'x', '--bwlimit', 'fast'], project.dir);
+    expect(bw.stderr).toMatch(/--bwlimit fast is not a positive number/);
+    const help = await runCli(['build', '--help'], project.dir);
+    expect(help.stdout).toMatch(/--no-publish/);
   });
 
   it('lists the images', async () => {

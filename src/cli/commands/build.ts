@@ -31,6 +31,7 @@ export function registerBuild(program: Command): void {
       '--all',
       'build every image, dependencies (image.yaml needs:) first, one build per hypervisor at a time',
     )
+    .option('--no-publish', "do not upload the build to osbake.yaml's publish.to mirror afterwards")
     .addHelpText(
       'after',
       '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor',
@@ -47,6 +48,7 @@ export function registerBuild(program: Command): void {
           createPatches?: boolean;
           accelerator?: string;
           keepWork?: boolean;
+          publish?: boolean;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -60,6 +62,7 @@ export function registerBuild(program: Command): void {
           keepWork: Boolean(opts.keepWork),
           builder: opts.builder,
           hypervisor: opts.hypervisor,
+          noPublish: opts.publish === false,
         };
         if (opts.all) {
           if (image) {

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { runServe } from '../../serve/run-serve.js';
+import type { GlobalOptions } from '../main.js';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'serve the artifact store read-only over HTTP: files (ranges, ETag, .sha256), listings, ' +
+        'the releases page at / and the JSON API at /api/releases and /api/builds',
+    )
+    .option('--root <dir>', 'directory to serve (default: the project store from osbake.yaml)')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0: any free port)', '8080')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Release and build data come from the project (manifest.yaml, images/*/manifest.json) when the',
+        'served directory is the project store; from store/releases/*.json and store/builds/ otherwise.',
+        'Ctrl-C or SIGTERM stops it gracefully: downloads in flight get 10 s to finish.',
+        '',
+        'Examples:',
+        '  osbake serve',
+        '  osbake serve --host 0.0.0.0 --port 8080',
+        '  osbake serve --root /srv/osbake-mirror --port 9000',
+      ].join('\n'),
+    )
+    .action(async (opts: { root?: string; host: string; port: string }) => {
+      const g = program.opts<GlobalOptions>();
+      await runServe({
+        projectDir: g.project ?? process.cwd(),
+        explicitProject: g.project !== undefined,
+        ...opts,
+      });
+    });
+}

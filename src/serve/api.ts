@@ -1,0 +1,190 @@
+/**
+ * The data behind the web page and the JSON API (/api/releases, /api/builds), assembled from
+ * what the catalog loader read (pure): releases newest first with their artifacts and the package
+ * diff against the previous release; builds per image, newest first, clean or dirty, with their
+ * package counts and the diff against the release before them.
+ */
+import type { BuildEntry } from '../config/builds.js';
+import type { Release, ReleaseArtifact } from '../config/releases.js';
+import type { PackageRecord } from '../pipeline/build.js';
+import { diffSides, type ImageDiff, type PackageSide } from '../release/diff.js';
+
+export interface CatalogInputs {
+  /** Where the data came from: a project (manifest.yaml + images/*\/manifest.json) or a bare store. */
+  source: 'project' | 'store';
+  releases: { name: string; release: Release }[];
+  images: { image: string; builds: BuildEntry[] }[];
+  /** Package lists by artifact name (builds/<artifact>.packages.tsv); absent when the file is. */
+  packages: ReadonlyMap<string, PackageRecord[]>;
+  /** Store-relative paths of the files that exist. */
+  present: ReadonlySet<string>;
+}
+
+export interface ApiArtifact extends ReleaseArtifact {
+  /** Relative URL of the file, and of its .sha256 sidecar. */
+  url: string;
+  sha256_url: string;
+  present: boolean;
+}
+
+export interface ApiRelease {
+  name: string;
+  date: string;
+  git_commit: string;
+  artifacts: ApiArtifact[];
+  /** The next older release, whose images the diff compares against. */
+  previous: string | null;
+  diff: ImageDiff[] | null;
+}
+
+export interface ApiBuild {
+  image: string;
+  artifact: string;
+  release: string | null;
+  clean: boolean;
+  git_branch: string;
+  git_commit: string;
+  /** ISO time of the build. */
+  date: string;
+  sha256: string;
+  size: number;
+  package_count: number;
+  path: string;
+  url: string;
+  sha256_url: string;
+  packages_url: string | null;
+  present: boolean;
+  /** Releases that record this build. */
+  releases: string[];
+  /** The release build it is compared with, and the package diff (null when either list is missing). */
+  diff_base: { release: string; artifact: string } | null;
+  diff: Omit<ImageDiff, 'image' | 'a' | 'b'> | null;
+}
+
+export interface Catalog {
+  source: CatalogInputs['source'];
+  releases: ApiRelease[];
+  builds: ApiBuild[];
+  /** Package lists by artifact name, for the page (the API links the .packages.tsv instead). */
+  packages: ReadonlyMap<string, PackageRecord[]>;
+}
+
+/** URL of a store-relative path, each segment encoded. */
+export function storeUrl(path: string): string {
+  return `/${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+const collator = new Intl.Collator('en', { numeric: true });
+
+/** Newest first: by date, then by name ("2026.11" after "2026.9"). */
+export function sortReleasesNewestFirst<T extends { name: string; release: { date: string } }>(
+  releases: readonly T[],
+): T[] {
+  return [...releases].sort(
+    (a, b) => b.release.date.localeCompare(a.release.date) || collator.compare(b.name, a.name),
+  );
+}
+
+function artifactOfImage(a: ReleaseArtifact): string {
+  return a.build ?? (a.path.split('/').at(-1) ?? a.path).replace(/\.qcow2$/, '');
+}
+
+/** Image name → build artifact of a release's images. */
+function releaseImages(r: Release): Map<string, string> {
+  return new Map(r.artifacts.filter((a) => a.kind === 'image').map((a) => [a.name, artifactOfImage(a)]));
+}
+
+function diffOf(
+  image: string,
+  a: string | undefined,
+  b: string | undefined,
+  packages: ReadonlyMap<string, PackageRecord[]>,
+): ImageDiff | undefined {
+  const pa = a === undefined ? [] : packages.get(a);
+  const pb = b === undefined ? [] : packages.get(b);
+  if (!pa || !pb) return undefined;
+  const sa: PackageSide = new Map(a === undefined ? [] : [[image, { artifact: a, packages: pa }]]);
+  const sb: PackageSide = new Map(b === undefined ? [] : [[image, { artifact: b, packages: pb }]]);
+  return diffSides(sa, sb)[0];
+}
+
+/** Assemble releases and builds (pure). */
+export function assembleCatalog(inp: CatalogInputs): Catalog {
+  const sorted = sortReleasesNewestFirst(inp.releases);
+  const releases: ApiRelease[] = sorted.map(({ name, release }, i) => {
+    const prev = sorted[i + 1];
+    let diff: ImageDiff[] | null = null;
+    if (prev) {
+      const now = releaseImages(release);
+      const before = releaseImages(prev.release);
+      const images = [...new Set([...before.keys(), ...now.keys()])].sort();
+      const diffs = images.map((img) => diffOf(img, before.get(img), now.get(img), inp.packages));
+      diff = diffs.every((d) => d !== undefined) ? (diffs as ImageDiff[]) : null;
+    }
+    return {
+      name,
+      date: release.date,
+      git_commit: release.git_commit,
+      artifacts: release.artifacts.map((a) => ({
+        ...a,
+        url: storeUrl(a.path),
+        sha256_url: storeUrl(`${a.path}.sha256`),
+        present: inp.present.has(a.path),
+      })),
+      previous: prev?.name ?? null,
+      diff,
+    };
+  });
+
+  const builds: ApiBuild[] = [];
+  for (const { image, builds: entries } of [...inp.images].sort((a, b) => a.image.localeCompare(b.image))) {
+    for (const b of [...entries].sort((x, y) => y.build_time - x.build_time)) {
+      const d = b.custom_data;
+      const path = `builds/${d.artifact}.qcow2`;
+      const inReleases = sorted.filter((r) => releaseImages(r.release).get(image) === d.artifact);
+      // Compare with the image in the release before the first one recording this build, else the newest.
+      const firstIdx =
+        inReleases.length > 0 ? sorted.indexOf(inReleases.at(-1) as (typeof sorted)[number]) : -1;
+      const base = sorted
+        .slice(firstIdx + 1)
+        .map((r) => ({ release: r.name, artifact: releaseImages(r.release).get(image) }))
+        .find((x) => x.artifact !== undefined && x.artifact !== d.artifact) as
+        | { release: string; artifact: string }
+        | undefined;
+      const diff = base ? diffOf(image, base.artifact, d.artifact, inp.packages) : undefined;
+      const pkgPath = `builds/${d.artifact}.packages.tsv`;
+      builds.push({
+        image,
+        artifact: d.artifact,
+        release: d.release ?? null,
+        clean: !d.git_dirty,
+        git_branch: d.git_branch,
+        git_commit: d.git_commit,
+        date: new Date(b.build_time * 1000).toISOString(),
+        sha256: d.sha256,
+        size: d.size,
+        package_count: d.package_count,
+        path,
+        url: storeUrl(path),
+        sha256_url: storeUrl(`${path}.sha256`),
+        packages_url: inp.present.has(pkgPath) ? storeUrl(pkgPath) : null,
+        present: inp.present.has(path),
+        releases: inReleases.map((r) => r.name),
+        diff_base: base ?? null,
+        diff: diff
+          ? { added: diff.added, removed: diff.removed, changed: diff.changed, unchanged: diff.unchanged }
+          : null,
+      });
+    }
+  }
+  return { source: inp.source, releases, builds, packages: inp.packages };
+}
+
+/** The JSON bodies of the API. */
+export function apiReleases(c: Catalog): object {
+  return { source: c.source, releases: c.releases };
+}
+
+export function apiBuilds(c: Catalog): object {
+  return { source: c.source, builds: c.builds };
+}

@@ -1,0 +1,174 @@
+/**
+ * What the artifact server shows, read from disk. Inside a project: releases from manifest.yaml and
+ * builds from images/*\/manifest.json. With only a store directory: releases from
+ * store/releases/*.json (written by `osbake release`) and builds from the files in store/builds/
+ * (name, .sha256, .packages.tsv, SBOM, mtime). Package lists are cached by size and mtime.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { BuildEntry } from '../config/builds.js';
+import type { Project } from '../config/project.js';
+import { loadReleases, type Release, ReleaseSchema, releasesFile } from '../config/releases.js';
+import { type PackageRecord, parsePackageList } from '../pipeline/build.js';
+import { readImageBuilds } from '../release/image-builds.js';
+import { assembleCatalog, type Catalog, type CatalogInputs } from './api.js';
+
+export interface CatalogSource {
+  storeDir: string;
+  /** The project, when serving from inside one; else the store alone is read. */
+  project?: Project;
+}
+
+const ReleaseJsonSchema = ReleaseSchema.extend({ release: z.string().min(1) });
+
+const packageCache = new Map<string, { key: string; packages: PackageRecord[] }>();
+
+async function statOrUndefined(file: string) {
+  try {
+    return await stat(file);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readPackages(storeDir: string, artifact: string): Promise<PackageRecord[] | undefined> {
+  const file = join(storeDir, 'builds', `${artifact}.packages.tsv`);
+  const st = await statOrUndefined(file);
+  if (!st?.isFile()) return undefined;
+  const key = `${st.size}:${st.mtimeMs}`;
+  const hit = packageCache.get(file);
+  if (hit?.key === key) return hit.packages;
+  const packages = parsePackageList(await readFile(file, 'utf8'));
+  packageCache.set(file, { key, packages });
+  return packages;
+}
+
+/** store/releases/*.json; files that do not parse are skipped (and reported by `problems`). */
+async function readStoreReleases(
+  storeDir: string,
+  problems: string[],
+): Promise<{ name: string; release: Release }[]> {
+  const dir = join(storeDir, 'releases');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const out: { name: string; release: Release }[] = [];
+  for (const n of names.filter((x) => x.endsWith('.json') && !x.startsWith('.')).sort()) {
+    try {
+      const r = ReleaseJsonSchema.parse(JSON.parse(await readFile(join(dir, n), 'utf8')));
+      out.push({
+        name: r.release,
+        release: { date: r.date, git_commit: r.git_commit, artifacts: r.artifacts },
+      });
+    } catch (err) {
+      problems.push(`releases/${n}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  return out;
+}
+
+async function sbomImageName(storeDir: string, artifact: string): Promise<string | undefined> {
+  try {
+    const sbom = JSON.parse(await readFile(join(storeDir, 'builds', `${artifact}.cdx.json`), 'utf8')) as {
+      metadata?: { component?: { name?: unknown } };
+    };
+    const name = sbom.metadata?.component?.name;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Builds known only from the files in store/builds/ (no manifest.json at hand). */
+async function readStoreBuilds(
+  storeDir: string,
+  releases: { name: string; release: Release }[],
+): Promise<{ image: string; builds: BuildEntry[] }[]> {
+  const dir = join(storeDir, 'builds');
+  const files = (await readdir(dir).catch(() => [] as string[])).filter(
+    (f) => f.endsWith('.qcow2') && !f.startsWith('.'),
+  );
+  const byImage = new Map<string, BuildEntry[]>();
+  for (const f of files.sort()) {
+    const artifact = f.slice(0, -'.qcow2'.length);
+    const st = await statOrUndefined(join(dir, f));
+    if (!st?.isFile()) continue;
+    const sidecar = await readFile(join(dir, `${f}.sha256`), 'utf8').catch(() => '');
+    const sha256 = /^[0-9a-f]{64}/.exec(sidecar)?.[0] ?? '0'.repeat(64);
+    const recorded = releases
+      .flatMap((r) => r.release.artifacts.map((a) => ({ r: r.name, a })))
+      .find((x) => x.a.build === artifact || x.a.path === `builds/${f}`);
+    const image = recorded?.a.name ?? (await sbomImageName(storeDir, artifact)) ?? artifact;
+    const dirty = artifact.endsWith('-dirty');
+    const parts = artifact.split('-');
+    const short = parts.at(dirty ? -2 : -1) ?? '';
+    const entry: BuildEntry = {
+      name: image,
+      builder_type: 'qemu',
+      build_time: Math.floor(st.mtimeMs / 1000),
+      files: [{ name: f, size: st.size }],
+      artifact_id: 'VM',
+      packer_run_uuid: '',
+      custom_data: {
+        ...(recorded ? { release: recorded.r } : {}),
+        artifact,
+        git_branch: '',
+        git_commit: recorded?.a.git_commit ?? (/^[0-9a-f]{7,40}$/.test(short) ? short : ''),
+        git_dirty: dirty,
+        sha256,
+        size: st.size,
+        package_count: (await readPackages(storeDir, artifact))?.length ?? 0,
+        duration_s: 0,
+        accelerator: '',
+        osbake_version: '',
+      },
+    };
+    byImage.set(image, [...(byImage.get(image) ?? []), entry]);
+  }
+  return [...byImage].map(([image, builds]) => ({ image, builds }));
+}
+
+/** Read everything the page and the API show. `problems` collects files that could not be read. */
+export async function loadCatalog(src: CatalogSource, problems: string[] = []): Promise<Catalog> {
+  const { storeDir, project } = src;
+  const releases = project
+    ? Object.entries((await loadReleases(releasesFile(project))).releases).map(([name, release]) => ({
+        name,
+        release,
+      }))
+    : await readStoreReleases(storeDir, problems);
+  const images = project
+    ? (await readImageBuilds(project)).images.map((i) => ({ image: i.image, builds: i.builds }))
+    : await readStoreBuilds(storeDir, releases);
+
+  const artifacts = new Set<string>();
+  const paths = new Set<string>();
+  for (const { release } of releases) {
+    for (const a of release.artifacts) {
+      paths.add(a.path);
+      if (a.kind === 'image')
+        artifacts.add(a.build ?? (a.path.split('/').at(-1) ?? '').replace(/\.qcow2$/, ''));
+    }
+  }
+  for (const i of images) {
+    for (const b of i.builds) {
+      artifacts.add(b.custom_data.artifact);
+      paths.add(`builds/${b.custom_data.artifact}.qcow2`);
+      paths.add(`builds/${b.custom_data.artifact}.packages.tsv`);
+    }
+  }
+  const packages = new Map<string, PackageRecord[]>();
+  for (const a of artifacts) {
+    const p = await readPackages(storeDir, a);
+    if (p) packages.set(a, p);
+  }
+  const present = new Set<string>();
+  for (const p of paths) if ((await statOrUndefined(join(storeDir, p)))?.isFile()) present.add(p);
+  const inputs: CatalogInputs = {
+    source: project ? 'project' : 'store',
+    releases,
+    images,
+    packages,
+    present,
+  };
+  return assembleCatalog(inputs);
+}

@@ -1,0 +1,86 @@
+/**
+ * Path containment for the artifact server. A request path is accepted only when every level of
+ * percent-decoding is free of NUL, backslashes, "." and ".." segments and empty segments, and it
+ * names no dotfile (temporary names, rsync's partial dir). The file system check (realpath under
+ * the root, so no symlink leaves it) is separate: `containedRealPath`.
+ */
+import { realpath } from 'node:fs/promises';
+import { sep } from 'node:path';
+
+export type PathCheck =
+  | { ok: true; segments: string[]; directory: boolean }
+  | { ok: false; status: 400 | 404; reason: string };
+
+/** How many times a path may decode to something new ("%25252e" is decoded three times). */
+const MAX_DECODE_DEPTH = 4;
+
+function badSegment(s: string): string | undefined {
+  if (s.includes('\0')) return 'NUL byte';
+  if (s.includes('\\')) return 'backslash';
+  if (s === '.' || s === '..') return 'dot segment';
+  if (s.includes('/')) return 'encoded slash';
+  return undefined;
+}
+
+/**
+ * Check the path part of a request URL (pure). Returns its decoded segments, or why it is refused:
+ * 400 for traversal attempts and malformed encodings, 404 for hidden (dot) files.
+ */
+export function checkRequestPath(rawUrl: string): PathCheck {
+  const q = rawUrl.search(/[?#]/);
+  const raw = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  if (!raw.startsWith('/')) return { ok: false, status: 400, reason: 'path must start with /' };
+  const directory = raw.endsWith('/');
+  const rawSegments = raw.split('/').slice(1);
+  if (directory) rawSegments.pop();
+  const segments: string[] = [];
+  for (const rawSeg of rawSegments) {
+    if (rawSeg === '') return { ok: false, status: 400, reason: 'empty path segment' };
+    if (/%(?![0-9A-Fa-f]{2})/.test(rawSeg))
+      return { ok: false, status: 400, reason: 'malformed percent-encoding' };
+    // Every level of decoding: "%252e%252e" is harmless once decoded, but refused all the same.
+    const levels = [rawSeg];
+    for (let s = rawSeg; /%[0-9A-Fa-f]{2}/.test(s); ) {
+      if (levels.length > MAX_DECODE_DEPTH)
+        return { ok: false, status: 400, reason: 'encoded too many times' };
+      try {
+        s = decodeURIComponent(s);
+      } catch {
+        return { ok: false, status: 400, reason: 'malformed percent-encoding' };
+      }
+      levels.push(s);
+    }
+    for (const level of levels) {
+      const bad = badSegment(level);
+      if (bad) return { ok: false, status: 400, reason: bad };
+    }
+    // The name on disk is the path decoded once, as HTTP clients encode it.
+    const name = levels[1] ?? rawSeg;
+    if (name.startsWith('.')) return { ok: false, status: 404, reason: 'hidden file' };
+    segments.push(name);
+  }
+  return { ok: true, segments, directory };
+}
+
+/** Is `child` the root itself or inside it (both real, absolute paths)? */
+export function isInside(root: string, child: string): boolean {
+  return child === root || child.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+/**
+ * The real path of root/segments when it exists and stays inside the (real) root after every
+ * symlink is resolved; undefined when it does not exist or leaves the root.
+ */
+export async function containedRealPath(
+  realRoot: string,
+  segments: readonly string[],
+): Promise<{ path: string; escaped: boolean } | undefined> {
+  const joined = [realRoot, ...segments].join(sep);
+  let real: string;
+  try {
+    real = await realpath(joined);
+  } catch {
+    return undefined;
+  }
+  return { path: real, escaped: !isInside(realRoot, real) };
+}

@@ -1,0 +1,260 @@
+/**
+ * The artifact server: the store read-only over HTTP (GET and HEAD only). Files go through `send`
+ * (byte ranges with 206, If-Range, ETag, conditional GET, HEAD, lengths of multi-GB files);
+ * directories get a listing; `/` is the web page and `/api/releases`, `/api/builds` the JSON API.
+ * Every path is checked (every level of percent-decoding, then realpath under the root), so
+ * neither an encoded `..` nor a symlink leaves the root. `close()` stops accepting, lets requests
+ * in flight finish for a grace period, then cuts the rest.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, join, relative, sep } from 'node:path';
+import send from 'send';
+import { UserError } from '../errors.js';
+import { apiBuilds, apiReleases } from './api.js';
+import { type CatalogSource, loadCatalog } from './catalog.js';
+import { renderIndexPage, renderListing } from './page.js';
+import { checkRequestPath, containedRealPath, isInside } from './paths.js';
+
+export interface ArtifactServerOptions extends CatalogSource {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** One line per request (and per problem). */
+  log?: (line: string) => void;
+  /** How long close() waits for requests in flight before cutting them. */
+  graceMs?: number;
+  title?: string;
+}
+
+export interface ArtifactServer {
+  url: string;
+  host: string;
+  port: number;
+  root: string;
+  close(): Promise<void>;
+}
+
+/** Content types by file ending; everything else is application/octet-stream. */
+const TYPES: [string, string][] = [
+  ['.cdx.json', 'application/vnd.cyclonedx+json'],
+  ['.json', 'application/json'],
+  ['.sha256', 'text/plain; charset=utf-8'],
+  ['.tsv', 'text/tab-separated-values; charset=utf-8'],
+  ['.txt', 'text/plain; charset=utf-8'],
+  ['.yaml', 'text/yaml; charset=utf-8'],
+  ['.zst', 'application/zstd'],
+  ['.iso', 'application/x-iso9660-image'],
+  ['.html', 'text/html; charset=utf-8'],
+];
+
+export function contentTypeOf(name: string): string {
+  return TYPES.find(([ext]) => name.endsWith(ext))?.[1] ?? 'application/octet-stream';
+}
+
+const READ_CHUNK = 1024 * 1024;
+
+/** Computed sidecars for files that have no stored .sha256, by file identity. */
+const shaCache = new Map<string, string>();
+
+async function sha256Of(file: string): Promise<string> {
+  const st = await stat(file);
+  const key = `${file}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  const hit = shaCache.get(key);
+  if (hit) return hit;
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * READ_CHUNK }))
+    hash.update(chunk as Buffer);
+  const hex = hash.digest('hex');
+  shaCache.set(key, hex);
+  return hex;
+}
+
+/** Does the real path pass through a hidden (dot) file or directory below the root? */
+function hiddenInside(root: string, real: string): boolean {
+  return relative(root, real)
+    .split(sep)
+    .some((x) => x.startsWith('.'));
+}
+
+function reply(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: string,
+  type = 'text/plain; charset=utf-8',
+  headers: Record<string, string> = {},
+): void {
+  const buf = Buffer.from(body);
+  res.statusCode = status;
+  res.setHeader('Content-Type', type);
+  res.setHeader('Content-Length', buf.length);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.end(req.method === 'HEAD' ? undefined : buf);
+}
+
+export async function startArtifactServer(o: ArtifactServerOptions): Promise<ArtifactServer> {
+  const root = await realpath(o.storeDir);
+  const log = o.log ?? (() => {});
+  const inFlight = new Set<ServerResponse>();
+
+  async function serveDirectory(req: IncomingMessage, res: ServerResponse, dir: string, urlPath: string) {
+    const entries = [];
+    for (const name of (await readdir(dir)).filter((n) => !n.startsWith('.'))) {
+      const real = await realpath(join(dir, name)).catch(() => undefined);
+      if (!real || !isInside(root, real) || hiddenInside(root, real)) continue;
+      const st = await stat(real).catch(() => undefined);
+      if (!st || !(st.isFile() || st.isDirectory())) continue;
+      entries.push({ name, directory: st.isDirectory(), size: st.size, mtime: st.mtime });
+    }
+    const display = `/${relative(root, dir).split(sep).join('/')}${dir === root ? '' : '/'}`;
+    reply(req, res, 200, renderListing(urlPath, display, entries), 'text/html; charset=utf-8');
+  }
+
+  function serveFile(req: IncomingMessage, res: ServerResponse, file: string): void {
+    const rel = relative(root, file).split(sep).map(encodeURIComponent).join('/');
+    res.setHeader('Content-Type', contentTypeOf(basename(file)));
+    const options = {
+      root,
+      index: false,
+      dotfiles: 'allow', // hidden names are refused by checkRequestPath already
+      etag: true,
+      lastModified: true,
+      acceptRanges: true,
+      // Passed on to fs.createReadStream: 1 MiB reads instead of 64 KiB (throughput, see bench/).
+      highWaterMark: READ_CHUNK,
+    } as send.SendOptions;
+    send(req, `/${rel}`, options)
+      .on('error', (err: { status?: number; message: string; headers?: Record<string, string> }) => {
+        const status = err.status ?? 500;
+        res.removeHeader('Content-Type');
+        res.removeHeader('Content-Range');
+        const body =
+          status === 416 ? 'range not satisfiable\n' : status === 404 ? 'not found\n' : `${err.message}\n`;
+        reply(req, res, status, body, undefined, err.headers ?? {});
+      })
+      .pipe(res);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return reply(req, res, 405, 'only GET and HEAD\n', undefined, { Allow: 'GET, HEAD' });
+    }
+    const pathOnly = url.split(/[?#]/)[0] ?? '/';
+    if (pathOnly === '/' || pathOnly === '/api/releases' || pathOnly === '/api/builds') {
+      const problems: string[] = [];
+      const catalog = await loadCatalog(o, problems);
+      for (const p of problems) log(`warning: ${p}`);
+      if (pathOnly === '/')
+        return reply(req, res, 200, renderIndexPage(catalog, o.title), 'text/html; charset=utf-8');
+      const body = pathOnly === '/api/releases' ? apiReleases(catalog) : apiBuilds(catalog);
+      return reply(req, res, 200, `${JSON.stringify(body, null, 2)}\n`, 'application/json', {
+        'Cache-Control': 'no-cache',
+      });
+    }
+    const check = checkRequestPath(url);
+    if (!check.ok) {
+      return reply(
+        req,
+        res,
+        check.status,
+        check.status === 400 ? `bad path: ${check.reason}\n` : 'not found\n',
+      );
+    }
+    const found = await containedRealPath(root, check.segments);
+    if (found?.escaped) return reply(req, res, 403, 'forbidden: the path leaves the served directory\n');
+    // A symlink to a hidden file (a temporary name, rsync's partial dir) is as hidden as the file.
+    if (
+      found &&
+      relative(root, found.path)
+        .split(sep)
+        .some((x) => x.startsWith('.'))
+    ) {
+      return reply(req, res, 404, 'not found\n');
+    }
+    if (!found) {
+      // A .sha256 sidecar that is not stored: computed from the file (cached).
+      const last = check.segments.at(-1);
+      if (last?.endsWith('.sha256') && !check.directory) {
+        const base = await containedRealPath(root, [...check.segments.slice(0, -1), last.slice(0, -7)]);
+        const st = base && !base.escaped ? await stat(base.path).catch(() => undefined) : undefined;
+        if (base && st?.isFile()) {
+          const hex = await sha256Of(base.path);
+          return reply(req, res, 200, `${hex}  ${last.slice(0, -7)}\n`, contentTypeOf(last));
+        }
+      }
+      return reply(req, res, 404, 'not found\n');
+    }
+    const st = await stat(found.path);
+    if (st.isDirectory()) {
+      if (!check.directory) {
+        const loc = `${pathOnly}/`;
+        return reply(req, res, 301, `moved to ${loc}\n`, undefined, { Location: loc });
+      }
+      return serveDirectory(req, res, found.path, pathOnly);
+    }
+    if (!st.isFile() || check.directory) return reply(req, res, 404, 'not found\n');
+    return serveFile(req, res, found.path);
+  }
+
+  const server: Server = createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    inFlight.add(res);
+    res.on('close', () => {
+      inFlight.delete(res);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const len = res.getHeader('Content-Length') ?? '-';
+      const how = res.writableFinished ? '' : ' (aborted by client)';
+      log(
+        `${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} "${req.method} ${req.url}" ${res.statusCode} ${len} ${ms.toFixed(1)}ms${how}`,
+      );
+    });
+    handle(req, res).catch((err: unknown) => {
+      log(`error: ${req.method} ${req.url}: ${(err as Error).message}`);
+      // A broken manifest (UserError, ConfigError) is worth showing; anything else stays inside.
+      const text =
+        err instanceof UserError
+          ? `${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`
+          : 'internal error\n';
+      if (!res.headersSent) reply(req, res, 500, text);
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const hostInUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${hostInUrl}:${addr.port}`,
+    host: addr.address,
+    port: addr.port,
+    root,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        const grace = setTimeout(() => server.closeAllConnections(), o.graceMs ?? 10_000);
+        grace.unref();
+        const poll = setInterval(() => {
+          server.closeIdleConnections();
+          if (inFlight.size === 0) clearInterval(poll);
+        }, 100);
+        poll.unref();
+      });
+      return closing;
+    },
+  };
+}
