@@ -3,10 +3,14 @@
  * kickstart served by Packer's HTTP server (qemu builder), or clones the hypervisor's vanilla
  * volume (libvirt builder). The build points the repo files at the configured mirrors.
  */
+
+import { readFile } from 'node:fs/promises';
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { CreatedBundle } from '../patches/bundle.js';
+import { createRpmBundle } from '../patches/rpm.js';
 import type { BootstrapContext, Distro } from './distro.js';
 
 /** "8.10" → "8". */
@@ -28,20 +32,38 @@ export interface RockyPatchInput {
   signal: AbortSignal;
 }
 
-/** Flip to true when createRockyPatchBundle calls the rpm branch's createRpmBundle. */
-export const RPM_BUNDLES_AVAILABLE = false;
-
 /**
- * SEAM for rpm patch bundles: the rpm branch's `createRpmBundle` (src/patches/rpm.ts) plugs in here
- * and returns what the apt path gives patch-steps.ts. Until it is merged, --create-patches on a
- * Rocky image stops with this error (before any VM starts, see rockyPatchRepos' caller).
+ * A Rocky --create-patches bundle: the image's `rpm -qa` NEVRA list against the configured mirrors,
+ * security advisories only (as `dnf updateinfo --security`), as an rpm repository (createRpmBundle).
  */
-export async function createRockyPatchBundle(_input: RockyPatchInput): Promise<never> {
-  throw new UserError(
-    'E_RPM_BUNDLES_MISSING',
-    'rpm security-patch bundles are not part of this osbake build yet',
-    'merge the rpm branch (src/patches/rpm.ts createRpmBundle) and call it from createRockyPatchBundle in src/distros/rocky.ts',
-  );
+export async function createRockyPatchBundle(
+  i: RockyPatchInput & { suite: string; repoDirName: string; onDetail?: (t: string) => void },
+): Promise<CreatedBundle> {
+  const nevra = (await readFile(i.installedFile, 'utf8'))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (nevra.length === 0) {
+    throw new UserError(
+      'E_NO_RPM_LIST',
+      `the image's package list ${i.installedFile} is empty`,
+      'the template must download `rpm -qa` NEVRA lines to the rpm_nevra_file variable',
+    );
+  }
+  return createRpmBundle({
+    installed: { nevra },
+    repos: i.repos,
+    workDir: i.workDir,
+    id: i.id,
+    image: i.image,
+    artifact: i.artifact,
+    distro: 'rocky',
+    suite: i.suite,
+    repoDirName: i.repoDirName,
+    log: i.log,
+    signal: i.signal,
+    onDetail: i.onDetail,
+  });
 }
 
 /** The repositories a Rocky patch bundle is computed from (configured mirrors only). */

@@ -6,6 +6,7 @@ import { fileSize, sha256File } from '../artifacts/checksum.js';
 import { fetchArtifactToStore } from '../artifacts/fetch.js';
 import type { ImageDefinition } from '../config/image.js';
 import { debianSources } from '../distros/debian.js';
+import { createRockyPatchBundle, rockyPatchRepos } from '../distros/rocky.js';
 import { UserError } from '../errors.js';
 import {
   aptDownload,
@@ -106,6 +107,24 @@ export const createPatches: Step<BuildContext> = {
   async run(ctx) {
     if (!ctx.req.createPatches) return;
     const { plan, image, project, log, signal } = ctx;
+    if (image.config.distro === 'rocky') {
+      const id = `${plan.artifact}-patches`;
+      ctx.createdBundle = await createRockyPatchBundle({
+        installedFile: join(plan.workDir, ctx.distro.packageState.file),
+        repos: rockyPatchRepos(project),
+        workDir: join(plan.workDir, 'rpm-bundle'),
+        id,
+        image: image.name,
+        artifact: plan.artifact,
+        suite: image.config.suite,
+        repoDirName: ctx.distro.repoDirName(image),
+        log,
+        signal,
+        onDetail: (t) => ctx.progress.detail(t),
+      });
+      ctx.progress.say(`patch bundle ${id}: ${ctx.createdBundle.packages} package(s)`);
+      return;
+    }
     const status = join(plan.workDir, 'dpkg-status');
     if (!existsSync(status)) {
       throw new UserError(

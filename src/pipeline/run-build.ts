@@ -5,7 +5,7 @@ import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { distroFor } from '../distros/index.js';
-import { RPM_BUNDLES_AVAILABLE } from '../distros/rocky.js';
+import { rockyPatchRepos } from '../distros/rocky.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
@@ -75,11 +75,11 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const image = await loadImage(project, o.image);
   const choice = chooseBuilder(project, o);
   checkTemplateSupports(image.templateDir, choice.builder);
-  if (o.createPatches && image.config.distro === 'rocky' && !RPM_BUNDLES_AVAILABLE) {
+  if (o.createPatches && image.config.distro === 'rocky' && rockyPatchRepos(project).length === 0) {
     throw new UserError(
-      'E_RPM_BUNDLES_MISSING',
-      `--create-patches on ${image.name} needs rpm patch bundles, which this osbake does not have yet`,
-      'build without --create-patches, or merge the rpm branch (see createRockyPatchBundle in src/distros/rocky.ts)',
+      'E_NO_RPM_MIRROR',
+      `--create-patches on ${image.name} needs the repositories the updates come from`,
+      'set mirrors.rocky.baseos / .appstream (and .epel, .powertools) in osbake.yaml',
     );
   }
   const prov = await readProvenance(project.root, createNullLogger());

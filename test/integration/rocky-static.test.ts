@@ -284,7 +284,7 @@ describe('the CLI with rocky8-base and hypervisors (no VM)', () => {
       /--builder xen is not one of qemu, libvirt/,
       1,
     ],
-    [['build', 'rocky8-base', '--create-patches'], /needs rpm patch bundles/, 1],
+    [['build', 'rocky8-base', '--create-patches'], /needs the repositories the updates come from/, 1],
     [
       ['build', 'debian12-base', '--release', 'r', '--hypervisor', 'kvm1'],
       /images\/debian12-base has no libvirt variant \(builders\/libvirt.pkr.hcl\)/,
