@@ -32,6 +32,10 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   rsync: 'rsync',
   tar: 'tar',
   dd: 'coreutils',
+  filefrag: 'e2fsprogs',
+  fallocate: 'util-linux',
+  blockdev: 'util-linux',
+  bmaptool: 'bmap-tools',
 };
 
 export interface RunOptions {
