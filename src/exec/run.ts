@@ -140,6 +140,19 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
     });
 
   const [result] = await Promise.all([child, pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
+  return checkResult(argv, opts, result, tail, out.join('\n'));
+}
+
+/** Turn a finished child into a RunResult, or the error that says what went wrong. */
+function checkResult(
+  argv: readonly string[],
+  opts: RunOptions,
+  result: Awaited<ReturnType<typeof execa>>,
+  tail: string[],
+  stdout: string,
+): RunResult {
+  const file = argv[0] ?? '';
+  const tag = opts.tag ?? file;
   const code = (result as { code?: string }).code;
   if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
   if (result.isCanceled) {
@@ -154,10 +167,73 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
   if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
     throw new ProcessError([...argv], result.exitCode, tail, result.signal ?? undefined);
   }
-  return { exitCode, stdout: out.join('\n'), tail };
+  return { exitCode, stdout, tail };
 }
 
 /** Run and return stdout, trimmed. */
 export async function capture(argv: readonly string[], opts: RunOptions): Promise<string> {
   return (await run(argv, opts)).stdout.trim();
+}
+
+export interface StreamingRun {
+  /** The child's stdout as raw bytes (not logged); read it to the end, or call stop(). */
+  stdout: NodeJS.ReadableStream;
+  /** Resolves when the child has exited 0 (stderr lines are logged and kept for errors). */
+  done: Promise<RunResult>;
+  /** Kill the child (the reader gave up) and wait for it; never throws. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Run argv and hand its stdout over as a byte stream (a decompressor feeding a writer). Same rules
+ * as run(): argv array, stdin closed, own process group, stderr into the log, exit code checked.
+ */
+export function runStreaming(argv: readonly string[], opts: RunOptions): StreamingRun {
+  const [file, ...args] = argv;
+  if (!file) throw new Error('run: empty argv');
+  const tag = opts.tag ?? file;
+  const tailMax = opts.tailLines ?? 40;
+  if (opts.signal?.aborted) throw interruption(opts.signal);
+  opts.log.info({ cmd: shellQuote(argv), cwd: opts.cwd }, `run ${tag}`);
+  if (opts.echo) process.stderr.write(`+ ${shellQuote(argv)}\n`);
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    encoding: 'buffer',
+    detached: true,
+    cancelSignal: opts.signal,
+    killSignal: opts.cancelSignal ?? 'SIGTERM',
+    forceKillAfterDelay: opts.cancelGraceMs ?? 10_000,
+    timeout: opts.timeoutMs,
+  });
+  const tail: string[] = [];
+  const stderrDone = new Promise<void>((resolve) => {
+    const rl = createInterface({ input: child.stderr, crlfDelay: Number.POSITIVE_INFINITY });
+    rl.on('line', (line) => {
+      tail.push(line);
+      if (tail.length > tailMax) tail.shift();
+      opts.log.info({ src: tag, stream: 'stderr' }, line);
+      opts.onLine?.(line, 'stderr');
+    });
+    rl.on('close', () => resolve());
+  });
+  let stopped = false;
+  const done = Promise.all([child, stderrDone]).then(([result]) => {
+    if (stopped) return { exitCode: result.exitCode ?? -1, stdout: '', tail };
+    return checkResult(argv, opts, result, tail, '');
+  });
+  return {
+    stdout: child.stdout,
+    done,
+    async stop() {
+      stopped = true;
+      child.kill('SIGTERM');
+      await done.catch(() => undefined);
+    },
+  };
 }

@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Bmap, extentsToRanges, formatBmap, holeExtents, mappedBytes, parseBmap, parseFilefrag } from './bmap-format.js';
+import {
+  type Bmap,
+  extentsToRanges,
+  formatBmap,
+  holeExtents,
+  mappedBytes,
+  parseBmap,
+  parseFilefrag,
+} from './bmap-format.js';
 
 const testdata = join(__dirname, 'testdata');
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -17,8 +25,16 @@ describe('parseBmap', () => {
       blocksCount: 16384,
       mappedBlocksCount: 769,
       ranges: [
-        { first: 1280, last: 2047, sha256: '71deb9504af223d66e981b416dcae8e8f4ecc8d72b026b04c9f40ccad18c4ef5' },
-        { first: 10000, last: 10000, sha256: '9767fa38381c3cf8deb976b4b59131e496524af1fc4794984499b9bfa73eb00d' },
+        {
+          first: 1280,
+          last: 2047,
+          sha256: '71deb9504af223d66e981b416dcae8e8f4ecc8d72b026b04c9f40ccad18c4ef5',
+        },
+        {
+          first: 10000,
+          last: 10000,
+          sha256: '9767fa38381c3cf8deb976b4b59131e496524af1fc4794984499b9bfa73eb00d',
+        },
       ],
     });
     expect(mappedBytes(b)).toBe(769 * 4096);
@@ -101,7 +117,15 @@ describe('extentsToRanges', () => {
       [[0, 2]],
     ],
     ['clips at the image end', [{ offset: 8192, length: 1 << 20 }], 10000, [[2, 2]]],
-    ['drops empty and out-of-image extents', [{ offset: 0, length: 0 }, { offset: 20000, length: 5 }], 10000, []],
+    [
+      'drops empty and out-of-image extents',
+      [
+        { offset: 0, length: 0 },
+        { offset: 20000, length: 5 },
+      ],
+      10000,
+      [],
+    ],
   ])('%s', (_n, extents, size, want) => {
     expect(extentsToRanges(extents, size, 4096).map((r) => [r.first, r.last])).toEqual(want);
   });
@@ -122,7 +146,12 @@ describe('parseFilefrag', () => {
 
 describe('formatBmap', () => {
   it('has the elements bmaptool writes, in its order', () => {
-    const text = formatBmap({ imageSize: 4096, blockSize: 4096, blocksCount: 1, ranges: [{ first: 0, last: 0 }] });
+    const text = formatBmap({
+      imageSize: 4096,
+      blockSize: 4096,
+      blocksCount: 1,
+      ranges: [{ first: 0, last: 0 }],
+    });
     const tags = [...text.matchAll(/<(\w+)[ >]/g)].map((m) => m[1]);
     expect(tags).toEqual([
       'bmap',

@@ -45,7 +45,11 @@ export function mappedBytes(b: Bmap): number {
 }
 
 /** Data extents (bytes, any order, may overlap) → sorted, merged block ranges (rounded outwards). */
-export function extentsToRanges(extents: readonly Extent[], imageSize: number, blockSize: number): BmapRange[] {
+export function extentsToRanges(
+  extents: readonly Extent[],
+  imageSize: number,
+  blockSize: number,
+): BmapRange[] {
   const blocksCount = Math.ceil(imageSize / blockSize);
   const spans = extents
     .filter((e) => e.length > 0 && e.offset < imageSize)
@@ -160,7 +164,9 @@ const BmapXmlSchema = z.object({
     BmapFileChecksum: z.string().transform((s) => s.trim()),
     BlockMap: z
       .union([z.literal(''), z.object({ Range: z.union([RangeSchema, z.array(RangeSchema)]).optional() })])
-      .transform((m) => (m === '' || m.Range === undefined ? [] : Array.isArray(m.Range) ? m.Range : [m.Range])),
+      .transform((m) =>
+        m === '' || m.Range === undefined ? [] : Array.isArray(m.Range) ? m.Range : [m.Range],
+      ),
   }),
 });
 
@@ -196,16 +202,21 @@ export function parseBmap(text: string, file = 'bmap'): Bmap {
   if (!(version.startsWith('2.') || version === '1.4')) {
     throw bad(file, `bmap format version ${version} is not supported (only 2.x, written by bmaptool ≥ 3.2)`);
   }
-  if (x.ChecksumType !== 'sha256') throw bad(file, `checksum type ${x.ChecksumType} is not supported (sha256)`);
+  if (x.ChecksumType !== 'sha256')
+    throw bad(file, `checksum type ${x.ChecksumType} is not supported (sha256)`);
   if (!/^[0-9a-f]{64}$/.test(x.BmapFileChecksum)) throw bad(file, 'BmapFileChecksum is not a SHA-256');
   const zeroed = text.replace(x.BmapFileChecksum, ZERO_SUM);
   const actual = createHash('sha256').update(zeroed).digest('hex');
   if (actual !== x.BmapFileChecksum) {
     throw bad(file, `the file is damaged: its checksum is ${actual}, it records ${x.BmapFileChecksum}`);
   }
-  if (x.BlockSize <= 0 || x.BlockSize % 512 !== 0) throw bad(file, `BlockSize ${x.BlockSize} is not a multiple of 512`);
+  if (x.BlockSize <= 0 || x.BlockSize % 512 !== 0)
+    throw bad(file, `BlockSize ${x.BlockSize} is not a multiple of 512`);
   if (x.BlocksCount !== Math.ceil(x.ImageSize / x.BlockSize)) {
-    throw bad(file, `BlocksCount ${x.BlocksCount} does not match ImageSize ${x.ImageSize} / BlockSize ${x.BlockSize}`);
+    throw bad(
+      file,
+      `BlocksCount ${x.BlocksCount} does not match ImageSize ${x.ImageSize} / BlockSize ${x.BlockSize}`,
+    );
   }
   const ranges: BmapRange[] = [];
   for (const r of x.BlockMap) {
@@ -215,7 +226,8 @@ export function parseBmap(text: string, file = 'bmap'): Bmap {
     const first = Number(m[1]);
     const last = m[2] === undefined ? first : Number(m[2]);
     const sha256 = typeof r === 'object' ? r['@_chksum'] : undefined;
-    if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw bad(file, `Range ${body}: chksum is not a SHA-256`);
+    if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256))
+      throw bad(file, `Range ${body}: chksum is not a SHA-256`);
     const prev = ranges[ranges.length - 1];
     if (last < first) throw bad(file, `Range ${body} ends before it starts`);
     if (last >= x.BlocksCount) throw bad(file, `Range ${body} is beyond the image (${x.BlocksCount} blocks)`);

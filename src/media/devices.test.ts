@@ -56,10 +56,19 @@ const checks = (s: SystemState, name: string, size = 1 << 30) =>
 describe('parseLsblk', () => {
   it('reads old (strings, mountpoint) and new (booleans, mountpoints) lsblk JSON', () => {
     const w = flatten(workstation.tree);
-    expect(w.find((d) => d.name === 'sdb')).toMatchObject({ rm: true, hotplug: true, tran: 'usb', size: 31025463296 });
+    expect(w.find((d) => d.name === 'sdb')).toMatchObject({
+      rm: true,
+      hotplug: true,
+      tran: 'usb',
+      size: 31025463296,
+    });
     expect(w.find((d) => d.name === 'sdb1')?.mountpoints).toEqual(['/media/alice/STICK']);
     const l = flatten(loop.tree);
-    expect(l.find((d) => d.name === 'loop0p1')).toMatchObject({ mountpoints: ['/tmp/bmt/mnt'], pkname: 'loop0', majMin: '259:0' });
+    expect(l.find((d) => d.name === 'loop0p1')).toMatchObject({
+      mountpoints: ['/tmp/bmt/mnt'],
+      pkname: 'loop0',
+      majMin: '259:0',
+    });
     expect(l.find((d) => d.name === 'loop0')).toMatchObject({ rm: false, type: 'loop', model: '' });
   });
 
@@ -70,7 +79,11 @@ describe('parseLsblk', () => {
 
 describe('parseMountinfo / parseSwaps', () => {
   it('unescapes octal escapes in mount points', () => {
-    expect(workstation.mounts[2]).toEqual({ majMin: '8:17', mountPoint: '/media/alice/My Stick', source: '/dev/sdb1' });
+    expect(workstation.mounts[2]).toEqual({
+      majMin: '8:17',
+      mountPoint: '/media/alice/My Stick',
+      source: '/dev/sdb1',
+    });
   });
   it('reads swap devices', () => {
     expect(workstation.swaps).toEqual(['/dev/dm-1']);
@@ -92,7 +105,13 @@ describe('assessTarget', () => {
     ['USB stick, partition mounted', workstation, '/dev/sdb', 1 << 30, ['mounted']],
     ['USB SSD (RM=0 but TRAN=usb): fine', workstation, 'sdc', 1 << 30, []],
     ['SATA disk', workstation, '/dev/sda', 1 << 30, ['removable']],
-    ['the disk holding / (and /boot/efi, swap)', workstation, '/dev/nvme0n1', 1 << 30, ['removable', 'root', 'mounted']],
+    [
+      'the disk holding / (and /boot/efi, swap)',
+      workstation,
+      '/dev/nvme0n1',
+      1 << 30,
+      ['removable', 'root', 'mounted'],
+    ],
     ['write-protected SD card, too small', workstation, '/dev/sdd', 4 * 2 ** 30, ['readonly', 'size']],
     ['a partition', workstation, '/dev/sdb1', 1 << 30, ['whole-disk', 'mounted']],
     ['this VM: / is the whole disk', vm, '/dev/vda', 1 << 30, ['removable', 'root', 'mounted']],

@@ -13,7 +13,9 @@ import type { Logger } from '../log/logger.js';
 export const LSBLK_COLUMNS = 'NAME,PATH,SIZE,MODEL,SERIAL,TRAN,RM,HOTPLUG,TYPE,MOUNTPOINTS,PKNAME,RO,MAJ:MIN';
 
 /** lsblk ≥ 2.37 prints booleans; older versions print "0"/"1". */
-const flag = z.union([z.boolean(), z.string(), z.number(), z.null()]).transform((v) => v === true || v === '1' || v === 1);
+const flag = z
+  .union([z.boolean(), z.string(), z.number(), z.null()])
+  .transform((v) => v === true || v === '1' || v === 1);
 const text = z
   .string()
   .nullish()
@@ -97,7 +99,8 @@ export interface MountEntry {
   source: string;
 }
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+const unescape = (s: string) =>
+  s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 
 /** /proc/self/mountinfo → (major:minor, mount point, source). */
 export function parseMountinfo(textIn: string): MountEntry[] {
@@ -167,7 +170,8 @@ export function usesOf(disk: LsblkNode, s: SystemState): string[] {
   for (const n of nodes) {
     for (const m of n.mountpoints) uses.add(`${n.path} on ${m}`);
     for (const m of s.mounts) {
-      if ((n.majMin !== '' && m.majMin === n.majMin) || m.source === n.path) uses.add(`${n.path} on ${m.mountPoint}`);
+      if ((n.majMin !== '' && m.majMin === n.majMin) || m.source === n.path)
+        uses.add(`${n.path} on ${m.mountPoint}`);
     }
     if (s.swaps.includes(n.path)) uses.add(`${n.path} as swap`);
   }
@@ -246,7 +250,10 @@ export function parseForce(value: string | boolean | undefined): ForceableCheck[
   return names as ForceableCheck[];
 }
 
-export function remainingRefusals(refusals: readonly Refusal[], forced: readonly ForceableCheck[]): Refusal[] {
+export function remainingRefusals(
+  refusals: readonly Refusal[],
+  forced: readonly ForceableCheck[],
+): Refusal[] {
   return refusals.filter((r) => !(forced as readonly string[]).includes(r.check));
 }
 
