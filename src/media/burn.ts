@@ -32,6 +32,8 @@ export interface WriteImageOptions {
   signal?: AbortSignal;
   /** fdatasync after this many bytes, so progress shows what reached the drive (0: only at the end). */
   syncEveryBytes?: number;
+  /** Size of the device in bytes (hole zeroing stops there). */
+  deviceSize?: number;
   /** Test hook: runs after the write and fsync, before the read-back. */
   beforeVerify?: () => Promise<void>;
 }
@@ -201,7 +203,7 @@ async function handleHoles(fh: FileHandle, o: WriteImageOptions): Promise<WriteI
   const holes = holeExtents(o.bmap);
   if (holes.length === 0) return 'none';
   if (o.holes === 'keep') return 'left as they were';
-  const end = Math.ceil(o.bmap.imageSize / 512) * 512;
+  const end = Math.min(Math.ceil(o.bmap.imageSize / 512) * 512, o.deviceSize ?? Number.POSITIVE_INFINITY);
   try {
     // FALLOC_FL_PUNCH_HOLE on a block device = zeroing with BLKDEV_ZERO_NOFALLBACK: it fails instead
     // of writing zeros when the device cannot zero (or discard-and-zero) by itself.

@@ -198,6 +198,7 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
         image: prepared.image,
         compressed: prepared.compressed,
         bmap,
+        deviceSize: disk.size,
         verify: o.verify !== false,
         holes,
         log,
