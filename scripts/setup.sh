@@ -8,6 +8,7 @@ APT_PACKAGES=(
   packer qemu-system-x86 qemu-utils mmdebstrap ansible
   extlinux syslinux-common fdisk util-linux mount e2fsprogs
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
+  bmap-tools
 )
 
 if [ "$(id -u)" -ne 0 ]; then
