@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runBuild } from '../../pipeline/run-build.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerBuild(program: Command): void {
@@ -39,6 +38,7 @@ export function registerBuild(program: Command): void {
         },
       ) => {
         const g = program.opts<GlobalOptions>();
+        const { runBuild } = await import('../../pipeline/run-build.js');
         await runBuild({
           projectDir: g.project ?? process.cwd(),
           image,
