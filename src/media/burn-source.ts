@@ -8,8 +8,7 @@ import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { buildsDir } from '../artifacts/store.js';
-import { loadProject, type Project } from '../config/project.js';
-import { loadReleases, releasesFile } from '../config/releases.js';
+import type { Project } from '../config/project.js';
 import { UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -46,6 +45,8 @@ export async function detectFormat(file: string): Promise<ImageFormat> {
 }
 
 async function tryProject(projectDir: string): Promise<Project | undefined> {
+  // Loaded only when the argument is not a file: burning a file path needs no project.
+  const { loadProject } = await import('../config/project.js');
   try {
     return await loadProject(projectDir);
   } catch (err) {
@@ -72,6 +73,7 @@ export async function locateImage(arg: string, projectDir: string): Promise<Loca
       if (existsSync(p) && (await stat(p)).isFile()) return { what: `build ${basename(p)}`, path: p };
     }
   }
+  const { loadReleases, releasesFile } = await import('../config/releases.js');
   const file = releasesFile(project);
   const release = (await loadReleases(file)).releases[arg];
   if (release) {

@@ -3,11 +3,10 @@
  * write, verify. Refusals come before any long work and before the device is opened.
  */
 import { createInterface } from 'node:readline/promises';
-import { UserError } from '../errors.js';
+import { InterruptedError, UserError } from '../errors.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
-import { trapSignals } from '../pipeline/run-build.js';
 import type { ByteSink } from './bmap.js';
 import { mappedBytes } from './bmap-format.js';
 import { type HoleMode, type WriteImageResult, writeImage } from './burn.js';
@@ -84,6 +83,20 @@ export function refusalError(device: string, left: readonly Refusal[]): UserErro
     `refusing to write ${device}: ${left.map((r) => r.message).join('; ')}`,
     hint,
   );
+}
+
+/** SIGINT/SIGTERM/SIGHUP abort the write once (between chunks); returns a function removing the handlers. */
+function trapSignals(ac: AbortController, onSignal: (s: NodeJS.Signals) => void): () => void {
+  const handler = (s: NodeJS.Signals) => {
+    if (ac.signal.aborted) return;
+    onSignal(s);
+    ac.abort(new InterruptedError(s));
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, handler);
+  return () => {
+    for (const s of signals) process.off(s, handler);
+  };
 }
 
 async function confirm(o: BurnOptions, device: string, name: string, summary: string): Promise<void> {

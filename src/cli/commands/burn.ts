@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runBurn } from '../../media/run-burn.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerBurn(program: Command): void {
@@ -52,6 +51,8 @@ export function registerBurn(program: Command): void {
         },
       ) => {
         const g = program.opts<GlobalOptions>();
+        // Loaded on use: the other verbs do not pay for the XML parser and the device code.
+        const { runBurn } = await import('../../media/run-burn.js');
         await runBurn({
           source: image,
           device,
