@@ -49,20 +49,22 @@ prepare() {
   cat "$IMG" > /dev/null
   sync
 }
-declare -A times
+declare -A times cpus
 run() { # $1 label, rest: command
   local label="$1"; shift
   prepare
-  local t0 t1; t0=$(date +%s.%N)
-  "$@" > "$WORK/$label.out" 2>&1 || { cat "$WORK/$label.out" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  times[$label]="${times[$label]:-} $(echo "$t1 - $t0" | bc)"
+  /usr/bin/time -f '%e %U %S' -o "$WORK/$label.time" "$@" > "$WORK/$label.out" 2>&1 ||
+    { cat "$WORK/$label.out" >&2; exit 1; }
+  read -r wall user sys < "$WORK/$label.time"
+  times[$label]="${times[$label]:-} $wall"
+  cpus[$label]="${cpus[$label]:-} $(echo "$user + $sys" | bc)"
 }
+OSBAKE=(env CI=true node "$REPO/bin/osbake.js" burn "$IMG" "$LOOP" --force --yes)
 for r in $(seq 1 "$ROUNDS"); do
   run dd dd if="$IMG" of="$LOOP" bs=4M conv=fsync status=none
   run bmaptool bmaptool -q copy --bmap "$IMG.bmap" "$IMG" "$LOOP"
-  run osbake env CI=true node "$REPO/bin/osbake.js" burn "$IMG" "$LOOP" --force --yes
-  run osbake-no-verify env CI=true node "$REPO/bin/osbake.js" burn "$IMG" "$LOOP" --force --yes --no-verify
+  run osbake "${OSBAKE[@]}"
+  run osbake-keep-no-verify "${OSBAKE[@]}" --holes keep --no-verify
 done
 # The last osbake run zeroed the holes: the device must now hold the image byte for byte.
 prepare
@@ -78,18 +80,20 @@ echo "(1 MiB + 20 × 14 MiB + 200 × 64 KiB); device: a loop device over a preal
 echo "machine's disk (ext4 on virtio); image in the page cache before each run. ${ROUNDS} rounds, interleaved;"
 echo "the median is shown, MiB/s = image size (2048 MiB) / time. Device == image after osbake burn (cmp): $identical."
 echo
-echo "| tool | command | times (s) | median (s) | MiB/s | vs dd |"
-echo "|---|---|---|---|---|---|"
-for label in dd bmaptool osbake osbake-no-verify; do
+echo "| tool | command | wall times (s) | median (s) | MiB/s | vs dd | vs bmaptool | CPU user+sys (s, median) |"
+echo "|---|---|---|---|---|---|---|---|"
+med_bt=$(echo "${times[bmaptool]}" | median)
+for label in dd bmaptool osbake osbake-keep-no-verify; do
   med=$(echo "${times[$label]}" | median)
+  cpu=$(echo "${cpus[$label]}" | median)
   case $label in
     dd) cmd='dd bs=4M conv=fsync' ;;
     bmaptool) cmd='bmaptool copy --bmap (checks source sums, syncs)' ;;
     osbake) cmd='osbake burn --force --yes (holes zeroed by offload, read-back verify)' ;;
-    osbake-no-verify) cmd='osbake burn --force --yes --no-verify' ;;
+    osbake-keep-no-verify) cmd='osbake burn --force --yes --holes keep --no-verify (the work bmaptool does)' ;;
   esac
-  printf '| %s | %s | %s | %.2f | %.0f | %.1f× |\n' "$label" "$cmd" "$(echo "${times[$label]}" | xargs)" "$med" \
-    "$(echo "2048 / $med" | bc -l)" "$(echo "$med_dd / $med" | bc -l)"
+  printf '| %s | %s | %s | %.2f | %.0f | %.1f× | %.2f× | %.2f |\n' "$label" "$cmd" "$(echo "${times[$label]}" | xargs)" \
+    "$med" "$(echo "2048 / $med" | bc -l)" "$(echo "$med_dd / $med" | bc -l)" "$(echo "$med_bt / $med" | bc -l)" "$cpu"
 done
 echo
 printf 'bmap creation of the same image: bmaptool create %.2f s, osbake (FIEMAP + SHA-256) %s s.\n' \

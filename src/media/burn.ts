@@ -309,8 +309,13 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
       const chunks = o.compressed ? zstdChunks(o.image, o.bmap, o.log) : rawChunks(o.image, o.bmap);
       for await (const c of chunks) {
         checkAbort(o.signal);
-        await writeFully(fh, o.device, c.data, c.offset);
-        hash.update(c.data);
+        // Hash on this thread while the write's copy runs in libuv's pool.
+        const writing = writeFully(fh, o.device, c.data, c.offset);
+        try {
+          hash.update(c.data);
+        } finally {
+          await writing;
+        }
         rangeLeft -= c.data.length;
         if (rangeLeft === 0) {
           const got = hash.digest('hex');
