@@ -9,12 +9,11 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { InterruptedError, ProcessError, UserError } from '../errors.js';
-import { run, runStreaming } from '../exec/run.js';
+import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteSink } from './bmap.js';
-import { type Bmap, type Extent, holeExtents, mappedBytes, rangeBytes } from './bmap-format.js';
-
-export const CHUNK = 8 * 1024 * 1024;
+import { type Bmap, type BmapRange, holeExtents, mappedBytes, rangeBytes } from './bmap-format.js';
+import { CHUNK, rawChunks, zstdChunks } from './burn-chunks.js';
 
 /** auto: zero holes when the device can do it without writing (discard/write-zeroes offload). */
 export type HoleMode = 'auto' | 'zero' | 'keep';
@@ -45,103 +44,9 @@ export interface WriteImageResult {
   holes: 'zeroed by the device' | 'zeroed by writing' | 'left as they were' | 'none';
 }
 
-interface Chunk {
-  range: number;
-  offset: number;
-  data: Buffer;
-}
-
 function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
     throw signal.reason instanceof InterruptedError ? signal.reason : new InterruptedError('SIGINT');
-  }
-}
-
-/** Mapped data of a raw image, read with positional reads, one chunk ahead of the writer. */
-async function* rawChunks(image: string, bmap: Bmap): AsyncGenerator<Chunk> {
-  const fh = await open(image, 'r');
-  let next: Promise<IteratorResult<Chunk>> | undefined;
-  try {
-    const reads = (async function* () {
-      for (const [i, r] of bmap.ranges.entries()) {
-        const { offset, length } = rangeBytes(bmap, r);
-        for (let done = 0; done < length; ) {
-          const n = Math.min(CHUNK, length - done);
-          const buf = Buffer.allocUnsafeSlow(n);
-          const { bytesRead } = await fh.read(buf, 0, n, offset + done);
-          if (bytesRead !== n) {
-            throw new UserError(
-              'E_BURN_IMAGE',
-              `${image} is shorter than its bmap says (${bmap.imageSize} bytes)`,
-              'the bmap belongs to another image: recreate it (delete it and burn again)',
-            );
-          }
-          yield { range: i, offset: offset + done, data: buf };
-          done += n;
-        }
-      }
-    })();
-    next = reads.next();
-    for (;;) {
-      const r: IteratorResult<Chunk> = await next;
-      if (r.done) return;
-      next = reads.next();
-      yield r.value;
-    }
-  } finally {
-    // The writer stopped early: let the read in flight finish before closing its file.
-    await next?.catch(() => undefined);
-    await fh.close();
-  }
-}
-
-/** Mapped data of a zstd-compressed raw image: decompressed by the zstd CLI, holes skipped. */
-async function* zstdChunks(image: string, bmap: Bmap, log: Logger): AsyncGenerator<Chunk> {
-  const spans = bmap.ranges.map((r) => rangeBytes(bmap, r));
-  const child = runStreaming(['zstd', '-dcq', '--', image], { log, tag: 'zstd' });
-  let ok = false;
-  try {
-    let ri = 0;
-    let pos = 0;
-    let acc = Buffer.allocUnsafeSlow(CHUNK);
-    let accLen = 0;
-    let accOff = 0;
-    for await (const c of child.stdout) {
-      const chunk = c as Buffer;
-      let cpos = 0;
-      while (cpos < chunk.length && ri < spans.length) {
-        const span = spans[ri] as Extent;
-        const abs = pos + cpos;
-        if (abs < span.offset) {
-          cpos += Math.min(span.offset - abs, chunk.length - cpos);
-          continue;
-        }
-        if (accLen === 0) accOff = abs;
-        const n = Math.min(span.offset + span.length - abs, chunk.length - cpos, CHUNK - accLen);
-        chunk.copy(acc, accLen, cpos, cpos + n);
-        accLen += n;
-        cpos += n;
-        const rangeDone = abs + n === span.offset + span.length;
-        if (accLen === CHUNK || rangeDone) {
-          yield { range: ri, offset: accOff, data: acc.subarray(0, accLen) };
-          acc = Buffer.allocUnsafeSlow(CHUNK);
-          accLen = 0;
-          if (rangeDone) ri++;
-        }
-      }
-      pos += chunk.length;
-    }
-    await child.done;
-    if (pos !== bmap.imageSize) {
-      throw new UserError(
-        'E_BURN_IMAGE',
-        `${image} decompresses to ${pos} bytes, its bmap says ${bmap.imageSize}`,
-        'the bmap belongs to another image: recreate it from the uncompressed image',
-      );
-    }
-    ok = true;
-  } finally {
-    if (!ok) await child.stop();
   }
 }
 
@@ -253,6 +158,39 @@ async function syncDevice(fh: FileHandle, device: string, datasync = false): Pro
   }
 }
 
+function imageMismatch(
+  o: WriteImageOptions,
+  r: BmapRange | undefined,
+  got: string,
+  want: string,
+  note: string,
+) {
+  return new UserError(
+    'E_BURN_IMAGE',
+    `${o.image} does not match its bmap: blocks ${r?.first}-${r?.last} have sha256 ${got}, the bmap says ${want} (${note})`,
+    'the image or its bmap is damaged or they do not belong together: recreate the bmap or fetch the image again',
+  );
+}
+
+/** SHA-256 of one range of the (raw) image file. */
+async function hashImageRange(o: WriteImageOptions, r: BmapRange): Promise<string> {
+  const { offset, length } = rangeBytes(o.bmap, r);
+  const fh = await open(o.image, 'r');
+  try {
+    const buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, length));
+    const h = createHash('sha256');
+    for (let done = 0; done < length; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - done), offset + done);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      done += bytesRead;
+    }
+    return h.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Read every mapped range back from the device and compare it with the bmap (or the written data). */
 async function verifyDevice(
   fh: FileHandle,
@@ -279,6 +217,10 @@ async function verifyDevice(
       const got = h.digest('hex');
       const want = r.sha256 ?? written[i];
       if (got !== want) {
+        // The image was not hashed while writing: tell a bad image/bmap from a bad drive.
+        if (r.sha256 && !o.compressed && written[i] === undefined && (await hashImageRange(o, r)) === got) {
+          throw imageMismatch(o, r, got, r.sha256, `${o.device} holds the image as it is`);
+        }
         throw new UserError(
           'E_BURN_VERIFY',
           `verification failed: blocks ${r.first}-${r.last} (bytes ${offset}..${offset + length - 1}) of ${o.device} read back with sha256 ${got}, expected ${want}`,
@@ -298,6 +240,10 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     const holes = await handleHoles(fh, o);
     const total = mappedBytes(o.bmap);
     const hashes: (string | undefined)[] = [];
+    // The read-back compares the device with the bmap's checksums, which also catches an image
+    // that does not match its bmap; so the data is hashed while writing only when there is no
+    // read-back, no checksum to compare with, or no cheap way to re-read the image (zstd).
+    const hashWhileWriting = !o.verify || o.compressed || o.bmap.ranges.some((r) => !r.sha256);
     let hash = createHash('sha256');
     let hashRange = 0;
     let rangeLeft = o.bmap.ranges[0] ? rangeBytes(o.bmap, o.bmap.ranges[0]).length : 0;
@@ -312,20 +258,21 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
         // Hash on this thread while the write's copy runs in libuv's pool.
         const writing = writeFully(fh, o.device, c.data, c.offset);
         try {
-          hash.update(c.data);
+          if (hashWhileWriting) hash.update(c.data);
         } finally {
           await writing;
         }
         rangeLeft -= c.data.length;
         if (rangeLeft === 0) {
-          const got = hash.digest('hex');
+          const got = hashWhileWriting ? hash.digest('hex') : undefined;
           const want = o.bmap.ranges[hashRange]?.sha256;
-          if (want !== undefined && got !== want) {
-            const r = o.bmap.ranges[hashRange];
-            throw new UserError(
-              'E_BURN_IMAGE',
-              `${o.image} does not match its bmap: blocks ${r?.first}-${r?.last} have sha256 ${got}, the bmap says ${want} (${o.device} now holds a partial image)`,
-              'the image or its bmap is damaged or they do not belong together: recreate the bmap or fetch the image again',
+          if (got !== undefined && want !== undefined && got !== want) {
+            throw imageMismatch(
+              o,
+              o.bmap.ranges[hashRange],
+              got,
+              want,
+              `${o.device} now holds a partial image`,
             );
           }
           hashes.push(got);
