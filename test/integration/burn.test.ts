@@ -231,7 +231,14 @@ describe('osbake burn catches corruption', () => {
     expect(r.stderr).toMatch(
       /error: .*badsum\.raw does not match its bmap: blocks 1281-2048 have sha256 [0-9a-f]{64}, the bmap says f{64}/,
     );
+    expect(r.stderr).toMatch(/\(\/dev\/loop\d+ holds the image as it is\)/);
     expect(r.stderr).toMatch(/hint: /);
+    // Without the read-back the data is hashed as it is written: caught at that range.
+    const nv = await runCli(['burn', img, dev, '--force', '--yes', '--no-verify'], dir);
+    expect(nv.code).toBe(1);
+    expect(nv.stderr).toMatch(
+      /does not match its bmap: blocks 1281-2048 .*\(\/dev\/loop\d+ now holds a partial image\)/,
+    );
   });
 });
 
