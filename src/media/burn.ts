@@ -15,6 +15,13 @@ import type { ByteSink } from './bmap.js';
 import { type Bmap, type BmapRange, holeExtents, mappedBytes, rangeBytes } from './bmap-format.js';
 import { CHUNK, rawChunks, zstdChunks } from './burn-chunks.js';
 
+/**
+ * fdatasync this often while writing: progress and ETA then follow what reached the drive (a USB
+ * stick is far slower than the page cache) and the final fsync does not sit at 100% for minutes.
+ * bmaptool does the same every 6 MiB. No measurable cost on the loop-device benchmark.
+ */
+export const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
+
 /** auto: zero holes when the device can do it without writing (discard/write-zeroes offload). */
 export type HoleMode = 'auto' | 'zero' | 'keep';
 
@@ -29,7 +36,7 @@ export interface WriteImageOptions {
   progress: ByteSink;
   say: (line: string) => void;
   signal?: AbortSignal;
-  /** fdatasync after this many bytes, so progress shows what reached the drive (0: only at the end). */
+  /** fdatasync after this many bytes (default SYNC_EVERY_BYTES; 0: only at the end). */
   syncEveryBytes?: number;
   /** Size of the device in bytes (hole zeroing stops there). */
   deviceSize?: number;
@@ -247,7 +254,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     let hash = createHash('sha256');
     let hashRange = 0;
     let rangeLeft = o.bmap.ranges[0] ? rangeBytes(o.bmap, o.bmap.ranges[0]).length : 0;
-    const syncEvery = o.syncEveryBytes ?? 0;
+    const syncEvery = o.syncEveryBytes ?? SYNC_EVERY_BYTES;
     let sinceSync = 0;
     const t0 = performance.now();
     o.progress.start(`writing ${o.device}`, total);
