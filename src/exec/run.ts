@@ -21,6 +21,10 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   partx: 'util-linux',
   blkid: 'util-linux',
   lsblk: 'util-linux',
+  blockdev: 'util-linux',
+  fallocate: 'util-linux',
+  filefrag: 'e2fsprogs',
+  bmaptool: 'bmap-tools',
   mount: 'mount',
   umount: 'mount',
   'mkfs.ext4': 'e2fsprogs',
@@ -32,10 +36,6 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   rsync: 'rsync',
   tar: 'tar',
   dd: 'coreutils',
-  filefrag: 'e2fsprogs',
-  fallocate: 'util-linux',
-  blockdev: 'util-linux',
-  bmaptool: 'bmap-tools',
 };
 
 export interface RunOptions {
@@ -140,10 +140,29 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
     });
 
   const [result] = await Promise.all([child, pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
-  return checkResult(argv, opts, result, tail, out.join('\n'));
+  const code = (result as { code?: string }).code;
+  if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
+  if (result.isCanceled) {
+    opts.log.warn({ src: tag }, 'cancelled');
+    throw interruption(opts.signal);
+  }
+  const exitCode = result.exitCode ?? -1;
+  opts.log.info({ src: tag, exitCode, signal: result.signal }, `exit ${tag}`);
+  if (result.timedOut) {
+    throw new ProcessError([...argv], undefined, tail, `timeout after ${opts.timeoutMs} ms`);
+  }
+  if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
+    throw new ProcessError([...argv], result.exitCode, tail, result.signal ?? undefined);
+  }
+  return { exitCode, stdout: out.join('\n'), tail };
 }
 
-/** Turn a finished child into a RunResult, or the error that says what went wrong. */
+/** Run and return stdout, trimmed. */
+export async function capture(argv: readonly string[], opts: RunOptions): Promise<string> {
+  return (await run(argv, opts)).stdout.trim();
+}
+
+/** A finished streaming child as a RunResult, or the error that says what went wrong (as run() does). */
 function checkResult(
   argv: readonly string[],
   opts: RunOptions,
@@ -168,11 +187,6 @@ function checkResult(
     throw new ProcessError([...argv], result.exitCode, tail, result.signal ?? undefined);
   }
   return { exitCode, stdout, tail };
-}
-
-/** Run and return stdout, trimmed. */
-export async function capture(argv: readonly string[], opts: RunOptions): Promise<string> {
-  return (await run(argv, opts)).stdout.trim();
 }
 
 export interface StreamingRun {
