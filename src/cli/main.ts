@@ -61,13 +61,13 @@ export function createProgram(): Command {
     .showHelpAfterError('(osbake --help lists the commands)')
     .exitOverride();
   registerBuild(program);
+  registerBurn(program);
   registerImages(program);
   registerRelease(program);
   registerVerify(program);
   registerManifest(program);
   registerPackages(program);
   registerDiff(program);
-  registerBurn(program);
   return program;
 }
 
