@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  packer qemu-system-x86 qemu-utils mmdebstrap ansible
+  packer qemu-system-x86 qemu-utils mmdebstrap ansible bmap-tools
   extlinux syslinux-common fdisk util-linux mount e2fsprogs
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
   rpm createrepo-c dnf xz-utils gpg

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, InterruptedError, ProcessError, UserError } from '../errors.js';
 import { OSBAKE_VERSION } from '../pipeline/build.js';
 import { registerBuild } from './commands/build.js';
+import { registerBurn } from './commands/burn.js';
 import { registerDiff } from './commands/diff.js';
 import { registerImages } from './commands/images.js';
 import { registerManifest } from './commands/manifest.js';
@@ -62,6 +63,7 @@ export function createProgram(): Command {
     .showHelpAfterError('(osbake --help lists the commands)')
     .exitOverride();
   registerBuild(program);
+  registerBurn(program);
   registerImages(program);
   registerRelease(program);
   registerVerify(program);

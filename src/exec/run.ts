@@ -21,6 +21,10 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   partx: 'util-linux',
   blkid: 'util-linux',
   lsblk: 'util-linux',
+  blockdev: 'util-linux',
+  fallocate: 'util-linux',
+  filefrag: 'e2fsprogs',
+  bmaptool: 'bmap-tools',
   mount: 'mount',
   umount: 'mount',
   'mkfs.ext4': 'e2fsprogs',
@@ -201,4 +205,94 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
 /** Run and return stdout, trimmed. */
 export async function capture(argv: readonly string[], opts: RunOptions): Promise<string> {
   return (await run(argv, opts)).stdout.trim();
+}
+
+/** A finished streaming child as a RunResult, or the error that says what went wrong (as run() does). */
+function checkResult(
+  argv: readonly string[],
+  opts: RunOptions,
+  result: Awaited<ReturnType<typeof execa>>,
+  tail: string[],
+  stdout: string,
+): RunResult {
+  const file = argv[0] ?? '';
+  const tag = opts.tag ?? file;
+  const code = (result as { code?: string }).code;
+  if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
+  if (result.isCanceled) {
+    opts.log.warn({ src: tag }, 'cancelled');
+    throw interruption(opts.signal);
+  }
+  const exitCode = result.exitCode ?? -1;
+  opts.log.info({ src: tag, exitCode, signal: result.signal }, `exit ${tag}`);
+  if (result.timedOut) {
+    throw new ProcessError([...argv], undefined, tail, `timeout after ${opts.timeoutMs} ms`);
+  }
+  if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
+    throw new ProcessError([...argv], result.exitCode, tail, result.signal ?? undefined);
+  }
+  return { exitCode, stdout, tail };
+}
+
+export interface StreamingRun {
+  /** The child's stdout as raw bytes (not logged); read it to the end, or call stop(). */
+  stdout: NodeJS.ReadableStream;
+  /** Resolves when the child has exited 0 (stderr lines are logged and kept for errors). */
+  done: Promise<RunResult>;
+  /** Kill the child (the reader gave up) and wait for it; never throws. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Run argv and hand its stdout over as a byte stream (a decompressor feeding a writer). Same rules
+ * as run(): argv array, stdin closed, own process group, stderr into the log, exit code checked.
+ */
+export function runStreaming(argv: readonly string[], opts: RunOptions): StreamingRun {
+  const [file, ...args] = argv;
+  if (!file) throw new Error('run: empty argv');
+  const tag = opts.tag ?? file;
+  const tailMax = opts.tailLines ?? 40;
+  if (opts.signal?.aborted) throw interruption(opts.signal);
+  opts.log.info({ cmd: shellQuote(argv), cwd: opts.cwd }, `run ${tag}`);
+  if (opts.echo) process.stderr.write(`+ ${shellQuote(argv)}\n`);
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    encoding: 'buffer',
+    detached: true,
+    cancelSignal: opts.signal,
+    killSignal: opts.cancelSignal ?? 'SIGTERM',
+    forceKillAfterDelay: opts.cancelGraceMs ?? 10_000,
+    timeout: opts.timeoutMs,
+  });
+  const tail: string[] = [];
+  const stderrDone = new Promise<void>((resolve) => {
+    const rl = createInterface({ input: child.stderr, crlfDelay: Number.POSITIVE_INFINITY });
+    rl.on('line', (line) => {
+      tail.push(line);
+      if (tail.length > tailMax) tail.shift();
+      opts.log.info({ src: tag, stream: 'stderr' }, line);
+      opts.onLine?.(line, 'stderr');
+    });
+    rl.on('close', () => resolve());
+  });
+  let stopped = false;
+  const done = Promise.all([child, stderrDone]).then(([result]) => {
+    if (stopped) return { exitCode: result.exitCode ?? -1, stdout: '', tail };
+    return checkResult(argv, opts, result, tail, '');
+  });
+  return {
+    stdout: child.stdout,
+    done,
+    async stop() {
+      stopped = true;
+      child.kill('SIGTERM');
+      await done.catch(() => undefined);
+    },
+  };
 }

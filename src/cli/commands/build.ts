@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { runBuild } from '../../pipeline/run-build.js';
-import { runBuildAll } from '../../pipeline/run-build-all.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerBuild(program: Command): void {
@@ -52,6 +50,8 @@ export function registerBuild(program: Command): void {
         },
       ) => {
         const g = program.opts<GlobalOptions>();
+        const { runBuild } = await import('../../pipeline/run-build.js');
+        const { runBuildAll } = await import('../../pipeline/run-build-all.js');
         const common = {
           projectDir: g.project ?? process.cwd(),
           release: opts.release,

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runDiff } from '../../release/packages.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerDiff(program: Command): void {
@@ -15,6 +14,7 @@ export function registerDiff(program: Command): void {
     )
     .action(async (a: string, b: string, opts: { json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
+      const { runDiff } = await import('../../release/packages.js');
       await runDiff({ projectDir: g.project ?? process.cwd(), a, b, json: Boolean(opts.json) });
     });
 }

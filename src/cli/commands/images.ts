@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { listImageNames, loadImage } from '../../config/image.js';
-import { loadProject } from '../../config/project.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerImages(program: Command): void {
@@ -10,6 +8,8 @@ export function registerImages(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
+      const { listImageNames, loadImage } = await import('../../config/image.js');
+      const { loadProject } = await import('../../config/project.js');
       const project = await loadProject(g.project ?? process.cwd());
       const names = await listImageNames(project);
       const images = await Promise.all(names.map((n) => loadImage(project, n)));

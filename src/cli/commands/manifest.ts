@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runPrune } from '../../release/prune.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerManifest(program: Command): void {
@@ -18,6 +17,7 @@ export function registerManifest(program: Command): void {
     )
     .action(async (image: string | undefined, opts: { dryRun?: boolean }) => {
       const g = program.opts<GlobalOptions>();
+      const { runPrune } = await import('../../release/prune.js');
       await runPrune({ projectDir: g.project ?? process.cwd(), image, dryRun: Boolean(opts.dryRun) });
     });
 }

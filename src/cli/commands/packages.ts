@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runPackages } from '../../release/packages.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerPackages(program: Command): void {
@@ -14,6 +13,7 @@ export function registerPackages(program: Command): void {
     )
     .action(async (build: string, opts: { json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
+      const { runPackages } = await import('../../release/packages.js');
       await runPackages({ projectDir: g.project ?? process.cwd(), build, json: Boolean(opts.json) });
     });
 }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runRelease } from '../../release/apply.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerRelease(program: Command): void {
@@ -19,6 +18,7 @@ export function registerRelease(program: Command): void {
     )
     .action(async (release: string, opts: { patches?: string | boolean; force?: boolean }) => {
       const g = program.opts<GlobalOptions>();
+      const { runRelease } = await import('../../release/apply.js');
       await runRelease({
         projectDir: g.project ?? process.cwd(),
         release,

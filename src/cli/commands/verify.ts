@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { verifyRelease } from '../../release/verify.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerVerify(program: Command): void {
@@ -29,6 +28,7 @@ export function registerVerify(program: Command): void {
     )
     .action(async (release: string, opts: { mirror?: string }) => {
       const g = program.opts<GlobalOptions>();
+      const { verifyRelease } = await import('../../release/verify.js');
       await verifyRelease({ projectDir: g.project ?? process.cwd(), release, mirror: opts.mirror });
     });
 }

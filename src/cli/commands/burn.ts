@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../main.js';
+
+export function registerBurn(program: Command): void {
+  program
+    .command('burn')
+    .description('write an image to a USB drive (sparse copy by its bmap, fsync, read-back verification)')
+    .argument(
+      '[image]',
+      'raw / .raw.zst / .qcow2 file, build artifact in store/builds/, or release (its installer)',
+    )
+    .argument('[device]', 'whole disk to write, e.g. /dev/sdb; without it: list the candidate drives')
+    .option(
+      '--force [checks]',
+      'skip safety checks: removable (bare --force), mounted, root, size, or all; comma-separated',
+    )
+    .option('-y, --yes', 'do not ask to type the device name (needed without a terminal)')
+    .option('--no-verify', 'skip reading the written ranges back')
+    .option(
+      '--holes <mode>',
+      'auto: zero holes when the device can without writing them; zero: always; keep',
+      'auto',
+    )
+    .option('--dry-run', 'run every check and prepare the bmap, then stop before opening the device')
+    .option('--json', 'list the candidate drives as JSON')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  osbake burn                                   list drives and whether burn would accept them',
+        '  osbake burn --json                            the same as JSON',
+        '  osbake burn 2026.11 /dev/sdb                  write the installer of release 2026.11',
+        '  osbake burn usb-installer-2026.11-main-1a2b3c4d /dev/sdb',
+        '  osbake burn ./disk.raw /dev/sdc --yes         no prompt (scripts); bmap made if missing',
+        '  osbake burn disk.raw.zst /dev/sdb --dry-run   check everything, write nothing',
+        '  osbake burn disk.raw /dev/loop3 --force       a loop device is not removable',
+      ].join('\n'),
+    )
+    .action(
+      async (
+        image: string | undefined,
+        device: string | undefined,
+        opts: {
+          force?: string | boolean;
+          yes?: boolean;
+          verify: boolean;
+          holes: string;
+          dryRun?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const g = program.opts<GlobalOptions>();
+        // Loaded on use: the other verbs do not pay for the XML parser and the device code.
+        const { runBurn } = await import('../../media/run-burn.js');
+        await runBurn({
+          source: image,
+          device,
+          projectDir: g.project ?? process.cwd(),
+          force: opts.force,
+          yes: opts.yes,
+          verify: opts.verify,
+          holes: opts.holes,
+          dryRun: opts.dryRun,
+          json: opts.json,
+        });
+      },
+    );
+}

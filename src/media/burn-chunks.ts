@@ -1,0 +1,109 @@
+/**
+ * The mapped data of an image, chunk by chunk, for the writer: positional reads of a raw file (one
+ * read ahead), or a zstd-compressed raw decompressed by the zstd CLI with the holes skipped.
+ */
+import { open } from 'node:fs/promises';
+import { UserError } from '../errors.js';
+import { runStreaming } from '../exec/run.js';
+import type { Logger } from '../log/logger.js';
+import { type Bmap, type Extent, rangeBytes } from './bmap-format.js';
+
+export const CHUNK = 8 * 1024 * 1024;
+
+export interface Chunk {
+  range: number;
+  offset: number;
+  data: Buffer;
+}
+
+/** Mapped data of a raw image, read with positional reads, one chunk ahead of the writer. */
+export async function* rawChunks(image: string, bmap: Bmap): AsyncGenerator<Chunk> {
+  const fh = await open(image, 'r');
+  let next: Promise<IteratorResult<Chunk>> | undefined;
+  try {
+    // Two buffers in turn: the writer holds one while the next read fills the other. (A fresh
+    // buffer per chunk costs page faults and GC: measurable CPU on a 2-core machine.)
+    const bufs = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
+    let turn = 0;
+    const reads = (async function* () {
+      for (const [i, r] of bmap.ranges.entries()) {
+        const { offset, length } = rangeBytes(bmap, r);
+        for (let done = 0; done < length; ) {
+          const n = Math.min(CHUNK, length - done);
+          const buf = (bufs[turn++ % 2] as Buffer).subarray(0, n);
+          const { bytesRead } = await fh.read(buf, 0, n, offset + done);
+          if (bytesRead !== n) {
+            throw new UserError(
+              'E_BURN_IMAGE',
+              `${image} is shorter than its bmap says (${bmap.imageSize} bytes)`,
+              'the bmap belongs to another image: recreate it (delete it and burn again)',
+            );
+          }
+          yield { range: i, offset: offset + done, data: buf };
+          done += n;
+        }
+      }
+    })();
+    next = reads.next();
+    for (;;) {
+      const r: IteratorResult<Chunk> = await next;
+      if (r.done) return;
+      next = reads.next();
+      yield r.value;
+    }
+  } finally {
+    // The writer stopped early: let the read in flight finish before closing its file.
+    await next?.catch(() => undefined);
+    await fh.close();
+  }
+}
+
+/** Mapped data of a zstd-compressed raw image: decompressed by the zstd CLI, holes skipped. */
+export async function* zstdChunks(image: string, bmap: Bmap, log: Logger): AsyncGenerator<Chunk> {
+  const spans = bmap.ranges.map((r) => rangeBytes(bmap, r));
+  const child = runStreaming(['zstd', '-dcq', '--', image], { log, tag: 'zstd' });
+  let ok = false;
+  try {
+    let ri = 0;
+    let pos = 0;
+    const acc = Buffer.allocUnsafeSlow(CHUNK);
+    let accLen = 0;
+    let accOff = 0;
+    for await (const c of child.stdout) {
+      const chunk = c as Buffer;
+      let cpos = 0;
+      while (cpos < chunk.length && ri < spans.length) {
+        const span = spans[ri] as Extent;
+        const abs = pos + cpos;
+        if (abs < span.offset) {
+          cpos += Math.min(span.offset - abs, chunk.length - cpos);
+          continue;
+        }
+        if (accLen === 0) accOff = abs;
+        const n = Math.min(span.offset + span.length - abs, chunk.length - cpos, CHUNK - accLen);
+        chunk.copy(acc, accLen, cpos, cpos + n);
+        accLen += n;
+        cpos += n;
+        const rangeDone = abs + n === span.offset + span.length;
+        if (accLen === CHUNK || rangeDone) {
+          // The writer is done with a chunk before it asks for the next: acc can be reused.
+          yield { range: ri, offset: accOff, data: acc.subarray(0, accLen) };
+          accLen = 0;
+          if (rangeDone) ri++;
+        }
+      }
+      pos += chunk.length;
+    }
+    await child.done;
+    if (pos !== bmap.imageSize) {
+      throw new UserError(
+        'E_BURN_IMAGE',
+        `${image} decompresses to ${pos} bytes, its bmap says ${bmap.imageSize}`,
+        'the bmap belongs to another image: recreate it from the uncompressed image',
+      );
+    }
+    ok = true;
+  } finally {
+    if (!ok) await child.stop();
+  }
+}
