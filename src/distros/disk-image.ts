@@ -48,7 +48,7 @@ export function fstab(rootUuid: string): string {
 }
 
 /** Cleanups registered while assembling, run in reverse order whatever happens. */
-class CleanupStack {
+export class CleanupStack {
   private readonly items: { what: string; fn: () => Promise<unknown> }[] = [];
   push(what: string, fn: () => Promise<unknown>): void {
     this.items.push({ what, fn });

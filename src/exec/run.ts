@@ -32,6 +32,15 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   rsync: 'rsync',
   tar: 'tar',
   dd: 'coreutils',
+  bmaptool: 'bmap-tools',
+  mformat: 'mtools',
+  mcopy: 'mtools',
+  mmd: 'mtools',
+  'grub-mkstandalone': 'grub-efi-amd64-bin grub-common',
+  cpio: 'cpio',
+  mknod: 'coreutils',
+  chroot: 'coreutils',
+  find: 'findutils',
 };
 
 export interface RunOptions {

@@ -31,6 +31,7 @@ import {
   buildManifestEntry,
   type PackageRecord,
   readPackageList,
+  type PackerManifestBuild,
   readPackerManifest,
 } from './build.js';
 import { applyPatches, createPatches } from './patch-steps.js';
@@ -76,6 +77,12 @@ export interface BuildContext {
   recorded: boolean;
   committed: boolean;
   sshCommand?: string;
+  /** Builds without Packer (builder: installer): the manifest.json build record to write. */
+  recordAs?: PackerManifestBuild;
+  /** Extra manifest.json custom_data of builds without Packer. */
+  recordExtra?: Record<string, unknown>;
+  /** Files published beside the artifact (src → name in builds/), before the artifact itself. */
+  extraArtifacts?: { src: string; name: string }[];
 }
 
 export const REQUIRED_TOOLS = [
@@ -93,6 +100,25 @@ export const REQUIRED_TOOLS = [
   'partx',
   'mkfs.ext4',
   'blkid',
+  'mount',
+];
+
+/** Tools the installer builder runs (no Packer, no VM). */
+export const INSTALLER_TOOLS_REQUIRED = [
+  'git',
+  'mmdebstrap',
+  'qemu-img',
+  'bmaptool',
+  'zstd',
+  'cpio',
+  'extlinux',
+  'grub-mkstandalone',
+  'mkfs.vfat',
+  'mcopy',
+  'mmd',
+  'sfdisk',
+  'losetup',
+  'mkfs.ext4',
   'mount',
 ];
 
@@ -142,11 +168,13 @@ export async function killStrayQemu(workDir: string, log: Logger): Promise<numbe
   return killed;
 }
 
-const preflight: Step<BuildContext> = {
+export const preflight: Step<BuildContext> = {
   name: 'preflight',
   title: 'checking tools and accelerator',
   async run(ctx) {
-    const missing = missingTools(REQUIRED_TOOLS, process.env.PATH ?? '', existsSync);
+    const installer = ctx.image.config.builder === 'installer';
+    const tools = installer ? INSTALLER_TOOLS_REQUIRED : REQUIRED_TOOLS;
+    const missing = missingTools(tools, process.env.PATH ?? '', existsSync);
     if (missing.length > 0) {
       const first = missingToolError(missing[0] as string);
       const all = missing.map((t) =>
@@ -159,6 +187,11 @@ const preflight: Step<BuildContext> = {
           ? first.hint
           : `install them with: apt-get install ${[...new Set(all)].join(' ')}`,
       );
+    }
+    if (installer) {
+      ctx.log.info({ builder: 'installer' }, 'preflight');
+      await mkdir(ctx.plan.workDir, { recursive: true });
+      return;
     }
     ctx.packerVersion = await findPacker(ctx.log);
     ctx.accel = await selectAccelerator(
@@ -338,21 +371,9 @@ const postProcess: Step<BuildContext> = {
   },
 };
 
-const publish: Step<BuildContext> = {
-  name: 'publish',
-  title: 'placing the artifacts in the store',
-  async run(ctx) {
-    const dir = ctx.plan.storeBuildsDir;
-    const dest = join(dir, ctx.plan.artifactFile);
-    if (existsSync(dest)) {
-      throw new UserError(
-        'E_ARTIFACT_EXISTS',
-        `${dest} already exists`,
-        'commit your change (a new commit gives a new name) or remove the old artifact',
-      );
-    }
+/** Packer builds also publish the package list, the SBOM and (--create-patches) the bundle. */
+async function publishPackerExtras(ctx: BuildContext, dir: string): Promise<void> {
     const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
-    const sum = `${dest}.sha256`;
     const b = ctx.createdBundle;
     if (b) {
       const bundleDest = join(ctx.project.storeDir, b.path);
@@ -370,7 +391,7 @@ const publish: Step<BuildContext> = {
       await placeFileAtomic(b.file, bundleDest, true);
     }
     const sbomFile = join(dir, `${ctx.plan.artifact}.cdx.json`);
-    ctx.published.push(sbomFile, pkgs, sum, dest);
+    ctx.published.push(sbomFile, pkgs);
     await writeSbom(
       sbomFile,
       buildSbom({
@@ -383,6 +404,29 @@ const publish: Step<BuildContext> = {
       }),
     );
     await placeFileAtomic(ctx.packagesFile as string, pkgs);
+}
+
+export const publish: Step<BuildContext> = {
+  name: 'publish',
+  title: 'placing the artifacts in the store',
+  async run(ctx) {
+    const dir = ctx.plan.storeBuildsDir;
+    const dest = join(dir, ctx.plan.artifactFile);
+    if (existsSync(dest)) {
+      throw new UserError(
+        'E_ARTIFACT_EXISTS',
+        `${dest} already exists`,
+        'commit your change (a new commit gives a new name) or remove the old artifact',
+      );
+    }
+    const sum = `${dest}.sha256`;
+    for (const extra of ctx.extraArtifacts ?? []) {
+      const to = join(dir, extra.name);
+      ctx.published.push(to);
+      await placeFileAtomic(extra.src, to, true);
+    }
+    if (ctx.image.config.builder === 'packer') await publishPackerExtras(ctx, dir);
+    ctx.published.push(sum, dest);
     await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
     ctx.progress.detail(`moving ${ctx.plan.artifactFile}`);
     // The image goes last: its presence under the final name means the rest is complete.
@@ -394,11 +438,11 @@ const publish: Step<BuildContext> = {
   },
 };
 
-const record: Step<BuildContext> = {
+export const record: Step<BuildContext> = {
   name: 'record',
   title: 'recording the build in manifest.json',
   async run(ctx) {
-    const packerBuild = await readPackerManifest(ctx.packerManifestFile as string);
+    const packerBuild = ctx.recordAs ?? (await readPackerManifest(ctx.packerManifestFile as string));
     const entry = buildManifestEntry({
       plan: ctx.plan,
       prov: ctx.prov,
@@ -407,8 +451,9 @@ const record: Step<BuildContext> = {
       size: ctx.size as number,
       packageCount: ctx.packages?.length ?? 0,
       durationS: (Date.now() - ctx.startedAt) / 1000,
-      accelerator: ctx.accel?.accelerator ?? 'tcg',
+      accelerator: ctx.accel?.accelerator ?? (ctx.recordAs ? 'none' : 'tcg'),
       extra: {
+        ...ctx.recordExtra,
         vanilla_key: ctx.vanilla?.key,
         packer_version: ctx.packerVersion?.text,
         ...(ctx.createdBundle
@@ -430,7 +475,7 @@ const record: Step<BuildContext> = {
   },
 };
 
-const commit: Step<BuildContext> = {
+export const commit: Step<BuildContext> = {
   name: 'commit',
   title: 'committing manifest.json',
   async run(ctx) {

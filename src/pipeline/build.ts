@@ -24,13 +24,15 @@ export interface BuildRequest {
   accelerator?: 'auto' | 'kvm' | 'tcg';
   /** Keep the work directory after the build (always kept with --debug on failure). */
   keepWork?: boolean;
+  /** Installer builds: an extra file (--package) put on the stick with its .sha256. */
+  packageFile?: string;
 }
 
 export interface BuildPlan {
   image: string;
   release?: string;
   artifact: string;
-  /** File name in the store: <artifact>.qcow2 */
+  /** File name in the store: <artifact>.qcow2 (Packer builds) or <artifact>.raw (installers) */
   artifactFile: string;
   buildId: string;
   workDir: string;
@@ -58,7 +60,7 @@ export function planBuild(
     image: image.name,
     release: req.release,
     artifact,
-    artifactFile: `${artifact}.qcow2`,
+    artifactFile: `${artifact}.${image.config.builder === 'installer' ? 'raw' : 'qcow2'}`,
     buildId,
     workDir: join(project.workDir, 'work', `${image.name}-${buildId.slice(0, 8)}`),
     logFile: join(project.outDir, `${image.name}-${prov.shortCommit}.log`),

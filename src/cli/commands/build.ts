@@ -23,9 +23,10 @@ export function registerBuild(program: Command): void {
     )
     .option('--accelerator <kind>', 'auto | kvm | tcg (default: osbake.yaml builder.accelerator)')
     .option('--keep-work', 'keep the build work directory (.osbake/work/...)')
+    .option('--package <file>', 'installer images: an extra file put on the stick (package/ with its .sha256)')
     .addHelpText(
       'after',
-      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command',
+      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build usb-installer --release 2026.11 --package site-config.tar.gz   # USB stick image (.raw)',
     )
     .action(
       async (
@@ -36,6 +37,7 @@ export function registerBuild(program: Command): void {
           createPatches?: boolean;
           accelerator?: string;
           keepWork?: boolean;
+          package?: string;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -48,6 +50,7 @@ export function registerBuild(program: Command): void {
           debug: Boolean(g.debug),
           accelerator: opts.accelerator,
           keepWork: Boolean(opts.keepWork),
+          packageFile: opts.package,
         });
       },
     );
