@@ -8,6 +8,7 @@ APT_PACKAGES=(
   packer qemu-system-x86 qemu-utils mmdebstrap ansible
   extlinux syslinux-common fdisk util-linux mount e2fsprogs
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
+  grub-efi-amd64-bin grub-common mtools dosfstools bmap-tools cpio ovmf busybox-static
 )
 
 if [ "$(id -u)" -ne 0 ]; then

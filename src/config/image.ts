@@ -21,7 +21,9 @@ export const ImageConfigSchema = z
     builder: z
       .enum(['packer', 'installer'])
       .default('packer')
-      .describe('packer: a Packer VM provisions the vanilla disk; installer: a USB installer assembled on the host'),
+      .describe(
+        'packer: a Packer VM provisions the vanilla disk; installer: a USB installer assembled on the host',
+      ),
     distro: z.enum(['debian']).describe('distribution module that bootstraps the vanilla disk'),
     suite: z.string().default('bookworm').describe('distribution release (Debian suite)'),
     vanilla: z
@@ -56,7 +58,7 @@ export const ImageConfigSchema = z
         payload: z
           .string()
           .default('debian12-base')
-          .describe("the image (kind image in manifest.yaml) of release R that the installer writes"),
+          .describe('the image (kind image in manifest.yaml) of release R that the installer writes'),
         label: z
           .string()
           .regex(/^[A-Z0-9_-]{1,16}$/, 'must be 1-16 upper-case letters, digits, _ or - (an ext4 label)')
@@ -65,7 +67,9 @@ export const ImageConfigSchema = z
         modules: z
           .array(z.string().min(1))
           .default([])
-          .describe('extra kernel modules in the installer initramfs (disk and USB drivers are always there)'),
+          .describe(
+            'extra kernel modules in the installer initramfs (disk and USB drivers are always there)',
+          ),
         kernelArgs: z.string().default('').describe('extra kernel command line of the installer'),
       })
       .strict()

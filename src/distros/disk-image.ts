@@ -67,7 +67,7 @@ export class CleanupStack {
   }
 }
 
-async function waitForPath(path: string, timeoutMs: number): Promise<void> {
+export async function waitForPath(path: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!existsSync(path)) {
     if (Date.now() > until) throw new Error(`${path} did not appear (is devtmpfs mounted on /dev?)`);

@@ -3,7 +3,7 @@
  * installer needs (with the libraries `ldd` names), the kernel modules that find disks (with their
  * dependencies from modules.dep), the /init script, packed with cpio (newc) and zstd.
  */
-import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile, chmod, copyFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -155,8 +155,6 @@ export interface InitramfsInputs {
   root: string;
   kernelVersion: string;
   modules: string[];
-  /** The /init script. */
-  init: string;
   staging: string;
   out: string;
   log: Logger;
@@ -214,20 +212,48 @@ export async function assembleInitramfs(a: InitramfsInputs): Promise<{ modules: 
   for (const p of closure.paths) await copyIntoStaging(root, staging, posix.join(modDir, p));
   await writeFile(join(staging, modDir, 'modules.dep'), filterModulesDep(depText, new Set(closure.paths)));
   await writeFile(join(staging, 'etc/osbake-modules'), `${a.modules.map(normalizeModuleName).join('\n')}\n`);
-  await writeFile(join(staging, 'init'), a.init, { mode: 0o755 });
   // The kernel opens /dev/console for /init before devtmpfs is mounted.
   await run(['mknod', '-m', '600', join(staging, 'dev/console'), 'c', '5', '1'], { log, signal });
-  const files = (await capture(['find', '.', '-mindepth', '1'], { log, signal, cwd: staging }))
+  await packCpio(staging, a.out, log, signal);
+  return { modules: closure.paths };
+}
+
+/** cpio (newc, owned by root) of everything under `dir`, zstd-compressed. */
+async function packCpio(dir: string, out: string, log: Logger, signal: AbortSignal): Promise<void> {
+  const files = (await capture(['find', '.', '-mindepth', '1'], { log, signal, cwd: dir }))
     .split('\n')
     .filter(Boolean)
     .sort();
-  const cpio = `${a.out}.cpio`;
+  const cpio = `${out}.cpio`;
   await run(['cpio', '--quiet', '-o', '-H', 'newc', '-R', '0:0', '-O', cpio], {
     log,
     signal,
-    cwd: staging,
+    cwd: dir,
     input: `${files.join('\n')}\n`,
   });
-  await run(['zstd', '-q', '-f', '-19', '-T0', '--rm', cpio, '-o', a.out], { log, signal });
-  return { modules: closure.paths };
+  await run(['zstd', '-q', '-f', '-19', '-T0', '--rm', cpio, '-o', out], { log, signal });
+}
+
+/**
+ * The installer's initrd: the cached base archive followed by a small one holding /init. The
+ * kernel unpacks concatenated archives in order, so changing the installer script does not
+ * rebuild the cached base.
+ */
+export async function initrdWithInit(o: {
+  base: string;
+  init: string;
+  work: string;
+  out: string;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<void> {
+  const dir = join(o.work, 'init-archive');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'init'), o.init, { mode: 0o755 });
+  await chmod(join(dir, 'init'), 0o755);
+  const initArchive = join(o.work, 'init.cpio.zst');
+  await packCpio(dir, initArchive, o.log, o.signal);
+  await writeFile(o.out, Buffer.concat([await readFile(o.base), await readFile(initArchive)]));
+  await rm(dir, { recursive: true, force: true });
 }

@@ -50,7 +50,7 @@ export function installerModules(image: ImageDefinition): string[] {
   return [...new Set([...BASE_MODULES, ...image.config.installer.modules])];
 }
 
-export function installerOsInputs(project: Project, image: ImageDefinition, init: string): Record<string, unknown> {
+export function installerOsInputs(project: Project, image: ImageDefinition): Record<string, unknown> {
   return {
     format: INSTALLER_OS_FORMAT,
     suite: image.config.suite,
@@ -58,13 +58,13 @@ export function installerOsInputs(project: Project, image: ImageDefinition, init
     sources: debianSources(project, image.config.suite),
     tools: INSTALLER_TOOLS,
     modules: installerModules(image),
-    init,
   };
 }
 
 export interface InstallerOs {
   dir: string;
   kernel: string;
+  /** The base initramfs (tools, libraries, modules) without /init. */
   initrd: string;
   kernelVersion: string;
   key: string;
@@ -86,13 +86,12 @@ export function kernelVersionFrom(bootFiles: string[]): string {
 export async function ensureInstallerOs(o: {
   project: Project;
   image: ImageDefinition;
-  init: string;
   scratchDir: string;
   log: Logger;
   signal: AbortSignal;
   progress: (t: string) => void;
 }): Promise<InstallerOs> {
-  const key = hashInputs(installerOsInputs(o.project, o.image, o.init)).slice(0, 16);
+  const key = hashInputs(installerOsInputs(o.project, o.image)).slice(0, 16);
   const cacheRoot = join(o.project.workDir, 'cache', 'installer-os');
   const dir = join(cacheRoot, key);
   const result = async (cached: boolean): Promise<InstallerOs> => ({
@@ -127,7 +126,6 @@ export async function ensureInstallerOs(o: {
       root,
       kernelVersion,
       modules: installerModules(o.image),
-      init: o.init,
       staging: join(scratch, 'initramfs'),
       out: join(out, 'initrd.img'),
       log: o.log,

@@ -84,7 +84,10 @@ export function writeRanges(bmap: Bmap, maxGap: number, maxLength = 256 * 2 ** 2
 }
 
 /** payload.ranges: "offset length sha256" per line, after a comment header (pure). */
-export function formatRangesFile(ranges: readonly (ByteRange & { sha256: string })[], imageSize: number): string {
+export function formatRangesFile(
+  ranges: readonly (ByteRange & { sha256: string })[],
+  imageSize: number,
+): string {
   const total = ranges.reduce((n, r) => n + r.length, 0);
   return [
     '# osbake payload ranges: byte offset, length and SHA-256 of each range of the raw image.',

@@ -4,9 +4,9 @@
  * installed through one loop device on that partition, syslinux's MBR. Loop devices and mounts
  * are always released.
  */
-import { mkdir, rm, stat, truncate, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CleanupStack, SYSLINUX_MBR } from '../distros/disk-image.js';
+import { CleanupStack, SYSLINUX_MBR, waitForPath } from '../distros/disk-image.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -88,6 +88,8 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
     '0',
     '-i',
     String(MIB_INODE_RATIO),
+    '-b',
+    '4096',
     '-J',
     'size=4',
     // orphan_file and metadata_csum_seed are newer than what extlinux 6.04 reads.
@@ -105,22 +107,18 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   const cleanups = new CleanupStack();
   const mnt = join(a.work, 'mnt');
   try {
-    const loop = await capture(
-      [
-        'losetup',
-        '--find',
-        '--show',
-        '--offset',
-        String(layout.data.offset),
-        '--sizelimit',
-        String(layout.data.size),
-        a.out,
-      ],
-      { log, signal },
-    );
+    // The whole disk, then its partitions: extlinux records the partition's start sector (from
+    // sysfs), which a loop device made with --offset would report as 0.
+    const loop = await capture(['losetup', '--find', '--show', a.out], { log, signal });
     cleanups.push(`detach ${loop}`, () => rc(['losetup', '--detach', loop]));
+    await r(['partx', '--update', loop]);
+    cleanups.push(`remove partitions of ${loop}`, () =>
+      rc(['partx', '--delete', loop]).catch(() => undefined),
+    );
+    const part = `${loop}p2`;
+    await waitForPath(part, 5000);
     await mkdir(mnt, { recursive: true });
-    await r(['mount', '-t', 'ext4', loop, mnt]);
+    await r(['mount', '-t', 'ext4', part, mnt]);
     cleanups.push(`unmount ${mnt}`, async () => {
       await rc(['umount', mnt]);
       await rm(mnt, { recursive: true, force: true });

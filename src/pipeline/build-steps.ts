@@ -30,8 +30,8 @@ import {
   type BuildRequest,
   buildManifestEntry,
   type PackageRecord,
-  readPackageList,
   type PackerManifestBuild,
+  readPackageList,
   readPackerManifest,
 } from './build.js';
 import { applyPatches, createPatches } from './patch-steps.js';
@@ -373,37 +373,37 @@ const postProcess: Step<BuildContext> = {
 
 /** Packer builds also publish the package list, the SBOM and (--create-patches) the bundle. */
 async function publishPackerExtras(ctx: BuildContext, dir: string): Promise<void> {
-    const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
-    const b = ctx.createdBundle;
-    if (b) {
-      const bundleDest = join(ctx.project.storeDir, b.path);
-      if (existsSync(bundleDest)) {
-        throw new UserError(
-          'E_ARTIFACT_EXISTS',
-          `${bundleDest} already exists`,
-          'commit your change (a new commit gives a new name) or remove the old bundle',
-        );
-      }
-      const list = bundleDest.replace(/\.tar\.zst$/, '.txt');
-      ctx.published.push(list, `${bundleDest}.sha256`, bundleDest);
-      await placeFileAtomic(b.listFile, list);
-      await writeTextAtomic(`${bundleDest}.sha256`, sha256Line(b.sha256, `${b.id}.tar.zst`));
-      await placeFileAtomic(b.file, bundleDest, true);
+  const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
+  const b = ctx.createdBundle;
+  if (b) {
+    const bundleDest = join(ctx.project.storeDir, b.path);
+    if (existsSync(bundleDest)) {
+      throw new UserError(
+        'E_ARTIFACT_EXISTS',
+        `${bundleDest} already exists`,
+        'commit your change (a new commit gives a new name) or remove the old bundle',
+      );
     }
-    const sbomFile = join(dir, `${ctx.plan.artifact}.cdx.json`);
-    ctx.published.push(sbomFile, pkgs);
-    await writeSbom(
-      sbomFile,
-      buildSbom({
-        image: ctx.image.name,
-        artifact: ctx.plan.artifact,
-        sha256: ctx.sha256 as string,
-        distro: 'debian',
-        distroVersion: debianVersion(ctx.image.config.suite),
-        packages: ctx.packages ?? [],
-      }),
-    );
-    await placeFileAtomic(ctx.packagesFile as string, pkgs);
+    const list = bundleDest.replace(/\.tar\.zst$/, '.txt');
+    ctx.published.push(list, `${bundleDest}.sha256`, bundleDest);
+    await placeFileAtomic(b.listFile, list);
+    await writeTextAtomic(`${bundleDest}.sha256`, sha256Line(b.sha256, `${b.id}.tar.zst`));
+    await placeFileAtomic(b.file, bundleDest, true);
+  }
+  const sbomFile = join(dir, `${ctx.plan.artifact}.cdx.json`);
+  ctx.published.push(sbomFile, pkgs);
+  await writeSbom(
+    sbomFile,
+    buildSbom({
+      image: ctx.image.name,
+      artifact: ctx.plan.artifact,
+      sha256: ctx.sha256 as string,
+      distro: 'debian',
+      distroVersion: debianVersion(ctx.image.config.suite),
+      packages: ctx.packages ?? [],
+    }),
+  );
+  await placeFileAtomic(ctx.packagesFile as string, pkgs);
 }
 
 export const publish: Step<BuildContext> = {

@@ -11,6 +11,7 @@ import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
 import { loadReleases, type ReleaseArtifact, releasesFile, requireRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import { createBmap } from '../installer/bmap-tool.js';
+import { initrdWithInit } from '../installer/initramfs.js';
 import { ensureInstallerOs, type InstallerOs } from '../installer/installer-os.js';
 import { type PreparedPayload, preparePayload } from '../installer/payload.js';
 import { assembleStick } from '../installer/stick.js';
@@ -72,7 +73,11 @@ const payloadImage: Step<BuildContext> = {
     const r = requireRelease(file, await loadReleases(file), release);
     const a = findPayloadArtifact(r.artifacts, ctx.image.config.installer.payload, release);
     if (!a.path.endsWith('.qcow2')) {
-      throw new UserError('E_NO_PAYLOAD', `${a.path} is not a qcow2 image`, 'the payload must be a Packer image');
+      throw new UserError(
+        'E_NO_PAYLOAD',
+        `${a.path} is not a qcow2 image`,
+        'the payload must be a Packer image',
+      );
     }
     const check = await checkStoreArtifact(ctx.project.storeDir, a, new ByteProgress());
     if (check.status !== 'OK') {
@@ -86,7 +91,11 @@ const payloadImage: Step<BuildContext> = {
     ctx.progress.say(`payload: ${a.build ?? a.path} (${a.sha256.slice(0, 12)}…)`);
     if (ctx.req.packageFile) {
       const size = await fileSize(ctx.req.packageFile).catch(() => {
-        throw new UserError('E_USAGE', `--package ${ctx.req.packageFile}: no such file`, 'give an existing file');
+        throw new UserError(
+          'E_USAGE',
+          `--package ${ctx.req.packageFile}: no such file`,
+          'give an existing file',
+        );
       });
       const sha256 = await sha256File(ctx.req.packageFile);
       installerState(ctx).packageFile = { name: basename(ctx.req.packageFile), sha256, size };
@@ -98,18 +107,18 @@ const installerOs: Step<BuildContext> = {
   name: 'installer-os',
   title: 'preparing the installer OS (kernel + busybox initramfs)',
   async run(ctx) {
-    const init = await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8');
     const os = await ensureInstallerOs({
       project: ctx.project,
       image: ctx.image,
-      init,
       scratchDir: ctx.plan.workDir,
       log: ctx.log,
       signal: ctx.signal,
       progress: (t) => ctx.progress.detail(t),
     });
     installerState(ctx).os = os;
-    ctx.progress.say(`installer OS: ${os.cached ? 'reused' : 'built'} ${os.dir} (kernel ${os.kernelVersion})`);
+    ctx.progress.say(
+      `installer OS: ${os.cached ? 'reused' : 'built'} ${os.dir} (kernel ${os.kernelVersion})`,
+    );
   },
 };
 
@@ -192,10 +201,19 @@ const stick: Step<BuildContext> = {
     await writeFile(join(content, 'installer.conf'), installerConfExample());
     const out = join(ctx.plan.workDir, ctx.plan.artifactFile);
     const cfg = ctx.image.config.installer;
+    const initrd = join(ctx.plan.workDir, 'initrd.img');
+    await initrdWithInit({
+      base: os.initrd,
+      init: await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8'),
+      work: ctx.plan.workDir,
+      out: initrd,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
     const layout = await assembleStick({
       content,
       kernel: os.kernel,
-      initrd: os.initrd,
+      initrd,
       label: cfg.label,
       kernelArgs: installerKernelArgs(cfg.label, cfg.kernelArgs),
       out,

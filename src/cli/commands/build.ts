@@ -23,7 +23,10 @@ export function registerBuild(program: Command): void {
     )
     .option('--accelerator <kind>', 'auto | kvm | tcg (default: osbake.yaml builder.accelerator)')
     .option('--keep-work', 'keep the build work directory (.osbake/work/...)')
-    .option('--package <file>', 'installer images: an extra file put on the stick (package/ with its .sha256)')
+    .option(
+      '--package <file>',
+      'installer images: an extra file put on the stick (package/ with its .sha256)',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build usb-installer --release 2026.11 --package site-config.tar.gz   # USB stick image (.raw)',
