@@ -16,14 +16,14 @@ describe('stick layout', () => {
     expect(l.esp).toEqual({ offset: MIB, size: 16 * MIB });
     expect(l.data.offset).toBe(17 * MIB);
     expect(l.data.size % MIB).toBe(0);
-    expect(l.data.size).toBeGreaterThanOrEqual(200 * MIB * 1.04 + 24 * MIB);
+    expect(l.data.size).toBeGreaterThanOrEqual(200 * MIB * 1.01 + 12 * MIB);
     expect(l.totalBytes).toBe(l.data.offset + l.data.size);
   });
   it('writes an MBR with the ESP (ef) and an active Linux data partition', () => {
     const l = planStickLayout(0);
-    expect(dataPartitionBytes(0)).toBe(24 * MIB);
+    expect(dataPartitionBytes(0)).toBe(12 * MIB);
     expect(sfdiskScript(l)).toBe(
-      'label: dos\nstart=2048, size=32768, type=ef\nstart=34816, size=49152, type=83, bootable\n',
+      'label: dos\nstart=2048, size=32768, type=ef\nstart=34816, size=24576, type=83, bootable\n',
     );
   });
   it('boots the same kernel from both loaders, console on the screen, mirrored on serial', () => {

@@ -17,9 +17,12 @@ export interface StickLayout {
   data: { offset: number; size: number };
 }
 
-/** Data partition size for `contentBytes` of files: 4% + 24 MiB for ext4 metadata and logs, whole MiB (pure). */
+/**
+ * Data partition size for `contentBytes` of files: 1% + 12 MiB for ext4 (4 MiB journal, few
+ * inodes, no resize reserve) and install logs, whole MiB (pure).
+ */
 export function dataPartitionBytes(contentBytes: number): number {
-  const raw = contentBytes * 1.04 + 24 * MIB;
+  const raw = contentBytes * 1.01 + 12 * MIB;
   return Math.ceil(raw / MIB) * MIB;
 }
 

@@ -94,7 +94,7 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
     'size=4',
     // orphan_file and metadata_csum_seed are newer than what extlinux 6.04 reads.
     '-O',
-    '^orphan_file,^metadata_csum_seed',
+    '^orphan_file,^metadata_csum_seed,^resize_inode',
     '-E',
     `offset=${layout.data.offset}`,
     '-d',

@@ -222,9 +222,9 @@ const stick: Step<BuildContext> = {
       signal: ctx.signal,
       progress: (t) => ctx.progress.detail(t),
     });
+    const payloadBytes = await fileSize(join(osb, 'payload.zst'));
     await rm(content, { recursive: true, force: true });
     ctx.artifactPath = out;
-    const payloadBytes = await fileSize(join(osb, 'payload.zst')).catch(() => 0);
     ctx.recordExtra = {
       ...ctx.recordExtra,
       artifact_kind: 'installer',

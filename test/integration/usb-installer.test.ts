@@ -35,7 +35,7 @@ const INSTALL_TIMEOUT_MS = 25 * 60_000;
 let project: TempProject;
 let work: string;
 let stick: string;
-let stickDataOffset: number;
+let stickDataOffset: number | undefined;
 
 /** Byte offset of the stick's second (data) partition, from sfdisk's JSON. */
 function dataPartitionOffset(image: string): number {
@@ -156,6 +156,7 @@ describe('osbake build usb-installer', () => {
     expect(d.installer.payload_build).toBe(BASE_BUILD);
     expect(d.installer.package.name).toBe('site-config.tar');
     // Overhead beyond the payload (kernel, initramfs, ESP, file system): the goal is < 64 MiB.
+    expect(d.installer.payload_zst_bytes).toBeGreaterThan(50 * 2 ** 20);
     const overhead = d.installer.stick_bytes - d.installer.payload_zst_bytes;
     console.log(
       `stick ${d.installer.stick_bytes} bytes, payload ${d.installer.payload_zst_bytes}, overhead ${overhead}`,
@@ -188,7 +189,8 @@ describe('osbake build usb-installer', () => {
 
   for (const firmware of ['seabios', 'ovmf'] as const) {
     it(`installs unattended under ${firmware} and the installed disk boots alone`, async () => {
-      expect(stick, 'the build test must pass first').toBeTruthy();
+      expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
+      stickDataOffset ??= dataPartitionOffset(stick);
       const dir = await mkdtemp(join(work, `${firmware}-`));
       const copy = join(dir, 'stick.raw');
       execFileSync('cp', ['--sparse=always', stick, copy]);
