@@ -21,7 +21,7 @@ cat > "$P/manifest.yaml" <<YAML
 releases:
   bench:
     date: "$(date +%F)"
-    git_commit: 0000000000000000000000000000000000000000
+    git_commit: 0123456789abcdef0123456789abcdef01234567
     artifacts:
       - name: debian12-base
         kind: image
@@ -39,7 +39,9 @@ echo "|---|---|---|---|---|---|---|"
 for run in 1 2; do
   git -C "$P" -c user.email=b@b -c user.name=bench commit -q --allow-empty -m "bench $run"
   t0=$(now)
-  CI=true node "$REPO/bin/osbake.js" -C "$P" build usb-installer --release bench --skip-commit > "$WORK/$run.out" 2> "$WORK/$run.err"
+  if ! CI=true node "$REPO/bin/osbake.js" -C "$P" build usb-installer --release bench --skip-commit > "$WORK/$run.out" 2> "$WORK/$run.err"; then
+    echo "bench: build $run failed:" >&2; tail -n 20 "$WORK/$run.err" >&2; exit 1
+  fi
   t1=$(now)
   phases=$(grep -o 'phases: .*' "$WORK/$run.out" | sed 's/phases: *//')
   node -e '

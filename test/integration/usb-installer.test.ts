@@ -47,10 +47,19 @@ function dataPartitionOffset(image: string): number {
   return p.start * (t.partitiontable.sectorsize ?? 512);
 }
 
-/** Run fn with the stick copy's data partition mounted (loop, autoclear), always unmounted. */
-async function withDataPartition<T>(image: string, fn: (dir: string) => Promise<T>): Promise<T> {
+/**
+ * Run fn with a stick's data partition mounted (loop, autoclear), always unmounted. Read-only
+ * (noload: no journal replay) unless writing: a read-write mount changes the superblock, and so
+ * the image's SHA-256.
+ */
+async function withDataPartition<T>(
+  image: string,
+  fn: (dir: string) => Promise<T>,
+  mode: 'ro' | 'rw' = 'ro',
+): Promise<T> {
   const dir = await mkdtemp(join(work, 'mnt-'));
-  execFileSync('mount', ['-t', 'ext4', '-o', `loop,offset=${stickDataOffset}`, image, dir]);
+  const opts = `${mode === 'ro' ? 'ro,noload,' : ''}loop,offset=${stickDataOffset}`;
+  execFileSync('mount', ['-t', 'ext4', '-o', opts, image, dir]);
   try {
     return await fn(dir);
   } finally {
@@ -194,12 +203,16 @@ describe('osbake build usb-installer', () => {
       const dir = await mkdtemp(join(work, `${firmware}-`));
       const copy = join(dir, 'stick.raw');
       execFileSync('cp', ['--sparse=always', stick, copy]);
-      await withDataPartition(copy, async (mnt) => {
-        await writeFile(
-          join(mnt, 'installer.conf'),
-          'target=/dev/vdb\nhostname=node01\nthen=poweroff\nonerror=poweroff\n',
-        );
-      });
+      await withDataPartition(
+        copy,
+        async (mnt) => {
+          await writeFile(
+            join(mnt, 'installer.conf'),
+            'target=/dev/vdb\nhostname=node01\nthen=poweroff\nonerror=poweroff\n',
+          );
+        },
+        'rw',
+      );
       const target = join(dir, 'target.qcow2');
       const fw: string[] = [];
       if (firmware === 'ovmf') {
