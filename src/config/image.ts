@@ -18,6 +18,12 @@ export const ImageConfigSchema = z
   .object({
     name: imageName.describe('the image name; must equal its directory name'),
     description: z.string().default(''),
+    builder: z
+      .enum(['packer', 'installer'])
+      .default('packer')
+      .describe(
+        'packer: a Packer VM provisions the vanilla disk; installer: a USB installer assembled on the host',
+      ),
     distro: z
       .enum(['debian', 'rocky'])
       .describe(
@@ -55,6 +61,27 @@ export const ImageConfigSchema = z
           .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
           .default({})
           .describe('extra Packer variables (-var k=v)'),
+      })
+      .strict()
+      .prefault({}),
+    installer: z
+      .object({
+        payload: z
+          .string()
+          .default('debian12-base')
+          .describe('the image (kind image in manifest.yaml) of release R that the installer writes'),
+        label: z
+          .string()
+          .regex(/^[A-Z0-9_-]{1,16}$/, 'must be 1-16 upper-case letters, digits, _ or - (an ext4 label)')
+          .default('OSBAKE-USB')
+          .describe('file system label of the data partition; the installer finds itself by it'),
+        modules: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'extra kernel modules in the installer initramfs (disk and USB drivers are always there)',
+          ),
+        kernelArgs: z.string().default('').describe('extra kernel command line of the installer'),
       })
       .strict()
       .prefault({}),

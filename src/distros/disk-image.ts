@@ -48,7 +48,7 @@ export function fstab(rootUuid: string): string {
 }
 
 /** Cleanups registered while assembling, run in reverse order whatever happens. */
-class CleanupStack {
+export class CleanupStack {
   private readonly items: { what: string; fn: () => Promise<unknown> }[] = [];
   push(what: string, fn: () => Promise<unknown>): void {
     this.items.push({ what, fn });
@@ -67,7 +67,7 @@ class CleanupStack {
   }
 }
 
-async function waitForPath(path: string, timeoutMs: number): Promise<void> {
+export async function waitForPath(path: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!existsSync(path)) {
     if (Date.now() > until) throw new Error(`${path} did not appear (is devtmpfs mounted on /dev?)`);

@@ -44,6 +44,14 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   xz: 'xz-utils',
   bzip2: 'bzip2',
   virsh: 'libvirt-clients',
+  mformat: 'mtools',
+  mcopy: 'mtools',
+  mmd: 'mtools',
+  'grub-mkstandalone': 'grub-efi-amd64-bin grub-common',
+  cpio: 'cpio',
+  mknod: 'coreutils',
+  chroot: 'coreutils',
+  find: 'findutils',
 };
 
 export interface RunOptions {

@@ -37,6 +37,7 @@ import {
   type BuildRequest,
   buildManifestEntry,
   type PackageRecord,
+  type PackerManifestBuild,
   readPackageList,
   readPackerManifest,
 } from './build.js';
@@ -86,6 +87,12 @@ export interface BuildContext {
   recorded: boolean;
   committed: boolean;
   sshCommand?: string;
+  /** Builds without Packer (builder: installer): the manifest.json build record to write. */
+  recordAs?: PackerManifestBuild;
+  /** Extra manifest.json custom_data of builds without Packer. */
+  recordExtra?: Record<string, unknown>;
+  /** Files published beside the artifact (src → name in builds/), before the artifact itself. */
+  extraArtifacts?: { src: string; name: string }[];
 }
 
 export const REQUIRED_TOOLS = [
@@ -108,6 +115,24 @@ export const REQUIRED_TOOLS = [
 
 /** What a libvirt build runs on this machine (QEMU and the disk tools run on the hypervisor). */
 export const LIBVIRT_REQUIRED_TOOLS = ['packer', 'ansible-playbook', 'ssh-keygen', 'ssh', 'git', 'virsh'];
+/** Tools the installer builder runs (no Packer, no VM). */
+export const INSTALLER_TOOLS_REQUIRED = [
+  'git',
+  'mmdebstrap',
+  'qemu-img',
+  'bmaptool',
+  'zstd',
+  'cpio',
+  'extlinux',
+  'grub-mkstandalone',
+  'mkfs.vfat',
+  'mcopy',
+  'mmd',
+  'sfdisk',
+  'losetup',
+  'mkfs.ext4',
+  'mount',
+];
 
 /** Tools that are not on PATH (pure: takes PATH and an existence check). */
 export function missingTools(tools: string[], path: string, exists: (p: string) => boolean): string[] {
@@ -155,11 +180,16 @@ export async function killStrayQemu(workDir: string, log: Logger): Promise<numbe
   return killed;
 }
 
-const preflight: Step<BuildContext> = {
+export const preflight: Step<BuildContext> = {
   name: 'preflight',
   title: 'checking tools and accelerator',
   async run(ctx) {
-    const tools = ctx.hypervisor ? LIBVIRT_REQUIRED_TOOLS : REQUIRED_TOOLS;
+    const installer = ctx.image.config.builder === 'installer';
+    const tools = installer
+      ? INSTALLER_TOOLS_REQUIRED
+      : ctx.hypervisor
+        ? LIBVIRT_REQUIRED_TOOLS
+        : REQUIRED_TOOLS;
     const missing = missingTools(tools, process.env.PATH ?? '', existsSync);
     if (missing.length > 0) {
       const first = missingToolError(missing[0] as string);
@@ -173,6 +203,11 @@ const preflight: Step<BuildContext> = {
           ? first.hint
           : `install them with: apt-get install ${[...new Set(all)].join(' ')}`,
       );
+    }
+    if (installer) {
+      ctx.log.info({ builder: 'installer' }, 'preflight');
+      await mkdir(ctx.plan.workDir, { recursive: true });
+      return;
     }
     ctx.packerVersion = await findPacker(ctx.log);
     if (ctx.hypervisor) {
@@ -387,7 +422,42 @@ const postProcess: Step<BuildContext> = {
   },
 };
 
-const publish: Step<BuildContext> = {
+/** Packer builds also publish the package list, the SBOM and (--create-patches) the bundle. */
+async function publishPackerExtras(ctx: BuildContext, dir: string): Promise<void> {
+  const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
+  const b = ctx.createdBundle;
+  if (b) {
+    const bundleDest = join(ctx.project.storeDir, b.path);
+    if (existsSync(bundleDest)) {
+      throw new UserError(
+        'E_ARTIFACT_EXISTS',
+        `${bundleDest} already exists`,
+        'commit your change (a new commit gives a new name) or remove the old bundle',
+      );
+    }
+    const list = bundleDest.replace(/\.tar\.zst$/, '.txt');
+    ctx.published.push(list, `${bundleDest}.sha256`, bundleDest);
+    await placeFileAtomic(b.listFile, list);
+    await writeTextAtomic(`${bundleDest}.sha256`, sha256Line(b.sha256, `${b.id}.tar.zst`));
+    await placeFileAtomic(b.file, bundleDest, true);
+  }
+  const sbomFile = join(dir, `${ctx.plan.artifact}.cdx.json`);
+  ctx.published.push(sbomFile, pkgs);
+  await writeSbom(
+    sbomFile,
+    buildSbom({
+      image: ctx.image.name,
+      artifact: ctx.plan.artifact,
+      sha256: ctx.sha256 as string,
+      distro: ctx.distro.sbomDistro(ctx.image).distro,
+      distroVersion: ctx.distro.sbomDistro(ctx.image).version,
+      packages: ctx.packages ?? [],
+    }),
+  );
+  await placeFileAtomic(ctx.packagesFile as string, pkgs);
+}
+
+export const publish: Step<BuildContext> = {
   name: 'publish',
   title: 'placing the artifacts in the store',
   async run(ctx) {
@@ -400,38 +470,14 @@ const publish: Step<BuildContext> = {
         'commit your change (a new commit gives a new name) or remove the old artifact',
       );
     }
-    const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
     const sum = `${dest}.sha256`;
-    const b = ctx.createdBundle;
-    if (b) {
-      const bundleDest = join(ctx.project.storeDir, b.path);
-      if (existsSync(bundleDest)) {
-        throw new UserError(
-          'E_ARTIFACT_EXISTS',
-          `${bundleDest} already exists`,
-          'commit your change (a new commit gives a new name) or remove the old bundle',
-        );
-      }
-      const list = bundleDest.replace(/\.tar\.zst$/, '.txt');
-      ctx.published.push(list, `${bundleDest}.sha256`, bundleDest);
-      await placeFileAtomic(b.listFile, list);
-      await writeTextAtomic(`${bundleDest}.sha256`, sha256Line(b.sha256, `${b.id}.tar.zst`));
-      await placeFileAtomic(b.file, bundleDest, true);
+    for (const extra of ctx.extraArtifacts ?? []) {
+      const to = join(dir, extra.name);
+      ctx.published.push(to);
+      await placeFileAtomic(extra.src, to, true);
     }
-    const sbomFile = join(dir, `${ctx.plan.artifact}.cdx.json`);
-    ctx.published.push(sbomFile, pkgs, sum, dest);
-    await writeSbom(
-      sbomFile,
-      buildSbom({
-        image: ctx.image.name,
-        artifact: ctx.plan.artifact,
-        sha256: ctx.sha256 as string,
-        distro: ctx.distro.sbomDistro(ctx.image).distro,
-        distroVersion: ctx.distro.sbomDistro(ctx.image).version,
-        packages: ctx.packages ?? [],
-      }),
-    );
-    await placeFileAtomic(ctx.packagesFile as string, pkgs);
+    if (ctx.image.config.builder === 'packer') await publishPackerExtras(ctx, dir);
+    ctx.published.push(sum, dest);
     await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
     ctx.progress.detail(`moving ${ctx.plan.artifactFile}`);
     // The image goes last: its presence under the final name means the rest is complete.
@@ -443,11 +489,11 @@ const publish: Step<BuildContext> = {
   },
 };
 
-const record: Step<BuildContext> = {
+export const record: Step<BuildContext> = {
   name: 'record',
   title: 'recording the build in manifest.json',
   async run(ctx) {
-    const packerBuild = await readPackerManifest(ctx.packerManifestFile as string);
+    const packerBuild = ctx.recordAs ?? (await readPackerManifest(ctx.packerManifestFile as string));
     const entry = buildManifestEntry({
       plan: ctx.plan,
       prov: ctx.prov,
@@ -456,9 +502,12 @@ const record: Step<BuildContext> = {
       size: ctx.size as number,
       packageCount: ctx.packages?.length ?? 0,
       durationS: (Date.now() - ctx.startedAt) / 1000,
-      accelerator: ctx.hypervisor ? `libvirt:${ctx.hypervisor.name}` : (ctx.accel?.accelerator ?? 'tcg'),
+      accelerator: ctx.hypervisor
+        ? `libvirt:${ctx.hypervisor.name}`
+        : (ctx.accel?.accelerator ?? (ctx.recordAs ? 'none' : 'tcg')),
       extra: {
         builder: ctx.builder,
+        ...ctx.recordExtra,
         vanilla_key: ctx.vanilla?.key,
         packer_version: ctx.packerVersion?.text,
         ...(ctx.createdBundle
@@ -480,7 +529,7 @@ const record: Step<BuildContext> = {
   },
 };
 
-const commit: Step<BuildContext> = {
+export const commit: Step<BuildContext> = {
   name: 'commit',
   title: 'committing manifest.json',
   async run(ctx) {

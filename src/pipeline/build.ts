@@ -27,13 +27,15 @@ export interface BuildRequest {
   /** qemu or libvirt, and the hypervisor's name for libvirt builds. */
   builder?: 'qemu' | 'libvirt';
   hypervisor?: string;
+  /** Installer builds: an extra file (--package) put on the stick with its .sha256. */
+  packageFile?: string;
 }
 
 export interface BuildPlan {
   image: string;
   release?: string;
   artifact: string;
-  /** File name in the store: <artifact>.qcow2 */
+  /** File name in the store: <artifact>.qcow2 (Packer builds) or <artifact>.raw (installers) */
   artifactFile: string;
   buildId: string;
   workDir: string;
@@ -61,7 +63,7 @@ export function planBuild(
     image: image.name,
     release: req.release,
     artifact,
-    artifactFile: `${artifact}.qcow2`,
+    artifactFile: `${artifact}.${image.config.builder === 'installer' ? 'raw' : 'qcow2'}`,
     buildId,
     workDir: join(project.workDir, 'work', `${image.name}-${buildId.slice(0, 8)}`),
     logFile: join(project.outDir, `${image.name}-${prov.shortCommit}.log`),

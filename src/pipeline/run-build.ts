@@ -1,5 +1,6 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
 
+import { resolve } from 'node:path';
 import { publishAfterBuild } from '../artifacts/publish.js';
 import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { loadImage } from '../config/image.js';
@@ -13,6 +14,7 @@ import { formatElapsed, Progress } from '../log/progress.js';
 import { type BuildRequest, planBuild } from './build.js';
 import { type BuildContext, buildStepsFor } from './build-steps.js';
 import { chooseBuilder } from './builder-choice.js';
+import { INSTALLER_STEPS } from './installer-steps.js';
 import { runSteps } from './runner.js';
 
 export interface RunBuildOptions {
@@ -32,6 +34,8 @@ export interface RunBuildOptions {
   quietProgress?: boolean;
   /** Skip the upload to osbake.yaml's publish.to mirror after the build (--no-publish). */
   noPublish?: boolean;
+  /** --package FILE (installer images only). */
+  packageFile?: string;
 }
 
 const ACCELERATORS = ['auto', 'kvm', 'tcg'] as const;
@@ -101,7 +105,23 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     keepWork: o.keepWork,
     builder: choice.builder,
     hypervisor: choice.hypervisor?.name,
+    packageFile: o.packageFile ? resolve(o.packageFile) : undefined,
   };
+  const installer = image.config.builder === 'installer';
+  if (o.packageFile && !installer) {
+    throw new UserError(
+      'E_USAGE',
+      `--package is for installer images; ${o.image} is built by ${image.config.builder}`,
+      'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
+    );
+  }
+  if (installer && (!o.release || o.createPatches)) {
+    throw new UserError(
+      'E_USAGE',
+      `${o.image} is an installer: it needs --release <R> (the release whose image it carries) and no --create-patches`,
+      `e.g. osbake build ${o.image} --release 2026.11`,
+    );
+  }
   const plan = planBuild(project, image, prov, req);
   const log = createFileLogger(plan.logFile);
   log.info({ plan, prov, req }, 'build start');
@@ -131,7 +151,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     committed: false,
   };
   try {
-    const result = await runSteps(buildStepsFor(req), ctx, ac.signal, {
+    const result = await runSteps(installer ? INSTALLER_STEPS : buildStepsFor(req), ctx, ac.signal, {
       onStepStart: (i, total, step) => {
         log.info({ step: step.name }, `step ${i + 1}/${total}: ${step.title}`);
         progress.step(i + 1, total, step.title);
@@ -158,11 +178,13 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
     process.stdout.write(
       [
-        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${ctx.hypervisor ? `libvirt on ${ctx.hypervisor.name}` : ctx.accel?.accelerator.toUpperCase()})`,
+        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${installer ? 'no VM' : ctx.hypervisor ? `libvirt on ${ctx.hypervisor.name}` : ctx.accel?.accelerator.toUpperCase()})`,
         `  image:    ${plan.storeBuildsDir}/${plan.artifactFile}`,
         `  size:     ${ctx.size} bytes`,
         `  sha256:   ${ctx.sha256}`,
-        `  packages: ${ctx.packages?.length}`,
+        ...(installer
+          ? [`  bmap:     ${plan.storeBuildsDir}/${plan.artifactFile}.bmap`]
+          : [`  packages: ${ctx.packages?.length}`]),
         ...(ctx.createdBundle
           ? [
               `  patches:  ${ctx.project.storeDir}/${ctx.createdBundle.path} (${ctx.createdBundle.packages} packages)`,

@@ -288,3 +288,48 @@ describe('planRelease', () => {
     expect((err as UserError).hint).toMatch(hint);
   });
 });
+
+describe('installers in releases', () => {
+  const installerBuild = (art: string, t: number): BuildEntry => {
+    const b = build({ art, t, release: 'r1' });
+    return {
+      ...b,
+      builder_type: 'osbake-installer',
+      files: [{ name: `${art}.raw`, size: t }],
+      custom_data: { ...b.custom_data, artifact_kind: 'installer' },
+    };
+  };
+  it('records an installer build as kind installer with its .raw file', () => {
+    expect(imageArtifact('usb-installer', installerBuild('usb-installer-r1-main-aaaa', 5))).toMatchObject({
+      name: 'usb-installer',
+      kind: 'installer',
+      path: 'builds/usb-installer-r1-main-aaaa.raw',
+      build: 'usb-installer-r1-main-aaaa',
+    });
+  });
+  it('adds the installer to a release that already records the image, and keeps it on re-runs', () => {
+    const images: ImageBuilds[] = [
+      {
+        image: 'debian12-base',
+        file: 'a',
+        builds: [build({ art: 'debian12-base-r1-main-1111', t: 3, release: 'r1' })],
+      },
+      { image: 'usb-installer', file: 'b', builds: [installerBuild('usb-installer-r1-main-aaaa', 5)] },
+    ];
+    const existing: Release = {
+      date: '2026-11-01',
+      git_commit: hex('2', 40),
+      artifacts: [imageArtifact('debian12-base', images[0]?.builds[0] as BuildEntry)],
+    };
+    const req = { release: 'r1', patches: { mode: 'none' } as PatchChoice, force: false };
+    const facts = { images, existing, date: '2026-11-26', gitCommit: hex('3', 40) };
+    const plan = planRelease(req, facts);
+    expect(plan.changes.map((c) => [c.status, c.artifact.kind, c.artifact.name])).toEqual([
+      ['unchanged', 'image', 'debian12-base'],
+      ['added', 'installer', 'usb-installer'],
+    ]);
+    const again = planRelease(req, { ...facts, existing: plan.entry });
+    expect(again.changed).toBe(false);
+    expect(again.changes.map((c) => c.status)).toEqual(['unchanged', 'unchanged']);
+  });
+});

@@ -81,12 +81,18 @@ function checked(a: ReleaseArtifact, where: string): ReleaseArtifact {
   );
 }
 
+/** Installers (builder: installer) record artifact_kind "installer" and their .raw file. */
+export function artifactKindOf(build: BuildEntry): 'image' | 'installer' {
+  return build.custom_data.artifact_kind === 'installer' ? 'installer' : 'image';
+}
+
 export function imageArtifact(image: string, build: BuildEntry): ReleaseArtifact {
   const d = build.custom_data;
+  const file = build.files?.[0]?.name ?? `${d.artifact}.qcow2`;
   return {
     name: image,
-    kind: 'image',
-    path: `builds/${d.artifact}.qcow2`,
+    kind: artifactKindOf(build),
+    path: `builds/${file}`,
     sha256: d.sha256,
     size: d.size,
     build: d.artifact,
@@ -200,7 +206,7 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
     }
     const dirty = img.builds.some((b) => b.custom_data.release === req.release);
     if (dirty) dirtyOnly++;
-    const kept = recorded.some((a) => a.kind === 'image' && a.name === img.image);
+    const kept = recorded.some((a) => a.kind !== 'patch-bundle' && a.name === img.image);
     notes.push(
       `${img.image}: no clean build for ${req.release}${dirty ? ' (only -dirty builds)' : ''}` +
         (kept ? '; keeping the recorded artifact' : '; skipped'),
@@ -218,7 +224,7 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
     : undefined;
   let bundlePlaced = false;
   for (const old of recorded) {
-    if (old.kind === 'image' && candidates.has(old.name)) {
+    if (old.kind !== 'patch-bundle' && candidates.has(old.name)) {
       const next = candidates.get(old.name) as ReleaseArtifact;
       candidates.delete(old.name);
       changes.push({

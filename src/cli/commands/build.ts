@@ -30,9 +30,13 @@ export function registerBuild(program: Command): void {
       'build every image, dependencies (image.yaml needs:) first, one build per hypervisor at a time',
     )
     .option('--no-publish', "do not upload the build to osbake.yaml's publish.to mirror afterwards")
+    .option(
+      '--package <file>',
+      'installer images: an extra file put on the stick (package/ with its .sha256)',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor',
+      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor\n  osbake build usb-installer --release 2026.11 --package site-config.tar.gz   # USB stick image (.raw)',
     )
     .action(
       async (
@@ -47,6 +51,7 @@ export function registerBuild(program: Command): void {
           accelerator?: string;
           keepWork?: boolean;
           publish?: boolean;
+          package?: string;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -63,6 +68,7 @@ export function registerBuild(program: Command): void {
           builder: opts.builder,
           hypervisor: opts.hypervisor,
           noPublish: opts.publish === false,
+          packageFile: opts.package,
         };
         if (opts.all) {
           if (image) {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Benchmark: the usb-installer build and its size beyond the payload.
+# Usage (as root, after scripts/setup.sh): bench/installer.sh [BASE_QCOW2]
+#   BASE_QCOW2: release R's image (default: the cached vanilla disk in .osbake/cache/vanilla/).
+# Runs two builds in a throwaway project (the first may bootstrap the installer OS cache, the
+# second reuses it) and prints a Markdown table to paste into bench/BENCHMARKS.md.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+BASE="${1:-$(ls "$REPO"/.osbake/cache/vanilla/*.qcow2 | head -1)}"
+WORK="$(mktemp -d /var/tmp/osbake-bench-usb-XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+P="$WORK/project"
+mkdir -p "$P/images" "$P/store/builds"
+cp -r "$REPO/images/usb-installer" "$P/images/"
+rm -f "$P/images/usb-installer/manifest.json"
+sed "s|^workDir:.*|workDir: $REPO/.osbake|" "$REPO/osbake.yaml" > "$P/osbake.yaml"
+printf 'store/\nout/\n' > "$P/.gitignore"
+B=debian12-base-bench-main-00000000
+cp "$BASE" "$P/store/builds/$B.qcow2"
+cat > "$P/manifest.yaml" <<YAML
+releases:
+  bench:
+    date: "$(date +%F)"
+    git_commit: 0123456789abcdef0123456789abcdef01234567
+    artifacts:
+      - name: debian12-base
+        kind: image
+        path: builds/$B.qcow2
+        sha256: $(sha256sum "$P/store/builds/$B.qcow2" | cut -d' ' -f1)
+        size: $(stat -c %s "$P/store/builds/$B.qcow2")
+        build: $B
+YAML
+git -C "$P" init -q -b main && git -C "$P" add -A
+git -C "$P" -c user.email=b@b -c user.name=bench commit -qm bench
+
+now() { date +%s.%N; }
+echo "| run | wall s | stick MiB | payload.zst MiB | overhead MiB | data ranges | osbake phases |"
+echo "|---|---|---|---|---|---|---|"
+for run in 1 2; do
+  git -C "$P" -c user.email=b@b -c user.name=bench commit -q --allow-empty -m "bench $run"
+  t0=$(now)
+  if ! CI=true node "$REPO/bin/osbake.js" -C "$P" build usb-installer --release bench --skip-commit > "$WORK/$run.out" 2> "$WORK/$run.err"; then
+    echo "bench: build $run failed:" >&2; tail -n 20 "$WORK/$run.err" >&2; exit 1
+  fi
+  t1=$(now)
+  phases=$(grep -o 'phases: .*' "$WORK/$run.out" | sed 's/phases: *//')
+  node -e '
+    const m = require(process.argv[1]); const i = m.builds.at(-1).custom_data.installer;
+    const mib = (n) => (n / 2 ** 20).toFixed(1);
+    console.log(`| ${process.argv[2]} | ${process.argv[3]} | ${mib(i.stick_bytes)} | ${mib(i.payload_zst_bytes)} | ${mib(i.stick_bytes - i.payload_zst_bytes)} | ${i.payload_ranges} | ${process.argv[4]} |`);
+  ' "$P/images/usb-installer/manifest.json" "$run" "$(echo "$t1 - $t0" | bc | xargs printf '%.1f')" "$phases"
+done

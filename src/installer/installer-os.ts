@@ -1,0 +1,145 @@
+/**
+ * The installer OS: Debian's kernel and a busybox initramfs, made from a small mmdebstrap root on
+ * the host (no VM). Cached under <workDir>/cache/installer-os/<key>/ by a hash of every input.
+ */
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { hashInputs } from '../artifacts/checksum.js';
+import type { ImageDefinition } from '../config/image.js';
+import type { Project } from '../config/project.js';
+import { debianSources } from '../distros/debian.js';
+import { run } from '../exec/run.js';
+import type { Logger } from '../log/logger.js';
+import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS } from './initramfs.js';
+
+/** Bump when the way the installer OS is assembled changes. */
+export const INSTALLER_OS_FORMAT = 1;
+
+export const INSTALLER_OS_PACKAGES = [
+  'linux-image-amd64',
+  'busybox-static',
+  'zstd',
+  'fdisk',
+  'e2fsprogs',
+  'util-linux',
+  'kmod',
+];
+
+/** mmdebstrap argv for the installer root (pure). initramfs-tools is diverted: osbake makes its own. */
+export function buildInstallerRootArgs(project: Project, image: ImageDefinition, outDir: string): string[] {
+  return [
+    'mmdebstrap',
+    '--variant=essential',
+    '--mode=root',
+    '--format=directory',
+    `--include=${INSTALLER_OS_PACKAGES.join(',')}`,
+    '--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs',
+    '--essential-hook=ln -sf /bin/true "$1"/usr/sbin/update-initramfs',
+    '--dpkgopt=path-exclude=/usr/share/doc/*',
+    '--dpkgopt=path-exclude=/usr/share/man/*',
+    '--dpkgopt=path-exclude=/usr/share/locale/*',
+    image.config.suite,
+    outDir,
+    ...debianSources(project, image.config.suite),
+  ];
+}
+
+export function installerModules(image: ImageDefinition): string[] {
+  return [...new Set([...BASE_MODULES, ...image.config.installer.modules])];
+}
+
+export function installerOsInputs(project: Project, image: ImageDefinition): Record<string, unknown> {
+  return {
+    format: INSTALLER_OS_FORMAT,
+    suite: image.config.suite,
+    packages: INSTALLER_OS_PACKAGES,
+    sources: debianSources(project, image.config.suite),
+    tools: INSTALLER_TOOLS,
+    modules: installerModules(image),
+  };
+}
+
+export interface InstallerOs {
+  dir: string;
+  kernel: string;
+  /** The base initramfs (tools, libraries, modules) without /init. */
+  initrd: string;
+  kernelVersion: string;
+  key: string;
+  cached: boolean;
+}
+
+/** The kernel version of the only kernel in <root>/boot (pure on a file list). */
+export function kernelVersionFrom(bootFiles: string[]): string {
+  const versions = bootFiles
+    .map((f) => /^vmlinuz-(.+)$/.exec(f)?.[1])
+    .filter((v): v is string => Boolean(v))
+    .sort();
+  const v = versions.at(-1);
+  if (!v) throw new Error('the installer root has no /boot/vmlinuz-*');
+  return v;
+}
+
+/** Return the cached installer OS, or bootstrap and assemble it (under a lock). */
+export async function ensureInstallerOs(o: {
+  project: Project;
+  image: ImageDefinition;
+  scratchDir: string;
+  log: Logger;
+  signal: AbortSignal;
+  progress: (t: string) => void;
+}): Promise<InstallerOs> {
+  const key = hashInputs(installerOsInputs(o.project, o.image)).slice(0, 16);
+  const cacheRoot = join(o.project.workDir, 'cache', 'installer-os');
+  const dir = join(cacheRoot, key);
+  const result = async (cached: boolean): Promise<InstallerOs> => ({
+    dir,
+    kernel: join(dir, 'vmlinuz'),
+    initrd: join(dir, 'initrd.img'),
+    kernelVersion: (await readFile(join(dir, 'kernel-version'), 'utf8')).trim(),
+    key,
+    cached,
+  });
+  if (existsSync(join(dir, 'kernel-version'))) return result(true);
+  await mkdir(cacheRoot, { recursive: true });
+  const release = await lockfile.lock(dir, {
+    realpath: false,
+    stale: 60_000,
+    update: 10_000,
+    retries: { retries: 120, minTimeout: 1000, maxTimeout: 5000 },
+  });
+  const scratch = join(o.scratchDir, 'installer-os');
+  try {
+    if (existsSync(join(dir, 'kernel-version'))) return result(true);
+    await rm(scratch, { recursive: true, force: true });
+    await mkdir(scratch, { recursive: true });
+    const root = join(scratch, 'root');
+    o.progress(`mmdebstrap ${o.image.config.suite}: kernel, busybox, disk tools`);
+    await run(buildInstallerRootArgs(o.project, o.image, root), { log: o.log, signal: o.signal });
+    const kernelVersion = kernelVersionFrom(await readdir(join(root, 'boot')));
+    o.progress('assembling the initramfs');
+    const out = join(scratch, 'out');
+    await mkdir(out, { recursive: true });
+    await assembleInitramfs({
+      root,
+      kernelVersion,
+      modules: installerModules(o.image),
+      staging: join(scratch, 'initramfs'),
+      out: join(out, 'initrd.img'),
+      log: o.log,
+      signal: o.signal,
+    });
+    await copyFile(join(root, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
+    await writeFile(join(out, 'kernel-version'), `${kernelVersion}\n`);
+    await run(['sync', '-f', out], { log: o.log });
+    // One rename of the whole directory: the cache entry appears complete or not at all.
+    await rm(dir, { recursive: true, force: true });
+    await rename(out, dir);
+    return result(false);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+    await release();
+  }
+}

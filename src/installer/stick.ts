@@ -1,0 +1,136 @@
+/**
+ * Assemble the USB stick image on the host: partition table, FAT ESP written with mtools (vfat
+ * cannot be mounted here), ext4 data partition populated with `mkfs.ext4 -d` (no mount), extlinux
+ * installed through one loop device on that partition, syslinux's MBR. Loop devices and mounts
+ * are always released.
+ */
+import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CleanupStack, SYSLINUX_MBR, waitForPath } from '../distros/disk-image.js';
+import { capture, run } from '../exec/run.js';
+import type { Logger } from '../log/logger.js';
+import {
+  extlinuxInstallerConfig,
+  grubInstallerConfig,
+  grubMkstandaloneArgs,
+  planStickLayout,
+  SECTOR,
+  type StickLayout,
+  sfdiskScript,
+} from './stick-layout.js';
+
+export interface StickAssembly {
+  /** Directory with the data partition's files (boot/ is added here). */
+  content: string;
+  kernel: string;
+  initrd: string;
+  label: string;
+  kernelArgs: string;
+  out: string;
+  work: string;
+  log: Logger;
+  signal: AbortSignal;
+  progress: (t: string) => void;
+}
+
+async function duBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  }
+  return total;
+}
+
+export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
+  const { log, signal } = a;
+  const r = (argv: string[], extra: { input?: string } = {}) => run(argv, { log, signal, ...extra });
+  const rc = (argv: string[]) => run(argv, { log });
+
+  a.progress('boot files');
+  const boot = join(a.content, 'boot');
+  await mkdir(join(boot, 'extlinux'), { recursive: true });
+  await r(['cp', a.kernel, join(boot, 'vmlinuz')]);
+  await r(['cp', a.initrd, join(boot, 'initrd.img')]);
+  await writeFile(join(boot, 'extlinux/extlinux.conf'), extlinuxInstallerConfig(a.kernelArgs));
+  await mkdir(join(a.content, 'logs'), { recursive: true });
+
+  const layout = planStickLayout(await duBytes(a.content));
+  await rm(a.out, { force: true });
+  await writeFile(a.out, '');
+  await truncate(a.out, layout.totalBytes);
+  await r(['sfdisk', '--quiet', a.out], { input: sfdiskScript(layout) });
+
+  a.progress('EFI system partition (GRUB, mtools)');
+  const grubCfg = join(a.work, 'grub.cfg');
+  const efi = join(a.work, 'BOOTX64.EFI');
+  await writeFile(grubCfg, grubInstallerConfig(a.label, a.kernelArgs));
+  await r(grubMkstandaloneArgs(efi, grubCfg));
+  await r([
+    'mkfs.vfat',
+    '-n',
+    'OSBAKE-EFI',
+    `--offset=${layout.esp.offset / SECTOR}`,
+    a.out,
+    String(layout.esp.size / 1024),
+  ]);
+  const esp = `${a.out}@@${layout.esp.offset}`;
+  await r(['mmd', '-i', esp, '::/EFI', '::/EFI/BOOT']);
+  await r(['mcopy', '-i', esp, efi, '::/EFI/BOOT/BOOTX64.EFI']);
+
+  a.progress('ext4 data partition');
+  await r([
+    'mkfs.ext4',
+    '-q',
+    '-F',
+    '-L',
+    a.label,
+    '-m',
+    '0',
+    '-i',
+    String(MIB_INODE_RATIO),
+    '-b',
+    '4096',
+    '-J',
+    'size=4',
+    // orphan_file and metadata_csum_seed are newer than what extlinux 6.04 reads.
+    '-O',
+    '^orphan_file,^metadata_csum_seed,^resize_inode',
+    '-E',
+    `offset=${layout.data.offset}`,
+    '-d',
+    a.content,
+    a.out,
+    `${layout.data.size / 1024}k`,
+  ]);
+
+  a.progress('extlinux (BIOS)');
+  const cleanups = new CleanupStack();
+  const mnt = join(a.work, 'mnt');
+  try {
+    // The whole disk, then its partitions: extlinux records the partition's start sector (from
+    // sysfs), which a loop device made with --offset would report as 0.
+    const loop = await capture(['losetup', '--find', '--show', a.out], { log, signal });
+    cleanups.push(`detach ${loop}`, () => rc(['losetup', '--detach', loop]));
+    await r(['partx', '--update', loop]);
+    cleanups.push(`remove partitions of ${loop}`, () =>
+      rc(['partx', '--delete', loop]).catch(() => undefined),
+    );
+    const part = `${loop}p2`;
+    await waitForPath(part, 5000);
+    await mkdir(mnt, { recursive: true });
+    await r(['mount', '-t', 'ext4', part, mnt]);
+    cleanups.push(`unmount ${mnt}`, async () => {
+      await rc(['umount', mnt]);
+      await rm(mnt, { recursive: true, force: true });
+    });
+    await r(['extlinux', '--install', join(mnt, 'boot/extlinux')]);
+    await r(['sync', '-f', mnt]);
+  } finally {
+    await cleanups.runAll(log);
+  }
+  await r(['dd', `if=${SYSLINUX_MBR}`, `of=${a.out}`, 'bs=440', 'count=1', 'conv=notrunc', 'status=none']);
+  return layout;
+}
+
+/** One inode per MiB: the data partition holds few, large files. */
+const MIB_INODE_RATIO = 2 ** 20;

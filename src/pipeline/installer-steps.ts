@@ -1,0 +1,313 @@
+/**
+ * The steps of `osbake build <image>` for `builder: installer` images (the usb-installer): no Packer
+ * VM, the stick is assembled on the host. Shares preflight, publish, record and commit with
+ * Packer builds:
+ *   preflight → payload-image → installer-os → payload → stick → post-process → publish → record → commit
+ */
+
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
+import { readBuildsManifest } from '../config/builds.js';
+import { loadReleases, type ReleaseArtifact, releasesFile, requireRelease } from '../config/releases.js';
+import { UserError } from '../errors.js';
+import { createBmap } from '../installer/bmap-tool.js';
+import { initrdWithInit } from '../installer/initramfs.js';
+import { ensureInstallerOs, type InstallerOs } from '../installer/installer-os.js';
+import { type PreparedPayload, preparePayload } from '../installer/payload.js';
+import { assembleStick } from '../installer/stick.js';
+import {
+  imageTxt,
+  installerConfExample,
+  installerKernelArgs,
+  readmeTxt,
+  type StickFacts,
+} from '../installer/stick-layout.js';
+import { ByteProgress } from '../log/progress.js';
+import { manifestFileOf } from '../release/image-builds.js';
+import { imageArtifact, latestCleanBuild } from '../release/plan.js';
+import { checkStoreArtifact } from '../release/verify.js';
+import { type BuildContext, commit, preflight, publish, record } from './build-steps.js';
+import type { Step } from './step.js';
+
+/** Installer state carried between the steps. */
+export interface InstallerState {
+  payloadArtifact?: ReleaseArtifact;
+  os?: InstallerOs;
+  payload?: PreparedPayload;
+  content?: string;
+  packageFile?: { name: string; sha256: string; size: number };
+}
+
+const state = new WeakMap<BuildContext, InstallerState>();
+export function installerState(ctx: BuildContext): InstallerState {
+  let s = state.get(ctx);
+  if (!s) {
+    s = {};
+    state.set(ctx, s);
+  }
+  return s;
+}
+
+/** The payload image of release R as manifest.yaml records it (pure). */
+export function findPayloadArtifact(
+  artifacts: readonly ReleaseArtifact[],
+  image: string,
+  release: string,
+): ReleaseArtifact {
+  const found = artifacts.find((a) => a.kind === 'image' && a.name === image);
+  if (found) return found;
+  const images = artifacts.filter((a) => a.kind === 'image').map((a) => a.name);
+  throw new UserError(
+    'E_NO_PAYLOAD',
+    `release ${release} has no image ${image} to put on the installer`,
+    images.length > 0
+      ? `release ${release} has: ${images.join(', ')} (set installer.payload in image.yaml)`
+      : `build and release it first: osbake build ${image} --release ${release} && osbake release ${release}`,
+  );
+}
+
+/**
+ * Release R's payload image: as manifest.yaml records it; when R does not record it yet (osbake
+ * build --all builds the base image, then the installer, before anyone runs osbake release), the
+ * latest clean build of the payload image for R from its manifest.json.
+ */
+async function payloadOfRelease(ctx: BuildContext, release: string): Promise<ReleaseArtifact> {
+  const payload = ctx.image.config.installer.payload;
+  const file = releasesFile(ctx.project);
+  const releases = await loadReleases(file);
+  const recorded = releases.releases[release]?.artifacts.find(
+    (x) => x.kind === 'image' && x.name === payload,
+  );
+  if (recorded) return recorded;
+  const builds = manifestFileOf(ctx.project, payload);
+  const build = existsSync(builds)
+    ? latestCleanBuild((await readBuildsManifest(builds)).builds, release)
+    : undefined;
+  if (!build) {
+    const r = requireRelease(file, releases, release);
+    return findPayloadArtifact(r.artifacts, payload, release);
+  }
+  ctx.progress.say(
+    `release ${release} does not record ${payload} yet: using its latest clean build ${build.custom_data.artifact}`,
+  );
+  return imageArtifact(payload, build);
+}
+
+const payloadImage: Step<BuildContext> = {
+  name: 'payload-image',
+  title: "checking release R's image in the store",
+  async run(ctx) {
+    const release = ctx.req.release as string;
+    const a = await payloadOfRelease(ctx, release);
+    if (!a.path.endsWith('.qcow2')) {
+      throw new UserError(
+        'E_NO_PAYLOAD',
+        `${a.path} is not a qcow2 image`,
+        'the payload must be a Packer image',
+      );
+    }
+    const check = await checkStoreArtifact(ctx.project.storeDir, a, new ByteProgress());
+    if (check.status !== 'OK') {
+      throw new UserError(
+        'E_STORE',
+        `${check.location}: ${check.status} (manifest.yaml records sha256 ${a.sha256}, size ${a.size})`,
+        'restore the image in the store (osbake verify R shows what is wrong)',
+      );
+    }
+    installerState(ctx).payloadArtifact = a;
+    ctx.progress.say(`payload: ${a.build ?? a.path} (${a.sha256.slice(0, 12)}…)`);
+    if (ctx.req.packageFile) {
+      const size = await fileSize(ctx.req.packageFile).catch(() => {
+        throw new UserError(
+          'E_USAGE',
+          `--package ${ctx.req.packageFile}: no such file`,
+          'give an existing file',
+        );
+      });
+      const sha256 = await sha256File(ctx.req.packageFile);
+      installerState(ctx).packageFile = { name: basename(ctx.req.packageFile), sha256, size };
+    }
+  },
+};
+
+const installerOs: Step<BuildContext> = {
+  name: 'installer-os',
+  title: 'preparing the installer OS (kernel + busybox initramfs)',
+  async run(ctx) {
+    const os = await ensureInstallerOs({
+      project: ctx.project,
+      image: ctx.image,
+      scratchDir: ctx.plan.workDir,
+      log: ctx.log,
+      signal: ctx.signal,
+      progress: (t) => ctx.progress.detail(t),
+    });
+    installerState(ctx).os = os;
+    ctx.progress.say(
+      `installer OS: ${os.cached ? 'reused' : 'built'} ${os.dir} (kernel ${os.kernelVersion})`,
+    );
+  },
+};
+
+const payload: Step<BuildContext> = {
+  name: 'payload',
+  title: 'preparing the payload (raw, block map, data ranges, zstd)',
+  async run(ctx) {
+    const st = installerState(ctx);
+    const a = st.payloadArtifact as ReleaseArtifact;
+    const dir = join(ctx.plan.workDir, 'payload');
+    await mkdir(dir, { recursive: true });
+    st.payload = await preparePayload({
+      image: join(ctx.project.storeDir, a.path),
+      dir,
+      name: a.build ?? a.name,
+      log: ctx.log,
+      signal: ctx.signal,
+      progress: (t) => ctx.progress.detail(t),
+      bytes: new ByteProgress(),
+    });
+    // The stick does not need the raw image (only its data ranges).
+    await rm(st.payload.raw, { force: true });
+  },
+};
+
+function stickFacts(ctx: BuildContext): StickFacts {
+  const st = installerState(ctx);
+  const a = st.payloadArtifact as ReleaseArtifact;
+  const p = st.payload as PreparedPayload;
+  return {
+    image: ctx.image.name,
+    build: ctx.plan.artifact,
+    release: ctx.req.release as string,
+    installerBuild: ctx.plan.artifact,
+    payloadImage: a.name,
+    payloadBuild: a.build ?? a.name,
+    payloadSha256: a.sha256,
+    rawSize: p.rawSize,
+    dataBytes: p.dataBytes,
+    ranges: p.ranges,
+    label: ctx.image.config.installer.label,
+    packageFile: st.packageFile?.name,
+  };
+}
+
+const stick: Step<BuildContext> = {
+  name: 'stick',
+  title: 'assembling the USB stick image (ESP + ext4 data partition)',
+  async run(ctx) {
+    const st = installerState(ctx);
+    const p = st.payload as PreparedPayload;
+    const os = st.os as InstallerOs;
+    const facts = stickFacts(ctx);
+    const content = join(ctx.plan.workDir, 'content');
+    const osb = join(content, 'osbake');
+    await mkdir(osb, { recursive: true });
+    ctx.progress.detail('data partition files');
+    const moves: [string, string][] = [
+      [p.packedFile, join(osb, 'payload.zst')],
+      [p.rangesFile, join(osb, 'payload.ranges')],
+      [p.bmapFile, join(osb, `${facts.payloadBuild}.bmap`)],
+    ];
+    const sums: string[] = [];
+    for (const [from, to] of moves) {
+      await copyFile(from, to);
+      await rm(from, { force: true });
+      sums.push(sha256Line(await sha256File(to), basename(to)));
+    }
+    await writeFile(join(osb, 'SHA256SUMS'), sums.join(''));
+    await writeFile(join(osb, 'image.txt'), imageTxt(facts));
+    if (ctx.req.packageFile && st.packageFile) {
+      await mkdir(join(content, 'package'), { recursive: true });
+      await copyFile(ctx.req.packageFile, join(content, 'package', st.packageFile.name));
+      await writeFile(
+        join(content, 'package', `${st.packageFile.name}.sha256`),
+        sha256Line(st.packageFile.sha256, st.packageFile.name),
+      );
+    }
+    await writeFile(join(content, 'README.txt'), readmeTxt(facts));
+    await writeFile(join(content, 'installer.conf'), installerConfExample());
+    const out = join(ctx.plan.workDir, ctx.plan.artifactFile);
+    const cfg = ctx.image.config.installer;
+    const initrd = join(ctx.plan.workDir, 'initrd.img');
+    await initrdWithInit({
+      base: os.initrd,
+      init: await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8'),
+      work: ctx.plan.workDir,
+      out: initrd,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+    const layout = await assembleStick({
+      content,
+      kernel: os.kernel,
+      initrd,
+      label: cfg.label,
+      kernelArgs: installerKernelArgs(cfg.label, cfg.kernelArgs),
+      out,
+      work: ctx.plan.workDir,
+      log: ctx.log,
+      signal: ctx.signal,
+      progress: (t) => ctx.progress.detail(t),
+    });
+    const payloadBytes = await fileSize(join(osb, 'payload.zst'));
+    await rm(content, { recursive: true, force: true });
+    ctx.artifactPath = out;
+    ctx.recordExtra = {
+      ...ctx.recordExtra,
+      artifact_kind: 'installer',
+      installer: {
+        payload_image: facts.payloadImage,
+        payload_build: facts.payloadBuild,
+        payload_sha256: facts.payloadSha256,
+        payload_raw_size: p.rawSize,
+        payload_data_bytes: p.dataBytes,
+        payload_ranges: p.ranges,
+        payload_zst_bytes: payloadBytes,
+        stick_bytes: layout.totalBytes,
+        kernel: os.kernelVersion,
+        installer_os_key: os.key,
+        ...(st.packageFile ? { package: st.packageFile } : {}),
+      },
+    };
+  },
+};
+
+const postProcess: Step<BuildContext> = {
+  name: 'post-process',
+  title: 'checksumming and mapping the stick image',
+  async run(ctx) {
+    const file = ctx.artifactPath as string;
+    ctx.size = await fileSize(file);
+    const bytes = new ByteProgress();
+    bytes.start(`sha256 ${ctx.plan.artifactFile}`, ctx.size);
+    ctx.sha256 = await sha256File(file, (n) => bytes.add(n));
+    bytes.end();
+    const bmap = `${file}.bmap`;
+    await createBmap(file, bmap, { log: ctx.log, signal: ctx.signal });
+    ctx.extraArtifacts = [{ src: bmap, name: `${ctx.plan.artifactFile}.bmap` }];
+    ctx.packages = [];
+    ctx.recordAs = {
+      name: ctx.image.name,
+      builder_type: 'osbake-installer',
+      build_time: Math.floor(Date.now() / 1000),
+      files: [{ name: ctx.plan.artifactFile, size: ctx.size }],
+      artifact_id: ctx.plan.artifactFile,
+      packer_run_uuid: randomUUID(),
+    };
+  },
+};
+
+export const INSTALLER_STEPS: Step<BuildContext>[] = [
+  preflight,
+  payloadImage,
+  installerOs,
+  payload,
+  stick,
+  postProcess,
+  publish,
+  record,
+  commit,
+];

@@ -1,0 +1,271 @@
+/**
+ * The usb-installer end to end with the real tools: osbake builds the stick (mmdebstrap, busybox
+ * initramfs, GRUB EFI + mtools, extlinux, bmaptool, zstd) for release R, whose image is a real
+ * bootable Debian 12 disk (the cached vanilla disk). The stick boots in QEMU under SeaBIOS and under
+ * OVMF (UEFI) with a blank second disk, installs unattended (installer.conf on its data
+ * partition), powers off; then the second disk boots alone and is checked over SSH.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256File } from '../../src/artifacts/checksum.js';
+import { loadImage } from '../../src/config/image.js';
+import { loadProject } from '../../src/config/project.js';
+import { debian } from '../../src/distros/debian.js';
+import { createNullLogger } from '../../src/log/logger.js';
+import { ensureVanillaDisk } from '../../src/pipeline/vanilla.js';
+import {
+  bootDisk,
+  git,
+  loopDevicesBacking,
+  makeProject,
+  mountsUnder,
+  REPO,
+  runCli,
+  type TempProject,
+} from './helpers.js';
+
+const RELEASE = 'r1';
+const BASE_BUILD = `debian12-base-${RELEASE}-main-0123abcd`;
+const INSTALL_TIMEOUT_MS = 25 * 60_000;
+
+let project: TempProject;
+let work: string;
+let stick: string;
+let stickDataOffset: number | undefined;
+
+/** Byte offset of the stick's second (data) partition, from sfdisk's JSON. */
+function dataPartitionOffset(image: string): number {
+  const t = JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as {
+    partitiontable: { sectorsize?: number; partitions: { start: number }[] };
+  };
+  const p = t.partitiontable.partitions[1];
+  if (!p) throw new Error(`${image} has no second partition`);
+  return p.start * (t.partitiontable.sectorsize ?? 512);
+}
+
+/**
+ * Run fn with a stick's data partition mounted (loop, autoclear), always unmounted. Read-only
+ * (noload: no journal replay) unless writing: a read-write mount changes the superblock, and so
+ * the image's SHA-256.
+ */
+async function withDataPartition<T>(
+  image: string,
+  fn: (dir: string) => Promise<T>,
+  mode: 'ro' | 'rw' = 'ro',
+): Promise<T> {
+  const dir = await mkdtemp(join(work, 'mnt-'));
+  const opts = `${mode === 'ro' ? 'ro,noload,' : ''}loop,offset=${stickDataOffset}`;
+  execFileSync('mount', ['-t', 'ext4', '-o', opts, image, dir]);
+  try {
+    return await fn(dir);
+  } finally {
+    execFileSync('umount', [dir]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Boot until QEMU exits (the installer powers off), killed after timeoutMs. */
+async function bootUntilPoweroff(argv: string[], timeoutMs: number): Promise<{ exited: boolean }> {
+  const qemu: ChildProcess = spawn('qemu-system-x86_64', argv, { stdio: 'ignore' });
+  const exited = new Promise<boolean>((r) => qemu.on('exit', () => r(true)));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), timeoutMs);
+  });
+  try {
+    return { exited: await Promise.race([exited, timeout]) };
+  } finally {
+    clearTimeout(timer);
+    if (qemu.exitCode === null && qemu.signalCode === null) {
+      qemu.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+beforeAll(async () => {
+  project = await makeProject();
+  work = await mkdtemp(join(tmpdir(), 'osbake-usb-'));
+  const dir = project.dir;
+  await cp(join(REPO, 'images/usb-installer'), join(dir, 'images/usb-installer'), {
+    recursive: true,
+    filter: (p) => !p.endsWith('manifest.json'),
+  });
+  // Release R's image: the vanilla disk osbake makes (a real bootable Debian 12), recorded by hand
+  // as the build of debian12-base for R (a Packer build of it takes ~7 minutes under TCG).
+  const p = await loadProject(dir);
+  const image = await loadImage(p, 'debian12-base');
+  const vanilla = await ensureVanillaDisk({
+    distro: debian,
+    project: p,
+    image,
+    log: createNullLogger(),
+    signal: new AbortController().signal,
+    scratchDir: work,
+    progress: () => undefined,
+    debug: false,
+  });
+  const stored = join(dir, 'store/builds', `${BASE_BUILD}.qcow2`);
+  await mkdir(join(dir, 'store/builds'), { recursive: true });
+  await copyFile(vanilla.path, stored);
+  const sha = await sha256File(stored);
+  const size = statSync(stored).size;
+  await writeFile(
+    join(dir, 'manifest.yaml'),
+    [
+      'releases:',
+      `  ${RELEASE}:`,
+      '    date: "2026-11-26"',
+      `    git_commit: ${git(dir, 'rev-parse', 'HEAD')}`,
+      '    artifacts:',
+      '      - name: debian12-base',
+      '        kind: image',
+      `        path: builds/${BASE_BUILD}.qcow2`,
+      `        sha256: ${sha}`,
+      `        size: ${size}`,
+      `        build: ${BASE_BUILD}`,
+      '',
+    ].join('\n'),
+  );
+  await writeFile(join(work, 'site-config.tar'), 'site configuration payload\n');
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '-m', 'usb-installer and release r1');
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await project?.cleanup();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('osbake build usb-installer', () => {
+  it('builds the stick image with its .sha256 and .bmap, records and releases it as an installer', async () => {
+    const t0 = Date.now();
+    const res = await runCli(
+      ['build', 'usb-installer', '--release', RELEASE, '--package', join(work, 'site-config.tar')],
+      project.dir,
+    );
+    expect(res.code, res.stderr + res.stdout).toBe(0);
+    const short = git(project.dir, 'rev-parse', '--short=8', 'HEAD~1');
+    const name = `usb-installer-${RELEASE}-main-${short}`;
+    stick = join(project.dir, 'store/builds', `${name}.raw`);
+    console.log(`usb-installer build: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(existsSync(stick)).toBe(true);
+    const sum = await readFile(`${stick}.sha256`, 'utf8');
+    expect(sum).toBe(`${await sha256File(stick)}  ${name}.raw\n`);
+    expect(await readFile(`${stick}.bmap`, 'utf8')).toMatch(/<bmap version="2\.\d+">/);
+    // manifest.json is committed; the entry says what the stick carries.
+    expect(git(project.dir, 'log', '-1', '--format=%s')).toContain('created new image for usb-installer');
+    const m = JSON.parse(await readFile(join(project.dir, 'images/usb-installer/manifest.json'), 'utf8'));
+    const d = m.builds[0].custom_data;
+    expect(d.artifact_kind).toBe('installer');
+    expect(d.installer.payload_build).toBe(BASE_BUILD);
+    expect(d.installer.package.name).toBe('site-config.tar');
+    // Overhead beyond the payload (kernel, initramfs, ESP, file system): the goal is < 64 MiB.
+    expect(d.installer.payload_zst_bytes).toBeGreaterThan(50 * 2 ** 20);
+    const overhead = d.installer.stick_bytes - d.installer.payload_zst_bytes;
+    console.log(
+      `stick ${d.installer.stick_bytes} bytes, payload ${d.installer.payload_zst_bytes}, overhead ${overhead}`,
+    );
+    expect(overhead).toBeLessThan(64 * 2 ** 20);
+
+    stickDataOffset = dataPartitionOffset(stick);
+    await withDataPartition(stick, async (mnt) => {
+      expect((await readdir(join(mnt, 'osbake'))).sort()).toEqual(
+        ['SHA256SUMS', `${BASE_BUILD}.bmap`, 'image.txt', 'payload.ranges', 'payload.zst'].sort(),
+      );
+      expect(await readFile(join(mnt, 'package/site-config.tar'), 'utf8')).toBe(
+        'site configuration payload\n',
+      );
+      expect(await readFile(join(mnt, 'package/site-config.tar.sha256'), 'utf8')).toMatch(
+        /^[0-9a-f]{64} {2}site-config\.tar\n$/,
+      );
+      expect(existsSync(join(mnt, 'boot/extlinux/ldlinux.sys'))).toBe(true);
+    });
+    // The ESP holds the UEFI loader (read with mtools: vfat cannot be mounted here).
+    const esp = execFileSync('mdir', ['-i', `${stick}@@1048576`, '-b', '::/EFI/BOOT'], { encoding: 'utf8' });
+    expect(esp).toContain('BOOTX64.EFI');
+
+    const rel = await runCli(['release', RELEASE], project.dir);
+    expect(rel.code, rel.stderr + rel.stdout).toBe(0);
+    const yaml = await readFile(join(project.dir, 'manifest.yaml'), 'utf8');
+    expect(yaml).toContain('kind: installer');
+    expect(yaml).toContain(`path: builds/${name}.raw`);
+  });
+
+  for (const firmware of ['seabios', 'ovmf'] as const) {
+    it(`installs unattended under ${firmware} and the installed disk boots alone`, async () => {
+      expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
+      stickDataOffset ??= dataPartitionOffset(stick);
+      const dir = await mkdtemp(join(work, `${firmware}-`));
+      const copy = join(dir, 'stick.raw');
+      execFileSync('cp', ['--sparse=always', stick, copy]);
+      await withDataPartition(
+        copy,
+        async (mnt) => {
+          await writeFile(
+            join(mnt, 'installer.conf'),
+            'target=/dev/vdb\nhostname=node01\nthen=poweroff\nonerror=poweroff\n',
+          );
+        },
+        'rw',
+      );
+      const target = join(dir, 'target.qcow2');
+      const fw: string[] = [];
+      if (firmware === 'ovmf') {
+        await copyFile('/usr/share/OVMF/OVMF_VARS_4M.fd', join(dir, 'vars.fd'));
+        fw.push(
+          '-drive',
+          'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+          '-drive',
+          `if=pflash,format=raw,file=${join(dir, 'vars.fd')}`,
+        );
+      }
+      let serial = '';
+      const t0 = Date.now();
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
+        const log = join(dir, `install-${attempt}.log`);
+        const { exited } = await bootUntilPoweroff(
+          [
+            ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
+            ...['-nodefaults', '-no-user-config', '-no-reboot', ...fw],
+            ...['-drive', `file=${copy},if=virtio,format=raw`],
+            ...['-drive', `file=${target},if=virtio,format=qcow2`],
+            ...['-serial', `file:${log}`],
+          ],
+          INSTALL_TIMEOUT_MS,
+        );
+        serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
+        // Retry only a boot that hung before the installer started (TCG boots sometimes do).
+        if (exited || serial.includes('osbake-installer:')) break;
+      }
+      console.log(`${firmware}: install ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      expect(serial, serial.slice(-3000)).toContain('OSBAKE-INSTALL: OK target=/dev/vdb hostname=node01');
+      expect(serial).toMatch(/all \d+ ranges verified/);
+      expect(serial).toContain('verifying the payload checksums');
+      // The install log is on the stick's data partition.
+      await withDataPartition(copy, async (mnt) => {
+        const logs = await readdir(join(mnt, 'logs'));
+        expect(logs.length).toBe(1);
+        expect(await readFile(join(mnt, 'logs', logs[0] as string), 'utf8')).toContain('OSBAKE-INSTALL: OK');
+      });
+
+      const vm = await bootDisk(target, dir, 10 * 60_000);
+      try {
+        expect(vm.ssh('hostname').trim()).toBe('node01');
+        expect(vm.ssh('cat /etc/os-release')).toContain('VERSION_CODENAME=bookworm');
+        // The root file system was grown from the 8 GiB image to the 10 GiB disk.
+        const rootBytes = Number(vm.ssh('df -B1 --output=size / | tail -n 1').trim());
+        expect(rootBytes).toBeGreaterThan(9.5 * 2 ** 30);
+      } finally {
+        await vm.stop();
+      }
+      expect(loopDevicesBacking(dir)).toEqual([]);
+      expect(mountsUnder(dir)).toEqual([]);
+    });
+  }
+});
