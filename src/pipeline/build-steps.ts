@@ -31,6 +31,7 @@ import { missingToolError, run } from '../exec/run.js';
 import { commitManifest, type Provenance } from '../git/provenance.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
+import type { CreatedBundle } from '../patches/bundle.js';
 import type { RepoServer } from '../patches/repo-server.js';
 import {
   type BuildPlan,
@@ -75,15 +76,7 @@ export interface BuildContext {
   patchRepoUrl?: string;
   appliedBundle?: { id: string; sha256: string; packages: number };
   /** --create-patches: the bundle made after the build. */
-  createdBundle?: {
-    id: string;
-    file: string;
-    listFile: string;
-    path: string;
-    sha256: string;
-    size: number;
-    packages: number;
-  };
+  createdBundle?: CreatedBundle;
   recorded: boolean;
   committed: boolean;
   sshCommand?: string;
