@@ -193,21 +193,7 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
 
   const [result] = await Promise.all([child, pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
   stopCancel();
-  const code = (result as { code?: string }).code;
-  if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
-  if (opts.signal?.aborted) {
-    opts.log.warn({ src: tag }, 'cancelled');
-    throw interruption(opts.signal);
-  }
-  const exitCode = result.exitCode ?? -1;
-  opts.log.info({ src: tag, exitCode, signal: result.signal }, `exit ${tag}`);
-  if (result.timedOut) {
-    throw new ProcessError([...argv], undefined, tail, `timeout after ${opts.timeoutMs} ms`);
-  }
-  if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
-    throw new ProcessError([...argv], result.exitCode, tail, result.signal ?? undefined);
-  }
-  return { exitCode, stdout: out.join('\n'), tail };
+  return checkResult(argv, opts, result, tail, out.join('\n'));
 }
 
 /** Run and return stdout, trimmed. */
@@ -227,7 +213,7 @@ function checkResult(
   const tag = opts.tag ?? file;
   const code = (result as { code?: string }).code;
   if (code === 'ENOENT' || result.exitCode === 127) throw missingToolError(file);
-  if (result.isCanceled) {
+  if (result.isCanceled || opts.signal?.aborted) {
     opts.log.warn({ src: tag }, 'cancelled');
     throw interruption(opts.signal);
   }
