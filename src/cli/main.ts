@@ -86,6 +86,14 @@ async function main(): Promise<number> {
   }
 }
 
+// A terminal that goes away (ssh dropped, parent killed) must not crash a build before its
+// cleanup runs: writes to a closed stdout/stderr (EPIPE) are dropped; the log file keeps everything.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 main().then(
   (code) => process.exit(code),
   (err: unknown) => process.exit(printError(err, true)),
