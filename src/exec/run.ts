@@ -145,15 +145,20 @@ function onAbortCancel(pid: number | undefined, opts: RunOptions): () => void {
   };
 }
 
-/** Run argv, stream its output into the log, and throw ProcessError unless it exits 0 (or okCodes). */
-export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+/** What run() and runStreaming() do before spawning: check argv and abort, log (and echo) the command. */
+function startRun(argv: readonly string[], opts: RunOptions) {
   const [file, ...args] = argv;
   if (!file) throw new Error('run: empty argv');
   const tag = opts.tag ?? file;
-  const tailMax = opts.tailLines ?? 40;
   if (opts.signal?.aborted) throw interruption(opts.signal);
   opts.log.info({ cmd: shellQuote(argv), cwd: opts.cwd }, `run ${tag}`);
   if (opts.echo) process.stderr.write(`+ ${shellQuote(argv)}\n`);
+  return { file, args, tag, tailMax: opts.tailLines ?? 40 };
+}
+
+/** Run argv, stream its output into the log, and throw ProcessError unless it exits 0 (or okCodes). */
+export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const { file, args, tag, tailMax } = startRun(argv, opts);
 
   const child = execa(file, args, {
     cwd: opts.cwd,
@@ -242,13 +247,7 @@ export interface StreamingRun {
  * as run(): argv array, stdin closed, own process group, stderr into the log, exit code checked.
  */
 export function runStreaming(argv: readonly string[], opts: RunOptions): StreamingRun {
-  const [file, ...args] = argv;
-  if (!file) throw new Error('run: empty argv');
-  const tag = opts.tag ?? file;
-  const tailMax = opts.tailLines ?? 40;
-  if (opts.signal?.aborted) throw interruption(opts.signal);
-  opts.log.info({ cmd: shellQuote(argv), cwd: opts.cwd }, `run ${tag}`);
-  if (opts.echo) process.stderr.write(`+ ${shellQuote(argv)}\n`);
+  const { file, args, tag, tailMax } = startRun(argv, opts);
   const child = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
