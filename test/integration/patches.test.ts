@@ -130,7 +130,9 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
         join(project.dir, `out/debian12-base-${build.custom_data.git_commit.slice(0, 8)}.log`),
         'utf8',
       );
-      expect(log).toMatch(/"src":"patch-repo".*GET \/Packages/);
+      // apt asks a flat repository for ./Release, ./Packages.{xz,gz} then the pool's .debs.
+      expect(log).toMatch(/"src":"patch-repo","msg":"GET \/(?:\.\/)?Packages(?:\.\w+)? 200"/);
+      expect(log).toMatch(/"src":"patch-repo","msg":"GET \/pool\/[^ ]+\.deb 200"/);
     },
     55 * 60_000,
   );
