@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProcessError, UserError } from '../errors.js';
 import { createNullLogger } from '../log/logger.js';
-import { capture, run, shellQuote } from './run.js';
+import { capture, run, runStreaming, shellQuote } from './run.js';
 
 const log = createNullLogger();
 
@@ -77,6 +77,32 @@ describe('run', () => {
         cancelGraceMs: 600,
       }),
     ).rejects.toThrow(/interrupted/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('runStreaming: hands stdout over as bytes and checks the exit code', async () => {
+    const s = runStreaming(['sh', '-c', 'printf abc; echo warn >&2'], { log });
+    const chunks: Buffer[] = [];
+    for await (const c of s.stdout) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('abc');
+    expect((await s.done).tail).toEqual(['warn']);
+    const bad = runStreaming(['sh', '-c', 'exit 4'], { log });
+    await expect(bad.done).rejects.toBeInstanceOf(ProcessError);
+  });
+
+  it('runStreaming: on abort, signals the group and then kills it like run()', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const t0 = Date.now();
+    // sleep inherits the ignored TERM and holds the pipes open: only SIGKILL to the group ends it.
+    const s = runStreaming(['sh', '-c', 'trap "" INT TERM; sleep 30; echo after'], {
+      log,
+      signal: ac.signal,
+      cancelGroupAfterMs: 100,
+      cancelGraceMs: 600,
+    });
+    s.stdout.resume();
+    await expect(s.done).rejects.toThrow(/interrupted/);
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 

@@ -258,11 +258,10 @@ export function runStreaming(argv: readonly string[], opts: RunOptions): Streami
     reject: false,
     encoding: 'buffer',
     detached: true,
-    cancelSignal: opts.signal,
-    killSignal: opts.cancelSignal ?? 'SIGTERM',
-    forceKillAfterDelay: opts.cancelGraceMs ?? 10_000,
     timeout: opts.timeoutMs,
   });
+  // Cancelled as run() does: the signal to the child, then its group, then SIGKILL to the group.
+  const stopCancel = onAbortCancel(child.pid, opts);
   const tail: string[] = [];
   const stderrDone = new Promise<void>((resolve) => {
     const rl = createInterface({ input: child.stderr, crlfDelay: Number.POSITIVE_INFINITY });
@@ -276,6 +275,7 @@ export function runStreaming(argv: readonly string[], opts: RunOptions): Streami
   });
   let stopped = false;
   const done = Promise.all([child, stderrDone]).then(([result]) => {
+    stopCancel();
     if (stopped) return { exitCode: result.exitCode ?? -1, stdout: '', tail };
     return checkResult(argv, opts, result, tail, '');
   });
