@@ -18,11 +18,11 @@ export const ImageConfigSchema = z
   .object({
     name: imageName.describe('the image name; must equal its directory name'),
     description: z.string().default(''),
-    builder: z
-      .enum(['packer', 'installer'])
-      .default('packer')
+    kind: z
+      .enum(['image', 'installer'])
+      .default('image')
       .describe(
-        'packer: a Packer VM provisions the vanilla disk; installer: a USB installer assembled on the host',
+        'image: a Packer VM provisions the vanilla disk into a disk image; installer: a USB installer assembled on the host',
       ),
     distro: z
       .enum(['debian', 'rocky'])

@@ -19,7 +19,7 @@ function fixture(installer: object = {}) {
     workDir: '/p/.osbake',
     outDir: '/p/out',
   };
-  const config = ImageConfigSchema.parse({ name: 'usb', distro: 'debian', builder: 'installer', installer });
+  const config = ImageConfigSchema.parse({ name: 'usb', distro: 'debian', kind: 'installer', installer });
   const image: ImageDefinition = {
     name: 'usb',
     dir: '/p/images/usb',

@@ -80,7 +80,7 @@ export interface BuildContext {
   recorded: boolean;
   committed: boolean;
   sshCommand?: string;
-  /** Builds without Packer (builder: installer): the manifest.json build record to write. */
+  /** Builds without Packer (kind: installer): the manifest.json build record to write. */
   recordAs?: PackerManifestBuild;
   /** Extra manifest.json custom_data of builds without Packer. */
   recordExtra?: Record<string, unknown>;
@@ -177,7 +177,7 @@ export const preflight: Step<BuildContext> = {
   name: 'preflight',
   title: 'checking tools and accelerator',
   async run(ctx) {
-    const installer = ctx.image.config.builder === 'installer';
+    const installer = ctx.image.config.kind === 'installer';
     const tools = installer
       ? INSTALLER_TOOLS_REQUIRED
       : ctx.hypervisor
@@ -198,7 +198,7 @@ export const preflight: Step<BuildContext> = {
       );
     }
     if (installer) {
-      ctx.log.info({ builder: 'installer' }, 'preflight');
+      ctx.log.info({ kind: 'installer' }, 'preflight');
       await mkdir(ctx.plan.workDir, { recursive: true });
       return;
     }
@@ -469,7 +469,7 @@ export const publish: Step<BuildContext> = {
       ctx.published.push(to);
       await placeFileAtomic(extra.src, to, true);
     }
-    if (ctx.image.config.builder === 'packer') await publishPackerExtras(ctx, dir);
+    if (ctx.image.config.kind === 'image') await publishPackerExtras(ctx, dir);
     ctx.published.push(sum, dest);
     await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
     ctx.progress.detail(`moving ${ctx.plan.artifactFile}`);

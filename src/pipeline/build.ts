@@ -63,7 +63,7 @@ export function planBuild(
     image: image.name,
     release: req.release,
     artifact,
-    artifactFile: `${artifact}.${image.config.builder === 'installer' ? 'raw' : 'qcow2'}`,
+    artifactFile: `${artifact}.${image.config.kind === 'installer' ? 'raw' : 'qcow2'}`,
     buildId,
     workDir: join(project.workDir, 'work', `${image.name}-${buildId.slice(0, 8)}`),
     logFile: join(project.outDir, `${image.name}-${prov.shortCommit}.log`),

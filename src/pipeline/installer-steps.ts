@@ -1,5 +1,5 @@
 /**
- * The steps of `osbake build <image>` for `builder: installer` images (the usb-installer): no Packer
+ * The steps of `osbake build <image>` for `kind: installer` images (the usb-installer): no Packer
  * VM, the stick is assembled on the host. Shares preflight, publish, record and commit with
  * Packer builds:
  *   preflight → payload-image → installer-os → payload → stick → post-process → publish → record → commit

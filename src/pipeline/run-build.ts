@@ -107,11 +107,11 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     hypervisor: choice.hypervisor?.name,
     packageFile: o.packageFile ? resolve(o.packageFile) : undefined,
   };
-  const installer = image.config.builder === 'installer';
+  const installer = image.config.kind === 'installer';
   if (o.packageFile && !installer) {
     throw new UserError(
       'E_USAGE',
-      `--package is for installer images; ${o.image} is built by ${image.config.builder}`,
+      `--package is for installer images; ${o.image} is a disk image (image.yaml kind: ${image.config.kind})`,
       'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
     );
   }

@@ -81,7 +81,7 @@ function checked(a: ReleaseArtifact, where: string): ReleaseArtifact {
   );
 }
 
-/** Installers (builder: installer) record artifact_kind "installer" and their .raw file. */
+/** Installers (kind: installer) record artifact_kind "installer" and their .raw file. */
 export function artifactKindOf(build: BuildEntry): 'image' | 'installer' {
   return build.custom_data.artifact_kind === 'installer' ? 'installer' : 'image';
 }
