@@ -1,9 +1,10 @@
 /** The CLI as a user meets it: help, listing, and one clear line (plus hint) for every bad input. */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, runCli, type TempProject } from '../integration/helpers.js';
+import { CLI, makeProject, runCli, type TempProject } from '../integration/helpers.js';
 
 describe('osbake CLI', () => {
   let project: TempProject;
@@ -126,5 +127,25 @@ describe('osbake CLI', () => {
       /hint: install them with: apt-get install packer qemu-system-x86 qemu-utils ansible/,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('keeps running when its stdout goes away (EPIPE), then stops cleanly on SIGTERM', async () => {
+    // A dropped ssh session closes the terminal: later writes fail with EPIPE. Without a handler
+    // Node throws "Unhandled 'error' event" and a build would die before its cleanup.
+    const root = mkdtempSync(join(tmpdir(), 'osbake-epipe-'));
+    const child = spawn(process.execPath, [CLI, 'serve', '--root', root, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
   });
 });

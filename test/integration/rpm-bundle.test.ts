@@ -104,12 +104,16 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     { id: 'appstream', baseurl: appstream, gpgkey },
   ];
 
-  it('security-only bundle from the image rpmdb: the advisory upgrades plus the newly needed package', async () => {
-    const b = await createRpmBundle({
-      installed: { rpmdb: join(image, 'var/lib/rpm') },
+  /** createRpmBundle for rocky8-base with this test's repositories; `name` picks the work dir and id. */
+  const makeBundle = (
+    name: string,
+    o: Pick<Parameters<typeof createRpmBundle>[0], 'installed'> &
+      Partial<Parameters<typeof createRpmBundle>[0]>,
+  ) =>
+    createRpmBundle({
       repos: repos(),
-      workDir: join(tmp, 'work-security'),
-      id: 'rocky8-base-r1-main-0123abcd-patches',
+      workDir: join(tmp, `work-${name}`),
+      id: `${name}-patches`,
       image: 'rocky8-base',
       artifact: 'rocky8-base-r1-main-0123abcd',
       distro: 'rocky',
@@ -117,6 +121,13 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
       repoDirName: 'Rocky8',
       log: log(),
       signal,
+      ...o,
+    });
+
+  it('security-only bundle from the image rpmdb: the advisory upgrades plus the newly needed package', async () => {
+    const b = await makeBundle('security', {
+      installed: { rpmdb: join(image, 'var/lib/rpm') },
+      id: 'rocky8-base-r1-main-0123abcd-patches',
     });
     bundles.security = b;
     expect(b.path).toBe('repos/Rocky8/rocky8-base-r1-main-0123abcd-patches.tar.zst');
@@ -176,19 +187,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     const bdb = join(tmp, 'rpmdb-bdb');
     await t.berkeleyRpmdb(image, bdb);
     expect(readdirSync(bdb)).toEqual(['Packages']);
-    const b = await createRpmBundle({
-      installed: { rpmdb: bdb },
-      repos: repos(),
-      workDir: join(tmp, 'work-bdb'),
-      id: 'bdb-patches',
-      image: 'rocky8-base',
-      artifact: 'rocky8-base-r1-main-0123abcd',
-      distro: 'rocky',
-      suite: '8',
-      repoDirName: 'Rocky8',
-      log: log(),
-      signal,
-    });
+    const b = await makeBundle('bdb', { installed: { rpmdb: bdb } });
     expect(b.manifest.packages).toEqual(bundles.security?.manifest.packages);
     expect(readFileSync(join(tmp, 'osbake.log'), 'utf8')).toMatch(
       /Converting database from bdb_ro to sqlite/,
@@ -199,20 +198,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     const nevra = (
       await t.sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
     ).split('\n');
-    const b = await createRpmBundle({
-      installed: { nevra },
-      repos: repos(),
-      workDir: join(tmp, 'work-all'),
-      id: 'all-patches',
-      image: 'rocky8-base',
-      artifact: 'rocky8-base-r1-main-0123abcd',
-      distro: 'rocky',
-      suite: '8',
-      repoDirName: 'Rocky8',
-      policy: 'all',
-      log: log(),
-      signal,
-    });
+    const b = await makeBundle('all', { installed: { nevra }, policy: 'all' });
     bundles.all = b;
     expect(
       b.manifest.packages.map(
@@ -262,19 +248,10 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
   );
 
   it('an image that is up to date gets an empty bundle', async () => {
-    const b = await createRpmBundle({
+    const b = await makeBundle('none', {
       installed: { rpmdb: join(tmp, 'image-all/var/lib/rpm') },
-      repos: repos(),
-      workDir: join(tmp, 'work-none'),
-      id: 'none-patches',
-      image: 'rocky8-base',
       artifact: 'rocky8-base-r2-main-0123abcd',
-      distro: 'rocky',
-      suite: '8',
-      repoDirName: 'Rocky8',
       policy: 'all',
-      log: log(),
-      signal,
     });
     expect(b.packages).toBe(0);
     expect(b.manifest.packages).toEqual([]);
@@ -290,19 +267,9 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     const nevra = (
       await t.sh(['rpm', `--root=${image}`, '--dbpath=/var/lib/rpm', '-qa', '--qf', '%{NEVRA}\n'])
     ).split('\n');
-    const err = await createRpmBundle({
-      installed: { nevra },
-      repos: repos(otherKey),
-      workDir: join(tmp, 'work-badkey'),
-      id: 'badkey-patches',
-      image: 'rocky8-base',
-      artifact: 'rocky8-base-r1-main-0123abcd',
-      distro: 'rocky',
-      suite: '8',
-      repoDirName: 'Rocky8',
-      log: log(),
-      signal,
-    }).catch((e: unknown) => e);
+    const err = await makeBundle('badkey', { installed: { nevra }, repos: repos(otherKey) }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).code).toBe('E_PATCH_SIGNATURE');
     expect((err as UserError).message).toMatch(/signature check: .*alpha-1\.1-1\.noarch/);
