@@ -43,10 +43,15 @@ http {
 CONF
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' &
 PIDS+=($!)
+# osbake serve as installed (--workers auto: one per core, like nginx's worker_processes auto) and
+# with one process, to show what the workers bring.
 OSBAKE_PORT=$(free_port)
 node "$REPO/bin/osbake.js" serve --root "$STORE" --port "$OSBAKE_PORT" > "$WORK/osbake.log" 2>&1 &
 PIDS+=($!)
-for port in "$NGINX_PORT" "$OSBAKE_PORT"; do
+OSBAKE1_PORT=$(free_port)
+node "$REPO/bin/osbake.js" serve --root "$STORE" --port "$OSBAKE1_PORT" --workers 1 > "$WORK/osbake1.log" 2>&1 &
+PIDS+=($!)
+for port in "$NGINX_PORT" "$OSBAKE_PORT" "$OSBAKE1_PORT"; do
   ok=
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/builds/small.bin" && ok=1 && break; sleep 0.2; done
   [ -n "$ok" ] || { echo "bench: the server on port $port does not serve builds/small.bin" >&2; cat "$WORK"/nginx/error.log "$WORK/osbake.log" >&2; exit 1; }
@@ -91,8 +96,8 @@ c200() { # $1 port → "req/s MiB/s errors"
 }
 
 declare -A W R C
-for name in nginx osbake; do
-  port=$([ "$name" = nginx ] && echo "$NGINX_PORT" || echo "$OSBAKE_PORT")
+for name in nginx osbake osbake1; do
+  case $name in nginx) port=$NGINX_PORT ;; osbake) port=$OSBAKE_PORT ;; osbake1) port=$OSBAKE1_PORT ;; esac
   W[$name]=$(whole "$port")
   R[$name]=$(ranges "$port")
   C[$name]=$(c200 "$port")
@@ -100,11 +105,13 @@ done
 ratio() { echo "scale=2; $1 / $2" | bc; }
 read -r nrps nmbs nerr <<<"${C[nginx]}"
 read -r orps ombs oerr <<<"${C[osbake]}"
-echo "| test | nginx | osbake serve | osbake / nginx |"
-echo "|---|---|---|---|"
-echo "| whole 2 GiB, 1 client (MiB/s, best of $REPS) | ${W[nginx]} | ${W[osbake]} | $(ratio "${W[osbake]}" "${W[nginx]}") |"
-echo "| 8 parallel ranges of 256 MiB (MiB/s, best of $REPS) | ${R[nginx]} | ${R[osbake]} | $(ratio "${R[osbake]}" "${R[nginx]}") |"
-echo "| 200 connections, 1 MiB file, $DURATION (req/s) | $nrps ($nmbs/s) | $orps ($ombs/s) | $(ratio "$orps" "$nrps") |"
-echo "| errors with 200 connections (socket errors + non-2xx) | $nerr | $oerr | |"
+read -r o1rps o1mbs o1err <<<"${C[osbake1]}"
+workers=$(grep -o '[0-9]* workers' "$WORK/osbake.log" | head -1)
+echo "| test | nginx | osbake serve ($workers) | osbake / nginx | osbake serve --workers 1 | --workers 1 / nginx |"
+echo "|---|---|---|---|---|---|"
+echo "| whole 2 GiB, 1 client (MiB/s, best of $REPS) | ${W[nginx]} | ${W[osbake]} | $(ratio "${W[osbake]}" "${W[nginx]}") | ${W[osbake1]} | $(ratio "${W[osbake1]}" "${W[nginx]}") |"
+echo "| 8 parallel ranges of 256 MiB (MiB/s, best of $REPS) | ${R[nginx]} | ${R[osbake]} | $(ratio "${R[osbake]}" "${R[nginx]}") | ${R[osbake1]} | $(ratio "${R[osbake1]}" "${R[nginx]}") |"
+echo "| 200 connections, 1 MiB file, $DURATION (req/s) | $nrps ($nmbs/s) | $orps ($ombs/s) | $(ratio "$orps" "$nrps") | $o1rps ($o1mbs/s) | $(ratio "$o1rps" "$nrps") |"
+echo "| errors with 200 connections (socket errors + non-2xx) | $nerr | $oerr | | $o1err | |"
 echo
 echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nginx -v 2>&1); node $(node --version); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"

@@ -10,6 +10,14 @@ export class UserError extends Error {
   }
 }
 
+/** A failure a child process (a serve worker) has already reported on the shared stderr: exit with its code, say nothing more. */
+export class ReportedError extends Error {
+  constructor(readonly exitCode: number) {
+    super(`already reported (exit code ${exitCode})`);
+    this.name = 'ReportedError';
+  }
+}
+
 export interface ConfigIssue {
   file: string;
   path: string;

@@ -1,6 +1,6 @@
 /** osbake command line: the only place that calls process.exit. */
 import { Command, CommanderError } from 'commander';
-import { ConfigError, InterruptedError, ProcessError, UserError } from '../errors.js';
+import { ConfigError, InterruptedError, ProcessError, ReportedError, UserError } from '../errors.js';
 import { OSBAKE_VERSION } from '../pipeline/build.js';
 import { registerBuild } from './commands/build.js';
 import { registerBurn } from './commands/burn.js';
@@ -20,6 +20,7 @@ export interface GlobalOptions {
 
 function printError(err: unknown, debug: boolean): number {
   const out = process.stderr;
+  if (err instanceof ReportedError) return err.exitCode;
   if (err instanceof InterruptedError) {
     out.write(`osbake: ${err.message}; cleaned up\n`);
     return 130;

@@ -1,8 +1,15 @@
-/** The `osbake serve` verb: pick the directory and data source, serve until SIGINT/SIGTERM. */
+/**
+ * The `osbake serve` verb: pick the directory and data source, serve until SIGINT/SIGTERM. With
+ * more than one worker (the default, one per core like nginx's `worker_processes auto`) this
+ * process is the master: it forks the workers (node:cluster; they share the listening socket),
+ * restarts one that dies, and on SIGINT/SIGTERM tells them all to stop gracefully.
+ */
+import cluster, { type Worker } from 'node:cluster';
 import { realpath, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
-import { UserError } from '../errors.js';
+import { ReportedError, UserError } from '../errors.js';
 import { startArtifactServer } from './server.js';
 
 export interface RunServeOptions {
@@ -12,7 +19,26 @@ export interface RunServeOptions {
   root?: string;
   host: string;
   port: string;
+  /** Worker processes: "auto" (one per core) or a number; 1 serves from this process. */
+  workers?: string;
   out?: Pick<NodeJS.WriteStream, 'write'>;
+}
+
+/** Most workers `--workers` accepts. */
+export const MAX_WORKERS = 64;
+
+/** "auto" → one per core (at most 8), "3" → 3, or a UserError (pure apart from the core count). */
+export function parseWorkers(text: string, cores = availableParallelism()): number {
+  if (text === 'auto') return Math.max(1, Math.min(cores, 8));
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > MAX_WORKERS) {
+    throw new UserError(
+      'E_USAGE',
+      `--workers ${text} is not a worker count`,
+      `use auto (one per core) or a number from 1 to ${MAX_WORKERS}`,
+    );
+  }
+  return n;
 }
 
 /** "8080" → 8080, or a UserError (pure). */
@@ -60,6 +86,11 @@ export async function runServe(o: RunServeOptions): Promise<void> {
   // Project data only when the served directory is that project's store.
   const sameStore =
     project !== undefined && (await realpath(dir)) === (await realpath(project.storeDir).catch(() => ''));
+  const dataNote = sameStore
+    ? 'project manifest.yaml and images/*/manifest.json'
+    : 'store/releases/*.json and store/builds/';
+  const workers = parseWorkers(o.workers ?? '1');
+  if (cluster.isPrimary && workers > 1) return runMaster(o, workers, dataNote);
   const server = await startArtifactServer({
     storeDir: dir,
     project: sameStore ? project : undefined,
@@ -78,19 +109,108 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     }
     throw err;
   });
-  out.write(
-    `serving ${server.root} at ${server.url}/ (data: ${sameStore ? 'project manifest.yaml and images/*/manifest.json' : 'store/releases/*.json and store/builds/'}); Ctrl-C stops\n`,
-  );
-  const signal = await new Promise<NodeJS.Signals>((res) => {
-    const on = (s: NodeJS.Signals) => {
+  if (cluster.isWorker) {
+    // A worker: the master prints the banner and the shutdown lines; this one serves and logs requests.
+    process.send?.({ osbake: 'listening', url: server.url, root: server.root });
+    await stopRequested(true);
+    await server.close();
+    return;
+  }
+  out.write(`serving ${server.root} at ${server.url}/ (data: ${dataNote}); Ctrl-C stops\n`);
+  const signal = await stopRequested(false);
+  out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
+  await server.close();
+  out.write('stopped\n');
+}
+
+/** Resolve on SIGINT/SIGTERM (or, in a worker, the master's stop message). */
+function stopRequested(fromMaster: boolean): Promise<string> {
+  return new Promise<string>((res) => {
+    const on = (s: string) => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
+      process.off('message', onMessage);
       res(s);
+    };
+    const onMessage = (m: unknown) => {
+      if ((m as { osbake?: string })?.osbake === 'stop') on('stop');
     };
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
+    if (fromMaster) process.on('message', onMessage);
   });
+}
+
+interface ListeningMessage {
+  osbake: 'listening';
+  url: string;
+  root: string;
+}
+
+/** Fork one worker and resolve with its address once it listens, or reject if it exits first. */
+function forkWorker(): { worker: Worker; ready: Promise<ListeningMessage> } {
+  const worker = cluster.fork();
+  const ready = new Promise<ListeningMessage>((res, rej) => {
+    const onMessage = (m: unknown) => {
+      if ((m as { osbake?: string })?.osbake !== 'listening') return;
+      worker.off('exit', onExit);
+      worker.off('message', onMessage);
+      res(m as ListeningMessage);
+    };
+    const onExit = (code: number | null) => {
+      worker.off('message', onMessage);
+      rej(code ?? 1);
+    };
+    worker.on('message', onMessage);
+    worker.once('exit', onExit);
+  });
+  return { worker, ready };
+}
+
+/**
+ * The master: the first worker starts alone (a bad port fails once, with the worker's own error
+ * line, and `--port 0` picks the port every worker then shares), then the rest. A worker that dies
+ * is replaced, up to 5 times a minute.
+ */
+async function runMaster(o: RunServeOptions, count: number, dataNote: string): Promise<void> {
+  const out = o.out ?? process.stdout;
+  const first = forkWorker();
+  // A worker that cannot start (the port is in use) has printed why: exit with its code, silently.
+  const address = await first.ready.catch((code: number) => {
+    throw new ReportedError(code);
+  });
+  const rest = Array.from({ length: count - 1 }, () => forkWorker());
+  await Promise.all(rest.map((w) => w.ready.catch(() => undefined)));
+  let stopping = false;
+  const deaths: number[] = [];
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    const now = Date.now();
+    deaths.push(now);
+    while (deaths.length > 0 && (deaths[0] ?? now) < now - 60_000) deaths.shift();
+    out.write(
+      `worker ${worker.process.pid} exited (${signal ?? `code ${code}`})${deaths.length > 5 ? '' : '; starting another'}\n`,
+    );
+    if (deaths.length <= 5) forkWorker().ready.catch(() => undefined);
+  });
+  out.write(
+    `serving ${address.root} at ${address.url}/ (data: ${dataNote}; ${count} workers); Ctrl-C stops\n`,
+  );
+  const signal = await stopRequested(false);
+  stopping = true;
   out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
-  await server.close();
+  const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+  await Promise.all(
+    alive.map(
+      (w) =>
+        new Promise<void>((res) => {
+          if (w.isDead()) return res();
+          w.once('exit', () => res());
+          if (w.isConnected()) w.send({ osbake: 'stop' }, () => undefined);
+          // The workers' own grace is 10 s; past that, they are killed.
+          setTimeout(() => w.process.kill('SIGKILL'), 15_000).unref();
+        }),
+    ),
+  );
   out.write('stopped\n');
 }

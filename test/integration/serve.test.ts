@@ -4,6 +4,7 @@
  * sidecars, a 5 GiB (sparse) file, the JSON API, osbake verify --mirror, graceful shutdown, and
  * the page in real headless Chromium.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   mkdirSync,
@@ -333,7 +334,8 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
     const elsewhere = mkdtempSync(join(tmpdir(), 'osbake-noproject-'));
     temps.push(elsewhere);
     const port = await freePort();
-    const bare = startCli(['serve', '--root', fx.store, '--port', String(port)], elsewhere);
+    // One process (no workers): the other path of runServe.
+    const bare = startCli(['serve', '--root', fx.store, '--port', String(port), '--workers', '1'], elsewhere);
     try {
       await bare.until(/serving .* \(data: store\/releases/, 30_000);
       const rel = JSON.parse((await raw(`http://127.0.0.1:${port}`, 'GET', '/api/releases')).body.toString());
@@ -347,6 +349,44 @@ describe('osbake serve (real server, real files, real Chromium)', () => {
       bare.child.kill('SIGTERM');
       expect((await bare.done).code).toBe(0);
     }
+  });
+
+  it('runs worker processes that share the port; a worker that dies is replaced', async () => {
+    const port = await freePort();
+    const srv = startCli(['serve', '--root', fx.store, '--port', String(port), '--workers', '3'], fx.dir);
+    try {
+      await srv.until(/serving .*; 3 workers\); Ctrl-C stops/, 30_000);
+      const workerPids = () =>
+        execFileSync('pgrep', ['-P', String(srv.child.pid)], { encoding: 'utf8' })
+          .trim()
+          .split('\n')
+          .map(Number);
+      const pids = workerPids();
+      expect(pids).toHaveLength(3);
+      process.kill(pids[0] as number, 'SIGKILL');
+      await srv.until(new RegExp(`worker ${pids[0]} exited \\(SIGKILL\\); starting another`), 10_000);
+      // Whichever worker takes them, requests keep being answered.
+      for (let i = 0; i < 12; i++) {
+        const r = await raw(`http://127.0.0.1:${port}`, 'GET', imagePath);
+        expect(sha(r.body)).toBe(fx.builds[1]?.sha256);
+      }
+      await expect.poll(() => workerPids().length, { timeout: 10_000 }).toBe(3);
+      // A second server on the same port fails once, with one line, not once per worker.
+      const clash = await runCli(
+        ['serve', '--root', fx.store, '--port', String(port), '--workers', '3'],
+        fx.dir,
+      );
+      expect(clash.code).toBe(1);
+      expect(clash.stderr).toBe(
+        `osbake: error: cannot listen on 127.0.0.1:${port}: EADDRINUSE\nhint: pick another --port, or stop what is using it\n`,
+      );
+    } finally {
+      srv.child.kill('SIGTERM');
+    }
+    const end = await srv.done;
+    expect(end.code).toBe(0);
+    expect(end.stdout).toMatch(/SIGTERM: stopping .*\n(.*\n)*stopped\n$/);
+    expect(end.stdout.match(/"GET \/builds\/\S+\.qcow2" 200 /g)).toHaveLength(12);
   });
 
   it('shuts down gracefully: a download in flight completes, new connections are refused', async () => {

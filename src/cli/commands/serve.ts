@@ -12,13 +12,19 @@ export function registerServe(program: Command): void {
     .option('--root <dir>', 'directory to serve (default: the project store from osbake.yaml)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', '8080')
+    .option(
+      '--workers <n>',
+      'worker processes sharing the port: auto (one per core, at most 8) or a number; 1: no workers',
+      'auto',
+    )
     .addHelpText(
       'after',
       [
         '',
         'Release and build data come from the project (manifest.yaml, images/*/manifest.json) when the',
         'served directory is the project store; from store/releases/*.json and store/builds/ otherwise.',
-        'Ctrl-C or SIGTERM stops it gracefully: downloads in flight get 10 s to finish.',
+        'Ctrl-C or SIGTERM stops it gracefully: downloads in flight get 10 s to finish. Each worker',
+        'is a process of its own (like nginx worker_processes); a worker that dies is replaced.',
         '',
         'Examples:',
         '  osbake serve',
@@ -26,7 +32,7 @@ export function registerServe(program: Command): void {
         '  osbake serve --root /srv/osbake-mirror --port 9000',
       ].join('\n'),
     )
-    .action(async (opts: { root?: string; host: string; port: string }) => {
+    .action(async (opts: { root?: string; host: string; port: string; workers: string }) => {
       const g = program.opts<GlobalOptions>();
       await runServe({
         projectDir: g.project ?? process.cwd(),
