@@ -207,19 +207,29 @@ async function verifyDevice(
   // BLKFLSBUF writes back and drops the device's page cache: the reads below come from the device.
   // (O_DIRECT would need aligned buffers, which Node cannot promise; fadvise is not in Node.)
   await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
-  const buf = Buffer.allocUnsafeSlow(CHUNK);
+  // Two buffers in turn: the next read runs in libuv's pool while this thread hashes the last one.
+  const bufs = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
+  let turn = 0;
+  const readAt = async (pos: number, n: number, start: number, length: number) => {
+    const buf = bufs[turn++ % 2] as Buffer;
+    const { bytesRead } = await fh.read(buf, 0, n, pos);
+    if (bytesRead === 0) throw shortWrite(o.device, pos, pos - start, length, 'read back ended early');
+    return buf.subarray(0, bytesRead);
+  };
   o.progress.start(`verifying ${o.device}`, mappedBytes(o.bmap));
   try {
     for (const [i, r] of o.bmap.ranges.entries()) {
       const { offset, length } = rangeBytes(o.bmap, r);
       const h = createHash('sha256');
-      for (let done = 0; done < length; ) {
-        checkAbort(o.signal);
-        const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, length - done), offset + done);
-        if (bytesRead === 0) throw shortWrite(o.device, offset + done, done, length, 'read back ended early');
-        h.update(buf.subarray(0, bytesRead));
-        done += bytesRead;
-        o.progress.add(bytesRead);
+      let pending: Promise<Buffer> | undefined = readAt(offset, Math.min(CHUNK, length), offset, length);
+      for (let done = 0; pending; ) {
+        const data: Buffer = await pending;
+        checkAbort(o.signal); // with no read in flight
+        done += data.length;
+        pending =
+          done < length ? readAt(offset + done, Math.min(CHUNK, length - done), offset, length) : undefined;
+        h.update(data);
+        o.progress.add(data.length);
       }
       const got = h.digest('hex');
       const want = r.sha256 ?? written[i];
