@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { runPublish } from '../../artifacts/publish.js';
 import { UserError } from '../../errors.js';
-import { trapSignals } from '../../pipeline/run-build.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerPublish(program: Command): void {
@@ -46,6 +44,9 @@ export function registerPublish(program: Command): void {
             'give KiB/s, e.g. --bwlimit 10000',
           );
         }
+        // Loaded on use: other verbs do not pay for the build pipeline's modules.
+        const { runPublish } = await import('../../artifacts/publish.js');
+        const { trapSignals } = await import('../../pipeline/run-build.js');
         const ac = new AbortController();
         const untrap = trapSignals(ac, (s) =>
           process.stderr.write(`osbake: ${s}: stopping the upload (it resumes next time)\n`),

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runServe } from '../../serve/run-serve.js';
 import type { GlobalOptions } from '../main.js';
 
 export function registerServe(program: Command): void {
@@ -34,6 +33,7 @@ export function registerServe(program: Command): void {
     )
     .action(async (opts: { root?: string; host: string; port: string; workers: string }) => {
       const g = program.opts<GlobalOptions>();
+      const { runServe } = await import('../../serve/run-serve.js');
       await runServe({
         projectDir: g.project ?? process.cwd(),
         explicitProject: g.project !== undefined,
