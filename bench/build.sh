@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: cold osbake build, cached osbake build, and the same Packer template by hand, in one run.
 # Usage (as root, after scripts/setup.sh): bench/build.sh [REPS]   — REPS pairs of cached/by-hand runs.
+# BENCH_VANILLA_FROM=DIR (e.g. .osbake/cache/vanilla) hard-links the vanilla disks cached there
+# into the bench's cache and skips the cold run (the cached run says whether one matched).
 # Prints a Markdown table to paste into bench/BENCHMARKS.md.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -48,7 +50,12 @@ packer_by_hand() { # $1 label — the same template and inputs, run as a user wo
 
 echo "| run | wall s | osbake's own s (share of wall without vanilla) | osbake phases |"
 echo "|---|---|---|---|"
-osbake_build cold
+if [ -n "${BENCH_VANILLA_FROM:-}" ]; then
+  mkdir -p "$WORK/osbake/cache/vanilla"
+  cp -l "$BENCH_VANILLA_FROM"/*.qcow2 "$BENCH_VANILLA_FROM"/*.qcow2.json "$WORK/osbake/cache/vanilla/"
+else
+  osbake_build cold
+fi
 for i in $(seq 1 "$REPS"); do
   osbake_build "cached-$i"
   packer_by_hand "packer-by-hand-$i"
