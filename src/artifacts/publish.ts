@@ -247,6 +247,8 @@ export interface RunPublishOptions {
   signal?: AbortSignal;
   out?: Out;
   progress?: ProgressSink;
+  /** Every command and its output (default: nothing logged). */
+  log?: Logger;
 }
 
 /** The store files of one build (image, its sidecars and the patch bundle it made). */
@@ -308,6 +310,7 @@ export async function runPublish(o: RunPublishOptions): Promise<PublishedFile[]>
     signal: o.signal,
     progress: o.progress,
     out,
+    log: o.log,
   });
   out.write(formatPublished(results));
   out.write(`published ${what} to ${dest}: ${results.length} files, sha256 checked on the mirror\n`);

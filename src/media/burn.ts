@@ -254,7 +254,9 @@ async function verifyDevice(
 export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
   const fh = await openDevice(o.device);
   try {
+    const th = performance.now();
     const holes = await handleHoles(fh, o);
+    o.log.info({ holes, ms: Math.round(performance.now() - th) }, 'holes handled');
     const total = mappedBytes(o.bmap);
     const hashes: (string | undefined)[] = [];
     // The read-back compares the device with the bmap's checksums, which also catches an image
@@ -311,11 +313,13 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     }
     const writeSeconds = (performance.now() - t0) / 1000;
     const result: WriteImageResult = { written: total, writeSeconds, holes };
+    o.log.info({ bytes: total, ms: Math.round(writeSeconds * 1000) }, 'written and synced');
     if (o.verify) {
       await o.beforeVerify?.();
       const t1 = performance.now();
       await verifyDevice(fh, o, hashes);
       result.verifySeconds = (performance.now() - t1) / 1000;
+      o.log.info({ ranges: o.bmap.ranges.length, ms: Math.round(result.verifySeconds * 1000) }, 'verified');
     }
     return result;
   } finally {

@@ -36,6 +36,8 @@ export interface BurnOptions {
   err?: Pick<NodeJS.WriteStream, 'write'>;
   input?: NodeJS.ReadableStream & { isTTY?: boolean };
   log?: Logger;
+  /** The log's file, named when writing starts and in errors. */
+  logFile?: string;
   progress?: ByteSink;
   tempDir?: string;
   /** Test hook: after the write and fsync, before the read-back. */
@@ -205,7 +207,8 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
       say(`osbake: ${s} received: stopping; ${disk.path} holds a partial image`),
     );
     try {
-      say(`writing ${summary}`);
+      say(`writing ${summary}${o.logFile ? ` (log: ${o.logFile})` : ''}`);
+      log.info({ device: disk.path, image: prepared.image, holes, verify: o.verify !== false }, 'burn start');
       const r = await writeImage({
         device: disk.path,
         image: prepared.image,

@@ -14,7 +14,7 @@ import { createNullLogger } from '../../src/log/logger.js';
 import { createBmap, readBmap } from '../../src/media/bmap.js';
 import { formatBmap } from '../../src/media/bmap-format.js';
 import { runBurn } from '../../src/media/run-burn.js';
-import { runCli } from './helpers.js';
+import { runCli, TEST_LOG_DIR } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' }).trim();
@@ -105,6 +105,13 @@ describe('osbake burn writes', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/wrote 4\.0 MiB to \/dev\/loop\d+ in [\d.]+ s .*holes zeroed by the device/);
     expect(r.stdout).toMatch(/verified 4 range\(s\) read back/);
+    // The run is logged to a file the output names: the commands, the phases and their times.
+    const logFile = /\(log: (\S+\.log)\)/.exec(r.stderr)?.[1];
+    expect(logFile?.startsWith(TEST_LOG_DIR)).toBe(true);
+    const logText = readFileSync(logFile as string, 'utf8');
+    expect(logText).toMatch(/"msg":"run fallocate"/);
+    expect(logText).toMatch(/"msg":"written and synced"/);
+    expect(logText).toMatch(/"ranges":4,"ms":\d+,"msg":"verified"/);
     // Byte for byte, including the holes that held random data before; beyond the image: untouched.
     expect(sha(dev, IMAGE_SIZE)).toBe(sha(img, IMAGE_SIZE));
     expect(sha(dev, 16 * MiB, IMAGE_SIZE)).toBe(tail);

@@ -10,6 +10,8 @@ export const REPO = resolve(__dirname, '../..');
 export const CLI = join(REPO, 'bin/osbake.js');
 /** Vanilla disks are cached here across test runs (as they are for users in .osbake/). */
 export const SHARED_WORK_DIR = join(REPO, '.osbake');
+/** Where the CLI's per-run logs (burn, publish) go during tests. */
+export const TEST_LOG_DIR = join(tmpdir(), 'osbake-test-logs');
 
 export interface TempProject {
   dir: string;
@@ -57,7 +59,8 @@ export interface CliRun {
 export function startCli(args: string[], cwd: string, env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd,
-    env: { ...process.env, CI: 'true', ...env },
+    // burn and publish log to a file per run: keep the tests' logs out of the home directory.
+    env: { ...process.env, CI: 'true', OSBAKE_LOG_DIR: TEST_LOG_DIR, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -53,9 +53,14 @@ export function registerBurn(program: Command): void {
         const g = program.opts<GlobalOptions>();
         // Loaded on use: the other verbs do not pay for the XML parser and the device code.
         const { runBurn } = await import('../../media/run-burn.js');
+        const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
+        // A write (not a listing) logs every step and command to a file, named in the summary.
+        const logFile = image && device ? commandLogFile('burn') : undefined;
         await runBurn({
           source: image,
           device,
+          log: logFile ? createFileLogger(logFile) : undefined,
+          logFile,
           projectDir: g.project ?? process.cwd(),
           force: opts.force,
           yes: opts.yes,

@@ -47,6 +47,8 @@ export function registerPublish(program: Command): void {
         // Loaded on use: other verbs do not pay for the build pipeline's modules.
         const { runPublish } = await import('../../artifacts/publish.js');
         const { trapSignals } = await import('../../pipeline/run-build.js');
+        const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
+        const logFile = commandLogFile('publish');
         const ac = new AbortController();
         const untrap = trapSignals(ac, (s) =>
           process.stderr.write(`osbake: ${s}: stopping the upload (it resumes next time)\n`),
@@ -61,7 +63,13 @@ export function registerPublish(program: Command): void {
             identity: opts.identity,
             bwlimitKiB: opts.bwlimit === undefined ? undefined : Number(opts.bwlimit),
             signal: ac.signal,
+            log: createFileLogger(logFile),
           });
+        } catch (err) {
+          // A usage error says it all; a failed command's whole output is in the log.
+          if (!(err instanceof UserError))
+            process.stderr.write(`osbake: publish failed (full log: ${logFile})\n`);
+          throw err;
         } finally {
           untrap();
         }
