@@ -43,13 +43,13 @@ http {
 CONF
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' &
 PIDS+=($!)
-# osbake serve as installed (--workers auto: one per core, like nginx's worker_processes auto) and
-# with one process, to show what the workers bring.
+# osbake serve as installed (--engine auto: nginx in front sends the files, osbake behind it) and
+# osbake's own server alone (--engine node, --workers auto: one process per core).
 OSBAKE_PORT=$(free_port)
 node "$REPO/bin/osbake.js" serve --root "$STORE" --port "$OSBAKE_PORT" > "$WORK/osbake.log" 2>&1 &
 PIDS+=($!)
 OSBAKE1_PORT=$(free_port)
-node "$REPO/bin/osbake.js" serve --root "$STORE" --port "$OSBAKE1_PORT" --workers 1 > "$WORK/osbake1.log" 2>&1 &
+node "$REPO/bin/osbake.js" serve --root "$STORE" --port "$OSBAKE1_PORT" --engine node > "$WORK/osbake1.log" 2>&1 &
 PIDS+=($!)
 for port in "$NGINX_PORT" "$OSBAKE_PORT" "$OSBAKE1_PORT"; do
   ok=
@@ -106,8 +106,9 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 read -r nrps nmbs nerr <<<"${C[nginx]}"
 read -r orps ombs oerr <<<"${C[osbake]}"
 read -r o1rps o1mbs o1err <<<"${C[osbake1]}"
-workers=$(grep -o '[0-9]* workers' "$WORK/osbake.log" | head -1)
-echo "| test | nginx | osbake serve ($workers) | osbake / nginx | osbake serve --workers 1 | --workers 1 / nginx |"
+engine=$(grep -o 'nginx [0-9.]* sends the files, [0-9]* workers' "$WORK/osbake.log" | head -1)
+workers=$(grep -o '[0-9]* workers' "$WORK/osbake1.log" | head -1)
+echo "| test | nginx | osbake serve (default: ${engine:-node engine}) | osbake / nginx | osbake serve --engine node ($workers) | --engine node / nginx |"
 echo "|---|---|---|---|---|---|"
 echo "| whole 2 GiB, 1 client (MiB/s, best of $REPS) | ${W[nginx]} | ${W[osbake]} | $(ratio "${W[osbake]}" "${W[nginx]}") | ${W[osbake1]} | $(ratio "${W[osbake1]}" "${W[nginx]}") |"
 echo "| 8 parallel ranges of 256 MiB (MiB/s, best of $REPS) | ${R[nginx]} | ${R[osbake]} | $(ratio "${R[osbake]}" "${R[nginx]}") | ${R[osbake1]} | $(ratio "${R[osbake1]}" "${R[nginx]}") |"

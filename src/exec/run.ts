@@ -50,6 +50,7 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   'grub-mkstandalone': 'grub-efi-amd64-bin grub-common',
   cpio: 'cpio',
   mknod: 'coreutils',
+  mkfifo: 'coreutils',
   chroot: 'coreutils',
   find: 'findutils',
 };

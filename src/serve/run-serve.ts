@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { ReportedError, UserError } from '../errors.js';
+import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
 import { startArtifactServer } from './server.js';
 
 export interface RunServeOptions {
@@ -21,7 +22,23 @@ export interface RunServeOptions {
   port: string;
   /** Worker processes: "auto" (one per core) or a number; 1 serves from this process. */
   workers?: string;
+  /** Who sends the files: "nginx" in front (sendfile), "node" alone, "auto" (nginx if installed). */
+  engine?: string;
   out?: Pick<NodeJS.WriteStream, 'write'>;
+}
+
+export const ENGINES = ['auto', 'nginx', 'node'] as const;
+
+function parseEngine(text: string): (typeof ENGINES)[number] {
+  const e = ENGINES.find((x) => x === text);
+  if (!e) {
+    throw new UserError(
+      'E_USAGE',
+      `--engine ${text} is not one of ${ENGINES.join(', ')}`,
+      'auto (default): nginx in front when it is installed, else node',
+    );
+  }
+  return e;
 }
 
 /** Most workers `--workers` accepts. */
@@ -90,6 +107,25 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     ? 'project manifest.yaml and images/*/manifest.json'
     : 'store/releases/*.json and store/builds/';
   const workers = parseWorkers(o.workers ?? '1');
+  const engine = parseEngine(o.engine ?? 'node');
+  if (cluster.isPrimary && engine !== 'node') {
+    const nginx = await findNginx();
+    if (nginx)
+      return runWithNginx(o, nginx, {
+        dir,
+        port,
+        workers,
+        dataNote,
+        project: sameStore ? project : undefined,
+      });
+    if (engine === 'nginx') {
+      throw new UserError(
+        'E_TOOL_MISSING',
+        'nginx not found (--engine nginx)',
+        'install it with: apt-get install nginx-light, or use --engine node',
+      );
+    }
+  }
   if (cluster.isPrimary && workers > 1) return runMaster(o, workers, dataNote);
   const server = await startArtifactServer({
     storeDir: dir,
@@ -212,5 +248,65 @@ async function runMaster(o: RunServeOptions, count: number, dataNote: string): P
         }),
     ),
   );
+  out.write('stopped\n');
+}
+
+/**
+ * nginx in front (sendfile for the files), osbake's server behind it on a loopback port for
+ * everything else (see nginx.ts). One process tree: this process, nginx's master and its workers.
+ */
+async function runWithNginx(
+  o: RunServeOptions,
+  nginx: string,
+  c: { dir: string; port: number; workers: number; dataNote: string; project?: Project },
+): Promise<void> {
+  const out = o.out ?? process.stdout;
+  const backend = await startArtifactServer({
+    storeDir: c.dir,
+    project: c.project,
+    host: '127.0.0.1',
+    port: 0,
+    accessLog: false,
+    log: (line) => out.write(`${line}\n`),
+  });
+  let front: NginxFront;
+  try {
+    const port = c.port === 0 ? await freePortOn(o.host) : c.port;
+    front = await startNginxFront(
+      nginx,
+      {
+        root: backend.root,
+        host: o.host,
+        port,
+        backendPort: backend.port,
+        workers: c.workers,
+        runAsRoot: process.getuid?.() === 0,
+      },
+      (line) => process.stderr.write(`${line}\n`),
+      (line) => out.write(`${line}\n`),
+    );
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  out.write(
+    `serving ${backend.root} at http://${host}:${front.port}/ (data: ${c.dataNote}; nginx ${front.version} sends the files, ${c.workers} workers); Ctrl-C stops\n`,
+  );
+  const died = front.exited.then((code) => `nginx exited (code ${code})`);
+  const signal = await Promise.race([stopRequested(false), died]);
+  if (signal.startsWith('nginx exited')) {
+    await front.stop();
+    await backend.close();
+    throw new UserError(
+      'E_NGINX',
+      `${signal} while serving`,
+      'see its error above; --engine node serves without it',
+    );
+  }
+  await front.quit();
+  out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
+  await front.stop(10_000);
+  await backend.close();
   out.write('stopped\n');
 }

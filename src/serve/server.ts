@@ -25,6 +25,8 @@ export interface ArtifactServerOptions extends CatalogSource {
   port?: number;
   /** One line per request (and per problem). */
   log?: (line: string) => void;
+  /** Log one line per request (default true; behind nginx, nginx logs them). */
+  accessLog?: boolean;
   /** How long close() waits for requests in flight before cutting them. */
   graceMs?: number;
   title?: string;
@@ -39,7 +41,7 @@ export interface ArtifactServer {
 }
 
 /** Content types by file ending; everything else is application/octet-stream. */
-const TYPES: [string, string][] = [
+export const TYPES: [string, string][] = [
   ['.cdx.json', 'application/vnd.cyclonedx+json'],
   ['.json', 'application/json'],
   ['.sha256', 'text/plain; charset=utf-8'],
@@ -207,6 +209,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     inFlight.add(res);
     res.on('close', () => {
       inFlight.delete(res);
+      if (o.accessLog === false) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const len = res.getHeader('Content-Length') ?? '-';
       const how = res.writableFinished ? '' : ' (aborted by client)';

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const REPO = resolve(__dirname, '../..');
-export const CLI = join(REPO, 'bin/osbake.js');
+/** The CLI under test: this checkout's, or another build's with OSBAKE_TEST_CLI (no compile then). */
+export const CLI = process.env.OSBAKE_TEST_CLI ?? join(REPO, 'bin/osbake.js');
 /** Vanilla disks are cached here across test runs (as they are for users in .osbake/). */
 export const SHARED_WORK_DIR = join(REPO, '.osbake');
 /** Where the CLI's per-run logs (burn, publish) go during tests. */

@@ -12,6 +12,11 @@ export function registerServe(program: Command): void {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', '8080')
     .option(
+      '--engine <name>',
+      'who sends the files: nginx (in front, sendfile), node (osbake alone), auto: nginx if installed',
+      'auto',
+    )
+    .option(
       '--workers <n>',
       'worker processes sharing the port: auto (one per core, at most 8) or a number; 1: no workers',
       'auto',
@@ -24,6 +29,9 @@ export function registerServe(program: Command): void {
         'served directory is the project store; from store/releases/*.json and store/builds/ otherwise.',
         'Ctrl-C or SIGTERM stops it gracefully: downloads in flight get 10 s to finish. Each worker',
         'is a process of its own (like nginx worker_processes); a worker that dies is replaced.',
+        'With nginx installed (--engine auto), nginx sends the files (sendfile, ranges, ETag) and',
+        'osbake answers the rest behind it: the page, the API, listings, computed .sha256, symlinks,',
+        'and every path or method nginx is not sure about.',
         '',
         'Examples:',
         '  osbake serve',
@@ -31,7 +39,7 @@ export function registerServe(program: Command): void {
         '  osbake serve --root /srv/osbake-mirror --port 9000',
       ].join('\n'),
     )
-    .action(async (opts: { root?: string; host: string; port: string; workers: string }) => {
+    .action(async (opts: { root?: string; host: string; port: string; workers: string; engine: string }) => {
       const g = program.opts<GlobalOptions>();
       const { runServe } = await import('../../serve/run-serve.js');
       await runServe({

@@ -1,0 +1,302 @@
+/**
+ * The nginx engine of `osbake serve`: nginx sends the store's files itself (sendfile(2), ranges,
+ * If-Range, ETag, 304), and everything it should not decide goes to osbake's own server on a
+ * loopback port behind it — the page, the API, listings, computed .sha256 sidecars, symlinks,
+ * dotfiles, every unusual path (encodings, dot segments) and every method but GET/HEAD. So nginx
+ * only ever answers for a plain path to a regular file reached without a symlink; the rules of
+ * paths.ts stay the single source of truth for the rest.
+ */
+import { spawn } from 'node:child_process';
+import { constants, createReadStream, existsSync, writeFileSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { UserError } from '../errors.js';
+import { run } from '../exec/run.js';
+import { createNullLogger } from '../log/logger.js';
+import { TYPES } from './server.js';
+
+export interface NginxFrontOptions {
+  /** The store (a real path). */
+  root: string;
+  host: string;
+  port: number;
+  /** Port of osbake's own server on 127.0.0.1. */
+  backendPort: number;
+  workers: number;
+  /** osbake runs as root: nginx's workers then stay root too. */
+  runAsRoot?: boolean;
+  /** Working directory for the config, pid file and nginx's temporary files. */
+  dir: string;
+}
+
+/**
+ * A raw request line nginx may serve itself: GET or HEAD of a path whose segments are plain names
+ * (letters, digits, `._+~-`, not starting with a dot), no query, not a `.cdx.json` (its type needs
+ * two extensions). Everything else goes to osbake's server, which applies paths.ts.
+ */
+export const DIRECT_REQUEST = '^(GET|HEAD):(/[A-Za-z0-9_+~-][A-Za-z0-9._+~-]*)+$';
+
+function quote(s: string): string {
+  if (/["\\\n$]/.test(s)) {
+    throw new UserError(
+      'E_NGINX_PATH',
+      `cannot put ${JSON.stringify(s)} in an nginx configuration`,
+      'use a store path without quotes, backslashes, $ or newlines, or --engine node',
+    );
+  }
+  return `"${s}"`;
+}
+
+/** The nginx configuration (pure). */
+export function nginxConfig(o: NginxFrontOptions): string {
+  const listen = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+  // One line per type (nginx warns about a type listed twice); single extensions only.
+  const byType = new Map<string, string[]>();
+  for (const [ext, type] of TYPES.filter(([e]) => e.split('.').length === 2)) {
+    const t = type.split(';')[0] as string;
+    byType.set(t, [...(byType.get(t) ?? []), ext.slice(1)]);
+  }
+  const types = [...byType].map(([t, exts]) => `    ${t} ${exts.join(' ')};`).join('\n');
+  const charsetTypes = TYPES.filter(([, t]) => t.includes('charset=utf-8'))
+    .map(([, t]) => t.split(';')[0])
+    .filter((t, i, all) => t !== 'text/html' && all.indexOf(t) === i);
+  const backend = `http://127.0.0.1:${o.backendPort}`;
+  const temp = (name: string) => `${name}_temp_path ${quote(join(o.dir, name))};`;
+  // Workers read the store with osbake's own rights (as root: root, not nginx's default nobody).
+  const user = o.runAsRoot ? 'user root root;\n' : '';
+  return `# Written by osbake serve --engine nginx; removed when it stops.
+${user}worker_processes ${o.workers};
+pid ${quote(join(o.dir, 'nginx.pid'))};
+error_log stderr alert;
+events { worker_connections 4096; }
+http {
+  types {
+${types}
+  }
+  default_type application/octet-stream;
+  charset utf-8;
+  charset_types ${charsetTypes.join(' ')};
+  log_format osbake '$time_iso8601 $remote_addr "$request_method $request_uri" $status $body_bytes_sent \${request_time}s';
+  access_log ${quote(join(o.dir, 'access.fifo'))} osbake;
+  log_not_found off;
+  server_tokens off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 5;
+  ${temp('client_body')}
+  ${temp('proxy')}
+  ${temp('fastcgi')}
+  ${temp('uwsgi')}
+  ${temp('scgi')}
+  map "$request_method:$request_uri" $osbake_direct {
+    "~${DIRECT_REQUEST}" 1;
+    default 0;
+  }
+  server {
+    listen ${listen};
+    root ${quote(o.root)};
+    # Any symlink below the root: nginx refuses (403) and osbake decides (inside the root is fine).
+    disable_symlinks on from=$document_root;
+    add_header X-Content-Type-Options nosniff always;
+    error_page 403 418 = @osbake;
+    location / {
+      if ($osbake_direct = 0) { return 418; }
+      try_files $uri @osbake;
+    }
+    location ~ \\.cdx\\.json$ { return 418; }
+    location = / { return 418; }
+    location @osbake {
+      proxy_pass ${backend};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_buffering off;
+    }
+  }
+}
+`;
+}
+
+/** A free TCP port on host (nginx cannot listen on port 0 and report it). */
+export function freePortOn(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function answers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export interface NginxFront {
+  port: number;
+  version: string;
+  /** Resolves with nginx's exit code when it exits (for whatever reason). */
+  exited: Promise<number | null>;
+  /** Begin a graceful stop (SIGQUIT) and resolve once the port refuses new connections (≤ 3 s). */
+  quit(): Promise<void>;
+  /** Graceful stop: nginx stops listening and lets downloads finish for graceMs, then is killed. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Is nginx installed (on PATH, or where Debian puts it)? Returns its path. */
+export async function findNginx(): Promise<string | undefined> {
+  const { access, constants } = await import('node:fs/promises');
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin'];
+  for (const d of dirs) {
+    const p = join(d, 'nginx');
+    if (
+      await access(p, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
+  }
+  return undefined;
+}
+
+/** Start nginx in front of osbake's server; resolves once it accepts connections. */
+export async function startNginxFront(
+  nginx: string,
+  o: Omit<NginxFrontOptions, 'dir'>,
+  log: (line: string) => void,
+  access: (line: string) => void,
+): Promise<NginxFront> {
+  const dir = await mkdtemp(join(tmpdir(), 'osbake-nginx-'));
+  const cleanupDir = () => rm(dir, { recursive: true, force: true });
+  const conf = join(dir, 'nginx.conf');
+  try {
+    writeFileSync(conf, nginxConfig({ ...o, dir }));
+  } catch (err) {
+    await cleanupDir();
+    throw err;
+  }
+  // The access log is a FIFO read here: lines reach osbake's stdout in order, whatever that is (a
+  // file opened with ">" would be overwritten from the start if nginx opened /dev/stdout itself).
+  const fifo = join(dir, 'access.fifo');
+  await run(['mkfifo', '-m', '600', fifo], { log: createNullLogger() });
+  const accessLines = createInterface({ input: createReadStream(fifo), crlfDelay: Number.POSITIVE_INFINITY });
+  accessLines.on('line', (line) => access(line));
+  let accessClosed = false;
+  const accessDone = new Promise<void>((resolve) =>
+    accessLines.once('close', () => {
+      accessClosed = true;
+      resolve();
+    }),
+  );
+  const child = spawn(nginx, ['-c', conf, '-p', dir, '-e', 'stderr', '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  // The reader's open() waits for a writer: if nginx never opened the FIFO, open it once so the
+  // reader ends (then read what is left).
+  const releaseFifo = async () => {
+    if (!accessClosed) {
+      const w = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
+      await w?.close();
+    }
+    await accessDone;
+  };
+  // Until it listens, nginx's errors are kept for the one-line error below; afterwards shown.
+  let stderr = '';
+  let started = false;
+  child.stderr.on('data', (d: Buffer) => {
+    const text = d.toString();
+    stderr += text;
+    if (started) for (const line of text.split('\n').filter(Boolean)) log(`nginx: ${line}`);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  const version = await new Promise<string>((resolve) => {
+    const v = spawn(nginx, ['-v'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let out = '';
+    v.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    v.once('close', () => resolve(/nginx\/(\S+)/.exec(out)?.[1] ?? '?'));
+    v.once('error', () => resolve('?'));
+  });
+  const connectHost = o.host === '0.0.0.0' ? '127.0.0.1' : o.host === '::' ? '::1' : o.host;
+  for (let i = 0; ; i++) {
+    if (gone) {
+      await releaseFifo();
+      await cleanupDir();
+      const why = /\[emerg\][^\n]*?: (.*)/.exec(stderr)?.[1] ?? stderr.trim().split('\n').at(-1) ?? '';
+      if (/Address already in use/.test(why)) {
+        // The same words as osbake's own server.
+        throw new UserError(
+          'E_LISTEN',
+          `cannot listen on ${o.host}:${o.port}: EADDRINUSE`,
+          'pick another --port, or stop what is using it',
+        );
+      }
+      throw new UserError(
+        'E_NGINX',
+        `nginx could not start on ${o.host}:${o.port}: ${why}`,
+        'fix what nginx says, or serve without it: --engine node',
+      );
+    }
+    // nginx writes its pid file once its sockets are bound (a port in use fails before that).
+    if (existsSync(join(dir, 'nginx.pid')) && (await answers(connectHost, o.port))) break;
+    if (i > 200) {
+      child.kill('SIGKILL');
+      await exited;
+      await releaseFifo();
+      await cleanupDir();
+      throw new UserError('E_NGINX', 'nginx did not start listening within 10 s', 'try --engine node');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  started = true;
+  let stopping: Promise<void> | undefined;
+  let quitting = false;
+  // SIGQUIT: graceful shutdown (listening sockets closed, requests in flight finish).
+  const quit = async () => {
+    if (gone || quitting) return;
+    quitting = true;
+    child.kill('SIGQUIT');
+    for (let i = 0; i < 60 && !gone && (await answers(connectHost, o.port)); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return {
+    port: o.port,
+    version,
+    exited,
+    quit,
+    stop(graceMs = 10_000) {
+      stopping ??= (async () => {
+        if (!gone) {
+          await quit();
+          const fast = setTimeout(() => child.kill('SIGTERM'), graceMs);
+          const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 5_000);
+          await exited;
+          clearTimeout(fast);
+          clearTimeout(kill);
+        }
+        await releaseFifo();
+        await cleanupDir();
+      })();
+      return stopping;
+    },
+  };
+}
