@@ -148,11 +148,13 @@ export function imageTxt(f: StickFacts): string {
 export function installerConfExample(): string {
   return [
     '# osbake USB installer settings. Uncomment target= to install unattended at boot.',
-    '# The kernel command line (osbake.target=, osbake.hostname=, osbake.then=) overrides this file.',
+    '# The kernel command line (osbake.target=, osbake.hostname=, osbake.then=, osbake.console=)',
+    '# overrides this file.',
     '#target=/dev/sda',
     '#hostname=node01',
     '#then=poweroff        # poweroff | reboot | shell',
     '#onerror=shell        # shell | poweroff | reboot',
+    '#console=ttyS0        # the menu on the first serial port (IPMI SOL) instead of the screen',
     '',
   ].join('\n');
 }
@@ -164,6 +166,8 @@ export function readmeTxt(f: StickFacts): string {
     `Installs ${f.payloadImage} of release ${f.release} (${f.payloadBuild}) on a disk, without network.`,
     'Boot this stick (BIOS or UEFI). With no settings it shows a menu of the disks (model, size,',
     'serial; never this stick), asks for confirmation, a hostname, and whether to power off or reboot.',
+    'The menu is on the screen; console=ttyS0 in installer.conf (or osbake.console=ttyS0) puts it on',
+    'the first serial port for machines reached over a serial console.',
     '',
     'Unattended: put target=/dev/sdX (and hostname=, then=) in installer.conf on this partition, or add',
     'osbake.target=/dev/sdX osbake.hostname=node01 osbake.then=poweroff to the kernel command line.',

@@ -37,14 +37,9 @@ let work: string;
 let stick: string;
 let stickDataOffset: number | undefined;
 
-/** Byte offset of the stick's second (data) partition, from sfdisk's JSON. */
+/** Byte offset of the stick's second (data) partition. */
 function dataPartitionOffset(image: string): number {
-  const t = JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as {
-    partitiontable: { sectorsize?: number; partitions: { start: number }[] };
-  };
-  const p = t.partitiontable.partitions[1];
-  if (!p) throw new Error(`${image} has no second partition`);
-  return p.start * (t.partitiontable.sectorsize ?? 512);
+  return partitionOffset(image, 1);
 }
 
 /**
@@ -66,6 +61,69 @@ async function withDataPartition<T>(
     execFileSync('umount', [dir]);
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Byte offset of partition index (0-based) of a disk image, from sfdisk's JSON. */
+function partitionOffset(image: string, index: number): number {
+  const t = JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as {
+    partitiontable: { sectorsize?: number; partitions: { start: number }[] };
+  };
+  const p = t.partitiontable.partitions[index];
+  if (!p) throw new Error(`${image} has no partition ${index + 1}`);
+  return p.start * (t.partitiontable.sectorsize ?? 512);
+}
+
+/**
+ * A VM whose first serial port is this process's pipe: answer prompts as they appear, like a
+ * person at a serial console. Killed after timeoutMs.
+ */
+function serialConsole(argv: string[], timeoutMs: number) {
+  const qemu = spawn('qemu-system-x86_64', [...argv, '-serial', 'stdio'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let seen = 0;
+  const waiters: { text: string; resolve: () => void }[] = [];
+  qemu.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of [...waiters]) {
+      if (out.indexOf(w.text, seen) !== -1) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  });
+  const exited = new Promise<void>((r) => qemu.on('exit', () => r()));
+  const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutMs);
+  return {
+    get output() {
+      return out;
+    },
+    /** Wait for text printed after the last answer, then type the answer and Enter. */
+    async answer(prompt: string, typed: string, waitMs = 10 * 60_000) {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(
+          () => reject(new Error(`no "${prompt}" on the console:\n${out.slice(-2000)}`)),
+          waitMs,
+        );
+        const done = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        if (out.indexOf(prompt, seen) !== -1) done();
+        else waiters.push({ text: prompt, resolve: done });
+      });
+      seen = out.lastIndexOf(prompt) + prompt.length;
+      qemu.stdin.write(`${typed}\r`);
+    },
+    async exit() {
+      await exited;
+      clearTimeout(timer);
+    },
+    kill() {
+      qemu.kill('SIGKILL');
+    },
+  };
 }
 
 /** Boot until QEMU exits (the installer powers off), killed after timeoutMs. */
@@ -268,4 +326,64 @@ describe('osbake build usb-installer', () => {
       expect(mountsUnder(dir)).toEqual([]);
     });
   }
+
+  it('installs from the menu on a serial console: lists the disks but not the stick, asks, installs', async () => {
+    expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
+    stickDataOffset ??= dataPartitionOffset(stick);
+    const dir = await mkdtemp(join(work, 'menu-'));
+    const copy = join(dir, 'stick.raw');
+    execFileSync('cp', ['--sparse=always', stick, copy]);
+    // No target: the menu. console=ttyS0 puts it on the serial port (as on a machine reached by IPMI SOL).
+    await withDataPartition(copy, (mnt) => writeFile(join(mnt, 'installer.conf'), 'console=ttyS0\n'), 'rw');
+    const target = join(dir, 'target.raw');
+    execFileSync('truncate', ['-s', '10G', target]);
+    const t0 = Date.now();
+    const vm = serialConsole(
+      [
+        ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
+        ...['-nodefaults', '-no-user-config', '-no-reboot'],
+        ...['-drive', `file=${copy},if=virtio,format=raw`],
+        ...['-drive', `file=${target},if=virtio,format=raw,serial=OSB-TARGET-7`],
+      ],
+      INSTALL_TIMEOUT_MS,
+    );
+    try {
+      // A number that is not offered: said, and the menu comes again.
+      await vm.answer('Install on disk number: ', '9');
+      const menu = vm.output.slice(vm.output.lastIndexOf('Disks (the installer stick'));
+      expect(menu).toContain('Disks (the installer stick /dev/vda is not offered):');
+      expect(menu).toMatch(/ {2}1\) \/dev\/vdb {2}model=virtio_blk {2}size=10\.0 GiB {2}serial=OSB-TARGET-7/);
+      expect(menu).not.toMatch(/\d\) \/dev\/vda/);
+      await vm.answer('Install on disk number: ', '1');
+      expect(vm.output).toContain('no disk number 9');
+      // Anything but "yes" cancels.
+      await vm.answer('Type yes to install on /dev/vdb: ', 'no');
+      await vm.answer('Install on disk number: ', '1');
+      expect(vm.output).toContain('cancelled');
+      expect(vm.output).toContain(
+        'ALL DATA ON /dev/vdb  model=virtio_blk  size=10.0 GiB  serial=OSB-TARGET-7 WILL BE ERASED.',
+      );
+      await vm.answer('Type yes to install on /dev/vdb: ', 'yes');
+      await vm.answer("Hostname (empty: keep the image's): ", 'menu01');
+      await vm.answer('After installing: [p]ower off or [r]eboot? ', 'p');
+      await vm.exit();
+    } finally {
+      vm.kill();
+    }
+    console.log(`menu install: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    expect(vm.output, vm.output.slice(-3000)).toContain('OSBAKE-INSTALL: OK target=/dev/vdb hostname=menu01');
+    // The installed root file system (the last partition) has the hostname.
+    const mnt = await mkdtemp(join(dir, 'root-'));
+    const parts = JSON.parse(execFileSync('sfdisk', ['--json', target], { encoding: 'utf8' })) as {
+      partitiontable: { partitions: unknown[] };
+    };
+    const offset = partitionOffset(target, parts.partitiontable.partitions.length - 1);
+    execFileSync('mount', ['-t', 'ext4', '-o', `ro,noload,loop,offset=${offset}`, target, mnt]);
+    try {
+      expect(readFileSync(join(mnt, 'etc/hostname'), 'utf8').trim()).toBe('menu01');
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+    expect(loopDevicesBacking(dir)).toEqual([]);
+  });
 });
