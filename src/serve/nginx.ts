@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants, createReadStream, existsSync, writeFileSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { access, mkdtemp, open, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,11 +156,14 @@ export interface NginxFront {
 }
 
 /** Is nginx installed (on PATH, or where Debian puts it)? Returns its path. */
-export async function findNginx(): Promise<string | undefined> {
-  const { access, constants } = await import('node:fs/promises');
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin'];
+export function findNginx(): Promise<string | undefined> {
+  return findTool('nginx');
+}
+
+async function findTool(name: string): Promise<string | undefined> {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', '/usr/bin'];
   for (const d of dirs) {
-    const p = join(d, 'nginx');
+    const p = join(d, name);
     if (
       await access(p, constants.X_OK).then(
         () => true,
@@ -201,9 +204,12 @@ export async function startNginxFront(
       resolve();
     }),
   );
-  const child = spawn(nginx, ['-c', conf, '-p', dir, '-e', 'stderr', '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  // setpriv --pdeathsig: nginx gets SIGTERM (its fast shutdown) if osbake dies without stopping it,
+  // even by SIGKILL, so no orphaned nginx keeps the port.
+  const argv = [nginx, '-c', conf, '-p', dir, '-e', 'stderr', '-g', 'daemon off;'];
+  const setpriv = await findTool('setpriv');
+  const [file, ...args] = setpriv ? [setpriv, '--pdeathsig', 'TERM', ...argv] : argv;
+  const child = spawn(file as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   // The reader's open() waits for a writer: if nginx never opened the FIFO, open it once so the
   // reader ends (then read what is left).
   const releaseFifo = async () => {

@@ -149,13 +149,18 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     // A worker: the master prints the banner and the shutdown lines; this one serves and logs requests.
     process.send?.({ osbake: 'listening', url: server.url, root: server.root });
     await stopRequested(true);
-    await server.close();
+    // close() stops listening at once; the master hears "closed" after the port is given up.
+    const closing = server.close();
+    process.send?.({ osbake: 'closed' });
+    await closing;
     return;
   }
   out.write(`serving ${server.root} at ${server.url}/ (data: ${dataNote}); Ctrl-C stops\n`);
   const signal = await stopRequested(false);
+  // The line comes once new connections are refused: whoever waits for it may rely on that.
+  const closing = server.close();
   out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
-  await server.close();
+  await closing;
   out.write('stopped\n');
 }
 
@@ -234,20 +239,32 @@ async function runMaster(o: RunServeOptions, count: number, dataNote: string): P
   );
   const signal = await stopRequested(false);
   stopping = true;
-  out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
   const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-  await Promise.all(
-    alive.map(
-      (w) =>
-        new Promise<void>((res) => {
-          if (w.isDead()) return res();
-          w.once('exit', () => res());
-          if (w.isConnected()) w.send({ osbake: 'stop' }, () => undefined);
-          // The workers' own grace is 10 s; past that, they are killed.
-          setTimeout(() => w.process.kill('SIGKILL'), 15_000).unref();
-        }),
-    ),
+  // Each worker stops listening and says "closed" (or exits); then the shared port is closed.
+  const closed = alive.map(
+    (w) =>
+      new Promise<void>((res) => {
+        if (w.isDead()) return res();
+        w.once('exit', () => res());
+        w.on('message', (m: unknown) => {
+          if ((m as { osbake?: string })?.osbake === 'closed') res();
+        });
+        setTimeout(res, 5_000).unref();
+      }),
   );
+  const exited = alive.map(
+    (w) =>
+      new Promise<void>((res) => {
+        if (w.isDead()) return res();
+        w.once('exit', () => res());
+        if (w.isConnected()) w.send({ osbake: 'stop' }, () => undefined);
+        // The workers' own grace is 10 s; past that, they are killed.
+        setTimeout(() => w.process.kill('SIGKILL'), 15_000).unref();
+      }),
+  );
+  await Promise.all(closed);
+  out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
+  await Promise.all(exited);
   out.write('stopped\n');
 }
 

@@ -415,6 +415,34 @@ describe.each(['nginx', 'node'])(
       },
     );
 
+    it.runIf(engine === 'nginx')(
+      'leaves no nginx behind when osbake itself is killed (SIGKILL)',
+      async () => {
+        const port = await freePort();
+        const srv = startCli(
+          ['serve', '--root', fx.store, '--port', String(port), '--engine', 'nginx'],
+          fx.dir,
+        );
+        await srv.until(/nginx [\d.]+ sends the files/, 30_000);
+        const nginxPid = Number(
+          execFileSync('pgrep', ['-P', String(srv.child.pid), '-x', 'nginx'], { encoding: 'utf8' }).trim(),
+        );
+        expect(nginxPid).toBeGreaterThan(1);
+        srv.child.kill('SIGKILL');
+        await srv.done;
+        const alive = () => {
+          try {
+            process.kill(nginxPid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        await expect.poll(alive, { timeout: 10_000 }).toBe(false);
+        await expect(raw(`http://127.0.0.1:${port}`, 'GET', '/')).rejects.toThrow(/ECONNREFUSED/);
+      },
+    );
+
     it('shuts down gracefully: a download in flight completes, new connections are refused', async () => {
       const expected = sha(readFileSync(join(fx.store, 'big/slow.bin')));
       const u = new URL(base);
