@@ -175,6 +175,34 @@ async function findTool(name: string): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * Remove the working directories of nginx engines that are gone (osbake killed with SIGKILL: nginx
+ * then stops by --pdeathsig, but nobody removes its directory). Only directories older than a
+ * minute whose nginx.pid is missing or names no process: a starting instance is never touched.
+ */
+async function removeStaleDirs(): Promise<void> {
+  const { readdir, readFile, stat } = await import('node:fs/promises');
+  const names = (await readdir(tmpdir()).catch(() => [] as string[])).filter((n) =>
+    n.startsWith('osbake-nginx-'),
+  );
+  for (const name of names) {
+    const dir = join(tmpdir(), name);
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory() || Date.now() - st.mtimeMs < 60_000) continue;
+    const pid = Number((await readFile(join(dir, 'nginx.pid'), 'utf8').catch(() => '')).trim());
+    let alive = false;
+    if (pid > 0) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (err) {
+        alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    }
+    if (!alive) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 /** Start nginx in front of osbake's server; resolves once it accepts connections. */
 export async function startNginxFront(
   nginx: string,
@@ -182,6 +210,7 @@ export async function startNginxFront(
   log: (line: string) => void,
   access: (line: string) => void,
 ): Promise<NginxFront> {
+  await removeStaleDirs();
   const dir = await mkdtemp(join(tmpdir(), 'osbake-nginx-'));
   const cleanupDir = () => rm(dir, { recursive: true, force: true });
   const conf = join(dir, 'nginx.conf');

@@ -428,6 +428,9 @@ describe.each(['nginx', 'node'])(
           execFileSync('pgrep', ['-P', String(srv.child.pid), '-x', 'nginx'], { encoding: 'utf8' }).trim(),
         );
         expect(nginxPid).toBeGreaterThan(1);
+        const cmdline = readFileSync(`/proc/${nginxPid}/cmdline`, 'utf8').split('\0');
+        const nginxDir = cmdline[cmdline.indexOf('-p') + 1] as string;
+        expect(nginxDir).toMatch(/osbake-nginx-/);
         srv.child.kill('SIGKILL');
         await srv.done;
         const alive = () => {
@@ -440,6 +443,9 @@ describe.each(['nginx', 'node'])(
         };
         await expect.poll(alive, { timeout: 10_000 }).toBe(false);
         await expect(raw(`http://127.0.0.1:${port}`, 'GET', '/')).rejects.toThrow(/ECONNREFUSED/);
+        // Its working directory stays (no one left to remove it); the next nginx engine to start removes
+        // it once it is a minute old. Here: by hand.
+        rmSync(nginxDir, { recursive: true, force: true });
       },
     );
 
