@@ -2,7 +2,7 @@
  * The mapped data of an image, chunk by chunk, for the writer: positional reads of a raw file (one
  * read ahead), or a zstd-compressed raw decompressed by the zstd CLI with the holes skipped.
  */
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { runStreaming } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -16,35 +16,39 @@ export interface Chunk {
   data: Buffer;
 }
 
-/** Mapped data of a raw image, read with positional reads, one chunk ahead of the writer. */
-export async function* rawChunks(image: string, bmap: Bmap): AsyncGenerator<Chunk> {
-  const fh = await open(image, 'r');
-  let next: Promise<IteratorResult<Chunk>> | undefined;
-  try {
-    // Two buffers in turn: the writer holds one while the next read fills the other. (A fresh
-    // buffer per chunk costs page faults and GC: measurable CPU on a 2-core machine.)
-    const bufs = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
-    let turn = 0;
-    const reads = (async function* () {
-      for (const [i, r] of bmap.ranges.entries()) {
-        const { offset, length } = rangeBytes(bmap, r);
-        for (let done = 0; done < length; ) {
-          const n = Math.min(CHUNK, length - done);
-          const buf = (bufs[turn++ % 2] as Buffer).subarray(0, n);
-          const { bytesRead } = await fh.read(buf, 0, n, offset + done);
-          if (bytesRead !== n) {
-            throw new UserError(
-              'E_BURN_IMAGE',
-              `${image} is shorter than its bmap says (${bmap.imageSize} bytes)`,
-              'the bmap belongs to another image: recreate it (delete it and burn again)',
-            );
-          }
-          yield { range: i, offset: offset + done, data: buf };
-          done += n;
+/**
+ * The mapped ranges of an open file or device, chunk by chunk, with positional reads one chunk
+ * ahead of the consumer. A read that comes back short is continued; one that returns nothing
+ * before the range ends is `ended(offset of the range, bytes of it read, its length)`, thrown
+ * before that chunk is handed over. Used to write an image and to read the device back.
+ */
+export async function* mappedChunks(
+  fh: FileHandle,
+  bmap: Bmap,
+  ended: (rangeOffset: number, done: number, length: number) => Error,
+): AsyncGenerator<Chunk> {
+  // Two buffers in turn: the consumer holds one while the next read fills the other. (A fresh
+  // buffer per chunk costs page faults and GC: measurable CPU on a 2-core machine.)
+  const bufs = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
+  let turn = 0;
+  const reads = (async function* () {
+    for (const [i, r] of bmap.ranges.entries()) {
+      const { offset, length } = rangeBytes(bmap, r);
+      for (let done = 0; done < length; ) {
+        const n = Math.min(CHUNK, length - done);
+        const buf = (bufs[turn++ % 2] as Buffer).subarray(0, n);
+        for (let got = 0; got < n; ) {
+          const { bytesRead } = await fh.read(buf, got, n - got, offset + done + got);
+          if (bytesRead === 0) throw ended(offset, done + got, length);
+          got += bytesRead;
         }
+        yield { range: i, offset: offset + done, data: buf };
+        done += n;
       }
-    })();
-    next = reads.next();
+    }
+  })();
+  let next: Promise<IteratorResult<Chunk>> | undefined = reads.next();
+  try {
     for (;;) {
       const r: IteratorResult<Chunk> = await next;
       if (r.done) return;
@@ -52,8 +56,26 @@ export async function* rawChunks(image: string, bmap: Bmap): AsyncGenerator<Chun
       yield r.value;
     }
   } finally {
-    // The writer stopped early: let the read in flight finish before closing its file.
+    // The consumer stopped early: let the read in flight finish before the file is closed.
     await next?.catch(() => undefined);
+  }
+}
+
+/** Mapped data of a raw image file, read one chunk ahead of the writer. */
+export async function* rawChunks(image: string, bmap: Bmap): AsyncGenerator<Chunk> {
+  const fh = await open(image, 'r');
+  try {
+    yield* mappedChunks(
+      fh,
+      bmap,
+      () =>
+        new UserError(
+          'E_BURN_IMAGE',
+          `${image} is shorter than its bmap says (${bmap.imageSize} bytes)`,
+          'the bmap belongs to another image: recreate it (delete it and burn again)',
+        ),
+    );
+  } finally {
     await fh.close();
   }
 }

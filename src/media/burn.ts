@@ -13,7 +13,7 @@ import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteSink } from './bmap.js';
 import { type Bmap, type BmapRange, holeExtents, mappedBytes, rangeBytes } from './bmap-format.js';
-import { CHUNK, rawChunks, zstdChunks } from './burn-chunks.js';
+import { CHUNK, mappedChunks, rawChunks, zstdChunks } from './burn-chunks.js';
 
 /**
  * fdatasync this often while writing: progress and ETA then follow what reached the drive (a USB
@@ -207,30 +207,21 @@ async function verifyDevice(
   // BLKFLSBUF writes back and drops the device's page cache: the reads below come from the device.
   // (O_DIRECT would need aligned buffers, which Node cannot promise; fadvise is not in Node.)
   await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
-  // Two buffers in turn: the next read runs in libuv's pool while this thread hashes the last one.
-  const bufs = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
-  let turn = 0;
-  const readAt = async (pos: number, n: number, start: number, length: number) => {
-    const buf = bufs[turn++ % 2] as Buffer;
-    const { bytesRead } = await fh.read(buf, 0, n, pos);
-    if (bytesRead === 0) throw shortWrite(o.device, pos, pos - start, length, 'read back ended early');
-    return buf.subarray(0, bytesRead);
-  };
   o.progress.start(`verifying ${o.device}`, mappedBytes(o.bmap));
   try {
-    for (const [i, r] of o.bmap.ranges.entries()) {
+    // One read ahead (mappedChunks): the next read runs in libuv's pool while this thread hashes.
+    const chunks = mappedChunks(fh, o.bmap, (offset, done, length) =>
+      shortWrite(o.device, offset + done, done, length, 'read back ended early'),
+    );
+    let h = createHash('sha256');
+    for await (const c of chunks) {
+      checkAbort(o.signal);
+      h.update(c.data);
+      o.progress.add(c.data.length);
+      const r = o.bmap.ranges[c.range] as BmapRange;
       const { offset, length } = rangeBytes(o.bmap, r);
-      const h = createHash('sha256');
-      let pending: Promise<Buffer> | undefined = readAt(offset, Math.min(CHUNK, length), offset, length);
-      for (let done = 0; pending; ) {
-        const data: Buffer = await pending;
-        checkAbort(o.signal); // with no read in flight
-        done += data.length;
-        pending =
-          done < length ? readAt(offset + done, Math.min(CHUNK, length - done), offset, length) : undefined;
-        h.update(data);
-        o.progress.add(data.length);
-      }
+      if (c.offset + c.data.length < offset + length) continue;
+      const i = c.range;
       const got = h.digest('hex');
       const want = r.sha256 ?? written[i];
       if (got !== want) {
@@ -244,6 +235,7 @@ async function verifyDevice(
           'the drive did not keep what was written: it may be failing or fake-capacity; try another drive',
         );
       }
+      h = createHash('sha256');
     }
   } finally {
     o.progress.end();
