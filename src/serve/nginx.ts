@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants, createReadStream, existsSync, writeFileSync } from 'node:fs';
-import { access, mkdtemp, open, rm } from 'node:fs/promises';
+import { access, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,7 +181,6 @@ async function findTool(name: string): Promise<string | undefined> {
  * minute whose nginx.pid is missing or names no process: a starting instance is never touched.
  */
 async function removeStaleDirs(): Promise<void> {
-  const { readdir, readFile, stat } = await import('node:fs/promises');
   const names = (await readdir(tmpdir()).catch(() => [] as string[])).filter((n) =>
     n.startsWith('osbake-nginx-'),
   );
@@ -261,15 +260,11 @@ export async function startNginxFront(
   void exited.then(() => {
     gone = true;
   });
-  const version = await new Promise<string>((resolve) => {
-    const v = spawn(nginx, ['-v'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let out = '';
-    v.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    v.once('close', () => resolve(/nginx\/(\S+)/.exec(out)?.[1] ?? '?'));
-    v.once('error', () => resolve('?'));
-  });
+  // nginx -v prints to stderr, which run() keeps as the output's tail.
+  const versionLine = (
+    await run([nginx, '-v'], { log: createNullLogger(), tailLines: 5 }).catch(() => undefined)
+  )?.tail.join('\n');
+  const version = /nginx\/(\S+)/.exec(versionLine ?? '')?.[1] ?? '?';
   const connectHost = o.host === '0.0.0.0' ? '127.0.0.1' : o.host === '::' ? '::1' : o.host;
   for (let i = 0; ; i++) {
     if (gone) {
