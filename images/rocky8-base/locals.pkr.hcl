@@ -19,5 +19,6 @@ locals {
     packages_file     = var.packages_file
     rpm_nevra_file    = var.rpm_nevra_file
     patch_repo_url    = var.patch_repo_url
+    patch_repo_dir    = var.patch_repo_dir
   })
 }

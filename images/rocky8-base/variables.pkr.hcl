@@ -88,6 +88,12 @@ variable "patch_repo_url" {
   default     = ""
 }
 
+variable "patch_repo_dir" {
+  type        = string
+  description = "libvirt builds: the patch bundle repository on the build host, copied into the VM (empty: none)"
+  default     = ""
+}
+
 variable "packer_manifest" {
   type    = string
   default = "packer-manifest.json"

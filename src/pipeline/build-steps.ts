@@ -74,6 +74,8 @@ export interface BuildContext {
   /** --release R with a patch bundle: the server the VM fetches it from. */
   patchServer?: RepoServer;
   patchRepoUrl?: string;
+  /** libvirt builds: the unpacked bundle repository Ansible copies into the VM. */
+  patchRepoDir?: string;
   appliedBundle?: { id: string; sha256: string; packages: number };
   /** --create-patches: the bundle made after the build. */
   createdBundle?: CreatedBundle;
@@ -296,7 +298,12 @@ function packerVars(ctx: BuildContext): Record<string, string | number | boolean
     patchRepoUrl: ctx.patchRepoUrl ?? '',
   };
   if (ctx.hypervisor) {
-    return libvirtBuildVars({ ...common, hypervisor: ctx.hypervisor, domainName: `osbake-${plan.buildId}` });
+    return libvirtBuildVars({
+      ...common,
+      hypervisor: ctx.hypervisor,
+      domainName: `osbake-${plan.buildId}`,
+      patchRepoDir: ctx.patchRepoDir ?? '',
+    });
   }
   return qemuBuildVars({
     ...common,

@@ -62,15 +62,6 @@ export const applyPatches: Step<BuildContext> = {
       ctx.progress.say(`release ${ctx.plan.release}: no patch bundle in manifest.yaml, building without one`);
       return;
     }
-    if (ctx.hypervisor) {
-      // The bundle server listens on this machine for QEMU's user network (10.0.2.2), which a VM on
-      // a remote hypervisor cannot reach.
-      throw new UserError(
-        'E_BUNDLE_LIBVIRT',
-        `release ${ctx.plan.release} has a patch bundle, and libvirt builds cannot fetch it from this machine yet`,
-        'build this release with --builder qemu',
-      );
-    }
     const file = join(ctx.project.storeDir, ref.path);
     const mirror = ctx.project.config.mirrors.osbake;
     if (!existsSync(file) && mirror) {
@@ -88,11 +79,20 @@ export const applyPatches: Step<BuildContext> = {
     ctx.progress.detail(`verifying ${ref.name}`);
     const dir = join(ctx.plan.workDir, 'patch-repo');
     const m = await unpackBundle(file, ref.sha256, dir, ctx.log, ctx.signal);
+    ctx.image = withReleaseChannelOnly(ctx.image);
+    ctx.appliedBundle = { id: m.id, sha256: ref.sha256, packages: m.packages.length };
+    if (ctx.hypervisor) {
+      // A VM on a remote hypervisor cannot reach a server on this machine; Ansible copies the
+      // repository into it over its SSH connection (through the bastion, if any).
+      ctx.patchRepoDir = dir;
+      ctx.progress.say(
+        `applying patch bundle ${m.id} (${m.packages.length} packages), copied into the VM by Ansible`,
+      );
+      return;
+    }
     const server = await startRepoServer(dir, (line) => ctx.log.info({ src: 'patch-repo' }, line));
     ctx.patchServer = server;
-    ctx.image = withReleaseChannelOnly(ctx.image);
     ctx.patchRepoUrl = server.guestUrl;
-    ctx.appliedBundle = { id: m.id, sha256: ref.sha256, packages: m.packages.length };
     ctx.progress.say(`applying patch bundle ${m.id} (${m.packages.length} packages) from ${server.guestUrl}`);
   },
   async cleanup(ctx) {

@@ -247,6 +247,64 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     120_000,
   );
 
+  it("rocky8-base's patches role (real Ansible) copies the bundle in and upgrades from it alone", async () => {
+    // What a libvirt build does inside the VM, run against a copy of the image's installroot: the
+    // role copies the unpacked bundle (patch_repo_dir) to the "guest" directory, writes the repo
+    // file and runs dnf (here confined to the installroot by patch_dnf).
+    const b = bundles.security;
+    if (!b) throw new Error('no security bundle (earlier test failed)');
+    const repo = join(tmp, 'role-bundle');
+    const m = await unpackBundle(b.file, b.sha256, repo, log(), signal);
+    const root = join(tmp, 'image-role');
+    cpSync(image, root, { recursive: true });
+    const guest = join(tmp, 'role-guest');
+    const reposDir = join(guest, 'yum.repos.d');
+    mkdirSync(reposDir, { recursive: true });
+    writeFileSync(join(guest, 'dnf.conf'), '[main]\n');
+    writeFileSync(join(guest, '.rpmmacros'), '%_dbpath /var/lib/rpm\n');
+    const dnf = [
+      'dnf --noplugins',
+      `--config=${join(guest, 'dnf.conf')}`,
+      `--installroot=${root}`,
+      '--releasever=8',
+      `--setopt=reposdir=${reposDir}`,
+      '--setopt=install_weak_deps=False',
+    ].join(' ');
+    const vars = {
+      patch_repo_dir: repo,
+      patch_repo_guest_dir: join(guest, 'var/tmp/osbake-patch-repo'),
+      patch_repos_dir: reposDir,
+      patch_dnf: dnf,
+    };
+    const play = join(tmp, 'patches-play.yml');
+    writeFileSync(
+      play,
+      [
+        '- hosts: localhost',
+        '  connection: local',
+        '  gather_facts: false',
+        `  vars: ${JSON.stringify(vars)}`,
+        `  environment: { HOME: ${JSON.stringify(guest)} }`,
+        '  roles: [patches]',
+        '',
+      ].join('\n'),
+    );
+    const out = await t.sh(['ansible-playbook', '-i', 'localhost,', play], {
+      ANSIBLE_ROLES_PATH: join(process.cwd(), 'images/rocky8-base/ansible/roles'),
+      ANSIBLE_NOCOLOR: '1',
+    });
+    expect(out).toMatch(/failed=0/);
+    expect(readdirSync(join(guest, 'var/tmp/osbake-patch-repo/Packages')).sort()).toEqual(
+      readdirSync(join(repo, 'Packages')).sort(),
+    );
+    expect(readFileSync(join(reposDir, 'osbake-patches.repo'), 'utf8')).toContain(
+      `baseurl=file://${join(guest, 'var/tmp/osbake-patch-repo')}\n`,
+    );
+    const after = await t.installedVersions(root);
+    for (const p of m.packages) expect(after).toContain(`${p.name} ${p.newVersion}`);
+    expect(after).toContain('delta 1.0-1');
+  }, 120_000);
+
   it('an image that is up to date gets an empty bundle', async () => {
     const b = await makeBundle('none', {
       installed: { rpmdb: join(tmp, 'image-all/var/lib/rpm') },

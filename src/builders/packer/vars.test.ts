@@ -87,7 +87,14 @@ describe('Packer variables', () => {
       ssh_bastion_username: 'root',
       ssh_bastion_private_key_file: '',
       ansible_ssh_extra_args: '',
+      patch_repo_dir: '',
     });
+  });
+
+  it("libvirt applying a release's bundle: the unpacked repository is handed to Ansible, no URL", () => {
+    const v = libvirtBuildVars({ ...common, hypervisor: hv, domainName: 'd', patchRepoDir: '/w/patch-repo' });
+    expect(v.patch_repo_dir).toBe('/w/patch-repo');
+    expect(v.patch_repo_url).toBe('');
   });
 
   it('libvirt through a bastion: communicator bastion and an Ansible ProxyCommand', () => {

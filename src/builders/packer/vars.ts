@@ -39,6 +39,8 @@ export interface LibvirtVarsInput extends CommonVarsInput {
   hypervisor: Hypervisor;
   /** Name of the build domain on the hypervisor (unique per build). */
   domainName: string;
+  /** The unpacked patch bundle repository on this machine, copied into the VM (empty: none). */
+  patchRepoDir?: string;
   home?: string;
 }
 
@@ -109,5 +111,6 @@ export function libvirtBuildVars(i: LibvirtVarsInput): Record<string, PackerVarV
     ssh_bastion_username: bastion?.user ?? 'root',
     ssh_bastion_private_key_file: bastion ? key : '',
     ansible_ssh_extra_args: ansibleSshExtraArgs(h, key),
+    patch_repo_dir: i.patchRepoDir ?? '',
   };
 }
