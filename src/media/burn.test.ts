@@ -1,6 +1,11 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
-import { writeFully } from './burn.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createNullLogger } from '../log/logger.js';
+import type { Bmap } from './bmap-format.js';
+import { type HoleMode, writeFully, writeImage, writeZeroesMaxBytes } from './burn.js';
 
 /** A file handle whose writes accept at most `limit` bytes each and end at `end`. */
 function fakeDevice(limit: number, end: number, fail?: NodeJS.ErrnoException) {
@@ -44,5 +49,107 @@ describe('writeFully', () => {
     await expect(writeFully(d.fh, '/dev/x', Buffer.alloc(100), 4096)).rejects.toMatchObject({
       message: 'short write on /dev/x at byte 4096: 0 of 100 bytes written (ENOSPC)',
     });
+  });
+});
+
+describe('writeZeroesMaxBytes (sysfs layout as the kernel has it)', () => {
+  // sys/class/block/<name> links into sys/devices/...; a partition's queue is its disk's.
+  const root = mkdtempSync(join(tmpdir(), 'osbake-sysfs-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const sys = join(root, 'sys');
+  const disk = (name: string, wz: string | undefined, parts: string[] = []) => {
+    const d = join(sys, 'devices/pci0000:00/usb1/host0/block', name);
+    mkdirSync(join(d, 'queue'), { recursive: true });
+    if (wz !== undefined) writeFileSync(join(d, 'queue/write_zeroes_max_bytes'), `${wz}\n`);
+    mkdirSync(join(sys, 'class/block'), { recursive: true });
+    symlinkSync(d, join(sys, 'class/block', name));
+    for (const p of parts) {
+      mkdirSync(join(d, p));
+      symlinkSync(join(d, p), join(sys, 'class/block', p));
+    }
+  };
+  const dev = (name: string) => {
+    mkdirSync(join(root, 'dev'), { recursive: true });
+    writeFileSync(join(root, 'dev', name), '');
+    return join(root, 'dev', name);
+  };
+  disk('nvme0n1', '2199023255040', ['nvme0n1p1']);
+  disk('sdb', '0', ['sdb1']);
+  disk('sdc', undefined);
+
+  it('reads the disk queue, and the parent disk queue for a partition', async () => {
+    expect(await writeZeroesMaxBytes(dev('nvme0n1'), sys)).toBe(2199023255040);
+    expect(await writeZeroesMaxBytes(dev('nvme0n1p1'), sys)).toBe(2199023255040);
+  });
+
+  it('0 for a USB stick (WRITE SAME off), a queue without the file, an unknown device', async () => {
+    expect(await writeZeroesMaxBytes(dev('sdb1'), sys)).toBe(0);
+    expect(await writeZeroesMaxBytes(dev('sdc'), sys)).toBe(0);
+    expect(await writeZeroesMaxBytes(dev('sdz'), sys)).toBe(0);
+    expect(await writeZeroesMaxBytes(join(root, 'no-such-device'), sys)).toBe(0);
+  });
+
+  it('follows /dev symlinks to the kernel name', async () => {
+    symlinkSync(dev('sdb'), join(root, 'dev', 'by-id-usb-stick'));
+    expect(await writeZeroesMaxBytes(join(root, 'dev', 'by-id-usb-stick'), sys)).toBe(0);
+    symlinkSync(dev('nvme0n1'), join(root, 'dev', 'by-id-nvme'));
+    expect(await writeZeroesMaxBytes(join(root, 'dev', 'by-id-nvme'), sys)).toBe(2199023255040);
+  });
+});
+
+describe('writeImage on a target that cannot zero ranges by itself (a plain file: no sysfs queue)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'osbake-holes-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const B = 4096;
+  // Image: 8 blocks, data in blocks 0 and 5 (1 and 6 as bytes), holes elsewhere.
+  const image = Buffer.alloc(8 * B);
+  image.fill(1, 0, B);
+  image.fill(6, 5 * B, 6 * B);
+  const bmap: Bmap = {
+    version: '2.0',
+    imageSize: image.length,
+    blockSize: B,
+    blocksCount: 8,
+    mappedBlocksCount: 2,
+    ranges: [
+      { first: 0, last: 0 },
+      { first: 5, last: 5 },
+    ],
+  };
+  const burn = async (holes: HoleMode) => {
+    const img = join(root, `${holes}.img`);
+    const target = join(root, `${holes}.target`);
+    writeFileSync(img, image);
+    writeFileSync(target, Buffer.alloc(10 * B, 0xee)); // old contents everywhere
+    const said: string[] = [];
+    const r = await writeImage({
+      device: target,
+      image: img,
+      compressed: false,
+      bmap,
+      verify: false,
+      holes,
+      log: createNullLogger(),
+      progress: { start() {}, add() {}, end() {} },
+      say: (l) => said.push(l),
+      deviceSize: 10 * B,
+    });
+    return { r, said, got: readFileSync(target) };
+  };
+
+  it('auto: says so and leaves the holes (bmaptool behaviour); the data is written', async () => {
+    const { r, said, got } = await burn('auto');
+    expect(r.holes).toBe('left as they were');
+    expect(said.join('\n')).toMatch(/cannot zero ranges by itself; holes keep their old contents/);
+    expect(got.subarray(0, B).every((b) => b === 1)).toBe(true);
+    expect(got.subarray(5 * B, 6 * B).every((b) => b === 6)).toBe(true);
+    expect(got.subarray(B, 5 * B).every((b) => b === 0xee)).toBe(true);
+  });
+
+  it('zero: writes zeros into each hole up to the image end, nothing beyond', async () => {
+    const { r, got } = await burn('zero');
+    expect(r.holes).toBe('zeroed by writing');
+    expect(got.subarray(0, 8 * B).equals(image)).toBe(true);
+    expect(got.subarray(8 * B).every((b) => b === 0xee)).toBe(true);
   });
 });

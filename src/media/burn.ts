@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, readFile, realpath } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { InterruptedError, ProcessError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -22,7 +23,7 @@ import { CHUNK, mappedChunks, rawChunks, zstdChunks } from './burn-chunks.js';
  */
 export const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 
-/** auto: zero holes when the device can do it without writing (discard/write-zeroes offload). */
+/** auto: zero holes when the device can do it without writing them (write-zeroes offload). */
 export type HoleMode = 'auto' | 'zero' | 'keep';
 
 export interface WriteImageOptions {
@@ -110,28 +111,55 @@ async function openDevice(device: string): Promise<FileHandle> {
   }
 }
 
-/** Zero the holes: one offloaded punch (no data written) or, for `zero`, zeros written into each hole. */
+/**
+ * How many bytes the device can zero in one offloaded command (sysfs queue/write_zeroes_max_bytes,
+ * the parent disk's for a partition); 0 when it cannot (USB sticks: usb-storage and uas turn
+ * WRITE SAME off) or when sysfs does not say.
+ */
+export async function writeZeroesMaxBytes(device: string, sysfs = '/sys'): Promise<number> {
+  try {
+    const dir = await realpath(join(sysfs, 'class/block', basename(await realpath(device))));
+    for (const q of [join(dir, 'queue'), join(dir, '..', 'queue')]) {
+      const text = await readFile(join(q, 'write_zeroes_max_bytes'), 'utf8').catch(() => undefined);
+      if (text !== undefined) return Number.parseInt(text, 10) || 0;
+    }
+  } catch {
+    // not a block device sysfs knows
+  }
+  return 0;
+}
+
+/**
+ * Zero the holes: where the device zeroes ranges by itself (write-zeroes offload), one
+ * `fallocate --zero-range` over the image's span before the data is written (no data moves; the
+ * blocks stay allocated, so a loop device's backing file is not discarded block by block); else
+ * `auto` leaves them and `zero` writes zeros into each hole.
+ */
 async function handleHoles(fh: FileHandle, o: WriteImageOptions): Promise<WriteImageResult['holes']> {
   const holes = holeExtents(o.bmap);
   if (holes.length === 0) return 'none';
   if (o.holes === 'keep') return 'left as they were';
   const end = Math.min(Math.ceil(o.bmap.imageSize / 512) * 512, o.deviceSize ?? Number.POSITIVE_INFINITY);
-  try {
-    // FALLOC_FL_PUNCH_HOLE on a block device = zeroing with BLKDEV_ZERO_NOFALLBACK: it fails instead
-    // of writing zeros when the device cannot zero (or discard-and-zero) by itself.
-    await run(['fallocate', '--punch-hole', '--offset', '0', '--length', String(end), o.device], {
-      log: o.log,
-      tag: 'fallocate',
-    });
-    return 'zeroed by the device';
-  } catch (err) {
-    if (!(err instanceof ProcessError)) throw err;
-    if (o.holes === 'auto') {
-      o.say(
-        `note: ${o.device} cannot zero ranges by itself; holes keep their old contents (as with bmaptool)`,
-      );
-      return 'left as they were';
+  const offload = await writeZeroesMaxBytes(o.device);
+  o.log.info({ device: o.device, writeZeroesMaxBytes: offload }, 'write-zeroes offload');
+  if (offload > 0) {
+    try {
+      // FALLOC_FL_ZERO_RANGE on a block device: REQ_OP_WRITE_ZEROES (NOUNMAP) over the span.
+      await run(['fallocate', '--zero-range', '--offset', '0', '--length', String(end), o.device], {
+        log: o.log,
+        tag: 'fallocate',
+        signal: o.signal,
+      });
+      return 'zeroed by the device';
+    } catch (err) {
+      if (!(err instanceof ProcessError)) throw err;
     }
+  }
+  if (o.holes === 'auto') {
+    o.say(
+      `note: ${o.device} cannot zero ranges by itself; holes keep their old contents (as with bmaptool; --holes zero writes zeros)`,
+    );
+    return 'left as they were';
   }
   const total = holes.reduce((n, h) => n + h.length, 0);
   const zeros = Buffer.alloc(CHUNK);
