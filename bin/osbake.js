@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../dist/cli/main.js';
+// dist/bundle/ is made by `npm run build` (tsc, then esbuild: scripts/bundle.mjs).
+import '../dist/bundle/main.js';
