@@ -1,9 +1,9 @@
 /**
  * Write a raw image (or a zstd-compressed one) to a block device using its block map: the device
  * is opened exclusively (O_EXCL: EBUSY while mounted or held), only mapped ranges are copied with
- * large positional writes, holes are zeroed where the device can do it without writing them, then
- * fsync, and every mapped range is read back from the device (its page cache dropped first with
- * BLKFLSBUF) and compared with the bmap's SHA-256.
+ * large positional O_DIRECT writes (buffered where the device refuses O_DIRECT), holes are zeroed
+ * where the device can do it without writing them, then fsync, and every mapped range is read back
+ * from the device (O_DIRECT, else after BLKFLSBUF) and compared with the bmap's SHA-256.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -14,12 +14,12 @@ import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteSink } from './bmap.js';
 import { type Bmap, type BmapRange, holeExtents, mappedBytes, rangeBytes } from './bmap-format.js';
-import { CHUNK, mappedChunks, rawChunks, zstdChunks } from './burn-chunks.js';
+import { CHUNK, DIRECT_ALIGN, mappedChunks, rawChunks, roundUp, zstdChunks } from './burn-chunks.js';
 
 /**
- * fdatasync this often while writing: progress and ETA then follow what reached the drive (a USB
- * stick is far slower than the page cache) and the final fsync does not sit at 100% for minutes.
- * bmaptool does the same every 6 MiB. No measurable cost on the loop-device benchmark.
+ * Buffered writes (a device without O_DIRECT) fdatasync this often: progress and ETA then follow
+ * what reached the drive (a USB stick is far slower than the page cache) and the final fsync does
+ * not sit at 100% for minutes. bmaptool does the same every 6 MiB.
  */
 export const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 
@@ -58,11 +58,24 @@ function checkAbort(signal: AbortSignal | undefined): void {
   }
 }
 
+/** A write or read-back that stopped early; `reason`: the system error code (EIO, EINVAL...) or what happened. */
+class ShortWriteError extends UserError {
+  constructor(
+    message: string,
+    readonly reason?: string,
+  ) {
+    super(
+      'E_BURN_SHORT_WRITE',
+      message,
+      'the device is smaller than the image, was removed, or is failing: check it with lsblk -b and try another drive',
+    );
+  }
+}
+
 function shortWrite(device: string, pos: number, wrote: number, wanted: number, cause?: string): UserError {
-  return new UserError(
-    'E_BURN_SHORT_WRITE',
+  return new ShortWriteError(
     `short write on ${device} at byte ${pos}: ${wrote} of ${wanted} bytes written${cause ? ` (${cause})` : ''}`,
-    'the device is smaller than the image, was removed, or is failing: check it with lsblk -b and try another drive',
+    cause,
   );
 }
 
@@ -226,20 +239,106 @@ async function hashImageRange(o: WriteImageOptions, r: BmapRange): Promise<strin
   }
 }
 
+/**
+ * A second descriptor of the device with O_DIRECT (the first holds O_EXCL), or undefined where the
+ * device or its driver refuses direct I/O (EINVAL).
+ */
+async function openDirect(device: string, flags: number): Promise<FileHandle | undefined> {
+  try {
+    return await open(device, flags | constants.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Where the data goes. O_DIRECT when the device takes it: no page cache between osbake and the
+ * drive, so the progress is what the drive accepted and the data is not copied once more (on a
+ * loop device: twice, through the device's and the backing file's caches). A write that is not a
+ * whole number of blocks (the image's last bytes) goes through the buffered descriptor. Without
+ * O_DIRECT, buffered writes with an fdatasync every SYNC_EVERY_BYTES.
+ */
+class DeviceWriter {
+  private sinceSync = 0;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    private direct: FileHandle | undefined,
+    private readonly o: WriteImageOptions,
+  ) {}
+
+  static async open(fh: FileHandle, o: WriteImageOptions): Promise<DeviceWriter> {
+    const direct =
+      o.bmap.blockSize % DIRECT_ALIGN === 0 ? await openDirect(o.device, constants.O_WRONLY) : undefined;
+    o.log.info({ direct: direct !== undefined }, 'write mode');
+    return new DeviceWriter(fh, direct, o);
+  }
+
+  get isDirect(): boolean {
+    return this.direct !== undefined;
+  }
+
+  async write(data: Buffer, pos: number): Promise<void> {
+    let head = 0;
+    if (this.direct && pos % DIRECT_ALIGN === 0) {
+      head = data.length - (data.length % DIRECT_ALIGN);
+      try {
+        if (head > 0) await writeFully(this.direct, this.o.device, data.subarray(0, head), pos);
+      } catch (err) {
+        // The device opened with O_DIRECT but refuses the write itself: buffered from here on.
+        if (!(err instanceof ShortWriteError && err.reason === 'EINVAL')) throw err;
+        this.o.log.warn({ pos }, 'O_DIRECT write refused (EINVAL): buffered writes from here on');
+        await this.closeDirect();
+        head = 0;
+      }
+    }
+    if (head === data.length) return;
+    await writeFully(this.fh, this.o.device, data.subarray(head), pos + head);
+    this.sinceSync += data.length - head;
+    const every = this.o.syncEveryBytes ?? SYNC_EVERY_BYTES;
+    if (every > 0 && this.sinceSync >= every) {
+      await syncDevice(this.fh, this.o.device, true);
+      this.sinceSync = 0;
+    }
+  }
+
+  /** fsync on the block device: its page cache, then a cache flush of the drive (all descriptors). */
+  async sync(): Promise<void> {
+    await syncDevice(this.fh, this.o.device);
+  }
+
+  async closeDirect(): Promise<void> {
+    const d = this.direct;
+    this.direct = undefined;
+    await d?.close();
+  }
+}
+
 /** Read every mapped range back from the device and compare it with the bmap (or the written data). */
 async function verifyDevice(
   fh: FileHandle,
   o: WriteImageOptions,
   written: (string | undefined)[],
 ): Promise<void> {
-  // BLKFLSBUF writes back and drops the device's page cache: the reads below come from the device.
-  // (O_DIRECT would need aligned buffers, which Node cannot promise; fadvise is not in Node.)
-  await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
+  // The reads must come from the device, not from the page cache: O_DIRECT where the device takes
+  // it (whole blocks only: the image's last range is read up to its block's end, which must lie on
+  // the device), else BLKFLSBUF (write back and drop the device's page cache) and buffered reads.
+  const blocksEnd = roundUp(o.bmap.imageSize, DIRECT_ALIGN);
+  const direct =
+    o.bmap.blockSize % DIRECT_ALIGN === 0 && blocksEnd <= (o.deviceSize ?? o.bmap.imageSize)
+      ? await openDirect(o.device, constants.O_RDONLY)
+      : undefined;
+  o.log.info({ direct: direct !== undefined }, 'read-back');
+  if (!direct) await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
   o.progress.start(`verifying ${o.device}`, mappedBytes(o.bmap));
   try {
     // One read ahead (mappedChunks): the next read runs in libuv's pool while this thread hashes.
-    const chunks = mappedChunks(fh, o.bmap, (offset, done, length) =>
-      shortWrite(o.device, offset + done, done, length, 'read back ended early'),
+    const chunks = mappedChunks(
+      direct ?? fh,
+      o.bmap,
+      (offset, done, length) => shortWrite(o.device, offset + done, done, length, 'read back ended early'),
+      { direct: direct !== undefined },
     );
     let h = createHash('sha256');
     for await (const c of chunks) {
@@ -267,6 +366,7 @@ async function verifyDevice(
     }
   } finally {
     o.progress.end();
+    await direct?.close();
   }
 }
 
@@ -286,16 +386,15 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     let hash = createHash('sha256');
     let hashRange = 0;
     let rangeLeft = o.bmap.ranges[0] ? rangeBytes(o.bmap, o.bmap.ranges[0]).length : 0;
-    const syncEvery = o.syncEveryBytes ?? SYNC_EVERY_BYTES;
-    let sinceSync = 0;
+    const writer = await DeviceWriter.open(fh, o);
     const t0 = performance.now();
     o.progress.start(`writing ${o.device}`, total);
     try {
       const chunks = o.compressed ? zstdChunks(o.image, o.bmap, o.log) : rawChunks(o.image, o.bmap);
       for await (const c of chunks) {
         checkAbort(o.signal);
-        // Hash on this thread while the write's copy runs in libuv's pool.
-        const writing = writeFully(fh, o.device, c.data, c.offset);
+        // Hash on this thread while the write runs in libuv's pool.
+        const writing = writer.write(c.data, c.offset);
         try {
           if (hashWhileWriting) hash.update(c.data);
         } finally {
@@ -321,15 +420,11 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
           rangeLeft = next ? rangeBytes(o.bmap, next).length : 0;
         }
         o.progress.add(c.data.length);
-        sinceSync += c.data.length;
-        if (syncEvery > 0 && sinceSync >= syncEvery) {
-          await syncDevice(fh, o.device, true);
-          sinceSync = 0;
-        }
       }
-      await syncDevice(fh, o.device);
+      await writer.sync();
     } finally {
       o.progress.end();
+      await writer.closeDirect();
     }
     const writeSeconds = (performance.now() - t0) / 1000;
     const result: WriteImageResult = { written: total, writeSeconds, holes };
