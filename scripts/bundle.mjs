@@ -1,7 +1,11 @@
 // Bundles the compiled CLI (dist/cli/main.js, from tsc) into dist/bundle/ with esbuild: one ES
 // module per lazily loaded verb instead of ~500 files, so Node starts osbake about 0.2 s sooner.
 // The CycloneDX library stays in node_modules (optional plug-ins it probes for at run time).
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunk names carry content hashes: remove the previous build's.
+rmSync('dist/bundle', { recursive: true, force: true });
 
 await build({
   entryPoints: ['dist/cli/main.js'],

@@ -10,6 +10,7 @@ import {
   mappedBytes,
   parseBmap,
   parseFilefrag,
+  zeroSpans,
 } from './bmap-format.js';
 
 const testdata = join(__dirname, 'testdata');
@@ -166,5 +167,47 @@ describe('formatBmap', () => {
     ]);
     const b: Bmap = parseBmap(text);
     expect(b.ranges).toEqual([{ first: 0, last: 0 }]);
+  });
+});
+
+describe('zeroSpans', () => {
+  const K = 4096;
+  // Data: block 0 (1 block), blocks 10-29 (20), block 40 (1), blocks 50-59 (10); image: 100 blocks.
+  const b = parseBmap(
+    formatBmap({
+      imageSize: 100 * K,
+      blockSize: K,
+      blocksCount: 100,
+      ranges: [
+        { first: 0, last: 0 },
+        { first: 10, last: 29 },
+        { first: 40, last: 40 },
+        { first: 50, last: 59 },
+      ],
+    }),
+  );
+
+  it('with enough spans: exactly the holes', () => {
+    expect(zeroSpans(b, 100 * K, 10)).toEqual(holeExtents(b));
+  });
+
+  it('fewer spans: the largest data ranges separate them, small ones are zeroed with the holes', () => {
+    expect(zeroSpans(b, 100 * K, 3)).toEqual([
+      { offset: 0, length: 10 * K },
+      { offset: 30 * K, length: 20 * K },
+      { offset: 60 * K, length: 40 * K },
+    ]);
+    expect(zeroSpans(b, 100 * K, 1)).toEqual([{ offset: 0, length: 100 * K }]);
+  });
+
+  it('a data range at the very end leaves no empty span; the end can lie past the image', () => {
+    const tail = parseBmap(
+      formatBmap({ imageSize: 8 * K, blockSize: K, blocksCount: 8, ranges: [{ first: 4, last: 7 }] }),
+    );
+    expect(zeroSpans(tail, 8 * K, 4)).toEqual([{ offset: 0, length: 4 * K }]);
+    expect(zeroSpans(tail, 8 * K + 512, 4)).toEqual([
+      { offset: 0, length: 4 * K },
+      { offset: 8 * K, length: 512 },
+    ]);
   });
 });

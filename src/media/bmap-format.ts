@@ -80,6 +80,31 @@ export function holeExtents(b: Bmap): Extent[] {
   return holes;
 }
 
+/**
+ * The holes grouped into at most `max` spans to zero with one command each (each command is a
+ * process): the largest data ranges separate the spans, the smaller ones lie inside a span and are
+ * zeroed too before they are written. Spans end at `end` (the image size rounded to the sector).
+ */
+export function zeroSpans(b: Bmap, end: number, max: number): Extent[] {
+  const data = b.ranges.map((r) => rangeBytes(b, r));
+  const keep = new Set(
+    data
+      .map((d, i) => ({ i, length: d.length }))
+      .sort((x, y) => y.length - x.length || x.i - y.i)
+      .slice(0, Math.max(0, max - 1))
+      .map((x) => x.i),
+  );
+  const spans: Extent[] = [];
+  let pos = 0;
+  for (const [i, d] of data.entries()) {
+    if (!keep.has(i)) continue;
+    if (d.offset > pos) spans.push({ offset: pos, length: d.offset - pos });
+    pos = d.offset + d.length;
+  }
+  if (pos < end) spans.push({ offset: pos, length: end - pos });
+  return spans;
+}
+
 function humanSize(n: number): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
