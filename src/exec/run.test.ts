@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ProcessError, UserError } from '../errors.js';
 import { createNullLogger } from '../log/logger.js';
-import { capture, run, runStreaming, shellQuote } from './run.js';
+import { capture, run, runStreaming, shellQuote, startService } from './run.js';
 
 const log = createNullLogger();
 
@@ -110,5 +111,58 @@ describe('run', () => {
     expect(shellQuote(['packer', 'build', '-var', 'a=b c', "it's"])).toBe(
       `packer build -var 'a=b c' 'it'\\''s'`,
     );
+  });
+});
+
+describe('startService', () => {
+  /** Lines the service printed on stderr, and a promise for the first one matching `re`. */
+  const watch = () => {
+    const lines: string[] = [];
+    const waiters: [RegExp, () => void][] = [];
+    return {
+      lines,
+      onStderrLine(l: string) {
+        lines.push(l);
+        for (const [re, done] of waiters) if (re.test(l)) done();
+      },
+      seen: (re: RegExp) =>
+        new Promise<void>((resolve) => {
+          if (lines.some((l) => re.test(l))) resolve();
+          else waiters.push([re, resolve]);
+        }),
+    };
+  };
+
+  it('runs in its own process group; stop() sends the graceful signal and waits for the exit', async () => {
+    const w = watch();
+    const svc = startService(
+      ['sh', '-c', 'trap "echo quitting >&2; exit 3" QUIT; echo ready >&2; while :; do sleep 0.05; done'],
+      { log, onStderrLine: w.onStderrLine },
+    );
+    await w.seen(/ready/);
+    // /proc/<pid>/stat field 5 is the process group: the service leads its own.
+    const stat = readFileSync(`/proc/${svc.pid}/stat`, 'utf8');
+    expect(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]).toBe(String(svc.pid));
+    await svc.stop('SIGQUIT', 5_000);
+    expect(await svc.exited).toBe(3);
+    expect(w.lines).toContain('quitting');
+  });
+
+  it('a service that ignores the graceful signal gets SIGTERM after graceMs', async () => {
+    const w = watch();
+    const svc = startService(['sh', '-c', 'trap "" QUIT; echo ready >&2; while :; do sleep 0.05; done'], {
+      log,
+      onStderrLine: w.onStderrLine,
+    });
+    await w.seen(/ready/);
+    const t = performance.now();
+    await svc.stop('SIGQUIT', 300);
+    expect(await svc.exited).toBeNull(); // ended by SIGTERM
+    expect(performance.now() - t).toBeGreaterThanOrEqual(250);
+  });
+
+  it('a missing program: exited resolves with 127', async () => {
+    const svc = startService(['osbake-no-such-server'], { log });
+    expect(await svc.exited).toBe(127);
   });
 });

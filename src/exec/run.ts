@@ -290,3 +290,66 @@ export function runStreaming(argv: readonly string[], opts: RunOptions): Streami
     },
   };
 }
+
+export interface Service {
+  pid: number | undefined;
+  /** Resolves once the service has exited: its exit code (null if a signal ended it). Never rejects. */
+  exited: Promise<number | null>;
+  /** Send a signal to the service (its main process). */
+  kill(signal: NodeJS.Signals): void;
+  /**
+   * Stop it: `first` (the program's graceful stop, e.g. SIGQUIT for nginx; undefined if already
+   * sent), SIGTERM after graceMs, SIGKILL to its process group 5 s later. Resolves once it has exited.
+   */
+  stop(first: NodeJS.Signals | undefined, graceMs: number): Promise<void>;
+}
+
+/**
+ * Start a long-running program (a server osbake fronts): argv array, stdin and stdout closed,
+ * stderr lines to the log and to onStderrLine, its own process group (a terminal's Ctrl-C reaches
+ * osbake only, which then stops the service its way). A missing program exits like any other
+ * failure: `exited` resolves with 127 (ENOENT) and the log says why.
+ */
+export function startService(
+  argv: readonly string[],
+  opts: Pick<RunOptions, 'log' | 'tag' | 'cwd' | 'env' | 'echo'> & { onStderrLine?: (line: string) => void },
+): Service {
+  const { file, args, tag } = startRun(argv, opts);
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    detached: true,
+  });
+  const rl = createInterface({ input: child.stderr, crlfDelay: Number.POSITIVE_INFINITY });
+  rl.on('line', (line) => {
+    opts.log.info({ src: tag, stream: 'stderr' }, line);
+    opts.onStderrLine?.(line);
+  });
+  const exited = child.then((r) => {
+    const code = (r as { code?: string }).code === 'ENOENT' ? 127 : (r.exitCode ?? null);
+    opts.log.info({ src: tag, exitCode: code, signal: r.signal }, `exit ${tag}`);
+    return code;
+  });
+  const pid = child.pid;
+  return {
+    pid,
+    exited,
+    kill(signal) {
+      if (pid !== undefined) signalProcess(pid, signal);
+    },
+    async stop(first, graceMs) {
+      if (pid === undefined) return;
+      if (first) signalProcess(pid, first);
+      const term = setTimeout(() => signalProcess(pid, 'SIGTERM'), graceMs);
+      const kill = setTimeout(() => signalProcess(-pid, 'SIGKILL'), graceMs + 5_000);
+      await exited;
+      clearTimeout(term);
+      clearTimeout(kill);
+    },
+  };
+}

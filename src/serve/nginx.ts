@@ -6,7 +6,6 @@
  * only ever answers for a plain path to a regular file reached without a symlink; the rules of
  * paths.ts stay the single source of truth for the rest.
  */
-import { spawn } from 'node:child_process';
 import { constants, createReadStream, existsSync, writeFileSync } from 'node:fs';
 import { access, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
@@ -14,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UserError } from '../errors.js';
-import { run } from '../exec/run.js';
+import { run, startService } from '../exec/run.js';
 import { createNullLogger } from '../log/logger.js';
 import { TYPES } from './server.js';
 
@@ -237,7 +236,17 @@ export async function startNginxFront(
   const argv = [nginx, '-c', conf, '-p', dir, '-e', 'stderr', '-g', 'daemon off;'];
   const setpriv = await findTool('setpriv');
   const [file, ...args] = setpriv ? [setpriv, '--pdeathsig', 'TERM', ...argv] : argv;
-  const child = spawn(file as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Until it listens, nginx's errors are kept for the one-line error below; afterwards shown.
+  const stderr: string[] = [];
+  let started = false;
+  const child = startService([file as string, ...args], {
+    log: createNullLogger(),
+    tag: 'nginx',
+    onStderrLine: (line) => {
+      if (started) log(`nginx: ${line}`);
+      else stderr.push(line);
+    },
+  });
   // The reader's open() waits for a writer: if nginx never opened the FIFO, open it once so the
   // reader ends (then read what is left).
   const releaseFifo = async () => {
@@ -247,15 +256,7 @@ export async function startNginxFront(
     }
     await accessDone;
   };
-  // Until it listens, nginx's errors are kept for the one-line error below; afterwards shown.
-  let stderr = '';
-  let started = false;
-  child.stderr.on('data', (d: Buffer) => {
-    const text = d.toString();
-    stderr += text;
-    if (started) for (const line of text.split('\n').filter(Boolean)) log(`nginx: ${line}`);
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = child.exited;
   let gone = false;
   void exited.then(() => {
     gone = true;
@@ -270,7 +271,8 @@ export async function startNginxFront(
     if (gone) {
       await releaseFifo();
       await cleanupDir();
-      const why = /\[emerg\][^\n]*?: (.*)/.exec(stderr)?.[1] ?? stderr.trim().split('\n').at(-1) ?? '';
+      const text = stderr.join('\n');
+      const why = /\[emerg\][^\n]*?: (.*)/.exec(text)?.[1] ?? stderr.at(-1) ?? '';
       if (/Address already in use/.test(why)) {
         // The same words as osbake's own server.
         throw new UserError(
@@ -288,8 +290,7 @@ export async function startNginxFront(
     // nginx writes its pid file once its sockets are bound (a port in use fails before that).
     if (existsSync(join(dir, 'nginx.pid')) && (await answers(connectHost, o.port))) break;
     if (i > 200) {
-      child.kill('SIGKILL');
-      await exited;
+      await child.stop('SIGKILL', 0);
       await releaseFifo();
       await cleanupDir();
       throw new UserError('E_NGINX', 'nginx did not start listening within 10 s', 'try --engine node');
@@ -317,11 +318,8 @@ export async function startNginxFront(
       stopping ??= (async () => {
         if (!gone) {
           await quit();
-          const fast = setTimeout(() => child.kill('SIGTERM'), graceMs);
-          const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 5_000);
-          await exited;
-          clearTimeout(fast);
-          clearTimeout(kill);
+          // Downloads in flight get graceMs, then SIGTERM (nginx's fast stop), then SIGKILL.
+          await child.stop(undefined, graceMs);
         }
         await releaseFifo();
         await cleanupDir();

@@ -164,13 +164,23 @@ export async function runServe(o: RunServeOptions): Promise<void> {
   out.write('stopped\n');
 }
 
-/** Resolve on SIGINT/SIGTERM (or, in a worker, the master's stop message). */
+/**
+ * Resolve on SIGINT/SIGTERM (or, in a worker, the master's stop message). A worker then ignores
+ * further signals: a terminal's Ctrl-C reaches the master and the workers at once, and the signal
+ * may arrive after the master's stop message; without a handler it would kill the worker and cut
+ * its downloads. (The master gives workers 15 s, then SIGKILL.) Without workers, a second Ctrl-C
+ * stops at once (the default action).
+ */
 function stopRequested(fromMaster: boolean): Promise<string> {
   return new Promise<string>((res) => {
     const on = (s: string) => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
       process.off('message', onMessage);
+      if (fromMaster) {
+        process.on('SIGINT', () => undefined);
+        process.on('SIGTERM', () => undefined);
+      }
       res(s);
     };
     const onMessage = (m: unknown) => {

@@ -56,13 +56,23 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Start the real CLI; `until` resolves when the combined output matches. */
-export function startCli(args: string[], cwd: string, env: Record<string, string> = {}) {
+/**
+ * Start the real CLI; `until` resolves when the combined output matches. `group`: the CLI leads
+ * its own process group, as a command started from a shell does (send a terminal's Ctrl-C with
+ * `process.kill(-child.pid, 'SIGINT')`).
+ */
+export function startCli(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+  o: { group?: boolean } = {},
+) {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd,
     // burn and publish log to a file per run: keep the tests' logs out of the home directory.
     env: { ...process.env, CI: 'true', OSBAKE_LOG_DIR: TEST_LOG_DIR, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: o.group ?? false,
   });
   let stdout = '';
   let stderr = '';
