@@ -236,21 +236,9 @@ function imageMismatch(
 
 /** SHA-256 of one range of the (raw) image file. */
 async function hashImageRange(o: WriteImageOptions, r: BmapRange): Promise<string> {
-  const { offset, length } = rangeBytes(o.bmap, r);
-  const fh = await open(o.image, 'r');
-  try {
-    const buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, length));
-    const h = createHash('sha256');
-    for (let done = 0; done < length; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - done), offset + done);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-      done += bytesRead;
-    }
-    return h.digest('hex');
-  } finally {
-    await fh.close();
-  }
+  const h = createHash('sha256');
+  for await (const c of rawChunks(o.image, { ...o.bmap, ranges: [r] })) h.update(c.data);
+  return h.digest('hex');
 }
 
 /**

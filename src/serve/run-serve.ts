@@ -250,28 +250,28 @@ async function runMaster(o: RunServeOptions, count: number, dataNote: string): P
   const signal = await stopRequested(false);
   stopping = true;
   const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-  // Each worker stops listening and says "closed" (or exits); then the shared port is closed.
-  const closed = alive.map(
-    (w) =>
-      new Promise<void>((res) => {
-        if (w.isDead()) return res();
-        w.once('exit', () => res());
-        w.on('message', (m: unknown) => {
-          if ((m as { osbake?: string })?.osbake === 'closed') res();
-        });
-        setTimeout(res, 5_000).unref();
-      }),
-  );
-  const exited = alive.map(
-    (w) =>
-      new Promise<void>((res) => {
-        if (w.isDead()) return res();
-        w.once('exit', () => res());
-        if (w.isConnected()) w.send({ osbake: 'stop' }, () => undefined);
-        // The workers' own grace is 10 s; past that, they are killed.
-        setTimeout(() => w.process.kill('SIGKILL'), 15_000).unref();
-      }),
-  );
+  // Each worker is told to stop, stops listening and says "closed" (or exits), then finishes its
+  // requests and exits; the workers' own grace is 10 s, past 15 s they are killed.
+  const closed: Promise<void>[] = [];
+  const exited: Promise<void>[] = [];
+  for (const w of alive) {
+    if (w.isDead()) continue;
+    const exit = new Promise<void>((res) => w.once('exit', () => res()));
+    exited.push(exit);
+    closed.push(
+      Promise.race([
+        exit,
+        new Promise<void>((res) => {
+          w.on('message', (m: unknown) => {
+            if ((m as { osbake?: string })?.osbake === 'closed') res();
+          });
+          setTimeout(res, 5_000).unref();
+        }),
+      ]),
+    );
+    if (w.isConnected()) w.send({ osbake: 'stop' }, () => undefined);
+    setTimeout(() => w.process.kill('SIGKILL'), 15_000).unref();
+  }
   await Promise.all(closed);
   out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
   await Promise.all(exited);
