@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark: writing a sparse 2 GiB raw image (~300 MiB of data) to one loop device (backed by a
-# file on disk) with `dd bs=4M conv=fsync`, `bmaptool copy` and `osbake burn`, in one run.
-# Usage (as root, after scripts/setup.sh and npm run build): bench/burn.sh [ROUNDS]
+# Benchmark: writing a sparse raw image to one loop device (backed by a file on disk) with
+# `dd bs=4M conv=fsync`, `bmaptool copy` and `osbake burn`, in one run. The image: by default a
+# synthetic 2 GiB one (~300 MiB of data); BENCH_IMAGE=FILE uses a real image instead (raw or
+# qcow2, converted to a sparse raw copy first), e.g. a debian12-base build from the store.
+# Usage (as root, after scripts/setup.sh and npm run build): [BENCH_IMAGE=FILE] bench/burn.sh [ROUNDS]
 # Prints a Markdown section to append to bench/BENCHMARKS.md.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,18 +18,27 @@ trap cleanup EXIT
 
 IMG="$WORK/image.raw"
 BACK="$WORK/device.back"
-SIZE=$((2 * 1024 * 1024 * 1024))
 MIB=$((1024 * 1024))
 
-# The image: a boot area, 20 large extents of 14 MiB and 200 small ones of 64 KiB, spread over 2 GiB.
-truncate -s "$SIZE" "$IMG"
-dd if=/dev/urandom of="$IMG" bs=1M count=1 conv=notrunc status=none
-for i in $(seq 0 19); do
-  dd if=/dev/urandom of="$IMG" bs=1M count=14 seek=$((16 + i * 100)) conv=notrunc status=none
-done
-for i in $(seq 0 199); do
-  dd if=/dev/urandom of="$IMG" bs=64K count=1 seek=$((i * 160 + 7)) conv=notrunc status=none
-done
+if [ -n "${BENCH_IMAGE:-}" ]; then
+  # A real image: a sparse raw copy (qemu-img writes no zeros), as osbake burn would make of a qcow2.
+  qemu-img convert -O raw "$BENCH_IMAGE" "$IMG"
+  SIZE=$(stat -c %s "$IMG")
+  EXTENTS=$(filefrag "$IMG" | sed -n 's/.*: \([0-9]*\) extents\? found/\1/p')
+  DESC="$(basename "$BENCH_IMAGE") as sparse raw, $((SIZE / MIB)) MiB, in $EXTENTS extents"
+else
+  # A boot area, 20 large extents of 14 MiB and 200 small ones of 64 KiB, spread over 2 GiB.
+  SIZE=$((2 * 1024 * 1024 * 1024))
+  truncate -s "$SIZE" "$IMG"
+  dd if=/dev/urandom of="$IMG" bs=1M count=1 conv=notrunc status=none
+  for i in $(seq 0 19); do
+    dd if=/dev/urandom of="$IMG" bs=1M count=14 seek=$((16 + i * 100)) conv=notrunc status=none
+  done
+  for i in $(seq 0 199); do
+    dd if=/dev/urandom of="$IMG" bs=64K count=1 seek=$((i * 160 + 7)) conv=notrunc status=none
+  done
+  DESC="2048 MiB raw, in 221 extents (1 MiB + 20 × 14 MiB + 200 × 64 KiB)"
+fi
 sync "$IMG"
 DATA=$(( $(du -B1 "$IMG" | cut -f1) ))
 
@@ -73,12 +84,13 @@ cmp -n "$SIZE" "$IMG" "$LOOP" && identical=yes || identical=NO
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 med_dd=$(echo "${times[dd]}" | median)
-echo "## burn: sparse 2 GiB image to a loop device ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
+SIZE_MIB=$((SIZE / MIB))
+echo "## burn: sparse $SIZE_MIB MiB image to a loop device ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
 echo
-echo "Command: \`bench/burn.sh $ROUNDS\`. Image: 2 GiB raw, $((DATA / MIB)) MiB of data in 221 extents"
-echo "(1 MiB + 20 × 14 MiB + 200 × 64 KiB); device: a loop device over a preallocated file on the"
+echo "Command: \`${BENCH_IMAGE:+BENCH_IMAGE=$BENCH_IMAGE }bench/burn.sh $ROUNDS\`. Image: $DESC, $((DATA / MIB)) MiB of data;"
+echo "device: a loop device over a preallocated file on the"
 echo "machine's disk (ext4 on virtio); image in the page cache before each run. ${ROUNDS} rounds, interleaved;"
-echo "the median is shown, MiB/s = image size (2048 MiB) / time. Device == image after osbake burn (cmp): $identical."
+echo "the median is shown, MiB/s = image size ($SIZE_MIB MiB) / time. Device == image after osbake burn (cmp): $identical."
 echo
 echo "| tool | command | wall times (s) | median (s) | MiB/s | vs dd | vs bmaptool | CPU user+sys (s, median) |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -93,7 +105,7 @@ for label in dd bmaptool osbake osbake-keep-no-verify; do
     osbake-keep-no-verify) cmd='osbake burn --force --yes --holes keep --no-verify (the work bmaptool does)' ;;
   esac
   printf '| %s | %s | %s | %.2f | %.0f | %.1f× | %.2f× | %.2f |\n' "$label" "$cmd" "$(echo "${times[$label]}" | xargs)" \
-    "$med" "$(echo "2048 / $med" | bc -l)" "$(echo "$med_dd / $med" | bc -l)" "$(echo "$med_bt / $med" | bc -l)" "$cpu"
+    "$med" "$(echo "$SIZE_MIB / $med" | bc -l)" "$(echo "$med_dd / $med" | bc -l)" "$(echo "$med_bt / $med" | bc -l)" "$cpu"
 done
 echo
 printf 'bmap creation of the same image: bmaptool create %.2f s, osbake (FIEMAP + SHA-256) %s s.\n' \
