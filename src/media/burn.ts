@@ -14,7 +14,15 @@ import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteSink } from './bmap.js';
 import { type Bmap, type BmapRange, holeExtents, mappedBytes, rangeBytes, zeroSpans } from './bmap-format.js';
-import { CHUNK, DIRECT_ALIGN, mappedChunks, rawChunks, roundUp, zstdChunks } from './burn-chunks.js';
+import {
+  alignedBuffers,
+  CHUNK,
+  DIRECT_ALIGN,
+  mappedChunks,
+  rawChunks,
+  roundUp,
+  zstdChunks,
+} from './burn-chunks.js';
 
 /**
  * Buffered writes (a device without O_DIRECT) fdatasync this often: progress and ETA then follow
@@ -155,7 +163,7 @@ export async function writeZeroesMaxBytes(device: string, sysfs = '/sys'): Promi
  * allocated, so a loop device's backing file is not discarded block by block); else `auto` leaves
  * them and `zero` writes zeros into each hole.
  */
-async function handleHoles(fh: FileHandle, o: WriteImageOptions): Promise<WriteImageResult['holes']> {
+async function handleHoles(writer: DeviceWriter, o: WriteImageOptions): Promise<WriteImageResult['holes']> {
   const holes = holeExtents(o.bmap);
   if (holes.length === 0) return 'none';
   if (o.holes === 'keep') return 'left as they were';
@@ -189,14 +197,15 @@ async function handleHoles(fh: FileHandle, o: WriteImageOptions): Promise<WriteI
     return 'left as they were';
   }
   const total = holes.reduce((n, h) => n + h.length, 0);
-  const zeros = Buffer.alloc(CHUNK);
+  // Page-aligned and zero-filled (a fresh WebAssembly.Memory), so O_DIRECT can write it.
+  const [zeros] = alignedBuffers(1, CHUNK) as [Buffer];
   o.progress.start(`zeroing holes on ${o.device}`, total);
   try {
     for (const h of holes) {
       for (let done = 0; done < h.length; ) {
         checkAbort(o.signal);
         const n = Math.min(CHUNK, h.length - done);
-        await writeFully(fh, o.device, zeros.subarray(0, n), h.offset + done);
+        await writer.write(zeros.subarray(0, n), h.offset + done);
         done += n;
         o.progress.add(n);
       }
@@ -375,9 +384,11 @@ async function verifyDevice(
 /** Write the image's mapped ranges to the device, sync, and read them back. */
 export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
   const fh = await openDevice(o.device);
+  let writer: DeviceWriter | undefined;
   try {
+    writer = await DeviceWriter.open(fh, o);
     const th = performance.now();
-    const holes = await handleHoles(fh, o);
+    const holes = await handleHoles(writer, o);
     o.log.info({ holes, ms: Math.round(performance.now() - th) }, 'holes handled');
     const total = mappedBytes(o.bmap);
     const hashes: (string | undefined)[] = [];
@@ -388,7 +399,6 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     let hash = createHash('sha256');
     let hashRange = 0;
     let rangeLeft = o.bmap.ranges[0] ? rangeBytes(o.bmap, o.bmap.ranges[0]).length : 0;
-    const writer = await DeviceWriter.open(fh, o);
     const t0 = performance.now();
     o.progress.start(`writing ${o.device}`, total);
     try {
@@ -426,7 +436,6 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
       await writer.sync();
     } finally {
       o.progress.end();
-      await writer.closeDirect();
     }
     const writeSeconds = (performance.now() - t0) / 1000;
     const result: WriteImageResult = { written: total, writeSeconds, holes };
@@ -440,6 +449,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     }
     return result;
   } finally {
+    await writer?.closeDirect();
     await fh.close();
   }
 }
