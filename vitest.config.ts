@@ -1,4 +1,11 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// Unit and e2e tests' scratch directories: one directory per run, removed at the end
+// (test/tmpdir-setup.ts). Integration tests keep the system's TMPDIR (the tools they run use it).
+process.env.OSBAKE_TEST_SCRATCH ??= join(tmpdir(), `osbake-tests-${process.pid}`);
+const scratch = { TMPDIR: process.env.OSBAKE_TEST_SCRATCH };
 
 export default defineConfig({
   test: {
@@ -8,6 +15,8 @@ export default defineConfig({
           name: 'unit',
           include: ['src/**/*.test.ts'],
           testTimeout: 20_000,
+          env: scratch,
+          globalSetup: ['test/tmpdir-setup.ts'],
         },
       },
       {
@@ -15,7 +24,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 60_000,
-          globalSetup: ['test/integration/global-setup.ts'],
+          env: scratch,
+          globalSetup: ['test/integration/global-setup.ts', 'test/tmpdir-setup.ts'],
         },
       },
       {

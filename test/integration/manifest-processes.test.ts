@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { readBuildsManifest } from '../../src/config/builds.js';
 
 const DIST = resolve(__dirname, '../../dist/config/builds.js');
@@ -10,6 +10,7 @@ const DIST = resolve(__dirname, '../../dist/config/builds.js');
 describe('manifest.json under concurrent processes', () => {
   it('20 writer processes at once lose no entry and leave no temporary file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'osbake-mp-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'manifest.json');
     const script = join(dir, 'writer.mjs');
     await writeFile(
