@@ -4,10 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   bootDisk,
   type CliRun,
@@ -121,6 +121,7 @@ describe('osbake build debian12-base (real mmdebstrap + Packer + Ansible + QEMU)
     async () => {
       const image = join(project.dir, `store/builds/debian12-base-itest-main-${head}.qcow2`);
       const scratch = await mkdtemp(join(tmpdir(), 'osbake-boot-'));
+      onTestFinished(() => rm(scratch, { recursive: true, force: true }));
       const vm = await bootDisk(image, scratch);
       let imageHostKey: string;
       try {

@@ -5,10 +5,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { git, makeProject, runCli, type TempProject } from './helpers.js';
 
 const IMAGE_YAML = `name: debian12-base
@@ -73,6 +73,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       expect(readFileSync(`${bundleFile}.sha256`, 'utf8').split(' ')[0]).toBe(bundle.sha256);
 
       const dir = await mkdtemp(join(tmpdir(), 'osbake-bundle-'));
+      onTestFinished(() => rm(dir, { recursive: true, force: true }));
       execFileSync('tar', ['--zstd', '-xf', bundleFile, '-C', dir]);
       const debs = readdirSync(join(dir, 'pool')).filter((f) => f.endsWith('.deb'));
       expect(debs).toHaveLength(bundle.packages);
@@ -114,6 +115,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       expect(build.custom_data.applied_patch_bundle).toMatchObject({ sha256: bundle.sha256 });
       // The image's versions are the bundle's for every package the bundle carries that the image has.
       const dir = await mkdtemp(join(tmpdir(), 'osbake-bundle-'));
+      onTestFinished(() => rm(dir, { recursive: true, force: true }));
       execFileSync('tar', ['--zstd', '-xf', bundleFile, '-C', dir]);
       const b = JSON.parse(readFileSync(join(dir, 'bundle.json'), 'utf8'));
       const installed = readTsv(join(project.dir, `store/builds/${build.custom_data.artifact}.packages.tsv`));
