@@ -167,7 +167,7 @@ async function handleHoles(writer: DeviceWriter, o: WriteImageOptions): Promise<
   const holes = holeExtents(o.bmap);
   if (holes.length === 0) return 'none';
   if (o.holes === 'keep') return 'left as they were';
-  const end = Math.min(Math.ceil(o.bmap.imageSize / 512) * 512, o.deviceSize ?? Number.POSITIVE_INFINITY);
+  const end = Math.min(roundUp(o.bmap.imageSize, 512), o.deviceSize ?? Number.POSITIVE_INFINITY);
   const offload = await writeZeroesMaxBytes(o.device);
   o.log.info({ device: o.device, writeZeroesMaxBytes: offload }, 'write-zeroes offload');
   if (offload > 0) {
@@ -251,12 +251,12 @@ async function hashImageRange(o: WriteImageOptions, r: BmapRange): Promise<strin
 }
 
 /**
- * A second descriptor of the device with O_DIRECT (the first holds O_EXCL), or undefined where the
- * device or its driver refuses direct I/O (EINVAL).
+ * A second descriptor of the device with O_DIRECT (the first holds O_EXCL), for the writes and the
+ * read-back, or undefined where the device or its driver refuses direct I/O (EINVAL).
  */
-async function openDirect(device: string, flags: number): Promise<FileHandle | undefined> {
+async function openDirect(device: string): Promise<FileHandle | undefined> {
   try {
-    return await open(device, flags | constants.O_DIRECT);
+    return await open(device, constants.O_RDWR | constants.O_DIRECT);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
     throw err;
@@ -280,14 +280,14 @@ class DeviceWriter {
   ) {}
 
   static async open(fh: FileHandle, o: WriteImageOptions): Promise<DeviceWriter> {
-    const direct =
-      o.bmap.blockSize % DIRECT_ALIGN === 0 ? await openDirect(o.device, constants.O_WRONLY) : undefined;
+    const direct = o.bmap.blockSize % DIRECT_ALIGN === 0 ? await openDirect(o.device) : undefined;
     o.log.info({ direct: direct !== undefined }, 'write mode');
     return new DeviceWriter(fh, direct, o);
   }
 
-  get isDirect(): boolean {
-    return this.direct !== undefined;
+  /** The O_DIRECT descriptor, while direct I/O works on this device (the read-back uses it too). */
+  get directHandle(): FileHandle | undefined {
+    return this.direct;
   }
 
   async write(data: Buffer, pos: number): Promise<void> {
@@ -329,17 +329,15 @@ class DeviceWriter {
 /** Read every mapped range back from the device and compare it with the bmap (or the written data). */
 async function verifyDevice(
   fh: FileHandle,
+  directHandle: FileHandle | undefined,
   o: WriteImageOptions,
   written: (string | undefined)[],
 ): Promise<void> {
-  // The reads must come from the device, not from the page cache: O_DIRECT where the device takes
-  // it (whole blocks only: the image's last range is read up to its block's end, which must lie on
-  // the device), else BLKFLSBUF (write back and drop the device's page cache) and buffered reads.
+  // The reads must come from the device, not from the page cache: O_DIRECT where the writer could
+  // use it (whole blocks only: the image's last range is read up to its block's end, which must lie
+  // on the device), else BLKFLSBUF (write back and drop the device's page cache) and buffered reads.
   const blocksEnd = roundUp(o.bmap.imageSize, DIRECT_ALIGN);
-  const direct =
-    o.bmap.blockSize % DIRECT_ALIGN === 0 && blocksEnd <= (o.deviceSize ?? o.bmap.imageSize)
-      ? await openDirect(o.device, constants.O_RDONLY)
-      : undefined;
+  const direct = blocksEnd <= (o.deviceSize ?? o.bmap.imageSize) ? directHandle : undefined;
   o.log.info({ direct: direct !== undefined }, 'read-back');
   if (!direct) await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
   o.progress.start(`verifying ${o.device}`, mappedBytes(o.bmap));
@@ -377,7 +375,6 @@ async function verifyDevice(
     }
   } finally {
     o.progress.end();
-    await direct?.close();
   }
 }
 
@@ -443,7 +440,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     if (o.verify) {
       await o.beforeVerify?.();
       const t1 = performance.now();
-      await verifyDevice(fh, o, hashes);
+      await verifyDevice(fh, writer.directHandle, o, hashes);
       result.verifySeconds = (performance.now() - t1) / 1000;
       o.log.info({ ranges: o.bmap.ranges.length, ms: Math.round(result.verifySeconds * 1000) }, 'verified');
     }
