@@ -55,6 +55,8 @@ build {
         apt_mirror                 = var.apt_mirror
         apt_security_mirror        = var.apt_security_mirror
         suite                      = var.suite
+        osbake_image               = var.image_name
+        osbake_artifact            = var.artifact
         osbake_release             = var.release
         osbake_git_commit          = var.git_commit
         packages_file              = var.packages_file

@@ -103,3 +103,15 @@ variable "git_commit" {
   type    = string
   default = "unknown"
 }
+
+variable "image_name" {
+  type        = string
+  description = "the image's name, set by osbake (a copied image folder needs no edits)"
+  default     = "debian12-base"
+}
+
+variable "artifact" {
+  type        = string
+  description = "the build's artifact name (image-release-branch-commit), recorded in /etc/osbake-release"
+  default     = "unknown"
+}

@@ -14,6 +14,8 @@ locals {
       powertools = var.rocky_powertools_mirror
       epel       = var.rocky_epel_mirror
     }
+    osbake_image      = var.image_name
+    osbake_artifact   = var.artifact
     osbake_release    = var.release
     osbake_git_commit = var.git_commit
     packages_file     = var.packages_file

@@ -195,3 +195,15 @@ variable "ansible_ssh_extra_args" {
   description = "extra ssh options for Ansible (a ProxyCommand through the bastion)"
   default     = ""
 }
+
+variable "image_name" {
+  type        = string
+  description = "the image's name, set by osbake (a copied image folder needs no edits)"
+  default     = "rocky8-base"
+}
+
+variable "artifact" {
+  type        = string
+  description = "the build's artifact name (image-release-branch-commit), recorded in /etc/osbake-release"
+  default     = "unknown"
+}

@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../errors.js';
-import { mirrorUrl } from '../release/verify.js';
+import { mirrorUrl } from './naming.js';
 import { placeFileAtomic } from './store.js';
 
 export interface FetchExpect {

@@ -25,3 +25,8 @@ export function artifactName(p: ArtifactNameParts): string {
   if (p.dirty) parts.push('dirty');
   return parts.join('-');
 }
+
+/** URL of a store path on a mirror (each segment percent-encoded). */
+export function mirrorUrl(mirror: string, path: string): string {
+  return `${mirror.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}`;
+}

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import CDX from '@cyclonedx/cyclonedx-library';
 import writeFileAtomic from 'write-file-atomic';
-import { OSBAKE_VERSION } from '../pipeline/build.js';
+import { OSBAKE_VERSION } from '../version.js';
 
 export const SBOM_SPEC_VERSION = '1.6';
 

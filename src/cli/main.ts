@@ -1,7 +1,7 @@
 /** osbake command line: the only place that calls process.exit. */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, InterruptedError, ProcessError, ReportedError, UserError } from '../errors.js';
-import { OSBAKE_VERSION } from '../pipeline/build.js';
+import { OSBAKE_VERSION } from '../version.js';
 import { registerBuild } from './commands/build.js';
 import { registerBurn } from './commands/burn.js';
 import { registerDiff } from './commands/diff.js';
@@ -13,10 +13,7 @@ import { registerRelease } from './commands/release.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 
-export interface GlobalOptions {
-  project?: string;
-  debug?: boolean;
-}
+import type { GlobalOptions } from './options.js';
 
 function printError(err: unknown, debug: boolean): number {
   const out = process.stderr;

@@ -107,3 +107,24 @@ export async function appendBuild(file: string, entry: BuildEntry): Promise<void
     await writeJsonAtomic(file, manifest);
   });
 }
+
+/** One build as Packer's manifest post-processor records it (osbake's own builders write the same shape). */
+export interface PackerManifestBuild {
+  name: string;
+  builder_type: string;
+  build_time: number;
+  files: { name: string; size: number }[] | null;
+  artifact_id: string;
+  packer_run_uuid: string;
+}
+
+/** The last build of the run recorded in Packer's own manifest post-processor output. */
+export async function readPackerManifest(file: string): Promise<PackerManifestBuild> {
+  const data = JSON.parse(await readFile(file, 'utf8')) as {
+    builds: PackerManifestBuild[];
+    last_run_uuid: string;
+  };
+  const build = data.builds.filter((b) => b.packer_run_uuid === data.last_run_uuid).at(-1);
+  if (!build) throw new Error(`${file} records no build of run ${data.last_run_uuid}`);
+  return build;
+}

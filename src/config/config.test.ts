@@ -23,7 +23,7 @@ describe('osbake.yaml', () => {
     expect(cfg.store).toBe('store');
     expect(cfg.mirrors.debian.main).toBe('http://deb.debian.org/debian');
     expect(cfg.mirrors.debian.security).toBe('http://deb.debian.org/debian-security');
-    expect(cfg.builder).toMatchObject({ type: 'qemu', accelerator: 'auto', retries: 1 });
+    expect(cfg.builder).toMatchObject({ type: 'auto', accelerator: 'auto', retries: 1 });
     expect(cfg.vm).toEqual({ cpus: 2, memory: 2048, diskSize: '8G' });
     expect(cfg.hypervisors).toEqual([]);
   });

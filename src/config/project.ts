@@ -110,9 +110,11 @@ export const ProjectConfigSchema = z
     builder: z
       .object({
         type: z
-          .enum(['qemu', 'libvirt'])
-          .default('qemu')
-          .describe('qemu: local QEMU (TCG/KVM); libvirt: a configured hypervisor (--builder overrides)'),
+          .enum(['auto', 'chroot', 'qemu', 'libvirt'])
+          .default('auto')
+          .describe(
+            'auto: qemu when KVM works, else chroot; chroot: no VM, Ansible in a chroot of the image; qemu: Packer with a local VM (KVM/TCG); libvirt: Packer on a configured hypervisor (--builder overrides)',
+          ),
         accelerator: z
           .enum(['auto', 'kvm', 'tcg'])
           .default('auto')

@@ -1,11 +1,25 @@
 /** Debian: vanilla disk from mmdebstrap (all three suites), apt mirrors for the build. */
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileSize, sha256File } from '../artifacts/checksum.js';
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
+import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
+import {
+  aptDownload,
+  aptSimulateUpgrade,
+  aptUpdate,
+  DEBIAN_KEYRING,
+  makeAptRoot,
+  parseAptRemovals,
+  parseAptSimulation,
+} from '../patches/apt.js';
+import type { CreatedBundle } from '../patches/bundle.js';
+import { bundleManifest, packBundle, writeAptRepoIndex, writeBundleMetadata } from '../patches/bundle.js';
 import { assembleBiosDisk } from './disk-image.js';
-import type { BootstrapContext, Distro } from './distro.js';
+import type { BootstrapContext, Distro, PatchBundleInput } from './distro.js';
 import { VANILLA_OVERLAY, VANILLA_SERVICES } from './vanilla-overlay.js';
 
 /** What every vanilla Debian disk needs to boot, get DHCP and accept SSH with a build key. */
@@ -97,6 +111,66 @@ async function writeOverlay(dir: string): Promise<void> {
   }
 }
 
+/** --create-patches for Debian: apt in a private root over the image's dpkg status (host side). */
+async function createDebianPatchBundle(i: PatchBundleInput): Promise<CreatedBundle> {
+  const { project, image, log, signal } = i;
+  const status = i.stateFile;
+  if (!existsSync(status)) {
+    throw new UserError(
+      'E_NO_DPKG_STATUS',
+      'the image did not produce its dpkg status',
+      'the template must download /var/lib/dpkg/status to the dpkg_status_file variable',
+    );
+  }
+  const sources = debianSources(
+    project,
+    image.config.suite,
+    ['release', 'updates', 'security'],
+    `signed-by=${DEBIAN_KEYRING}`,
+  );
+  const root = await makeAptRoot(join(i.workDir, 'apt'), status, sources);
+  i.onDetail('apt-get update (release, updates, security)');
+  await aptUpdate(root, log, signal);
+  const sim = await aptSimulateUpgrade(root, log, signal);
+  const removals = parseAptRemovals(sim);
+  if (removals.length > 0) {
+    throw new UserError(
+      'E_PATCH_REMOVALS',
+      `upgrading the image would remove ${removals.join(', ')}`,
+      'resolve the conflict in the image definition first',
+    );
+  }
+  const patches = parseAptSimulation(sim);
+  const dir = join(i.workDir, 'bundle');
+  i.onDetail(`downloading ${patches.length} package(s)`);
+  await aptDownload(root, patches, join(dir, 'pool'), log, signal);
+  await writeAptRepoIndex(dir, i.id, log, signal);
+  await writeBundleMetadata(
+    dir,
+    bundleManifest({
+      id: i.id,
+      distro: image.config.distro,
+      suite: image.config.suite,
+      image: image.name,
+      artifact: i.artifact,
+      patches,
+    }),
+  );
+  const file = join(i.workDir, `${i.id}.tar.zst`);
+  i.onDetail('packing the bundle');
+  await packBundle(dir, file, log, signal);
+  await rm(join(i.workDir, 'apt'), { recursive: true, force: true });
+  return {
+    id: i.id,
+    file,
+    listFile: join(dir, 'PATCHES.txt'),
+    path: `repos/Debian${debianVersion(image.config.suite)}/${i.id}.tar.zst`,
+    sha256: await sha256File(file),
+    size: await fileSize(file),
+    packages: patches.length,
+  };
+}
+
 export const debian: Distro = {
   name: 'debian',
   vanilla: 'host',
@@ -141,6 +215,20 @@ export const debian: Distro = {
     });
     await rm(raw, { force: true });
   },
+
+  chrootGuards: {
+    'usr/sbin/policy-rc.d': {
+      mode: 0o755,
+      content:
+        '#!/bin/sh\n# osbake: no service starts while the image is provisioned in a chroot\nexit 101\n',
+    },
+  },
+
+  checkPatchSources() {
+    // The configured Debian mirrors (always set) are the sources.
+  },
+
+  createPatchBundle: createDebianPatchBundle,
 
   buildVariables(project, image) {
     const m = project.config.mirrors.debian;

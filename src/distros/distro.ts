@@ -2,6 +2,8 @@
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
 import type { Logger } from '../log/logger.js';
+import type { CreatedBundle } from '../patches/bundle.js';
+import type { OverlayFile } from './vanilla-overlay.js';
 
 export interface BootstrapContext {
   project: Project;
@@ -27,12 +29,36 @@ export interface Distro {
   vanillaInputs(project: Project, image: ImageDefinition): Record<string, unknown>;
   /** Build the vanilla disk as a qcow2 at `dest` (the caller renames it into the cache). */
   bootstrapVanilla(ctx: BootstrapContext, dest: string): Promise<void>;
+  /**
+   * Files placed in the image while a chroot builder provisions it, removed afterwards: what keeps
+   * package scripts from starting services there (Debian: /usr/sbin/policy-rc.d exiting 101).
+   */
+  chrootGuards: Record<string, OverlayFile>;
   /** Ansible/Packer variables this distro hands the build (mirrors etc.). */
   buildVariables(project: Project, image: ImageDefinition): Record<string, string>;
   /** The file the image's cleanup role downloads its package database state to (for --create-patches). */
   packageState: { variable: string; file: string };
+  /** --create-patches: refuse before any work what the bundle cannot be made from (UserError). */
+  checkPatchSources(project: Project, image: ImageDefinition): void;
+  /** --create-patches: every newer package for the image's installed state, as an offline repository. */
+  createPatchBundle(i: PatchBundleInput): Promise<CreatedBundle>;
   /** Directory under the store's repos/ for this distro's patch bundles (Debian12, Rocky8). */
   repoDirName(image: ImageDefinition): string;
   /** Distribution name and version recorded in the SBOM (purl type follows the name). */
   sbomDistro(image: ImageDefinition): { distro: 'debian' | 'rocky'; version: string };
+}
+
+export interface PatchBundleInput {
+  project: Project;
+  image: ImageDefinition;
+  /** The package-manager state the image's cleanup role fetched (packageState.file). */
+  stateFile: string;
+  /** Scratch directory of this bundle. */
+  workDir: string;
+  /** Bundle id: <artifact>-patches. */
+  id: string;
+  artifact: string;
+  log: Logger;
+  signal: AbortSignal;
+  onDetail: (text: string) => void;
 }

@@ -90,6 +90,35 @@ export const rocky: Distro = {
     );
   },
 
+  checkPatchSources(project, image) {
+    if (rockyPatchRepos(project).length === 0) {
+      throw new UserError(
+        'E_NO_RPM_MIRROR',
+        `--create-patches on ${image.name} needs the repositories the updates come from`,
+        'set mirrors.rocky.baseos / .appstream (and .epel, .powertools) in osbake.yaml',
+      );
+    }
+  },
+
+  createPatchBundle(i) {
+    return createRockyPatchBundle({
+      installedFile: i.stateFile,
+      repos: rockyPatchRepos(i.project),
+      workDir: i.workDir,
+      id: i.id,
+      image: i.image.name,
+      artifact: i.artifact,
+      suite: i.image.config.suite,
+      repoDirName: `Rocky${rockyMajor(i.image.config.suite)}`,
+      log: i.log,
+      signal: i.signal,
+      onDetail: i.onDetail,
+    });
+  },
+
+  // The Rocky template installs from the ISO (or clones a volume): no chroot build yet.
+  chrootGuards: {},
+
   buildVariables(project, image) {
     const m = project.config.mirrors.rocky;
     return {

@@ -188,3 +188,10 @@ export class ByteProgress {
     }
   }
 }
+
+/** Reports progress of the bytes read for one artifact (ByteProgress, or nothing). */
+export interface ProgressSink {
+  start(label: string, total?: number): void;
+  add(n: number): void;
+  end(): void;
+}

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { parsePackageList } from '../artifacts/package-list.js';
+import { isSshTimeout } from '../builders/packer/packer-builder.js';
 import { BuildEntrySchema } from '../config/builds.js';
 import { ImageConfigSchema } from '../config/image.js';
 import { ProjectConfigSchema } from '../config/project.js';
-import { buildManifestEntry, parsePackageList, planBuild } from './build.js';
-import { isSshTimeout, missingTools } from './build-steps.js';
+import { buildManifestEntry, planBuild } from './build.js';
+import { missingTools } from './steps/preflight.js';
 
 const project = {
   root: '/p',

@@ -1,17 +1,17 @@
 /**
- * osbake build IMAGE: assembles the plan (pure names and paths) and the steps
- * preflight → vanilla → packer → post-process → publish → record → commit.
+ * osbake build IMAGE: the plan (pure names and paths) and the manifest.json entry of a build.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { artifactName } from '../artifacts/naming.js';
-import type { BuildEntry } from '../config/builds.js';
+import type { Firmware } from '../builders/boot-test/qemu-args.js';
+import type { BuilderType } from '../builders/builder.js';
+import type { BuildEntry, PackerManifestBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
 import type { Provenance } from '../git/provenance.js';
-
-export const OSBAKE_VERSION = '0.1.0';
+import { OSBAKE_VERSION } from '../version.js';
 
 export interface BuildRequest {
   image: string;
@@ -24,9 +24,13 @@ export interface BuildRequest {
   accelerator?: 'auto' | 'kvm' | 'tcg';
   /** Keep the work directory after the build (always kept with --debug on failure). */
   keepWork?: boolean;
-  /** qemu or libvirt, and the hypervisor's name for libvirt builds. */
-  builder?: 'qemu' | 'libvirt';
+  /** The builder that runs (auto resolved), and the hypervisor's name for libvirt builds. */
+  builder?: BuilderType;
   hypervisor?: string;
+  /** --no-test: no boot test after the build (recorded in manifest.json). */
+  noTest?: boolean;
+  /** --firmware for the boot test (default bios). */
+  firmware?: Firmware;
   /** Installer builds: an extra file (--package) put on the stick with its .sha256. */
   packageFile?: string;
 }
@@ -70,49 +74,6 @@ export function planBuild(
     storeBuildsDir: join(project.storeDir, 'builds'),
     manifestFile: image.manifestFile,
   };
-}
-
-export interface PackageRecord {
-  name: string;
-  version: string;
-  arch: string;
-}
-
-/** Parse the package list the image's cleanup role wrote (name TAB version TAB arch). */
-export function parsePackageList(text: string): PackageRecord[] {
-  return text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((l) => {
-      const [name = '', version = '', arch = ''] = l.split('\t');
-      return { name, version, arch };
-    })
-    .filter((p) => p.name && p.version);
-}
-
-export async function readPackageList(file: string): Promise<PackageRecord[]> {
-  return parsePackageList(await readFile(file, 'utf8'));
-}
-
-export interface PackerManifestBuild {
-  name: string;
-  builder_type: string;
-  build_time: number;
-  files: { name: string; size: number }[] | null;
-  artifact_id: string;
-  packer_run_uuid: string;
-}
-
-/** The last build of the run recorded in Packer's own manifest post-processor output. */
-export async function readPackerManifest(file: string): Promise<PackerManifestBuild> {
-  const data = JSON.parse(await readFile(file, 'utf8')) as {
-    builds: PackerManifestBuild[];
-    last_run_uuid: string;
-  };
-  const build = data.builds.filter((b) => b.packer_run_uuid === data.last_run_uuid).at(-1);
-  if (!build) throw new Error(`${file} records no build of run ${data.last_run_uuid}`);
-  return build;
 }
 
 export interface RecordInputs {

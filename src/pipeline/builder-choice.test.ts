@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Project, ProjectConfigSchema } from '../config/project.js';
-import { chooseBuilder } from './builder-choice.js';
+import { chooseBuilder, resolveAutoBuilder } from './builder-choice.js';
 
 const project = (cfg: object): Pick<Project, 'config' | 'file'> => ({
   config: ProjectConfigSchema.parse(cfg),
@@ -15,7 +15,8 @@ const hv = (name: string) => ({
 
 describe('chooseBuilder', () => {
   it('defaults to osbake.yaml builder.type', () => {
-    expect(chooseBuilder(project({}), {})).toEqual({ builder: 'qemu' });
+    expect(chooseBuilder(project({}), {})).toEqual({ builder: 'auto' });
+    expect(chooseBuilder(project({}), { builder: 'chroot' })).toEqual({ builder: 'chroot' });
     const p = project({ builder: { type: 'libvirt' }, hypervisors: [hv('a'), hv('b')] });
     expect(chooseBuilder(p, {}).hypervisor?.name).toBe('a');
     expect(chooseBuilder(p, { builder: 'qemu' })).toEqual({ builder: 'qemu' });
@@ -30,7 +31,7 @@ describe('chooseBuilder', () => {
   });
 
   it.each([
-    [{}, { builder: 'docker' }, /--builder docker is not one of qemu, libvirt/],
+    [{}, { builder: 'docker' }, /--builder docker is not one of auto, qemu, libvirt, chroot/],
     [{}, { builder: 'libvirt' }, /the libvirt builder needs a hypervisor, and \/p\/osbake.yaml lists none/],
     [{ hypervisors: [hv('a')] }, { hypervisor: 'zz' }, /no hypervisor named "zz"/],
     [
@@ -40,5 +41,23 @@ describe('chooseBuilder', () => {
     ],
   ])('refuses %j %j', (cfg, o, re) => {
     expect(() => chooseBuilder(project(cfg), o)).toThrow(re);
+  });
+});
+
+describe('resolveAutoBuilder', () => {
+  const kvm = { accelerator: 'kvm' as const, reason: 'KVM probe guest ran' };
+  const tcg = { accelerator: 'tcg' as const, reason: 'no vmx/svm' };
+  it.each([
+    ['auto', kvm, true, 'qemu', /KVM works/],
+    ['auto', tcg, true, 'chroot', /no KVM \(no vmx\/svm\), so no VM: chroot/],
+    ['auto', tcg, false, 'qemu', /no host-made vanilla disk/],
+    ['auto', undefined, true, 'chroot', /not probed/],
+    ['qemu', tcg, true, 'qemu', /requested/],
+    ['chroot', kvm, true, 'chroot', /requested/],
+    ['libvirt', tcg, true, 'libvirt', /requested/],
+  ] as const)('%s with %j (chroot possible: %s) → %s', (req, accel, possible, want, why) => {
+    const r = resolveAutoBuilder(req, accel, possible);
+    expect(r.builder).toBe(want);
+    expect(r.reason).toMatch(why);
   });
 });

@@ -1,12 +1,17 @@
-/** Which Packer builder and which hypervisor a build uses: --builder, --hypervisor, osbake.yaml (pure). */
-import type { BuilderType } from '../builders/packer/vars.js';
+/**
+ * Which builder and which hypervisor a build uses: --hypervisor, --builder, osbake.yaml builder.type
+ * (pure), then `auto` resolved by the KVM probe: Packer qemu with KVM, chroot without it.
+ */
+import type { AcceleratorChoice } from '../builders/accel.js';
+import { BUILDER_TYPES, type BuilderType } from '../builders/builder.js';
 import type { Hypervisor, Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 
-export const BUILDERS: readonly BuilderType[] = ['qemu', 'libvirt'];
+export type RequestedBuilder = BuilderType | 'auto';
+export const BUILDER_CHOICES: readonly RequestedBuilder[] = ['auto', ...BUILDER_TYPES];
 
 export interface BuilderChoice {
-  builder: BuilderType;
+  builder: RequestedBuilder;
   /** Set for libvirt builds. */
   hypervisor?: Hypervisor;
 }
@@ -19,20 +24,20 @@ export function chooseBuilder(
   project: Pick<Project, 'config' | 'file'>,
   o: { builder?: string; hypervisor?: string },
 ): BuilderChoice {
-  if (o.builder !== undefined && !(BUILDERS as readonly string[]).includes(o.builder)) {
+  if (o.builder !== undefined && !(BUILDER_CHOICES as readonly string[]).includes(o.builder)) {
     throw new UserError(
       'E_USAGE',
-      `--builder ${o.builder} is not one of ${BUILDERS.join(', ')}`,
-      'use --builder qemu (local QEMU) or --builder libvirt (a configured hypervisor)',
+      `--builder ${o.builder} is not one of ${BUILDER_CHOICES.join(', ')}`,
+      'use --builder chroot (no VM), qemu (local Packer VM), libvirt (a configured hypervisor) or auto',
     );
   }
-  const builder = (o.builder ?? (o.hypervisor ? 'libvirt' : project.config.builder.type)) as BuilderType;
-  if (builder === 'qemu') {
+  const builder = (o.builder ?? (o.hypervisor ? 'libvirt' : project.config.builder.type)) as RequestedBuilder;
+  if (builder !== 'libvirt') {
     if (o.hypervisor) {
       throw new UserError(
         'E_USAGE',
-        `--hypervisor ${o.hypervisor} needs the libvirt builder, not qemu`,
-        'drop --builder qemu, or drop --hypervisor',
+        `--hypervisor ${o.hypervisor} needs the libvirt builder, not ${builder}`,
+        `drop --builder ${builder}, or drop --hypervisor`,
       );
     }
     return { builder };
@@ -42,7 +47,7 @@ export function chooseBuilder(
     throw new UserError(
       'E_NO_HYPERVISORS',
       `the libvirt builder needs a hypervisor, and ${project.file} lists none`,
-      'add one under hypervisors: (name, uri: qemu+ssh://root@HOST/system, sshKey, pool, vanillaVolume), or use --builder qemu',
+      'add one under hypervisors: (name, uri: qemu+ssh://root@HOST/system, sshKey, pool, vanillaVolume), or use --builder chroot or qemu',
     );
   }
   if (o.hypervisor === undefined) return { builder, hypervisor: hvs[0] };
@@ -55,4 +60,20 @@ export function chooseBuilder(
     );
   }
   return { builder, hypervisor: h };
+}
+
+/**
+ * `auto` → qemu when KVM works, else chroot (a TCG VM installs packages 30-40× slower than a chroot);
+ * when the distro has no host-made vanilla disk (its template installs from an ISO), qemu either way.
+ */
+export function resolveAutoBuilder(
+  requested: RequestedBuilder,
+  accel: AcceleratorChoice | undefined,
+  chrootPossible: boolean,
+): { builder: BuilderType; reason: string } {
+  if (requested !== 'auto') return { builder: requested, reason: 'requested' };
+  if (accel?.accelerator === 'kvm') return { builder: 'qemu', reason: `auto: KVM works (${accel.reason})` };
+  if (!chrootPossible)
+    return { builder: 'qemu', reason: 'auto: the image has no host-made vanilla disk, so Packer (TCG)' };
+  return { builder: 'chroot', reason: `auto: no KVM (${accel?.reason ?? 'not probed'}), so no VM: chroot` };
 }

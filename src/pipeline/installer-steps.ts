@@ -29,8 +29,12 @@ import { ByteProgress } from '../log/progress.js';
 import { manifestFileOf } from '../release/image-builds.js';
 import { imageArtifact, latestCleanBuild } from '../release/plan.js';
 import { checkStoreArtifact } from '../release/verify.js';
-import { type BuildContext, commit, preflight, publish, record } from './build-steps.js';
+import type { BuildContext } from './context.js';
 import type { Step } from './step.js';
+import { commit } from './steps/commit.js';
+import { preflight } from './steps/preflight.js';
+import { publish } from './steps/publish.js';
+import { record } from './steps/record.js';
 
 /** Installer state carried between the steps. */
 export interface InstallerState {

@@ -3,11 +3,12 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parsePackageList } from '../artifacts/package-list.js';
 import { buildSbom, rpmPurl } from '../artifacts/sbom.js';
-import { BuildEntrySchema } from '../config/builds.js';
+import { BuildEntrySchema, readPackerManifest } from '../config/builds.js';
 import { ImageConfigSchema } from '../config/image.js';
 import { ProjectConfigSchema } from '../config/project.js';
-import { buildManifestEntry, parsePackageList, planBuild, readPackerManifest } from './build.js';
+import { buildManifestEntry, planBuild } from './build.js';
 
 const KEY = '/var/lib/libvirt/images/rocky8-base-r1-main-ffffffff.qcow2';
 

@@ -20,7 +20,7 @@ export function buildHosts(
   o: { builder?: string; hypervisor?: string },
 ): BuildHost[] {
   const choice = chooseBuilder(project, o);
-  if (choice.builder === 'qemu') return [{ name: 'local' }];
+  if (choice.builder !== 'libvirt') return [{ name: 'local' }];
   const all = o.hypervisor ? [choice.hypervisor] : project.config.hypervisors;
   return all.flatMap((h) => (h ? [{ name: h.name, hypervisor: h.name }] : []));
 }

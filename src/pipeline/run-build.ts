@@ -1,21 +1,25 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
 
 import { resolve } from 'node:path';
-import { publishAfterBuild } from '../artifacts/publish.js';
+import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
+import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
+import type { Builder, BuildJob } from '../builders/builder.js';
 import { checkTemplateSupports } from '../builders/packer/packer.js';
+import { createBuilder } from '../builders/registry.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { distroFor } from '../distros/index.js';
-import { rockyPatchRepos } from '../distros/rocky.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
+import { publishAfterBuild } from '../publish/publish.js';
 import { type BuildRequest, planBuild } from './build.js';
-import { type BuildContext, buildStepsFor } from './build-steps.js';
-import { chooseBuilder } from './builder-choice.js';
+import { chooseBuilder, resolveAutoBuilder } from './builder-choice.js';
+import type { BuildContext } from './context.js';
 import { INSTALLER_STEPS } from './installer-steps.js';
 import { runSteps } from './runner.js';
+import { imageSteps } from './steps/index.js';
 
 export interface RunBuildOptions {
   projectDir: string;
@@ -26,8 +30,12 @@ export interface RunBuildOptions {
   createPatches?: boolean;
   accelerator?: string;
   keepWork?: boolean;
-  /** --builder qemu|libvirt (default osbake.yaml builder.type). */
+  /** --builder auto|chroot|qemu|libvirt (default osbake.yaml builder.type). */
   builder?: string;
+  /** --no-test: skip the boot test (recorded). */
+  noTest?: boolean;
+  /** --firmware bios|uefi|secureboot for the boot test. */
+  firmware?: string;
   /** --hypervisor NAME (implies libvirt). */
   hypervisor?: string;
   /** Set by build --all: print plain progress lines prefixed with the image (builds run in parallel). */
@@ -75,17 +83,21 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       `e.g. osbake build ${o.image} --release 2026.11 (the release this image belongs to)`,
     );
   }
-  const project = await loadProject(o.projectDir);
-  const image = await loadImage(project, o.image);
-  const choice = chooseBuilder(project, o);
-  checkTemplateSupports(image.templateDir, choice.builder);
-  if (o.createPatches && image.config.distro === 'rocky' && rockyPatchRepos(project).length === 0) {
+  if (o.firmware !== undefined && !(FIRMWARES as readonly string[]).includes(o.firmware)) {
     throw new UserError(
-      'E_NO_RPM_MIRROR',
-      `--create-patches on ${image.name} needs the repositories the updates come from`,
-      'set mirrors.rocky.baseos / .appstream (and .epel, .powertools) in osbake.yaml',
+      'E_USAGE',
+      `--firmware ${o.firmware} is not one of ${FIRMWARES.join(', ')}`,
+      'use --firmware bios (SeaBIOS), uefi (OVMF) or secureboot (OVMF, Secure Boot enforced)',
     );
   }
+  const project = await loadProject(o.projectDir);
+  const image = await loadImage(project, o.image);
+  const distro = distroFor(image.config.distro);
+  const installer = image.config.kind === 'installer';
+  const choice = chooseBuilder(project, o);
+  if (choice.builder === 'qemu' || choice.builder === 'libvirt')
+    checkTemplateSupports(image.templateDir, choice.builder);
+  if (o.createPatches) distro.checkPatchSources(project, image);
   const prov = await readProvenance(project.root, createNullLogger());
   if (prov.dirty && !o.skipCommit) {
     const shown = prov.dirtyPaths.slice(0, 5).join(', ') + (prov.dirtyPaths.length > 5 ? ', ...' : '');
@@ -95,6 +107,20 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       'commit them, or pass --skip-commit to build a -dirty artifact whose manifest.json is not committed',
     );
   }
+  // The accelerator: the qemu builder runs its VM with it, every build's boot test too, and `auto`
+  // chooses the builder by it. Probed once, briefly (KVM guests can hang instead of failing).
+  let accel: AcceleratorChoice | undefined;
+  const needsVm = choice.builder === 'qemu' || choice.builder === 'auto' || !o.noTest;
+  if (!installer && needsVm) {
+    accel = await selectAccelerator(
+      (o.accelerator as 'auto' | 'kvm' | 'tcg' | undefined) ?? project.config.builder.accelerator,
+      project.config.builder.kvmProbeTimeoutMs,
+      createNullLogger(),
+    );
+  }
+  const resolved = resolveAutoBuilder(choice.builder, accel, distro.vanilla === 'host');
+  if (!installer && choice.builder === 'auto')
+    checkTemplateSupports(image.templateDir, resolved.builder === 'chroot' ? 'qemu' : resolved.builder);
   const req: BuildRequest = {
     image: o.image,
     release: o.release,
@@ -103,11 +129,12 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     createPatches: o.createPatches,
     accelerator: o.accelerator as BuildRequest['accelerator'],
     keepWork: o.keepWork,
-    builder: choice.builder,
+    builder: resolved.builder,
     hypervisor: choice.hypervisor?.name,
+    noTest: o.noTest,
+    firmware: o.firmware as Firmware | undefined,
     packageFile: o.packageFile ? resolve(o.packageFile) : undefined,
   };
-  const installer = image.config.kind === 'installer';
   if (o.packageFile && !installer) {
     throw new UserError(
       'E_USAGE',
@@ -133,10 +160,33 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     log.warn({ signal: s }, 'interrupted');
     progress.say(`osbake: ${s} received: stopping the build and cleaning up`);
   });
+  const builder: Builder | undefined = installer
+    ? undefined
+    : createBuilder(resolved.builder, { hypervisor: choice.hypervisor });
+  if (builder) {
+    progress.say(`builder: ${builder.type} (${resolved.reason})`);
+    if (accel && !o.noTest) progress.say(`accelerator: ${accel.accelerator.toUpperCase()} (${accel.reason})`);
+  }
+  const job: BuildJob = {
+    project,
+    image,
+    distro,
+    log,
+    progress,
+    signal: ac.signal,
+    debug: o.debug,
+    buildId: plan.buildId,
+    workDir: plan.workDir,
+    artifact: plan.artifact,
+    artifactFile: plan.artifactFile,
+    release: plan.release ?? 'unreleased',
+    gitCommit: prov.commit,
+    accel,
+  };
   const ctx: BuildContext = {
     project,
     image,
-    distro: distroFor(image.config.distro),
+    distro,
     req,
     plan,
     prov,
@@ -144,14 +194,18 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     progress,
     signal: ac.signal,
     startedAt: Date.now(),
-    builder: choice.builder,
-    hypervisor: choice.hypervisor,
+    builder,
+    builderReason: resolved.reason,
+    job,
+    accel,
     published: [],
     recorded: false,
     committed: false,
   };
+  log.info({ builder: resolved, accel }, 'builder');
   try {
-    const result = await runSteps(installer ? INSTALLER_STEPS : buildStepsFor(req), ctx, ac.signal, {
+    const steps = builder ? imageSteps(builder, ctx) : INSTALLER_STEPS;
+    const result = await runSteps(steps, ctx, ac.signal, {
       onStepStart: (i, total, step) => {
         log.info({ step: step.name }, `step ${i + 1}/${total}: ${step.title}`);
         progress.step(i + 1, total, step.title);
@@ -178,13 +232,20 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
     process.stdout.write(
       [
-        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${installer ? 'no VM' : ctx.hypervisor ? `libvirt on ${ctx.hypervisor.name}` : ctx.accel?.accelerator.toUpperCase()})`,
+        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${builder ? builder.describe() : 'installer, no VM'})`,
         `  image:    ${plan.storeBuildsDir}/${plan.artifactFile}`,
         `  size:     ${ctx.size} bytes`,
         `  sha256:   ${ctx.sha256}`,
         ...(installer
           ? [`  bmap:     ${plan.storeBuildsDir}/${plan.artifactFile}.bmap`]
           : [`  packages: ${ctx.packages?.length}`]),
+        ...(ctx.test
+          ? [
+              `  test:     passed (${ctx.test.firmware}, ${ctx.test.accelerator.toUpperCase()}, ${ctx.test.duration_s} s, ${ctx.test.checks.length} image checks)`,
+            ]
+          : builder
+            ? ['  test:     skipped (--no-test)']
+            : []),
         ...(ctx.createdBundle
           ? [
               `  patches:  ${ctx.project.storeDir}/${ctx.createdBundle.path} (${ctx.createdBundle.packages} packages)`,

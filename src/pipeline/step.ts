@@ -1,6 +1,7 @@
 /** A build is a plan of steps; each has run and an optional cleanup that always runs (Packer's multistep). */
+import type { Outcome } from '../builders/builder.js';
 
-export type Outcome = 'success' | 'failure' | 'interrupted';
+export type { Outcome };
 
 export interface Step<C> {
   name: string;

@@ -16,11 +16,12 @@ import {
 import { UserError, withContext } from '../errors.js';
 import { readProvenance } from '../git/provenance.js';
 import { createNullLogger } from '../log/logger.js';
+import type { ProgressSink } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { readImageBuilds } from './image-builds.js';
 import { type PatchChoice, planRelease, type ReleasePlan } from './plan.js';
-import { checkStoreArtifact, describeResult, type ProgressSink, type VerifyResult } from './verify.js';
+import { checkStoreArtifact, describeResult, type VerifyResult } from './verify.js';
 
 export interface RunReleaseOptions {
   projectDir: string;

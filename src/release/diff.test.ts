@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PackageRecord } from '../pipeline/build.js';
+import type { PackageRecord } from '../artifacts/package-list.js';
 import { diffPackages, diffSides, formatImageDiff, type PackageSide } from './diff.js';
 
 const p = (s: string): PackageRecord => {

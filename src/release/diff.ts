@@ -1,6 +1,7 @@
 /** Package-list differences between two builds or two releases (pure). */
+
+import type { PackageRecord } from '../artifacts/package-list.js';
 import { formatTable } from '../log/table.js';
-import type { PackageRecord } from '../pipeline/build.js';
 
 export interface PackageChange {
   name: string;

@@ -4,12 +4,12 @@
  */
 import { access, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { type PackageRecord, parsePackageList } from '../artifacts/package-list.js';
 import { buildsDir } from '../artifacts/store.js';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, type ReleasesFile, releasesFile } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import { formatTable } from '../log/table.js';
-import { type PackageRecord, parsePackageList } from '../pipeline/build.js';
 import { diffSides, formatImageDiff, type PackageSide } from './diff.js';
 import { readImageBuilds } from './image-builds.js';
 import type { ImageBuilds } from './plan.js';

@@ -6,15 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mirrorUrl } from '../artifacts/naming.js';
 import { type Release, type ReleaseArtifact, writeRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
-import {
-  checkMirrorArtifact,
-  checkStoreArtifact,
-  mirrorUrl,
-  type ProgressSink,
-  verifyRelease,
-} from './verify.js';
+import type { ProgressSink } from '../log/progress.js';
+import { checkMirrorArtifact, checkStoreArtifact, verifyRelease } from './verify.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 

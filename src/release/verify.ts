@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { sha256File } from '../artifacts/checksum.js';
+import { mirrorUrl } from '../artifacts/naming.js';
 import { loadProject, type Project } from '../config/project.js';
 import {
   loadReleases,
@@ -17,7 +18,7 @@ import {
   requireRelease,
 } from '../config/releases.js';
 import { UserError } from '../errors.js';
-import { ByteProgress, formatBytes } from '../log/progress.js';
+import { ByteProgress, formatBytes, type ProgressSink } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 
 export type VerifyStatus = 'OK' | 'MISMATCH' | 'MISSING' | 'SIZE';
@@ -29,13 +30,6 @@ export interface VerifyResult {
   location: string;
   /** What was found instead: the SHA-256, the size, the HTTP status or the error code. */
   got?: string;
-}
-
-/** Reports progress of the bytes read for one artifact (ByteProgress, or nothing). */
-export interface ProgressSink {
-  start(label: string, total?: number): void;
-  add(n: number): void;
-  end(): void;
 }
 
 const noProgress: ProgressSink = { start() {}, add() {}, end() {} };
@@ -65,9 +59,6 @@ export async function checkStoreArtifact(
 }
 
 /** `<mirror>/<path>`, each path segment URL-encoded. */
-export function mirrorUrl(mirror: string, path: string): string {
-  return `${mirror.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}`;
-}
 
 function errorCode(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;

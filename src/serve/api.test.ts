@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { PackageRecord } from '../artifacts/package-list.js';
 import type { BuildEntry } from '../config/builds.js';
 import type { Release } from '../config/releases.js';
-import type { PackageRecord } from '../pipeline/build.js';
 import { assembleCatalog, type CatalogInputs, sortReleasesNewestFirst, storeUrl } from './api.js';
 import { esc, renderIndexPage, renderListing } from './page.js';
 

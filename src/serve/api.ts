@@ -4,9 +4,10 @@
  * diff against the previous release; builds per image, newest first, clean or dirty, with their
  * package counts and the diff against the release before them.
  */
+
+import type { PackageRecord } from '../artifacts/package-list.js';
 import type { BuildEntry } from '../config/builds.js';
 import type { Release, ReleaseArtifact } from '../config/releases.js';
-import type { PackageRecord } from '../pipeline/build.js';
 import { diffSides, type ImageDiff, type PackageSide } from '../release/diff.js';
 
 export interface CatalogInputs {

@@ -7,10 +7,10 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { type PackageRecord, parsePackageList } from '../artifacts/package-list.js';
 import type { BuildEntry } from '../config/builds.js';
 import type { Project } from '../config/project.js';
 import { loadReleases, type Release, ReleaseSchema, releasesFile } from '../config/releases.js';
-import { type PackageRecord, parsePackageList } from '../pipeline/build.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { assembleCatalog, type Catalog, type CatalogInputs } from './api.js';
 

@@ -4,8 +4,9 @@
  * the package diff against the previous release; then the builds of each image, clean or dirty,
  * with package counts, the package list and the diff against the release before them.
  */
+
+import type { PackageRecord } from '../artifacts/package-list.js';
 import { formatBytes } from '../log/progress.js';
-import type { PackageRecord } from '../pipeline/build.js';
 import type { ImageDiff } from '../release/diff.js';
 import type { ApiArtifact, ApiBuild, ApiRelease, Catalog } from './api.js';
 

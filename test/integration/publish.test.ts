@@ -5,8 +5,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishAfterBuild } from '../../src/artifacts/publish.js';
 import { loadProject } from '../../src/config/project.js';
+import { publishAfterBuild } from '../../src/publish/publish.js';
 import { type FixtureStore, makeFixtureStore } from './fixture-store.js';
 import { runCli, startCli } from './helpers.js';
 import { startTestSshd, type TestSshd } from './sshd.js';

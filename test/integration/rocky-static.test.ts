@@ -63,6 +63,8 @@ describe('rocky8-base template (static: Packer 1.6.6, HCL parser, Ansible)', () 
       packageState: rocky.packageState,
       workDir: work,
       artifactFile: 'rocky8-base-r1-main-abcd1234.qcow2',
+      artifact: 'rocky8-base-r1-main-abcd1234',
+      imageName: 'rocky8-base',
       release: 'r1',
       gitCommit: 'abcd1234',
       cpus: 2,

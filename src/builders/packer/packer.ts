@@ -12,7 +12,9 @@ import {
   parseHumanPackerLine,
   parsePackerLine,
 } from './machine-readable.js';
-import type { BuilderType } from './vars.js';
+import type { BuilderType, PackerVarValue } from './vars.js';
+
+export type { PackerVarValue };
 
 export interface PackerVersion {
   major: number;
@@ -120,8 +122,6 @@ export function sshCommandFromStep(text: string, keyFile: string): string | unde
   if (!port) return undefined;
   return `ssh -i ${keyFile} -p ${port[1]} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1`;
 }
-
-export type PackerVarValue = string | number | boolean;
 
 export interface PackerBuildOptions {
   templateDir: string;

@@ -8,6 +8,8 @@ const common: CommonVarsInput = {
   packageState: { variable: 'rpm_nevra_file', file: 'rpm-nevra.txt' },
   workDir: '/w',
   artifactFile: 'rocky8-base-r1-main-abcd1234.qcow2',
+  artifact: 'rocky8-base-r1-main-abcd1234',
+  imageName: 'rocky8-base',
   release: 'r1',
   gitCommit: 'abcd1234ef',
   cpus: 2,
@@ -31,6 +33,8 @@ const shared = {
   packer_manifest: '/w/packer-manifest.json',
   release: 'r1',
   git_commit: 'abcd1234ef',
+  image_name: 'rocky8-base',
+  artifact: 'rocky8-base-r1-main-abcd1234',
 };
 
 const hv = HypervisorSchema.parse({

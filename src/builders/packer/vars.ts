@@ -7,8 +7,11 @@
 import { join } from 'node:path';
 import type { Hypervisor } from '../../config/project.js';
 import { expandHome, parseSshTarget, pluginLibvirtUri } from '../libvirt/uri.js';
-import type { PackerVarValue } from './packer.js';
 
+/** A -var value. */
+export type PackerVarValue = string | number | boolean;
+
+/** The builders that run a Packer template. */
 export type BuilderType = 'qemu' | 'libvirt';
 
 export interface CommonVarsInput {
@@ -19,6 +22,9 @@ export interface CommonVarsInput {
   packageState: { variable: string; file: string };
   workDir: string;
   artifactFile: string;
+  /** The artifact name (image-release-branch-hash), recorded in /etc/osbake-release. */
+  artifact: string;
+  imageName: string;
   release: string;
   gitCommit: string;
   cpus: number;
@@ -58,6 +64,8 @@ function commonVars(i: CommonVarsInput): Record<string, PackerVarValue> {
     packer_manifest: join(i.workDir, 'packer-manifest.json'),
     release: i.release,
     git_commit: i.gitCommit,
+    image_name: i.imageName,
+    artifact: i.artifact,
   };
 }
 

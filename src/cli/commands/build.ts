@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../options.js';
 
 export function registerBuild(program: Command): void {
   program
@@ -23,7 +23,12 @@ export function registerBuild(program: Command): void {
     )
     .option('--accelerator <kind>', 'auto | kvm | tcg (default: osbake.yaml builder.accelerator)')
     .option('--keep-work', 'keep the build work directory (.osbake/work/...)')
-    .option('--builder <type>', 'qemu | libvirt (default: osbake.yaml builder.type)')
+    .option(
+      '--builder <type>',
+      'auto | chroot | qemu | libvirt (default: osbake.yaml builder.type, auto: qemu with KVM, else chroot)',
+    )
+    .option('--no-test', 'skip the boot test after the build (recorded in manifest.json)')
+    .option('--firmware <fw>', 'firmware of the boot test: bios | uefi | secureboot (default bios)')
     .option('--hypervisor <name>', 'build on this configured hypervisor (implies --builder libvirt)')
     .option(
       '--all',
@@ -36,7 +41,7 @@ export function registerBuild(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor\n  osbake build usb-installer --release 2026.11 --package site-config.tar.gz   # USB stick image (.raw)',
+      '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --builder chroot   # no VM: minutes without KVM\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor\n  osbake build usb-installer --release 2026.11 --package site-config.tar.gz   # USB stick image (.raw)',
     )
     .action(
       async (
@@ -52,6 +57,8 @@ export function registerBuild(program: Command): void {
           keepWork?: boolean;
           publish?: boolean;
           package?: string;
+          test?: boolean;
+          firmware?: string;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -69,6 +76,8 @@ export function registerBuild(program: Command): void {
           hypervisor: opts.hypervisor,
           noPublish: opts.publish === false,
           packageFile: opts.package,
+          noTest: opts.test === false,
+          firmware: opts.firmware,
         };
         if (opts.all) {
           if (image) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../options.js';
 
 export function registerPublish(program: Command): void {
   program
@@ -45,7 +45,7 @@ export function registerPublish(program: Command): void {
           );
         }
         // Loaded on use: other verbs do not pay for the build pipeline's modules.
-        const { runPublish } = await import('../../artifacts/publish.js');
+        const { runPublish } = await import('../../publish/publish.js');
         const { trapSignals } = await import('../../pipeline/run-build.js');
         const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
         const logFile = commandLogFile('publish');

@@ -8,17 +8,17 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
+import { fileSize, sha256File } from '../artifacts/checksum.js';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, releasesFile, requireRelease } from '../config/releases.js';
 import { ProcessError, UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
+import type { ProgressSink } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { resolveBuild } from '../release/packages.js';
-import type { ProgressSink } from '../release/verify.js';
-import { fileSize, sha256File } from './checksum.js';
 import {
   orderFiles,
   PARTIAL_DIR,

@@ -1,0 +1,84 @@
+/** The QEMU command line of a boot test (pure): overlay disk, firmware, user net with SSH, fw_cfg key. */
+
+export type Firmware = 'bios' | 'uefi' | 'secureboot';
+export const FIRMWARES: readonly Firmware[] = ['bios', 'uefi', 'secureboot'];
+
+/** Debian's ovmf package: code (read-only) and a template of the variable store (copied per boot). */
+export const OVMF: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
+  uefi: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+  secureboot: { code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' },
+};
+
+export interface QemuArgsInput {
+  disk: string;
+  firmware: Firmware;
+  /** The per-boot copy of the OVMF variable store (uefi, secureboot). */
+  varsFile?: string;
+  accelerator: 'kvm' | 'tcg';
+  sshPort: number;
+  publicKeyFile: string;
+  serialLog: string;
+  memoryMiB: number;
+  cpus: number;
+}
+
+export function buildQemuArgs(i: QemuArgsInput): string[] {
+  const argv = [
+    'qemu-system-x86_64',
+    '-accel',
+    i.accelerator,
+    '-m',
+    String(i.memoryMiB),
+    '-smp',
+    String(i.cpus),
+    '-display',
+    'none',
+    '-nodefaults',
+    '-no-user-config',
+  ];
+  if (i.firmware !== 'bios') {
+    const fw = OVMF[i.firmware];
+    argv.push(
+      '-machine',
+      `q35${i.firmware === 'secureboot' ? ',smm=on' : ''}`,
+      ...(i.firmware === 'secureboot' ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${i.varsFile ?? fw.vars}`,
+    );
+  }
+  argv.push(
+    '-drive',
+    `file=${i.disk},format=qcow2,if=virtio`,
+    '-netdev',
+    `user,id=n0,hostfwd=tcp:127.0.0.1:${i.sshPort}-:22`,
+    '-device',
+    'virtio-net-pci,netdev=n0',
+    '-fw_cfg',
+    `name=opt/osbake/authorized_keys,file=${i.publicKeyFile}`,
+    '-serial',
+    `file:${i.serialLog}`,
+  );
+  return argv;
+}
+
+/** KEY=VALUE lines of /etc/osbake-release (pure). */
+export function parseReleaseFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m?.[1]) out[m[1]] = (m[2] ?? '').replace(/^"(.*)"$/, '$1');
+  }
+  return out;
+}
+
+/** Keys of `expected` whose value differs in `actual` (pure). */
+export function releaseMismatches(
+  actual: Record<string, string>,
+  expected: Record<string, string>,
+): string[] {
+  return Object.entries(expected)
+    .filter(([k, v]) => actual[k] !== v)
+    .map(([k, v]) => `${k}=${actual[k] ?? '(missing)'} (expected ${v})`);
+}

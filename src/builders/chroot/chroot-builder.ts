@@ -1,0 +1,226 @@
+/**
+ * The `chroot` builder (as mkosi, KIWI and Packer's amazon-chroot do): no VM. The cached vanilla
+ * disk → a raw working copy → loop device, root mounted with /proc /sys /dev and a tmpfs /run →
+ * the image's own Ansible playbook over `community.general.chroot` with the same variables as the
+ * Packer path → unmount, free blocks discarded → qcow2. Package installs run at native speed.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileSize } from '../../artifacts/checksum.js';
+import { UserError } from '../../errors.js';
+import { run } from '../../exec/run.js';
+import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
+import { provisionVariables } from '../builder.js';
+import { type ChrootMount, mountChroot } from './mount.js';
+
+export const CHROOT_TOOLS = [
+  'ansible-playbook',
+  'qemu-img',
+  'losetup',
+  'partx',
+  'blkid',
+  'mount',
+  'umount',
+  'fstrim',
+  'chroot',
+  'git',
+];
+
+/** The playbook every image keeps at the same place for every builder. */
+export const PLAYBOOK = 'ansible/playbook.yml';
+
+/** The ansible-playbook argv of a chroot build (pure). */
+export function chrootAnsibleArgs(o: {
+  root: string;
+  playbook: string;
+  varsFile: string;
+  debug: boolean;
+}): string[] {
+  return [
+    'ansible-playbook',
+    '--inventory',
+    `${o.root},`,
+    '--connection',
+    'community.general.chroot',
+    '--extra-vars',
+    `@${o.varsFile}`,
+    ...(o.debug ? ['-vvv'] : []),
+    o.playbook,
+  ];
+}
+
+/** The task name of an Ansible "TASK [role : name] ****" line. */
+export function ansibleTask(line: string): string | undefined {
+  return /^TASK \[(.+)\]/.exec(line)?.[1];
+}
+
+export function createChrootBuilder(): Builder {
+  let mount: ChrootMount | undefined;
+  let out: BuilderOutput | undefined;
+  const patchAccess: PatchAccess = { kind: 'http', url: (port) => `http://127.0.0.1:${port}/` };
+
+  const paths = (job: BuildJob) => ({
+    raw: join(job.workDir, 'disk.raw'),
+    root: join(job.workDir, 'root'),
+    output: join(job.workDir, 'output', job.artifactFile),
+    vars: join(job.workDir, 'ansible-vars.json'),
+  });
+
+  const copyDisk = (job: BuildJob): BuilderStep => ({
+    name: 'working-copy',
+    title: 'copying the vanilla disk to a raw working copy',
+    async run() {
+      if (!job.vanillaDisk) {
+        throw new UserError(
+          'E_NO_VANILLA',
+          `the chroot builder needs a host-made vanilla disk, and ${job.image.name}'s distro (${job.image.config.distro}) made none`,
+          'build it with --builder qemu or --builder libvirt',
+        );
+      }
+      await run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', job.vanillaDisk, paths(job).raw], {
+        log: job.log,
+        signal: job.signal,
+        echo: job.debug,
+      });
+    },
+  });
+
+  const mountStep = (job: BuildJob): BuilderStep => ({
+    name: 'chroot-mount',
+    title: 'mounting the image for the chroot',
+    async run() {
+      const p = paths(job);
+      mount = await mountChroot({
+        rawDisk: p.raw,
+        root: p.root,
+        guards: job.distro.chrootGuards,
+        log: job.log,
+        signal: job.signal,
+      });
+      job.progress.detail(`mounted on ${p.root} (${mount.loop})`);
+    },
+    async cleanup() {
+      await mount?.release();
+    },
+  });
+
+  const ansible = (job: BuildJob): BuilderStep => ({
+    name: 'ansible',
+    title: "running the image's Ansible playbook in the chroot",
+    async run() {
+      const p = paths(job);
+      const playbook = join(job.image.dir, PLAYBOOK);
+      if (!existsSync(playbook)) {
+        throw new UserError(
+          'E_NO_PLAYBOOK',
+          `${playbook} does not exist`,
+          `the chroot builder runs the image's ${PLAYBOOK}; add it, or build with --builder qemu`,
+        );
+      }
+      const vars = {
+        ...provisionVariables(job, job.patchRepoUrl ?? ''),
+        patch_repo_dir: '',
+        ansible_python_interpreter: '/usr/bin/python3',
+      };
+      await writeFile(p.vars, `${JSON.stringify(vars, null, 2)}\n`);
+      await run(chrootAnsibleArgs({ root: p.root, playbook, varsFile: p.vars, debug: job.debug }), {
+        log: job.log,
+        tag: 'ansible',
+        cwd: job.image.dir,
+        signal: job.signal,
+        echo: job.debug,
+        env: {
+          ANSIBLE_HOST_KEY_CHECKING: 'False',
+          ANSIBLE_NOCOLOR: '1',
+          ANSIBLE_FORCE_COLOR: '0',
+          ANSIBLE_RETRY_FILES_ENABLED: 'False',
+          ANSIBLE_LOCAL_TEMP: join(job.workDir, 'ansible-tmp'),
+          ANSIBLE_REMOTE_TEMP: '/tmp/.ansible-osbake',
+          PYTHONUNBUFFERED: '1',
+        },
+        onLine: (line) => {
+          const task = ansibleTask(line);
+          if (task) job.progress.task(task);
+        },
+        tailLines: 30,
+      });
+    },
+  });
+
+  const finish = (job: BuildJob): BuilderStep => ({
+    name: 'chroot-finish',
+    title: 'unmounting and converting to qcow2',
+    async run() {
+      const p = paths(job);
+      if (!mount) throw new Error('the image is not mounted');
+      job.progress.detail('discarding free blocks');
+      await mount.trim();
+      await mount.release();
+      await mkdir(join(job.workDir, 'output'), { recursive: true });
+      job.progress.detail(`converting to ${job.artifactFile}`);
+      await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', p.raw, p.output], {
+        log: job.log,
+        signal: job.signal,
+        echo: job.debug,
+      });
+      await rm(p.raw, { force: true });
+      out = {
+        artifactPath: p.output,
+        packagesFile: join(job.workDir, 'packages.tsv'),
+        packageStateFile: join(job.workDir, job.distro.packageState.file),
+        record: {
+          name: job.image.name,
+          builder_type: 'chroot',
+          build_time: Math.floor(Date.now() / 1000),
+          files: [{ name: job.artifactFile, size: await fileSize(p.output) }],
+          artifact_id: job.artifactFile,
+          packer_run_uuid: randomUUID(),
+        },
+        accelerator: 'none',
+        extra: {},
+      };
+    },
+  });
+
+  return {
+    type: 'chroot',
+    tools: CHROOT_TOOLS,
+    usesHostVanilla: true,
+    patchAccess,
+    async preflight(job) {
+      if (job.distro.vanilla !== 'host') {
+        throw new UserError(
+          'E_BUILDER_UNSUPPORTED',
+          `the chroot builder needs a vanilla disk made on this machine, and ${job.image.name} (${job.image.config.distro}) installs from its template`,
+          'build it with --builder qemu or --builder libvirt',
+        );
+      }
+      if (!existsSync(join(job.image.dir, PLAYBOOK))) {
+        throw new UserError(
+          'E_NO_PLAYBOOK',
+          `${join(job.image.dir, PLAYBOOK)} does not exist`,
+          `the chroot builder runs the image's ${PLAYBOOK}; add it, or build with --builder qemu`,
+        );
+      }
+      if (process.getuid?.() !== 0) {
+        throw new UserError(
+          'E_NOT_ROOT',
+          'the chroot builder needs root (loop devices, mounts, chroot)',
+          'run osbake as root (sudo), or build with --builder qemu',
+        );
+      }
+    },
+    steps(job) {
+      return [copyDisk(job), mountStep(job), ansible(job), finish(job)];
+    },
+    output() {
+      if (!out) throw new Error('the chroot builder has no output (its steps did not finish)');
+      return out;
+    },
+    describe() {
+      return 'chroot, no VM';
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/** The builders osbake knows: one line each. */
+import type { Hypervisor } from '../config/project.js';
+import type { Builder, BuilderType } from './builder.js';
+import { createChrootBuilder } from './chroot/chroot-builder.js';
+import { createLibvirtBuilder, createQemuBuilder } from './packer/packer-builder.js';
+
+export interface BuilderSettings {
+  /** The hypervisor a libvirt build runs on. */
+  hypervisor?: Hypervisor;
+}
+
+const REGISTRY: Record<BuilderType, (s: BuilderSettings) => Builder> = {
+  qemu: () => createQemuBuilder(),
+  libvirt: (s) => {
+    if (!s.hypervisor) throw new Error('the libvirt builder needs a hypervisor');
+    return createLibvirtBuilder(s.hypervisor);
+  },
+  chroot: () => createChrootBuilder(),
+};
+
+export function createBuilder(type: BuilderType, s: BuilderSettings = {}): Builder {
+  return REGISTRY[type](s);
+}

@@ -1,0 +1,88 @@
+/**
+ * patch-source: --release R with a patch bundle: verify it, unpack it and make it reachable from
+ * the build the way the builder says (an HTTP server on this machine, or the directory itself).
+ * --create-patches: bootstrap from the release suite alone, so the bundle holds every update.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fetchArtifactToStore } from '../../artifacts/fetch.js';
+import type { ImageDefinition } from '../../config/image.js';
+import { UserError } from '../../errors.js';
+import { unpackBundle } from '../../patches/bundle.js';
+import { findReleasePatchBundle } from '../../patches/release-bundle.js';
+import { startRepoServer } from '../../patches/repo-server.js';
+import type { BuildContext } from '../context.js';
+import type { Step } from '../step.js';
+
+/**
+ * With a patch bundle (made or applied) the vanilla disk comes from the release suite alone, so the
+ * image's patch level is the bundle's and not the date the vanilla disk was cached.
+ */
+export function withReleaseChannelOnly(image: ImageDefinition): ImageDefinition {
+  if (image.config.vanilla.channels.join() === 'release') return image;
+  return {
+    ...image,
+    config: { ...image.config, vanilla: { ...image.config.vanilla, channels: ['release'] } },
+  };
+}
+
+function useImage(ctx: BuildContext, image: ImageDefinition): void {
+  ctx.image = image;
+  ctx.job.image = image;
+}
+
+export const patchSource: Step<BuildContext> = {
+  name: 'patch-source',
+  title: "serving the release's patch bundle",
+  async run(ctx) {
+    if (ctx.req.createPatches) {
+      useImage(ctx, withReleaseChannelOnly(ctx.image));
+      ctx.progress.say(
+        `--create-patches: vanilla disk from ${ctx.image.config.suite} alone; updates and security go into the bundle`,
+      );
+      return;
+    }
+    if (!ctx.plan.release) return;
+    const ref = await findReleasePatchBundle(ctx.project, ctx.plan.release);
+    if (!ref) {
+      ctx.progress.say(`release ${ctx.plan.release}: no patch bundle in manifest.yaml, building without one`);
+      return;
+    }
+    const file = join(ctx.project.storeDir, ref.path);
+    const mirror = ctx.project.config.mirrors.osbake;
+    if (!existsSync(file) && mirror) {
+      ctx.progress.detail(`fetching ${ref.path} from ${mirror}`);
+      await fetchArtifactToStore(mirror, ref, file, { signal: ctx.signal });
+      ctx.progress.say(`fetched patch bundle ${ref.name} from ${mirror}`);
+    }
+    if (!existsSync(file)) {
+      throw new UserError(
+        'E_BUNDLE_MISSING',
+        `patch bundle ${ref.name} of release ${ctx.plan.release} is not in the store (${file})`,
+        'set mirrors.osbake in osbake.yaml to fetch it from a mirror, or copy it into the store',
+      );
+    }
+    ctx.progress.detail(`verifying ${ref.name}`);
+    const dir = join(ctx.plan.workDir, 'patch-repo');
+    const m = await unpackBundle(file, ref.sha256, dir, ctx.log, ctx.signal);
+    useImage(ctx, withReleaseChannelOnly(ctx.image));
+    ctx.appliedBundle = { id: m.id, sha256: ref.sha256, packages: m.packages.length };
+    ctx.job.patchRepoDir = dir;
+    const access = ctx.builder?.patchAccess;
+    if (access?.kind !== 'http') {
+      // A VM on a remote hypervisor cannot reach a server on this machine; Ansible copies the
+      // repository into it over its SSH connection (through the bastion, if any).
+      ctx.progress.say(`applying patch bundle ${m.id} (${m.packages.length} packages), copied in by Ansible`);
+      return;
+    }
+    const server = await startRepoServer(dir, (line) => ctx.log.info({ src: 'patch-repo' }, line));
+    ctx.patchServer = server;
+    ctx.job.patchRepoUrl = access.url(server.port);
+    ctx.progress.say(
+      `applying patch bundle ${m.id} (${m.packages.length} packages) from ${ctx.job.patchRepoUrl}`,
+    );
+  },
+  async cleanup(ctx) {
+    await ctx.patchServer?.close();
+  },
+};

@@ -1,0 +1,96 @@
+/** preflight: every tool the build will run is on PATH, the builder's own checks, the work dir. */
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { BOOT_TEST_TOOLS } from '../../builders/boot-test/boot-test.js';
+import { UserError } from '../../errors.js';
+import { missingToolError } from '../../exec/run.js';
+import type { BuildContext } from '../context.js';
+import type { Step } from '../step.js';
+
+/** Tools the installer steps run (no Packer, no VM). */
+export const INSTALLER_TOOLS_REQUIRED = [
+  'git',
+  'mmdebstrap',
+  'qemu-img',
+  'bmaptool',
+  'zstd',
+  'cpio',
+  'extlinux',
+  'grub-mkstandalone',
+  'mkfs.vfat',
+  'mcopy',
+  'mmd',
+  'sfdisk',
+  'losetup',
+  'mkfs.ext4',
+  'mount',
+];
+
+/** Tools the host-made vanilla disk needs. */
+export const VANILLA_TOOLS = [
+  'mmdebstrap',
+  'extlinux',
+  'sfdisk',
+  'losetup',
+  'partx',
+  'mkfs.ext4',
+  'blkid',
+  'mount',
+  'qemu-img',
+];
+
+/** Tools that are not on PATH (pure: takes PATH and an existence check). */
+export function missingTools(
+  tools: readonly string[],
+  path: string,
+  exists: (p: string) => boolean,
+): string[] {
+  const dirs = path.split(delimiter).filter(Boolean);
+  return [...new Set(tools)].filter((t) => !dirs.some((d) => exists(join(d, t))));
+}
+
+/** Every tool this build will run. */
+export function toolsOf(ctx: BuildContext): string[] {
+  const b = ctx.builder;
+  if (!b) return INSTALLER_TOOLS_REQUIRED;
+  return [
+    ...b.tools,
+    ...(b.usesHostVanilla && ctx.distro.vanilla === 'host' ? VANILLA_TOOLS : []),
+    ...(ctx.req.noTest ? [] : BOOT_TEST_TOOLS),
+  ];
+}
+
+export function missingToolsError(missing: string[]): UserError {
+  const first = missingToolError(missing[0] as string);
+  const all = missing.map((t) => missingToolError(t).hint?.replace('install it with: apt-get install ', ''));
+  return new UserError(
+    'E_TOOL_MISSING',
+    `${missing.join(', ')} not found`,
+    missing.length === 1 ? first.hint : `install them with: apt-get install ${[...new Set(all)].join(' ')}`,
+  );
+}
+
+export const preflight: Step<BuildContext> = {
+  name: 'preflight',
+  title: 'checking tools and accelerator',
+  async run(ctx) {
+    const missing = missingTools(toolsOf(ctx), process.env.PATH ?? '', existsSync);
+    if (missing.length > 0) throw missingToolsError(missing);
+    await mkdir(ctx.plan.workDir, { recursive: true });
+    if (!ctx.builder) {
+      ctx.log.info({ kind: 'installer' }, 'preflight');
+      return;
+    }
+    await ctx.builder.preflight(ctx.job);
+    ctx.log.info({ builder: ctx.builder.type, accel: ctx.accel }, 'preflight');
+  },
+  async cleanup(ctx, outcome) {
+    const keep = ctx.req.keepWork || (ctx.req.debug && outcome !== 'success');
+    if (keep) {
+      ctx.progress.say(`work directory kept: ${ctx.plan.workDir}`);
+      return;
+    }
+    await rm(ctx.plan.workDir, { recursive: true, force: true });
+  },
+};
