@@ -12,6 +12,7 @@ import { registerPublish } from './commands/publish.js';
 import { registerRelease } from './commands/release.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
+import { registerTest } from './commands/test.js';
 
 import type { GlobalOptions } from './options.js';
 
@@ -65,6 +66,7 @@ export function createProgram(): Command {
   registerImages(program);
   registerRelease(program);
   registerVerify(program);
+  registerTest(program);
   registerManifest(program);
   registerPackages(program);
   registerDiff(program);

@@ -73,7 +73,7 @@ export async function readBuildPackages(storeDir: string, artifact: string): Pro
   }
 }
 
-async function existsInStore(storeDir: string, name: string): Promise<boolean> {
+export async function existsInStore(storeDir: string, name: string): Promise<boolean> {
   if (!ARTIFACT_NAME.test(name)) return false;
   try {
     await access(packagesFile(storeDir, name));

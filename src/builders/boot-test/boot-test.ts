@@ -238,9 +238,9 @@ export async function bootTest(o: BootTestOptions): Promise<BootTestResult> {
         detail(`check ${name}`);
         const c0 = Date.now();
         const script = await readFile(join(o.checksDir as string, name), 'utf8');
-        const remote = `/run/osbake-check-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+        // /run and /tmp may be noexec: a private directory under /var/tmp, removed afterwards.
         const r = await ssh(
-          `cat > ${remote} && chmod 700 ${remote} && ${remote}; rc=$?; rm -f ${remote}; exit $rc`,
+          `d=$(mktemp -d /var/tmp/osbake-check.XXXXXX) && cat > "$d/check" && chmod 700 "$d/check" && "$d/check"; rc=$?; rm -rf "$d"; exit $rc`,
           {
             input: script,
             okCodes: Array.from({ length: 255 }, (_, i) => i + 1),

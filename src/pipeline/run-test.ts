@@ -1,0 +1,120 @@
+/** The `osbake test <build|image>` verb: boot a stored build and check it (as every build does). */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { selectAccelerator } from '../builders/accel.js';
+import { bootTest, bootTestError, type BootTestResult } from '../builders/boot-test/boot-test.js';
+import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
+import { loadProject } from '../config/project.js';
+import { UserError } from '../errors.js';
+import { createFileLogger } from '../log/logger.js';
+import { formatElapsed, Progress } from '../log/progress.js';
+import { readImageBuilds } from '../release/image-builds.js';
+import { existsInStore, resolveBuild } from '../release/packages.js';
+import { trapSignals } from './run-build.js';
+
+export interface RunTestOptions {
+  projectDir: string;
+  build: string;
+  firmware?: string;
+  accelerator?: string;
+  json?: boolean;
+}
+
+export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
+  const firmware = (o.firmware ?? 'bios') as Firmware;
+  if (!FIRMWARES.includes(firmware)) {
+    throw new UserError(
+      'E_USAGE',
+      `--firmware ${o.firmware} is not one of ${FIRMWARES.join(', ')}`,
+      'use --firmware bios (SeaBIOS), uefi (OVMF) or secureboot (OVMF, Secure Boot enforced)',
+    );
+  }
+  if (o.accelerator && !['auto', 'kvm', 'tcg'].includes(o.accelerator)) {
+    throw new UserError(
+      'E_USAGE',
+      `--accelerator ${o.accelerator} is not one of auto, kvm, tcg`,
+      'use --accelerator tcg',
+    );
+  }
+  const project = await loadProject(o.projectDir);
+  const { images } = await readImageBuilds(project);
+  const b = resolveBuild(o.build, images, await existsInStore(project.storeDir, o.build));
+  const entry = images
+    .find((i) => i.image === b.image)
+    ?.builds.find((x) => x.custom_data.artifact === b.artifact);
+  const fileName = entry?.files?.[0]?.name ?? `${b.artifact}.qcow2`;
+  const disk = join(project.storeDir, 'builds', fileName);
+  if (!existsSync(disk)) {
+    throw new UserError(
+      'E_NO_ARTIFACT',
+      `${disk} does not exist`,
+      'build it first, or fetch it into the store',
+    );
+  }
+  if (!fileName.endsWith('.qcow2')) {
+    throw new UserError(
+      'E_USAGE',
+      `${fileName} is not a disk image (osbake test boots qcow2 builds)`,
+      'installer sticks are tested by installing from them (see README "USB installer")',
+    );
+  }
+  const expect: Record<string, string> = { OSBAKE_IMAGE: b.image, OSBAKE_BUILD: b.artifact };
+  if (entry?.custom_data.release) expect.OSBAKE_RELEASE = entry.custom_data.release;
+  if (entry?.custom_data.git_commit) expect.OSBAKE_GIT_COMMIT = entry.custom_data.git_commit;
+  const logFile = join(project.outDir, `test-${b.artifact}.log`);
+  const log = createFileLogger(logFile);
+  const progress = new Progress();
+  const accel = await selectAccelerator(
+    (o.accelerator as 'auto' | 'kvm' | 'tcg' | undefined) ?? project.config.builder.accelerator,
+    project.config.builder.kvmProbeTimeoutMs,
+    log,
+  );
+  progress.say(
+    `osbake: testing ${b.artifact} (${firmware}, ${accel.accelerator.toUpperCase()}; log: ${logFile})`,
+  );
+  const ac = new AbortController();
+  const untrap = trapSignals(ac, (s) => progress.say(`osbake: ${s} received: stopping the VM`));
+  await mkdir(join(project.workDir, 'work'), { recursive: true });
+  const work = await mkdtemp(join(project.workDir, 'work', 'test-'));
+  const t0 = Date.now();
+  try {
+    const checksDir = join(project.root, 'images', b.image, 'tests');
+    const r = await bootTest({
+      disk,
+      workDir: work,
+      firmware,
+      accelerator: accel.accelerator,
+      expect,
+      checksDir: existsSync(checksDir) ? checksDir : undefined,
+      log,
+      signal: ac.signal,
+      onDetail: (t) => progress.detail(t),
+      retries: project.config.builder.retries,
+    });
+    progress.stop();
+    log.info({ test: r }, 'boot test');
+    if (o.json) process.stdout.write(`${JSON.stringify({ build: b.artifact, ...r }, null, 2)}\n`);
+    else {
+      const lines = [
+        `${r.passed ? 'passed' : 'FAILED'}: ${b.artifact} in ${formatElapsed(Date.now() - t0)} (${r.firmware}, ${r.accelerator.toUpperCase()}, SSH after ${r.boot_s} s, attempt ${r.attempts})`,
+        `  system:   ${r.state}${r.failed_units.length ? ` (failed units: ${r.failed_units.join(', ')})` : ''}`,
+        `  release:  ${Object.entries(r.release)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}${r.release_mismatches.length ? ` — MISMATCH ${r.release_mismatches.join(', ')}` : ''}`,
+        ...r.checks.map(
+          (c) =>
+            `  check:    ${c.passed ? 'pass' : 'FAIL'} ${c.name} (${c.duration_s.toFixed(1)} s)${c.output ? `\n            ${c.output.join('\n            ')}` : ''}`,
+        ),
+        '',
+      ];
+      process.stdout.write(lines.join('\n'));
+    }
+    if (!r.passed) throw bootTestError(r, b.artifact);
+    return r;
+  } finally {
+    untrap();
+    progress.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
