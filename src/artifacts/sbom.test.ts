@@ -8,7 +8,8 @@ const input = {
   image: 'debian12-base',
   artifact: 'debian12-base-2026.11-main-1a2b3c4d',
   sha256: 'a'.repeat(64),
-  distro: 'debian' as const,
+  distro: 'debian',
+  purlType: 'deb',
   distroVersion: '12',
   packages: [
     { name: 'openssl', version: '3.0.13-1~deb12u1', arch: 'amd64' },

@@ -22,9 +22,12 @@ export interface SbomInput {
   image: string;
   artifact: string;
   sha256: string;
-  distro: 'debian' | 'rocky';
+  /** The distribution's purl namespace (debian, rocky). */
+  distro: string;
   /** Debian major version ("12") or Rocky point release ("8.10"). */
   distroVersion: string;
+  /** The purl type of its packages (deb, rpm). */
+  purlType: string;
   packages: SbomPackage[];
   timestamp?: Date;
 }
@@ -34,14 +37,19 @@ function purlEncode(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** pkg:deb/debian/<name>@<version>?arch=<arch>&distro=debian-<version> */
-export function debianPurl(p: SbomPackage, distroVersion: string): string {
-  return `pkg:deb/debian/${purlEncode(p.name)}@${purlEncode(p.version)}?arch=${purlEncode(p.arch)}&distro=debian-${purlEncode(distroVersion)}`;
+/** pkg:<type>/<distro>/<name>@<version>?arch=<arch>&distro=<distro>-<version> (version as the package manager gives it). */
+export function packageUrl(type: string, distro: string, p: SbomPackage, distroVersion: string): string {
+  return `pkg:${type}/${distro}/${purlEncode(p.name)}@${purlEncode(p.version)}?arch=${purlEncode(p.arch)}&distro=${distro}-${purlEncode(distroVersion)}`;
 }
 
-/** pkg:rpm/rocky/<name>@<version>?arch=<arch>&distro=rocky-<version> (version as rpm gives it, epoch included). */
+/** pkg:deb/debian/<name>@<version>?arch=<arch>&distro=debian-<version> */
+export function debianPurl(p: SbomPackage, distroVersion: string): string {
+  return packageUrl('deb', 'debian', p, distroVersion);
+}
+
+/** pkg:rpm/rocky/<name>@<version>?arch=<arch>&distro=rocky-<version> (epoch included). */
 export function rpmPurl(p: SbomPackage, distro: string, distroVersion: string): string {
-  return `pkg:rpm/${distro}/${purlEncode(p.name)}@${purlEncode(p.version)}?arch=${purlEncode(p.arch)}&distro=${distro}-${purlEncode(distroVersion)}`;
+  return packageUrl('rpm', distro, p, distroVersion);
 }
 
 /** The SBOM as a JSON-able object (components sorted, so equal inputs give equal output but the serial). */
@@ -64,10 +72,7 @@ export function buildSbom(input: SbomInput): object {
 
   const seen = new Set<string>();
   for (const p of input.packages) {
-    const purl =
-      input.distro === 'debian'
-        ? debianPurl(p, input.distroVersion)
-        : rpmPurl(p, input.distro, input.distroVersion);
+    const purl = packageUrl(input.purlType, input.distro, p, input.distroVersion);
     if (seen.has(purl)) continue;
     seen.add(purl);
     const c = new Models.Component(Enums.ComponentType.Library, p.name, {

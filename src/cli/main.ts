@@ -11,8 +11,8 @@ import { registerPackages } from './commands/packages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerRelease } from './commands/release.js';
 import { registerServe } from './commands/serve.js';
-import { registerVerify } from './commands/verify.js';
 import { registerTest } from './commands/test.js';
+import { registerVerify } from './commands/verify.js';
 
 import type { GlobalOptions } from './options.js';
 

@@ -173,6 +173,16 @@ async function createDebianPatchBundle(i: PatchBundleInput): Promise<CreatedBund
 
 export const debian: Distro = {
   name: 'debian',
+  checkImage(image) {
+    return /^[a-z][a-z0-9-]*$/.test(image.config.suite)
+      ? []
+      : [
+          {
+            path: 'suite',
+            message: `"${image.config.suite}" is not a Debian suite name: use e.g. suite: bookworm`,
+          },
+        ];
+  },
   vanilla: 'host',
 
   vanillaInputs(project, image) {
@@ -242,6 +252,6 @@ export const debian: Distro = {
   },
 
   sbomDistro(image) {
-    return { distro: 'debian', version: debianVersion(image.config.suite) };
+    return { distro: 'debian', version: debianVersion(image.config.suite), purlType: 'deb' };
   },
 };

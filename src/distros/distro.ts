@@ -19,6 +19,8 @@ export interface BootstrapContext {
 
 export interface Distro {
   name: string;
+  /** The distro's own checks of image.yaml (suite form, ...): key path and message per problem. */
+  checkImage(image: ImageDefinition): { path: string; message: string }[];
   /**
    * Where the build VM's first disk comes from: 'host' — osbake bootstraps a vanilla disk on this
    * machine (cached); 'template' — the Packer template installs it (ISO + kickstart) or clones the
@@ -45,7 +47,7 @@ export interface Distro {
   /** Directory under the store's repos/ for this distro's patch bundles (Debian12, Rocky8). */
   repoDirName(image: ImageDefinition): string;
   /** Distribution name and version recorded in the SBOM (purl type follows the name). */
-  sbomDistro(image: ImageDefinition): { distro: 'debian' | 'rocky'; version: string };
+  sbomDistro(image: ImageDefinition): { distro: string; version: string; purlType: string };
 }
 
 export interface PatchBundleInput {

@@ -76,6 +76,16 @@ export function rockyPatchRepos(project: Project): { id: string; baseurl: string
 
 export const rocky: Distro = {
   name: 'rocky',
+  checkImage(image) {
+    return /^8\.\d+$/.test(image.config.suite)
+      ? []
+      : [
+          {
+            path: 'suite',
+            message: `"${image.config.suite}" is not a Rocky 8 point release: use e.g. suite: "8.10"`,
+          },
+        ];
+  },
   vanilla: 'template',
 
   vanillaInputs(_project, image) {
@@ -137,6 +147,6 @@ export const rocky: Distro = {
   },
 
   sbomDistro(image) {
-    return { distro: 'rocky', version: image.config.suite };
+    return { distro: 'rocky', version: image.config.suite, purlType: 'rpm' };
   },
 };

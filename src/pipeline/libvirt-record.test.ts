@@ -91,6 +91,7 @@ describe('recording a libvirt build', () => {
       sha256: 'c'.repeat(64),
       distro: 'rocky',
       distroVersion: '8.10',
+      purlType: 'rpm',
       packages: pkgs,
     }) as { components: { purl: string }[] };
     expect(sbom.components.map((c) => c.purl)).toEqual([

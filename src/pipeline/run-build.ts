@@ -8,7 +8,7 @@ import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { createBuilder } from '../builders/registry.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
-import { distroFor } from '../distros/index.js';
+import { distroOf } from '../distros/index.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
@@ -92,7 +92,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   }
   const project = await loadProject(o.projectDir);
   const image = await loadImage(project, o.image);
-  const distro = distroFor(image.config.distro);
+  const distro = distroOf(image);
   const installer = image.config.kind === 'installer';
   const choice = chooseBuilder(project, o);
   if (choice.builder === 'qemu' || choice.builder === 'libvirt')

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { selectAccelerator } from '../builders/accel.js';
-import { bootTest, bootTestError, type BootTestResult } from '../builders/boot-test/boot-test.js';
+import { type BootTestResult, bootTest, bootTestError } from '../builders/boot-test/boot-test.js';
 import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';

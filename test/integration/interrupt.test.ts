@@ -1,8 +1,10 @@
 /**
- * Interrupting a real build leaves nothing behind: no artifact in the store, no manifest entry,
- * no QEMU process, no loop device, no mount, no work directory.
+ * Interrupting or failing a real build leaves nothing behind: no artifact in the store, no manifest
+ * entry, no QEMU process, no loop device, no mount (bind mounts of the chroot included), no process
+ * running inside the chroot, no work directory. Packer qemu: SIGINT during Ansible; chroot: SIGINT
+ * and SIGHUP during Ansible, a failing task, and SIGTERM while the vanilla disk is assembled.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -10,6 +12,7 @@ import {
   makeProject,
   mountsUnder,
   qemuProcessesMentioning,
+  REPO,
   SHARED_WORK_DIR,
   startCli,
   type TempProject,
@@ -20,7 +23,22 @@ function workDirsOf(image: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith(`${image}-`)) : [];
 }
 
+/** Processes whose root directory is inside the shared work dir (left running in a chroot). */
+function processesInChroots(): number[] {
+  const pids: number[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readlinkSync(`/proc/${pid}/root`).startsWith(SHARED_WORK_DIR)) pids.push(Number(pid));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
 function expectNothingLeft(project: TempProject, workBefore: string[], qemuBefore: number[]) {
+  expect(processesInChroots()).toEqual([]);
   const store = join(project.dir, 'store/builds');
   expect(existsSync(store) ? readdirSync(store) : []).toEqual([]);
   expect(existsSync(join(project.dir, 'images/debian12-base/manifest.json'))).toBe(false);
@@ -44,12 +62,15 @@ describe('interrupted builds clean up', () => {
   });
 
   it(
-    'SIGINT during Ansible provisioning',
+    'Packer qemu: SIGINT during Ansible provisioning',
     async () => {
       project = await makeProject();
       const before = workDirsOf('debian12-base');
       const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
-      cli = startCli(['build', 'debian12-base', '--release', 'int', '--skip-commit'], project.dir);
+      cli = startCli(
+        ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'qemu'],
+        project.dir,
+      );
       await cli.until(/TASK \[base : /, 30 * 60_000);
       expect(qemuProcessesMentioning(SHARED_WORK_DIR).filter((p) => !qemuBefore.includes(p))).toHaveLength(1);
       cli.child.kill('SIGINT');
@@ -60,6 +81,60 @@ describe('interrupted builds clean up', () => {
       expectNothingLeft(project, before, qemuBefore);
     },
     40 * 60_000,
+  );
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGHUP', 130],
+  ] as const)(
+    'chroot: %s while apt installs packages inside the chroot',
+    async (sig, code) => {
+      project = await makeProject();
+      const before = workDirsOf('debian12-base');
+      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      cli = startCli(
+        ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'chroot'],
+        project.dir,
+      );
+      await cli.until(/base : Install the internet-dependent packages/, 20 * 60_000);
+      // apt is at work inside the chroot now (give it a moment to start dpkg/apt processes).
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(mountsUnder(SHARED_WORK_DIR).length).toBeGreaterThanOrEqual(6);
+      expect(loopDevicesBacking(SHARED_WORK_DIR)).toHaveLength(1);
+      cli.child.kill(sig);
+      const r = await cli.done;
+      expect(r.code).toBe(code);
+      expect(r.stderr).toMatch(new RegExp(`${sig} received`));
+      expect(r.stderr).toMatch(new RegExp(`interrupted by ${sig}; cleaned up`));
+      expectNothingLeft(project, before, qemuBefore);
+    },
+    30 * 60_000,
+  );
+
+  it(
+    'chroot: a failing Ansible task fails the build and cleans up',
+    async () => {
+      const tasks = readFileSync(
+        join(REPO, 'images/debian12-base/ansible/roles/base/tasks/main.yml'),
+        'utf8',
+      );
+      project = await makeProject({
+        files: {
+          'images/debian12-base/ansible/roles/base/tasks/main.yml': `${tasks}\n- name: Fail on purpose\n  ansible.builtin.command: /bin/false\n`,
+        },
+      });
+      const before = workDirsOf('debian12-base');
+      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      const r = await startCli(
+        ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'chroot'],
+        project.dir,
+      ).done;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/build failed at step "ansible"/);
+      expect(r.stderr).toMatch(/Fail on purpose/);
+      expectNothingLeft(project, before, qemuBefore);
+    },
+    30 * 60_000,
   );
 
   it(

@@ -36,8 +36,9 @@ async function publishPackerExtras(ctx: BuildContext, dir: string): Promise<void
       image: ctx.image.name,
       artifact: ctx.plan.artifact,
       sha256: ctx.sha256 as string,
-      distro: ctx.distro.sbomDistro(ctx.image).distro,
-      distroVersion: ctx.distro.sbomDistro(ctx.image).version,
+      ...(({ distro, version, purlType }) => ({ distro, distroVersion: version, purlType }))(
+        ctx.distro.sbomDistro(ctx.image),
+      ),
       packages: ctx.packages ?? [],
     }),
   );
