@@ -39,6 +39,20 @@ export const BuildCustomDataSchema = z
       .object({ id: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/) })
       .optional()
       .describe('the patch bundle this build applied (--release R with a recorded bundle)'),
+    builder: z.string().optional().describe('the builder that ran: chroot, qemu, libvirt'),
+    test: z
+      .object({
+        skipped: z.boolean().optional().describe('--no-test: the build was not booted'),
+        passed: z.boolean().optional(),
+        firmware: z.string().optional(),
+        accelerator: z.string().optional(),
+        duration_s: z.number().optional(),
+        failed_units: z.array(z.string()).optional(),
+        checks: z.array(z.object({ name: z.string(), passed: z.boolean() }).passthrough()).optional(),
+      })
+      .passthrough()
+      .optional()
+      .describe("the boot test's result (osbake test after post-process)"),
   })
   .catchall(z.unknown());
 

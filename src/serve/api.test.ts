@@ -66,8 +66,19 @@ function inputs(): CatalogInputs {
         image: 'img',
         builds: [
           build('img-a', 100, '2026.9'),
-          build('img-b', 200, '2026.11'),
-          build('img-c', 300, '2026.11', true),
+          {
+            ...build('img-b', 200, '2026.11'),
+            builder_type: 'chroot',
+            custom_data: {
+              ...build('img-b', 200, '2026.11').custom_data,
+              builder: 'chroot',
+              test: { passed: true, firmware: 'bios', duration_s: 40, checks: [{ name: 'a', passed: true }] },
+            },
+          },
+          {
+            ...build('img-c', 300, '2026.11', true),
+            custom_data: { ...build('img-c', 300, '2026.11', true).custom_data, test: { skipped: true } },
+          },
         ],
       },
     ],
@@ -139,6 +150,15 @@ describe('assembleCatalog', () => {
     });
   });
 
+  it('says which builder made each build and how its boot test went', () => {
+    expect(c.builds.map((b) => [b.artifact, b.builder, b.test?.status ?? null])).toEqual([
+      ['img-c', 'qemu', 'skipped'],
+      ['img-b', 'chroot', 'passed'],
+      ['img-a', 'qemu', null],
+    ]);
+    expect(c.builds[1]?.test).toEqual({ status: 'passed', firmware: 'bios', duration_s: 40, checks: 1 });
+  });
+
   it('has no diff when a package list is missing', () => {
     const i = inputs();
     (i.packages as Map<string, PackageRecord[]>).delete('img-a');
@@ -170,6 +190,9 @@ describe('page', () => {
     expect(html).toContain(`data-copy="${sha('2')}"`);
     expect(html).toContain('<a href="/repos/D/p%201.tar.zst" download>download</a>');
     expect(html).toMatch(/<td class="dirty">dirty<\/td>/);
+    expect(html).toContain('<th>builder</th><th>boot test</th>');
+    expect(html).toContain('<td>chroot</td><td class="clean" title="bios, 1 checks">passed</td>');
+    expect(html).toContain('<td class="muted">skipped</td>');
     expect(html.match(/<td class="clean">clean<\/td>/g)).toHaveLength(2);
     expect(html).toContain(
       'img vs 2026.10: <span class="add">+1</span> <span class="rm">−1</span> <span class="chg">~1</span>',

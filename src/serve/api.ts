@@ -50,6 +50,15 @@ export interface ApiBuild {
   sha256: string;
   size: number;
   package_count: number;
+  /** The builder that made it (chroot, qemu, libvirt, osbake-installer). */
+  builder: string;
+  /** The boot test: passed, failed, skipped (--no-test) or null (built before osbake tested builds). */
+  test: {
+    status: 'passed' | 'failed' | 'skipped';
+    firmware?: string;
+    duration_s?: number;
+    checks: number;
+  } | null;
   path: string;
   url: string;
   sha256_url: string;
@@ -165,6 +174,15 @@ export function assembleCatalog(inp: CatalogInputs): Catalog {
         sha256: d.sha256,
         size: d.size,
         package_count: d.package_count,
+        builder: d.builder ?? b.builder_type,
+        test: d.test
+          ? {
+              status: d.test.skipped ? 'skipped' : d.test.passed ? 'passed' : 'failed',
+              firmware: d.test.firmware,
+              duration_s: d.test.duration_s,
+              checks: d.test.checks?.length ?? 0,
+            }
+          : null,
         path,
         url: storeUrl(path),
         sha256_url: storeUrl(`${path}.sha256`),
