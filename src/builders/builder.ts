@@ -83,8 +83,11 @@ export interface Builder {
   readonly type: BuilderType;
   /** Programs this builder runs on this machine (checked in preflight, with apt hints). */
   readonly tools: readonly string[];
-  /** Does it start from osbake's host-made vanilla disk (when the distro makes one)? */
-  readonly usesHostVanilla: boolean;
+  /**
+   * Does it start from osbake's host-made vanilla disk? always (chroot); distro — when the distro's
+   * Packer templates use one (Distro.vanilla === 'host'); never (a hypervisor's volume).
+   */
+  readonly vanilla: 'always' | 'distro' | 'never';
   readonly patchAccess: PatchAccess;
   /** Checks before any slow work: versions, hosts, permissions. No side effects but the work dir. */
   preflight(job: BuildJob): Promise<void>;
@@ -111,4 +114,9 @@ export function provisionVariables(
     [job.distro.packageState.variable]: `${job.workDir}/${job.distro.packageState.file}`,
     patch_repo_url: patchRepoUrl,
   };
+}
+
+/** Whether this build needs the host-made vanilla disk (pure). */
+export function needsHostVanilla(b: Pick<Builder, 'vanilla'>, distro: Pick<Distro, 'vanilla'>): boolean {
+  return b.vanilla === 'always' || (b.vanilla === 'distro' && distro.vanilla === 'host');
 }

@@ -101,6 +101,11 @@ export const ProjectConfigSchema = z
             appstream: url.optional().describe('AppStream baseurl during Rocky builds'),
             powertools: url.optional().describe('PowerTools baseurl during Rocky builds'),
             epel: url.optional().describe('EPEL 8 baseurl during Rocky builds'),
+            gpgkey: url
+              .default('https://dl.rockylinux.org/pub/rocky/RPM-GPG-KEY-Rocky-8')
+              .describe(
+                "Rocky's package signing key (dnf --installroot of the chroot builder's vanilla disk)",
+              ),
           })
           .strict()
           .prefault({}),

@@ -234,6 +234,23 @@ export const debian: Distro = {
     },
   },
 
+  vanillaTools: [
+    'mmdebstrap',
+    'extlinux',
+    'sfdisk',
+    'losetup',
+    'partx',
+    'mkfs.ext4',
+    'blkid',
+    'mount',
+    'qemu-img',
+    'tar',
+  ],
+
+  checkBootstrap() {
+    // The configured Debian mirrors (always set) are the sources.
+  },
+
   checkPatchSources() {
     // The configured Debian mirrors (always set) are the sources.
   },

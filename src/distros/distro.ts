@@ -22,13 +22,17 @@ export interface Distro {
   /** The distro's own checks of image.yaml (suite form, ...): key path and message per problem. */
   checkImage(image: ImageDefinition): { path: string; message: string }[];
   /**
-   * Where the build VM's first disk comes from: 'host' — osbake bootstraps a vanilla disk on this
+   * Where a Packer build VM's first disk comes from: 'host' — osbake's vanilla disk made on this
    * machine (cached); 'template' — the Packer template installs it (ISO + kickstart) or clones the
-   * hypervisor's vanilla volume, so there is no host-made disk.
+   * hypervisor's vanilla volume. The chroot builder always starts from the host-made one.
    */
   vanilla: 'host' | 'template';
   /** Everything that determines the vanilla disk's content; hashed to key the cache. */
   vanillaInputs(project: Project, image: ImageDefinition): Record<string, unknown>;
+  /** Programs bootstrapVanilla runs (checked in preflight when the build needs the vanilla disk). */
+  vanillaTools: readonly string[];
+  /** Refuse before any work what a vanilla bootstrap cannot be made from (mirrors, ...). */
+  checkBootstrap(project: Project, image: ImageDefinition): void;
   /** Build the vanilla disk as a qcow2 at `dest` (the caller renames it into the cache). */
   bootstrapVanilla(ctx: BootstrapContext, dest: string): Promise<void>;
   /**

@@ -1,17 +1,34 @@
 /**
- * Rocky Linux 8: no host-made vanilla disk. The template installs from the official ISO with a
- * kickstart served by Packer's HTTP server (qemu builder), or clones the hypervisor's vanilla
- * volume (libvirt builder). The build points the repo files at the configured mirrors.
+ * Rocky Linux 8. The Packer templates start without a host-made disk: the official ISO with a
+ * kickstart served by Packer's HTTP server (qemu builder), or a clone of the hypervisor's vanilla
+ * volume (libvirt builder). The chroot builder starts from a vanilla disk made on this machine with
+ * `dnf --installroot` (rocky-bootstrap.ts). The build points the repo files at the configured mirrors.
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
+import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { CreatedBundle } from '../patches/bundle.js';
 import { createRpmBundle } from '../patches/rpm.js';
+import { assembleBiosDisk } from './disk-image.js';
 import type { BootstrapContext, Distro } from './distro.js';
+import {
+  checkRockyBootstrap,
+  dnfInstallRoot,
+  finishRockyRoot,
+  ROCKY_BASE_PACKAGES,
+  ROCKY_OVERLAY,
+  ROCKY_VANILLA_SERVICES,
+  rockyBootstrapRepoFile,
+} from './rocky-bootstrap.js';
+import { VANILLA_OVERLAY } from './vanilla-overlay.js';
+
+/** Serial console, predictable names off (eth0, as the vanilla overlay's DHCP expects). */
+export const ROCKY_KERNEL_ARGS = 'console=tty0 console=ttyS0,115200n8 net.ifnames=0';
 
 /** "8.10" → "8". */
 export function rockyMajor(pointRelease: string): string {
@@ -88,16 +105,78 @@ export const rocky: Distro = {
   },
   vanilla: 'template',
 
-  vanillaInputs(_project, image) {
-    return { distro: 'rocky', release: image.config.suite };
+  vanillaInputs(project, image) {
+    return {
+      distro: 'rocky',
+      release: image.config.suite,
+      packages: [...new Set([...ROCKY_BASE_PACKAGES, ...image.config.vanilla.packages])].sort(),
+      repos: rockyBootstrapRepoFile(project),
+      diskSize: image.config.vm.diskSize ?? project.config.vm.diskSize,
+      kernelArgs: ROCKY_KERNEL_ARGS,
+      overlay: VANILLA_OVERLAY,
+      rockyOverlay: ROCKY_OVERLAY,
+    };
   },
 
-  async bootstrapVanilla(_ctx: BootstrapContext) {
-    throw new UserError(
-      'E_NO_HOST_VANILLA',
-      'Rocky images have no host-made vanilla disk',
-      'the rocky8-base template installs from the ISO (qemu) or clones the hypervisor volume (libvirt)',
-    );
+  vanillaTools: [
+    'dnf',
+    'systemctl',
+    'extlinux',
+    'sfdisk',
+    'losetup',
+    'partx',
+    'mkfs.ext4',
+    'blkid',
+    'mount',
+    'qemu-img',
+    'tar',
+  ],
+
+  checkBootstrap: checkRockyBootstrap,
+
+  async bootstrapVanilla(ctx: BootstrapContext, dest: string) {
+    const { project, image, log, signal, workDir } = ctx;
+    checkRockyBootstrap(project, image);
+    const root = join(workDir, 'root');
+    ctx.progress(`dnf --installroot (Rocky ${image.config.suite})`);
+    await dnfInstallRoot({
+      root,
+      confDir: join(workDir, 'dnf'),
+      repoFile: rockyBootstrapRepoFile(project),
+      releasever: image.config.suite,
+      packages: [...new Set([...ROCKY_BASE_PACKAGES, ...image.config.vanilla.packages])],
+      log,
+      signal,
+      echo: ctx.debug,
+    });
+    await finishRockyRoot({
+      root,
+      overlay: VANILLA_OVERLAY,
+      services: [...ROCKY_VANILLA_SERVICES, 'osbake-ssh-hostkeys.service', 'osbake-fwcfg-keys.service'],
+      log,
+      signal,
+    });
+    const tar = join(workDir, 'rootfs.tar');
+    await run(['tar', '-cpf', tar, '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', root, '.'], {
+      log,
+      signal,
+    });
+    await rm(root, { recursive: true, force: true });
+    const raw = join(workDir, 'disk.raw');
+    await assembleBiosDisk({
+      rootfsTar: tar,
+      rawDisk: raw,
+      size: image.config.vm.diskSize ?? project.config.vm.diskSize,
+      hostname: image.name,
+      kernelArgs: ROCKY_KERNEL_ARGS,
+      log,
+      signal,
+      progress: ctx.progress,
+    });
+    await rm(tar, { force: true });
+    ctx.progress('converting raw disk to qcow2');
+    await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, dest], { log, signal });
+    await rm(raw, { force: true });
   },
 
   checkPatchSources(project, image) {
@@ -126,7 +205,7 @@ export const rocky: Distro = {
     });
   },
 
-  // The Rocky template installs from the ISO (or clones a volume): no chroot build yet.
+  // systemctl in a chroot does not start services, and dnf's scriptlets use systemctl.
   chrootGuards: {},
 
   buildVariables(project, image) {

@@ -48,15 +48,14 @@ describe('resolveAutoBuilder', () => {
   const kvm = { accelerator: 'kvm' as const, reason: 'KVM probe guest ran' };
   const tcg = { accelerator: 'tcg' as const, reason: 'no vmx/svm' };
   it.each([
-    ['auto', kvm, true, 'qemu', /KVM works/],
-    ['auto', tcg, true, 'chroot', /no KVM \(no vmx\/svm\), so no VM: chroot/],
-    ['auto', tcg, false, 'qemu', /no host-made vanilla disk/],
-    ['auto', undefined, true, 'chroot', /not probed/],
-    ['qemu', tcg, true, 'qemu', /requested/],
-    ['chroot', kvm, true, 'chroot', /requested/],
-    ['libvirt', tcg, true, 'libvirt', /requested/],
-  ] as const)('%s with %j (chroot possible: %s) → %s', (req, accel, possible, want, why) => {
-    const r = resolveAutoBuilder(req, accel, possible);
+    ['auto', kvm, 'qemu', /KVM works/],
+    ['auto', tcg, 'chroot', /no KVM \(no vmx\/svm\), so no VM: chroot/],
+    ['auto', undefined, 'chroot', /not probed/],
+    ['qemu', tcg, 'qemu', /requested/],
+    ['chroot', kvm, 'chroot', /requested/],
+    ['libvirt', tcg, 'libvirt', /requested/],
+  ] as const)('%s with %j → %s', (req, accel, want, why) => {
+    const r = resolveAutoBuilder(req, accel);
     expect(r.builder).toBe(want);
     expect(r.reason).toMatch(why);
   });

@@ -118,7 +118,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       createNullLogger(),
     );
   }
-  const resolved = resolveAutoBuilder(choice.builder, accel, distro.vanilla === 'host');
+  const resolved = resolveAutoBuilder(choice.builder, accel);
   if (!installer && choice.builder === 'auto')
     checkTemplateSupports(image.templateDir, resolved.builder === 'chroot' ? 'qemu' : resolved.builder);
   const req: BuildRequest = {

@@ -283,10 +283,15 @@ describe('the CLI with rocky8-base and hypervisors (no VM)', () => {
     [['build', 'rocky8-base', '--release', 'r', '--hypervisor', 'nope'], /no hypervisor named "nope"/, 1],
     [
       ['build', 'rocky8-base', '--release', 'r', '--builder', 'xen'],
-      /--builder xen is not one of qemu, libvirt/,
+      /--builder xen is not one of auto, qemu, libvirt, chroot/,
       1,
     ],
     [['build', 'rocky8-base', '--create-patches'], /needs the repositories the updates come from/, 1],
+    [
+      ['build', 'rocky8-base', '--release', 'r', '--builder', 'chroot', '--skip-commit'],
+      /a vanilla disk of rocky8-base \(dnf --installroot\) needs mirrors\.rocky\.baseos and \.appstream/,
+      1,
+    ],
     [
       ['build', 'debian12-base', '--release', 'r', '--hypervisor', 'kvm1'],
       /images\/debian12-base has no libvirt variant \(builders\/libvirt.pkr.hcl\)/,

@@ -75,7 +75,7 @@ export function createChrootBuilder(): Builder {
       if (!job.vanillaDisk) {
         throw new UserError(
           'E_NO_VANILLA',
-          `the chroot builder needs a host-made vanilla disk, and ${job.image.name}'s distro (${job.image.config.distro}) made none`,
+          `the chroot builder needs a host-made vanilla disk, and none was made for ${job.image.name}`,
           'build it with --builder qemu or --builder libvirt',
         );
       }
@@ -187,16 +187,9 @@ export function createChrootBuilder(): Builder {
   return {
     type: 'chroot',
     tools: CHROOT_TOOLS,
-    usesHostVanilla: true,
+    vanilla: 'always',
     patchAccess,
     async preflight(job) {
-      if (job.distro.vanilla !== 'host') {
-        throw new UserError(
-          'E_BUILDER_UNSUPPORTED',
-          `the chroot builder needs a vanilla disk made on this machine, and ${job.image.name} (${job.image.config.distro}) installs from its template`,
-          'build it with --builder qemu or --builder libvirt',
-        );
-      }
       if (!existsSync(join(job.image.dir, PLAYBOOK))) {
         throw new UserError(
           'E_NO_PLAYBOOK',

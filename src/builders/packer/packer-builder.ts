@@ -237,7 +237,7 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
   return {
     type: kind,
     tools: kind === 'libvirt' ? LIBVIRT_TOOLS : QEMU_TOOLS,
-    usesHostVanilla: kind === 'qemu',
+    vanilla: kind === 'qemu' ? 'distro' : 'never',
     patchAccess,
     async preflight(job) {
       st.packerVersion = await findPacker(job.log);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { BOOT_TEST_TOOLS } from '../../builders/boot-test/boot-test.js';
+import { needsHostVanilla } from '../../builders/builder.js';
 import { UserError } from '../../errors.js';
 import { missingToolError } from '../../exec/run.js';
 import type { BuildContext } from '../context.js';
@@ -56,7 +57,7 @@ export function toolsOf(ctx: BuildContext): string[] {
   if (!b) return INSTALLER_TOOLS_REQUIRED;
   return [
     ...b.tools,
-    ...(b.usesHostVanilla && ctx.distro.vanilla === 'host' ? VANILLA_TOOLS : []),
+    ...(needsHostVanilla(b, ctx.distro) ? ctx.distro.vanillaTools : []),
     ...(ctx.req.noTest ? [] : BOOT_TEST_TOOLS),
   ];
 }
@@ -82,6 +83,7 @@ export const preflight: Step<BuildContext> = {
       ctx.log.info({ kind: 'installer' }, 'preflight');
       return;
     }
+    if (needsHostVanilla(ctx.builder, ctx.distro)) ctx.distro.checkBootstrap(ctx.project, ctx.image);
     await ctx.builder.preflight(ctx.job);
     ctx.log.info({ builder: ctx.builder.type, accel: ctx.accel }, 'preflight');
   },

@@ -1,4 +1,5 @@
 /** vanilla: the cached host-made vanilla disk, built once per inputs hash (builders that use one). */
+import { needsHostVanilla } from '../../builders/builder.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
 import { ensureVanillaDisk } from '../vanilla.js';
@@ -7,7 +8,7 @@ export const vanilla: Step<BuildContext> = {
   name: 'vanilla',
   title: 'preparing the vanilla disk',
   async run(ctx) {
-    if (ctx.distro.vanilla !== 'host' || !ctx.builder?.usesHostVanilla) {
+    if (!ctx.builder || !needsHostVanilla(ctx.builder, ctx.distro)) {
       ctx.progress.say(
         `vanilla disk: none (the ${ctx.builder?.type} builder's template provides the first disk)`,
       );
