@@ -23,6 +23,8 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   lsblk: 'util-linux',
   blockdev: 'util-linux',
   fallocate: 'util-linux',
+  fstrim: 'util-linux',
+  systemctl: 'systemd',
   filefrag: 'e2fsprogs',
   bmaptool: 'bmap-tools',
   mount: 'mount',

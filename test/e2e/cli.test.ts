@@ -115,8 +115,8 @@ describe('osbake CLI', () => {
     expect(r.stderr).toBe('osbake: error: git not found\nhint: install it with: apt-get install git\n');
   });
 
-  it('lists every missing build tool with the packages to install', async () => {
-    const r = await runCli(['build', 'debian12-base', '--release', 'r'], project.dir, {
+  it('lists every missing build tool of the Packer builder with the packages to install', async () => {
+    const r = await runCli(['build', 'debian12-base', '--release', 'r', '--builder', 'qemu'], project.dir, {
       PATH: pathWith(process.execPath, '/usr/bin/git'),
     });
     expect(r.code).toBe(1);
@@ -127,6 +127,21 @@ describe('osbake CLI', () => {
       /hint: install them with: apt-get install packer qemu-system-x86 qemu-utils ansible/,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('lists every missing tool of the chroot builder (auto without KVM) with its Debian package', async () => {
+    const r = await runCli(['build', 'debian12-base', '--release', 'r', '--builder', 'chroot'], project.dir, {
+      PATH: pathWith(process.execPath, '/usr/bin/git'),
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/builder: chroot \(requested\)/);
+    expect(r.stderr).toMatch(
+      /osbake: error: checking tools and accelerator: ansible-playbook, qemu-img, losetup, partx, blkid, mount, umount, fstrim, chroot, mmdebstrap, .* not found/,
+    );
+    expect(r.stderr).toMatch(
+      /hint: install them with: apt-get install ansible qemu-utils mount util-linux coreutils mmdebstrap/,
+    );
+    expect(r.stderr).not.toMatch(/make sure it is on PATH/);
   });
 
   it('keeps running when its stdout goes away (EPIPE), then stops cleanly on SIGTERM', async () => {

@@ -218,7 +218,18 @@ export async function bootDisk(disk: string, workDir: string, timeoutMs = 240_00
       qemu.kill('SIGKILL');
       await exited;
     };
-    if (await waitForSshBanner(port, timeoutMs)) {
+    // A QEMU that exits (a missing disk, a bad option) fails at once instead of after the timeout.
+    let qemuGone = false;
+    void exited.then(() => {
+      qemuGone = true;
+    });
+    const up = await Promise.race([waitForSshBanner(port, timeoutMs), exited.then(() => false)]);
+    if (!up && qemuGone) {
+      throw new Error(
+        `QEMU exited before SSH answered (disk ${disk}); serial tail:\n${existsSync(serialLog) ? readFileSync(serialLog, 'utf8').slice(-2000) : '(none)'}`,
+      );
+    }
+    if (up) {
       const sshArgs = [
         '-i',
         key,

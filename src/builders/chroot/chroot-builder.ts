@@ -28,6 +28,9 @@ export const CHROOT_TOOLS = [
   'git',
 ];
 
+/** Where Ansible puts its modules inside the image (removed before the image is closed). */
+const REMOTE_TEMP = 'tmp/.ansible-osbake';
+
 /** The playbook every image keeps at the same place for every builder. */
 export const PLAYBOOK = 'ansible/playbook.yml';
 
@@ -137,7 +140,7 @@ export function createChrootBuilder(): Builder {
           ANSIBLE_FORCE_COLOR: '0',
           ANSIBLE_RETRY_FILES_ENABLED: 'False',
           ANSIBLE_LOCAL_TEMP: join(job.workDir, 'ansible-tmp'),
-          ANSIBLE_REMOTE_TEMP: '/tmp/.ansible-osbake',
+          ANSIBLE_REMOTE_TEMP: `/${REMOTE_TEMP}`,
           PYTHONUNBUFFERED: '1',
         },
         onLine: (line) => {
@@ -155,6 +158,8 @@ export function createChrootBuilder(): Builder {
     async run() {
       const p = paths(job);
       if (!mount) throw new Error('the image is not mounted');
+      // Ansible's module directory inside the image (the cleanup role's /tmp/* does not match it).
+      await rm(join(p.root, REMOTE_TEMP), { recursive: true, force: true });
       job.progress.detail('discarding free blocks');
       await mount.trim();
       await mount.release();
