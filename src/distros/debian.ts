@@ -18,7 +18,7 @@ import {
 } from '../patches/apt.js';
 import type { CreatedBundle } from '../patches/bundle.js';
 import { bundleManifest, packBundle, writeAptRepoIndex, writeBundleMetadata } from '../patches/bundle.js';
-import { assembleBiosDisk } from './disk-image.js';
+import { DISK_TOOLS, vanillaDiskFromTar } from './disk-image.js';
 import type { BootstrapContext, Distro, PatchBundleInput } from './distro.js';
 import { VANILLA_OVERLAY, VANILLA_SERVICES } from './vanilla-overlay.js';
 
@@ -202,28 +202,21 @@ export const debian: Distro = {
     const { project, image, log, signal, workDir } = ctx;
     const overlay = join(workDir, 'overlay');
     const tar = join(workDir, 'rootfs.tar');
-    const raw = join(workDir, 'disk.raw');
     await writeOverlay(overlay);
     ctx.progress(`mmdebstrap ${image.config.suite} (${image.config.vanilla.channels.join(', ')})`);
     await run(buildMmdebstrapArgs(project, image, overlay, tar), { log, signal, echo: ctx.debug });
-    await assembleBiosDisk({
+    await vanillaDiskFromTar({
       rootfsTar: tar,
-      rawDisk: raw,
+      workDir,
+      dest,
       size: image.config.vm.diskSize ?? project.config.vm.diskSize,
       hostname: image.name,
       kernelArgs: KERNEL_ARGS,
       log,
       signal,
       progress: ctx.progress,
-    });
-    await rm(tar, { force: true });
-    ctx.progress('converting raw disk to qcow2');
-    await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, dest], {
-      log,
-      signal,
       echo: ctx.debug,
     });
-    await rm(raw, { force: true });
   },
 
   chrootGuards: {
@@ -234,18 +227,7 @@ export const debian: Distro = {
     },
   },
 
-  vanillaTools: [
-    'mmdebstrap',
-    'extlinux',
-    'sfdisk',
-    'losetup',
-    'partx',
-    'mkfs.ext4',
-    'blkid',
-    'mount',
-    'qemu-img',
-    'tar',
-  ],
+  vanillaTools: ['mmdebstrap', ...DISK_TOOLS],
 
   checkBootstrap() {
     // The configured Debian mirrors (always set) are the sources.

@@ -11,6 +11,19 @@ import type { Logger } from '../log/logger.js';
 
 export const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
 
+/** Programs vanillaDiskFromTar runs (a distro's vanillaTools adds its bootstrapper). */
+export const DISK_TOOLS = [
+  'extlinux',
+  'sfdisk',
+  'losetup',
+  'partx',
+  'mkfs.ext4',
+  'blkid',
+  'mount',
+  'qemu-img',
+  'tar',
+];
+
 export interface DiskAssembly {
   rootfsTar: string;
   rawDisk: string;
@@ -142,4 +155,20 @@ export async function assembleBiosDisk(a: DiskAssembly): Promise<void> {
     'conv=notrunc,fsync',
     'status=none',
   ]);
+}
+
+/** A root file system tarball → the vanilla disk as qcow2 at dest (raw and tar removed on the way). */
+export async function vanillaDiskFromTar(
+  o: Omit<DiskAssembly, 'rawDisk'> & { workDir: string; dest: string; echo?: boolean },
+): Promise<void> {
+  const raw = join(o.workDir, 'disk.raw');
+  await assembleBiosDisk({ ...o, rawDisk: raw });
+  await rm(o.rootfsTar, { force: true });
+  o.progress('converting raw disk to qcow2');
+  await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, o.dest], {
+    log: o.log,
+    signal: o.signal,
+    echo: o.echo,
+  });
+  await rm(raw, { force: true });
 }

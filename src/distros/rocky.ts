@@ -14,7 +14,7 @@ import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { CreatedBundle } from '../patches/bundle.js';
 import { createRpmBundle } from '../patches/rpm.js';
-import { assembleBiosDisk } from './disk-image.js';
+import { DISK_TOOLS, vanillaDiskFromTar } from './disk-image.js';
 import type { BootstrapContext, Distro } from './distro.js';
 import {
   checkRockyBootstrap,
@@ -118,19 +118,7 @@ export const rocky: Distro = {
     };
   },
 
-  vanillaTools: [
-    'dnf',
-    'systemctl',
-    'extlinux',
-    'sfdisk',
-    'losetup',
-    'partx',
-    'mkfs.ext4',
-    'blkid',
-    'mount',
-    'qemu-img',
-    'tar',
-  ],
+  vanillaTools: ['dnf', 'systemctl', ...DISK_TOOLS],
 
   checkBootstrap: checkRockyBootstrap,
 
@@ -162,21 +150,18 @@ export const rocky: Distro = {
       signal,
     });
     await rm(root, { recursive: true, force: true });
-    const raw = join(workDir, 'disk.raw');
-    await assembleBiosDisk({
+    await vanillaDiskFromTar({
       rootfsTar: tar,
-      rawDisk: raw,
+      workDir,
+      dest,
       size: image.config.vm.diskSize ?? project.config.vm.diskSize,
       hostname: image.name,
       kernelArgs: ROCKY_KERNEL_ARGS,
       log,
       signal,
       progress: ctx.progress,
+      echo: ctx.debug,
     });
-    await rm(tar, { force: true });
-    ctx.progress('converting raw disk to qcow2');
-    await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, dest], { log, signal });
-    await rm(raw, { force: true });
   },
 
   checkPatchSources(project, image) {
