@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, UserError } from '../errors.js';
 import {
+  assertReleaseName,
   isStoreRelativePath,
   loadReleases,
   parseReleases,
@@ -200,4 +201,16 @@ describe('manifest.yaml writer', () => {
     const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
     expect(await loadReleases({ root: dir })).toEqual({ releases: {} });
   });
+});
+
+describe('release names (one rule for build, release and every verb)', () => {
+  it.each(['2026.11', 'r1', 'dev', 'v1.2.3-rc_1', 'constructor', 'a'.repeat(64)])('accepts %s', (n) => {
+    expect(() => assertReleaseName(n)).not.toThrow();
+  });
+  it.each(['1.0/..', '../x', '1..0', 'a b', '-rf', '.hidden', '', 'a'.repeat(65), 'r\n1', 'ü'])(
+    'refuses %j with the rule as the hint',
+    (n) => {
+      expect(() => assertReleaseName(n)).toThrow(/is not a valid release name/);
+    },
+  );
 });

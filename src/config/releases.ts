@@ -15,8 +15,10 @@ import type { Project } from './project.js';
 
 export const RELEASES_FILE = 'manifest.yaml';
 
-export const RELEASE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const RELEASE_NAME_RULE = 'must start with a letter or digit and hold only letters, digits, ".", "_" and "-"';
+/** One rule for release names everywhere (build, release, verify, serve, artifact names): ≤ 64 characters, no "..". */
+export const RELEASE_NAME_RE = /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const RELEASE_NAME_RULE =
+  'must start with a letter or digit, hold only letters, digits, ".", "_" and "-" (no ".."), at most 64 characters';
 
 export const ARTIFACT_KINDS = ['image', 'patch-bundle', 'installer'] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];

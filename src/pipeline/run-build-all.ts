@@ -1,6 +1,7 @@
 /** osbake build --all: every image, dependencies first, spread over the build hosts. */
 import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
+import { assertReleaseName } from '../config/releases.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { chooseBuilder } from './builder-choice.js';
 import { type RunBuildOptions, runBuild, trapSignals } from './run-build.js';
@@ -40,6 +41,7 @@ export async function runBuildAll(o: RunBuildAllOptions): Promise<ScheduleOutcom
       'e.g. osbake build --all --release 2026.11',
     );
   }
+  if (o.release !== undefined) assertReleaseName(o.release);
   const project = await loadProject(o.projectDir);
   const hosts = buildHosts(project, o);
   const names = await listImageNames(project);

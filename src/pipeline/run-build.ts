@@ -8,6 +8,7 @@ import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { createBuilder } from '../builders/registry.js';
 import { loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
+import { assertReleaseName } from '../config/releases.js';
 import { distroOf } from '../distros/index.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { readProvenance } from '../git/provenance.js';
@@ -83,6 +84,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       `e.g. osbake build ${o.image} --release 2026.11 (the release this image belongs to)`,
     );
   }
+  if (o.release !== undefined) assertReleaseName(o.release);
   if (o.firmware !== undefined && !(FIRMWARES as readonly string[]).includes(o.firmware)) {
     throw new UserError(
       'E_USAGE',

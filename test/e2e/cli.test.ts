@@ -60,6 +60,22 @@ describe('osbake CLI', () => {
     );
   });
 
+  it.each(['1.0/..', '../x', 'a b', '-rf', 'x'.repeat(300)])(
+    'refuses --release %j before any work, build and build --all alike',
+    async (rel) => {
+      for (const args of [
+        ['build', 'debian12-base', `--release=${rel}`],
+        ['build', '--all', `--release=${rel}`],
+      ]) {
+        const r = await runCli(args, project.dir);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain('is not a valid release name');
+        expect(r.stderr).toMatch(/hint: release names must start with a letter or digit/);
+        expect(r.stderr).not.toMatch(/building|builder:/);
+      }
+    },
+  );
+
   it('names the known images for an unknown one', async () => {
     const r = await runCli(['build', 'nope', '--release', 'r'], project.dir);
     expect(r.code).toBe(1);
