@@ -1,11 +1,11 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, UserError } from '../errors.js';
 import { ImageConfigSchema, loadImage } from './image.js';
 import { parseYamlConfig } from './load.js';
-import { loadProject, ProjectConfigSchema } from './project.js';
+import { checkProjectDirs, loadProject, ProjectConfigSchema } from './project.js';
 
 function issuesOf(fn: () => unknown) {
   try {
@@ -119,6 +119,31 @@ describe('image.yaml', () => {
     });
   });
 
+  it.each([
+    ['../../etc', 'is outside the image directory'],
+    ['/tmp', 'is outside the image directory'],
+    ['templates', 'does not exist'],
+  ])('refuses packer.template %j (%s) with the file and key', async (template, msg) => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
+    await writeFile(join(root, 'osbake.yaml'), '');
+    await mkdir(join(root, 'images/a'), { recursive: true });
+    await writeFile(
+      join(root, 'images/a/image.yaml'),
+      `name: a\ndistro: debian\npacker:\n  template: ${template}\n`,
+    );
+    const project = await loadProject(root);
+    await expect(loadImage(project, 'a')).rejects.toThrow(
+      new RegExp(`images/a/image.yaml: packer.template: "${template.replace(/[.]/g, '\\.')}" ${msg}`),
+    );
+  });
+
+  it('refuses an empty suite', () => {
+    const r = ImageConfigSchema.safeParse({ name: 'a', distro: 'debian', suite: '' });
+    expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['suite', 'must not be empty'],
+    ]);
+  });
+
   it('refuses an image whose name differs from its directory', async () => {
     const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
     await writeFile(join(root, 'osbake.yaml'), '');
@@ -190,5 +215,26 @@ describe('hypervisors and Rocky images', () => {
     const r = ImageConfigSchema.safeParse(input);
     const issue = r.error?.issues.find((i) => i.path.join('.') === path);
     expect(issue?.message).toContain(msg);
+  });
+});
+
+describe('checkProjectDirs', () => {
+  it.each([
+    ['workDir', '/proc/nope', /workDir \/proc\/nope is not a writable directory \(ENOENT\)/],
+    ['outDir', '/dev/null/x', /outDir \/dev\/null\/x is not a writable directory \(ENOTDIR\)/],
+  ])('refuses %s: %s before any work', async (key, value, re) => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
+    await writeFile(join(root, 'osbake.yaml'), `${key}: ${value}\n`);
+    const project = await loadProject(root);
+    await expect(checkProjectDirs(project)).rejects.toThrow(re);
+    await expect(checkProjectDirs(project)).rejects.toMatchObject({ code: 'E_NOT_WRITABLE' });
+  });
+
+  it('makes missing directories and leaves nothing behind', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
+    await writeFile(join(root, 'osbake.yaml'), 'workDir: w/x\n');
+    const project = await loadProject(root);
+    await checkProjectDirs(project);
+    expect(await readdir(join(root, 'w/x'))).toEqual([]);
   });
 });

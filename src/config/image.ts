@@ -1,9 +1,9 @@
 /** images/<name>/image.yaml: one image definition (distro, vanilla disk inputs, Packer template). */
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
-import { UserError } from '../errors.js';
+import { ConfigError, UserError } from '../errors.js';
 import { loadYamlConfig } from './load.js';
 import type { Project } from './project.js';
 
@@ -32,6 +32,7 @@ export const ImageConfigSchema = z
       ),
     suite: z
       .string()
+      .min(1, 'must not be empty')
       .default('bookworm')
       .describe('distribution release: Debian suite (bookworm) or Rocky point release (8.10)'),
     needs: z
@@ -144,12 +145,32 @@ export async function loadImage(project: Project, name: string): Promise<ImageDe
       `set name: ${name}`,
     );
   }
+  const templateDir = resolve(dir, config.packer.template);
+  const rel = relative(dir, templateDir);
+  if (rel.startsWith('..') || isAbsolute(rel)) {
+    throw new ConfigError([
+      {
+        file,
+        path: 'packer.template',
+        message: `"${config.packer.template}" is outside the image directory ${dir}`,
+      },
+    ]);
+  }
+  if (config.kind === 'image' && !existsSync(templateDir)) {
+    throw new ConfigError([
+      {
+        file,
+        path: 'packer.template',
+        message: `"${config.packer.template}" does not exist (${templateDir})`,
+      },
+    ]);
+  }
   return {
     name,
     dir,
     file,
     config,
-    templateDir: join(dir, config.packer.template),
+    templateDir,
     manifestFile: join(dir, 'manifest.json'),
   };
 }

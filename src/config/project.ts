@@ -1,5 +1,6 @@
 /** osbake.yaml: the project configuration (store, mirrors, builder defaults, VM size, hypervisors). */
 import { existsSync } from 'node:fs';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
@@ -242,4 +243,57 @@ export async function loadProject(start: string): Promise<Project> {
     workDir: resolve(root, config.workDir),
     outDir: resolve(root, config.outDir),
   };
+}
+
+/**
+ * mkdir -p without Node's recursive mkdir, which never returns on some paths (under /proc it spins
+ * at 100 % CPU: ENOENT from a parent it just "made"): one level at a time from the nearest
+ * existing ancestor, so every failure is an error with a code.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let d = resolve(dir);
+  while (!existsSync(d)) {
+    missing.unshift(d);
+    const parent = dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const m of missing) {
+    try {
+      await mkdir(m);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  if (!(await stat(dir)).isDirectory()) {
+    throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
+  }
+}
+
+/**
+ * The project's directories exist (made if missing) and are writable: a user error naming the key
+ * and path otherwise (EACCES, EROFS, a file in the way, /proc), before any work starts.
+ */
+export async function checkProjectDirs(
+  project: Project,
+  keys: readonly ('workDir' | 'outDir' | 'store')[] = ['workDir', 'outDir', 'store'],
+): Promise<void> {
+  const dirs = { workDir: project.workDir, outDir: project.outDir, store: project.storeDir };
+  for (const key of keys) {
+    const dir = dirs[key];
+    try {
+      await makeDirs(dir);
+      const probe = join(dir, `.osbake-probe-${process.pid}`);
+      await writeFile(probe, '');
+      await rm(probe, { force: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new UserError(
+        'E_NOT_WRITABLE',
+        `${key} ${dir} is not a writable directory (${code})`,
+        `fix ${key} in ${project.file}, or the directory's permissions`,
+      );
+    }
+  }
 }

@@ -7,7 +7,7 @@ import type { Builder, BuildJob } from '../builders/builder.js';
 import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { createBuilder } from '../builders/registry.js';
 import { loadImage } from '../config/image.js';
-import { loadProject } from '../config/project.js';
+import { checkProjectDirs, loadProject } from '../config/project.js';
 import { assertReleaseName } from '../config/releases.js';
 import { distroOf } from '../distros/index.js';
 import { InterruptedError, UserError } from '../errors.js';
@@ -93,6 +93,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     );
   }
   const project = await loadProject(o.projectDir);
+  await checkProjectDirs(project);
   const image = await loadImage(project, o.image);
   const distro = distroOf(image);
   const installer = image.config.kind === 'installer';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { selectAccelerator } from '../builders/accel.js';
 import { type BootTestResult, bootTest, bootTestError } from '../builders/boot-test/boot-test.js';
 import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
-import { loadProject } from '../config/project.js';
+import { checkProjectDirs, loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { createFileLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
@@ -38,6 +38,7 @@ export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
     );
   }
   const project = await loadProject(o.projectDir);
+  await checkProjectDirs(project, ['workDir', 'outDir']);
   const { images } = await readImageBuilds(project);
   const b = resolveBuild(o.build, images, await existsInStore(project.storeDir, o.build));
   const entry = images
