@@ -9,6 +9,8 @@ const scratch = { TMPDIR: process.env.OSBAKE_TEST_SCRATCH };
 
 export default defineConfig({
   test: {
+    // A focused test (.only) must not silence the rest of the suite, in CI or anywhere.
+    allowOnly: false,
     projects: [
       {
         test: {

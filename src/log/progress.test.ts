@@ -49,7 +49,13 @@ describe('byte progress', () => {
 
   function fake(live: boolean) {
     let t = 0;
-    const out = { text: '', write: (s: string) => ((out.text += s), true) };
+    const out = {
+      text: '',
+      write: (s: string) => {
+        out.text += s;
+        return true;
+      },
+    };
     const p = new ByteProgress(out, live, () => t);
     return { out, p, tick: (ms: number) => (t += ms) };
   }

@@ -99,7 +99,7 @@ export interface MountEntry {
   source: string;
 }
 
-const unescape = (s: string) =>
+const unescapeOctal = (s: string) =>
   s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 
 /** /proc/self/mountinfo → (major:minor, mount point, source). */
@@ -109,7 +109,7 @@ export function parseMountinfo(textIn: string): MountEntry[] {
     const f = line.split(' ');
     const dash = f.indexOf('-');
     if (dash < 6 || f[2] === undefined || f[4] === undefined) continue;
-    out.push({ majMin: f[2], mountPoint: unescape(f[4]), source: unescape(f[dash + 2] ?? '') });
+    out.push({ majMin: f[2], mountPoint: unescapeOctal(f[4]), source: unescapeOctal(f[dash + 2] ?? '') });
   }
   return out;
 }
@@ -119,7 +119,7 @@ export function parseSwaps(textIn: string): string[] {
   return textIn
     .split('\n')
     .slice(1)
-    .map((l) => unescape(l.split(/\s+/)[0] ?? ''))
+    .map((l) => unescapeOctal(l.split(/\s+/)[0] ?? ''))
     .filter((s) => s.length > 0);
 }
 

@@ -39,8 +39,7 @@ export async function startRepoServer(dir: string, onRequest?: (line: string) =>
       }
       const file = resolveInside(root, req.url ?? '/');
       const real = file ? await realpath(file).catch(() => undefined) : undefined;
-      const inside = real !== undefined && real.startsWith(root + sep);
-      const st = inside ? await stat(real).catch(() => undefined) : undefined;
+      const st = real?.startsWith(root + sep) ? await stat(real).catch(() => undefined) : undefined;
       if (!real || !st?.isFile()) {
         res.writeHead(404).end();
         return log(404);

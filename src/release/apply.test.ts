@@ -68,7 +68,16 @@ describe('osbake release', () => {
   it('records the release in manifest.yaml and store/releases/<R>.json, then is idempotent', async () => {
     const root = await makeProject();
     let text = '';
-    await runRelease(opts(root, { out: { write: (s: string) => ((text += s), true) } }));
+    await runRelease(
+      opts(root, {
+        out: {
+          write: (s: string) => {
+            text += s;
+            return true;
+          },
+        },
+      }),
+    );
     const releases = await loadReleases({ root });
     const r = releases.releases['2026.11'];
     expect(r?.date).toBe('2026-11-25');

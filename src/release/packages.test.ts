@@ -79,7 +79,13 @@ async function project() {
 }
 
 function capture() {
-  const o = { text: '', write: (s: string) => ((o.text += s), true) };
+  const o = {
+    text: '',
+    write: (s: string) => {
+      o.text += s;
+      return true;
+    },
+  };
   return o;
 }
 

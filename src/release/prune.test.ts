@@ -65,7 +65,16 @@ describe('osbake manifest prune', () => {
     const root = await project();
     const before = await readFile(join(root, 'images/a/manifest.json'), 'utf8');
     let text = '';
-    await runPrune({ projectDir: root, dryRun: true, out: { write: (s: string) => ((text += s), true) } });
+    await runPrune({
+      projectDir: root,
+      dryRun: true,
+      out: {
+        write: (s: string) => {
+          text += s;
+          return true;
+        },
+      },
+    });
     expect(text).toContain('a: would remove a2 (1970-01-01 00:00, dirty)');
     expect(text).toContain('b: no clean build: keeping the latest build b1');
     expect(text).toContain('c: no manifest.json (no builds yet)');
@@ -80,7 +89,12 @@ describe('osbake manifest prune', () => {
       projectDir: root,
       image: 'a',
       dryRun: false,
-      out: { write: (s: string) => ((text += s), true) },
+      out: {
+        write: (s: string) => {
+          text += s;
+          return true;
+        },
+      },
     });
     const a = await readBuildsManifest(join(root, 'images/a/manifest.json'));
     expect(a.builds.map((b) => b.custom_data.artifact)).toEqual(['a1']);

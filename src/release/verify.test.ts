@@ -133,7 +133,12 @@ describe('osbake verify', () => {
 
   it('prints one line per artifact and fails with E_VERIFY', async () => {
     let text = '';
-    const out = { write: (s: string) => ((text += s), true) };
+    const out = {
+      write: (s: string) => {
+        text += s;
+        return true;
+      },
+    };
     const err = await verifyRelease({
       projectDir: project.root,
       release: '2026.11',

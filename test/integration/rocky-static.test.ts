@@ -208,7 +208,7 @@ describe('rocky8-base template (static: Packer 1.6.6, HCL parser, Ansible)', () 
         `  vars: ${vars}`,
         '  tasks:',
         '    - ansible.builtin.include_role: { name: repos }',
-        '    - ansible.builtin.command: cat ' + join(repos, 'Rocky-BaseOS.repo'),
+        `    - ansible.builtin.command: cat ${join(repos, 'Rocky-BaseOS.repo')}`,
         '      register: pointed',
         '    - ansible.builtin.copy: { dest: ' +
           join(work, 'pointed.repo') +

@@ -12,7 +12,6 @@ import { ProcessError } from '../../errors.js';
 import { run } from '../../exec/run.js';
 import type { Logger } from '../../log/logger.js';
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
-import { provisionVariables } from '../builder.js';
 import { checkLibvirtHost } from '../libvirt/preflight.js';
 import { downloadVolume } from '../libvirt/volume.js';
 import {
