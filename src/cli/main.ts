@@ -14,22 +14,25 @@ import { registerServe } from './commands/serve.js';
 import { registerTest } from './commands/test.js';
 import { registerVerify } from './commands/verify.js';
 
+import { environmentError, withCode } from './error-output.js';
 import type { GlobalOptions } from './options.js';
 
 function printError(err: unknown, debug: boolean): number {
   const out = process.stderr;
+  const env = environmentError(err);
+  if (env && !(err instanceof UserError)) return printError(env, debug);
   if (err instanceof ReportedError) return err.exitCode;
   if (err instanceof InterruptedError) {
     out.write(`osbake: ${err.message}; cleaned up\n`);
     return 130;
   }
   if (err instanceof ConfigError) {
-    out.write(`osbake: error: ${err.message}\n`);
+    out.write(`osbake: error: ${withCode(err.message, err.code)}\n`);
     if (err.hint) out.write(`hint: ${err.hint}\n`);
     return 2;
   }
   if (err instanceof UserError) {
-    out.write(`osbake: error: ${err.message}\n`);
+    out.write(`osbake: error: ${withCode(err.message, err.code)}\n`);
     if (err.hint) out.write(`hint: ${err.hint}\n`);
     if (debug && err.stack) out.write(`${err.stack}\n`);
     return 1;

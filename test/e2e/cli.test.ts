@@ -28,11 +28,11 @@ describe('osbake CLI', () => {
     const port = await runCli(['serve', '--port', 'http'], project.dir);
     expect(port.code).toBe(1);
     expect(port.stderr).toBe(
-      'osbake: error: --port http is not a port number\nhint: use a number from 0 to 65535\n',
+      'osbake: error: --port http is not a port number [E_USAGE]\nhint: use a number from 0 to 65535\n',
     );
     const noStore = await runCli(['serve'], project.dir);
     expect(noStore.code).toBe(1);
-    expect(noStore.stderr).toMatch(/store is not a directory\nhint: build an image first/);
+    expect(noStore.stderr).toMatch(/store is not a directory \[E_[A-Z_]+\]\nhint: build an image first/);
     const both = await runCli(['publish'], project.dir);
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/osbake publish needs a build or --release R/);
@@ -56,7 +56,7 @@ describe('osbake CLI', () => {
     const r = await runCli(['build', 'debian12-base'], project.dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      'osbake: error: osbake build needs --release <release>\nhint: e.g. osbake build debian12-base --release 2026.11 (the release this image belongs to)\n',
+      'osbake: error: osbake build needs --release <release> [E_USAGE]\nhint: e.g. osbake build debian12-base --release 2026.11 (the release this image belongs to)\n',
     );
   });
 
@@ -128,7 +128,9 @@ describe('osbake CLI', () => {
       PATH: pathWith(process.execPath),
     });
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('osbake: error: git not found\nhint: install it with: apt-get install git\n');
+    expect(r.stderr).toBe(
+      'osbake: error: git not found [E_TOOL_MISSING]\nhint: install it with: apt-get install git\n',
+    );
   });
 
   it('lists every missing build tool of the Packer builder with the packages to install', async () => {

@@ -45,7 +45,7 @@ describe('osbake build usb-installer (errors)', () => {
     const r = await runCli(['build', 'debian12-base', '--release', 'r1', '--package', 'x'], project.dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      'osbake: error: --package is for installer images; debian12-base is a disk image (image.yaml kind: image)\n' +
+      'osbake: error: --package is for installer images; debian12-base is a disk image (image.yaml kind: image) [E_USAGE]\n' +
         'hint: e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz\n',
     );
   });

@@ -160,7 +160,7 @@ describe('osbake publish (real sshd + rsync)', () => {
       const none = await runCli(['publish', p.builds[0]?.artifact ?? ''], p.dir);
       expect(none.code).toBe(1);
       expect(none.stderr).toBe(
-        'osbake: error: no mirror to publish to\nhint: pass --to ssh://user@host/path or set publish.to in osbake.yaml\n',
+        'osbake: error: no mirror to publish to [E_NO_MIRROR]\nhint: pass --to ssh://user@host/path or set publish.to in osbake.yaml\n',
       );
       const bad = await runCli(['publish', 'debian12-base', '--to', 'http://x/y'], p.dir);
       expect(bad.code).toBe(1);

@@ -404,7 +404,7 @@ describe.each(['nginx', 'node'])(
             );
             expect(clash.code).toBe(1);
             expect(clash.stderr).toBe(
-              `osbake: error: cannot listen on 127.0.0.1:${port}: EADDRINUSE\nhint: pick another --port, or stop what is using it\n`,
+              `osbake: error: cannot listen on 127.0.0.1:${port}: EADDRINUSE [E_LISTEN]\nhint: pick another --port, or stop what is using it\n`,
             );
           }
         } finally {
