@@ -149,6 +149,17 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
       'default: auto',
     );
   }
+  if (o.source && !o.device) {
+    // One argument is never a listing: "osbake burn /dev/sdb" (no image) or "osbake burn img" (no device).
+    const looksLikeDevice = o.source.startsWith('/dev/');
+    throw new UserError(
+      'E_USAGE',
+      looksLikeDevice
+        ? `osbake burn needs an image before the device (${o.source})`
+        : `osbake burn ${o.source} needs the device to write to`,
+      'osbake burn <image|release> <device>; osbake burn alone lists the drives',
+    );
+  }
   const state = await readSystemState(log);
 
   if (!o.device) {

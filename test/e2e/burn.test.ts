@@ -48,6 +48,16 @@ describe('osbake burn (CLI)', () => {
       /--force readonly: no such check/,
       /hint: checks that --force can skip/,
     ],
+    [
+      ['/dev/sda'],
+      /osbake burn needs an image before the device \(\/dev\/sda\)/,
+      /hint: osbake burn <image\|release> <device>/,
+    ],
+    [
+      ['disk.raw'],
+      /osbake burn disk\.raw needs the device to write to/,
+      /hint: osbake burn <image\|release> <device>/,
+    ],
   ])('%j fails with one line and a hint', async (args, msg, hint) => {
     const r = await runCli(['burn', ...args], dir);
     expect(r.code).toBe(1);
