@@ -68,3 +68,18 @@ describe('manifest.json', () => {
     await expect(readBuildsManifest(file)).rejects.toThrow(/builds\.0\.name/);
   });
 });
+
+describe('manifest.json artifact names', () => {
+  it.each(['../../escape', '/etc/passwd', 'a/b', '.hidden', 'x..y', ''])(
+    'refuses a build whose artifact is %j (files are read as store/builds/<artifact>.*)',
+    async (artifact) => {
+      const dir = await mkdtemp(join(tmpdir(), 'osbake-m-'));
+      const file = join(dir, 'manifest.json');
+      const e = entry(1);
+      e.custom_data.artifact = artifact;
+      await writeFile(file, JSON.stringify({ builds: [e], last_run_uuid: 'uuid-1' }));
+      await expect(readBuildsManifest(file)).rejects.toThrow(ConfigError);
+      await expect(readBuildsManifest(file)).rejects.toThrow(/builds\.0\.custom_data\.artifact/);
+    },
+  );
+});

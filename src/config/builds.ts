@@ -12,7 +12,13 @@ import { zodIssuesToConfigIssues } from './load.js';
 export const BuildCustomDataSchema = z
   .object({
     release: z.string().optional(),
-    artifact: z.string(),
+    artifact: z
+      .string()
+      .regex(
+        /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]*$/,
+        'must be an artifact name (letters, digits, ".", "_", "-"; no "/" or "..")',
+      )
+      .describe('the artifact name: store/builds/<artifact>.qcow2'),
     git_branch: z.string(),
     git_commit: z.string(),
     git_dirty: z.boolean(),
