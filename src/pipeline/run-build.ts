@@ -1,5 +1,6 @@
 /** The `osbake build` verb: validate, plan, run the steps, report. */
 
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
 import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
@@ -143,6 +144,13 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       'E_USAGE',
       `--package is for installer images; ${o.image} is a disk image (image.yaml kind: ${image.config.kind})`,
       'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
+    );
+  }
+  if (o.packageFile && !existsSync(o.packageFile)) {
+    throw new UserError(
+      'E_NO_FILE',
+      `--package ${o.packageFile} does not exist`,
+      'give the file to put on the stick',
     );
   }
   if (installer && (!o.release || o.createPatches)) {

@@ -233,6 +233,15 @@ export function resolveSshSettings(
     );
   }
   const identity = o.identity ?? (cfg.identityFile ? resolve(project.root, cfg.identityFile) : undefined);
+  if (identity !== undefined && !existsSync(identity)) {
+    throw new UserError(
+      'E_NO_IDENTITY',
+      `the SSH key ${identity} does not exist`,
+      o.identity
+        ? 'give the private key file with --identity FILE'
+        : `fix publish.identityFile in ${project.file}`,
+    );
+  }
   return { target, knownHosts, identityFile: identity };
 }
 

@@ -50,6 +50,16 @@ describe('osbake build usb-installer (errors)', () => {
     );
   });
 
+  it('refuses a --package file that does not exist before any work', async () => {
+    const r = await runCli(
+      ['build', 'usb-installer', '--release', 'r1', '--package', 'no-such.tar'],
+      project.dir,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/osbake: error: --package .*no-such\.tar does not exist \[E_NO_FILE\]/);
+    expect(r.stderr).not.toMatch(/building/);
+  });
+
   it('names the known releases for an unknown one', async () => {
     const r = await runCli(['build', 'usb-installer', '--release', 'r9'], project.dir);
     expect(r.code).toBe(1);
