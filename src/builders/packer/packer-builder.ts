@@ -16,6 +16,7 @@ import { checkLibvirtHost } from '../libvirt/preflight.js';
 import { downloadVolume } from '../libvirt/volume.js';
 import {
   buildPackerArgs,
+  checkTemplateSyntax,
   findPacker,
   type PackerVersion,
   runPackerBuild,
@@ -240,6 +241,13 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
     patchAccess,
     async preflight(job) {
       st.packerVersion = await findPacker(job.log);
+      await checkTemplateSyntax({
+        templateDir: job.image.templateDir,
+        workDir: job.workDir,
+        version: st.packerVersion,
+        builder: kind,
+        log: job.log,
+      });
       if (hypervisor) {
         await checkLibvirtHost(hypervisor, {
           log: job.log,

@@ -209,3 +209,48 @@ export async function runPackerBuild(o: PackerRunOptions): Promise<PackerRunResu
   });
   return { artifacts, errors, tail };
 }
+
+/**
+ * `packer validate -syntax-only` output → "file:line: summary: detail" lines (pure). Paths inside
+ * the staged copy are mapped back to the image's own files.
+ */
+export function parsePackerSyntaxErrors(out: string, staged: string, original: string): string[] {
+  const errors: string[] = [];
+  const re = /Error: ([^\n]+)\n\s*\n\s*on (.+?) line (\d+)[^\n]*\n(?:[^\n]*\n)*?\s*\n([^\n]+)/g;
+  for (const m of out.matchAll(re)) {
+    const file = (m[2] ?? '').replace(staged, original);
+    errors.push(`${file}:${m[3]}: ${m[1]}: ${(m[4] ?? '').trim()}`);
+  }
+  if (errors.length === 0) {
+    const first = out.split('\n').find((l) => l.trim().startsWith('Error:'));
+    if (first) errors.push(first.trim().replace(staged, original));
+  }
+  return errors;
+}
+
+/** Syntax of the image's template, checked before any slow work (Packer parses, no plugins run). */
+export async function checkTemplateSyntax(o: {
+  templateDir: string;
+  workDir: string;
+  version: PackerVersion;
+  builder: BuilderType;
+  log: Logger;
+}): Promise<void> {
+  const staged = join(o.workDir, 'template-check');
+  await stageTemplate(o.templateDir, staged, o.version, { builder: o.builder });
+  const r = await run(['packer', 'validate', '-syntax-only', staged], {
+    log: o.log,
+    tag: 'packer',
+    cwd: o.workDir,
+    env: { CHECKPOINT_DISABLE: '1', PACKER_NO_COLOR: '1' },
+    okCodes: [1],
+    tailLines: 60,
+  });
+  if (r.exitCode === 0) return;
+  const errors = parsePackerSyntaxErrors(r.tail.join('\n'), staged, o.templateDir);
+  throw new UserError(
+    'E_TEMPLATE',
+    errors.length > 0 ? errors.join('\n') : `packer validate -syntax-only failed on ${o.templateDir}`,
+    'fix the template (packer validate -syntax-only shows the same); nothing was built',
+  );
+}
