@@ -130,19 +130,42 @@ describe('assessTarget', () => {
   });
 });
 
+describe('system disks', () => {
+  it('a disk holding /home (not /) is a system disk that no --force writes', () => {
+    const s: SystemState = {
+      ...workstation,
+      mounts: parseMountinfo(
+        [
+          '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/mapper/vg0-root rw',
+          '25 22 8:0 / /home rw,relatime - ext4 /dev/sda rw',
+        ].join('\n'),
+      ),
+    };
+    const r = assessTarget(dev(s, '/dev/sda'), s, 1);
+    expect(r.map((x) => x.check)).toEqual(['removable', 'system', 'mounted']);
+    expect(r.find((x) => x.check === 'system')?.message).toContain('/dev/sda on /home');
+    expect(remainingRefusals(r, parseForce('all')).map((x) => x.check)).toEqual(['system']);
+  });
+});
+
 describe('parseForce / remainingRefusals', () => {
   it.each<[string | boolean | undefined, string[]]>([
     [undefined, []],
     [true, ['removable']],
     ['size', ['size']],
     ['removable, size', ['removable', 'size']],
-    ['all', ['removable', 'mounted', 'root', 'size']],
+    ['all', ['removable', 'mounted', 'size']],
   ])('--force %j', (v, want) => {
     expect(parseForce(v)).toEqual(want);
   });
 
-  it('rejects unknown check names, and read-only cannot be forced', () => {
-    expect(() => parseForce('readonly')).toThrow(/no such check/);
+  it('rejects unknown check names; read-only, the root disk and system disks cannot be forced', () => {
+    expect(() => parseForce('bogus')).toThrow(/no such check/);
+    for (const c of ['readonly', 'root', 'system', 'whole-disk']) {
+      expect(() => parseForce(c)).toThrow(/this check cannot be skipped/);
+    }
+    const nvme = assessTarget(dev(workstation, '/dev/nvme0n1'), workstation, 1);
+    expect(remainingRefusals(nvme, parseForce('all')).map((x) => x.check)).toEqual(['root']);
     const r = assessTarget(dev(workstation, '/dev/sdd'), workstation, 4 * 2 ** 30);
     expect(remainingRefusals(r, parseForce('all')).map((x) => x.check)).toEqual(['readonly']);
   });

@@ -149,9 +149,26 @@ export function rootDisk(s: SystemState): LsblkNode | undefined {
   return dev ? diskOf(all, dev) : undefined;
 }
 
-export const FORCEABLE_CHECKS = ['removable', 'mounted', 'root', 'size'] as const;
+export const FORCEABLE_CHECKS = ['removable', 'mounted', 'size'] as const;
 export type ForceableCheck = (typeof FORCEABLE_CHECKS)[number];
-export type Check = ForceableCheck | 'readonly' | 'whole-disk';
+/** root and system protect this machine's own disks: no --force skips them (bmaptool has no such override either). */
+export type Check = ForceableCheck | 'readonly' | 'whole-disk' | 'root' | 'system';
+const NEVER_FORCEABLE: readonly string[] = ['readonly', 'whole-disk', 'root', 'system'];
+
+/** Mount points of the running system: a disk holding one is never written. */
+export const SYSTEM_MOUNTS = [
+  '/',
+  '/boot',
+  '/boot/efi',
+  '/efi',
+  '/usr',
+  '/var',
+  '/etc',
+  '/home',
+  '/opt',
+  '/srv',
+  '/root',
+];
 
 export interface Refusal {
   check: Check;
@@ -205,6 +222,16 @@ export function assessTarget(disk: LsblkNode, s: SystemState, imageSize: number)
     });
   }
   const uses = usesOf(disk, s);
+  const system = uses.filter(
+    (u) => SYSTEM_MOUNTS.some((m) => u.endsWith(` on ${m}`)) || u.endsWith(' as swap'),
+  );
+  if (system.length > 0 && !(root && root.path === disk.path)) {
+    out.push({
+      check: 'system',
+      message: `${name} holds this machine's own file systems: ${system.join(', ')}`,
+      hint: 'pick the USB drive instead; osbake burn without a device lists the candidates',
+    });
+  }
   if (uses.length > 0) {
     out.push({
       check: 'mounted',
@@ -239,6 +266,13 @@ export function parseForce(value: string | boolean | undefined): ForceableCheck[
     .filter(Boolean);
   if (names.includes('all')) return [...FORCEABLE_CHECKS];
   for (const n of names) {
+    if (NEVER_FORCEABLE.includes(n)) {
+      throw new UserError(
+        'E_USAGE',
+        `--force ${n}: this check cannot be skipped`,
+        `it protects this machine's disks; checks that --force can skip: ${FORCEABLE_CHECKS.join(', ')}`,
+      );
+    }
     if (!(FORCEABLE_CHECKS as readonly string[]).includes(n)) {
       throw new UserError(
         'E_USAGE',

@@ -50,6 +50,7 @@ const CHECK_WORDS: Record<string, string> = {
   removable: 'not removable',
   mounted: 'in use',
   root: 'holds /',
+  system: 'system disk',
   readonly: 'read-only',
   size: 'too small',
   'whole-disk': 'a partition',

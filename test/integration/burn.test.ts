@@ -292,12 +292,12 @@ describe('osbake burn refuses', () => {
     );
   });
 
-  it('the disk holding / of this machine, in a dry run, before opening anything', async () => {
+  it('the disk holding / of this machine, even with --force all, in a dry run, before opening anything', async () => {
     const img = sparseImage('r3.raw', IMAGE_SIZE, IMAGE_DATA);
     const root = sh('findmnt', '-n', '-o', 'SOURCE', '/');
     const disk = `/dev/${sh('lsblk', '-n', '-d', '-o', 'PKNAME', root) || root.replace('/dev/', '')}`;
     await refused(
-      [img, disk, '--force', 'removable,mounted', '--dry-run'],
+      [img, disk, '--force', 'all', '--dry-run'],
       undefined,
       new RegExp(`refusing to write ${disk}: ${disk} holds the root file system`),
     );
