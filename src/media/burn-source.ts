@@ -125,6 +125,13 @@ export interface PrepareOptions {
 /** Make the image writable with a block map: convert qcow2, decompress a .zst without bmap, make the bmap. */
 export async function prepareImage(located: LocatedImage, o: PrepareOptions): Promise<PreparedImage> {
   let image = located.path;
+  if ((await stat(image)).size === 0) {
+    throw new UserError(
+      'E_EMPTY_IMAGE',
+      `${image} is empty (0 bytes)`,
+      'give the image file itself; was a copy cut short?',
+    );
+  }
   let format = await detectFormat(image);
   let temp: string | undefined;
   const cleanup = async () => {
