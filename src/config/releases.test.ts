@@ -138,6 +138,19 @@ describe('manifest.yaml schema', () => {
     expect(isStoreRelativePath(p)).toBe(ok);
   });
 
+  it('treats release names that are JavaScript object keys like any other', () => {
+    const text = setReleaseInYaml(setReleaseInYaml(undefined, 'constructor', release), 'toString', release);
+    const r = parseReleases('m.yaml', text);
+    expect(requireRelease('m.yaml', r, 'constructor')).toEqual(release);
+    expect(requireRelease('m.yaml', r, 'toString')).toEqual(release);
+    expect(Object.keys(r.releases).sort()).toEqual(['constructor', 'toString']);
+    for (const unknown of ['hasOwnProperty', 'valueOf', 'isPrototypeOf']) {
+      expect(() => requireRelease('m.yaml', r, unknown)).toThrow(
+        expect.objectContaining({ code: 'E_NO_RELEASE' }),
+      );
+    }
+  });
+
   it('names the known releases for an unknown one', () => {
     const r = parseReleases('m.yaml', setReleaseInYaml(undefined, 'r1', release));
     expect(requireRelease('m.yaml', r, 'r1')).toEqual(release);

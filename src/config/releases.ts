@@ -150,7 +150,15 @@ export function parseReleases(file: string, text: string): ReleasesFile {
     throw err;
   }
   if (numeric.length > 0) throw new ConfigError(numeric);
-  return parsed;
+  return { ...parsed, releases: releaseMap(parsed.releases) };
+}
+
+/**
+ * Releases keyed by name without a prototype: a release named constructor or toString is a release
+ * like any other, and looking up an unknown one never finds Object.prototype's members.
+ */
+function releaseMap(r: Record<string, Release>): Record<string, Release> {
+  return Object.assign(Object.create(null) as Record<string, Release>, r);
 }
 
 async function readText(file: string): Promise<string | undefined> {
@@ -166,7 +174,7 @@ async function readText(file: string): Promise<string | undefined> {
 export async function loadReleases(where: Pick<Project, 'root'> | string): Promise<ReleasesFile> {
   const file = typeof where === 'string' ? where : releasesFile(where);
   const text = await readText(file);
-  return text === undefined ? { releases: {} } : parseReleases(file, text);
+  return text === undefined ? { releases: releaseMap({}) } : parseReleases(file, text);
 }
 
 /** The release or a UserError naming the known ones. */
