@@ -47,7 +47,7 @@ export interface ApiBuild {
   git_commit: string;
   /** ISO time of the build. */
   date: string;
-  sha256: string;
+  sha256: string | null;
   size: number;
   package_count: number;
   /** The builder that made it (chroot, qemu, libvirt, osbake-installer). */
@@ -171,7 +171,8 @@ export function assembleCatalog(inp: CatalogInputs): Catalog {
         git_branch: d.git_branch,
         git_commit: d.git_commit,
         date: new Date(b.build_time * 1000).toISOString(),
-        sha256: d.sha256,
+        // null: unknown (no .sha256 beside the file, no release recording it); never invented.
+        sha256: /^[0-9a-f]{64}$/.test(d.sha256) ? d.sha256 : null,
         size: d.size,
         package_count: d.package_count,
         builder: d.builder ?? b.builder_type,

@@ -93,17 +93,18 @@ async function readStoreBuilds(
     const st = await statOrUndefined(join(dir, f));
     if (!st?.isFile()) continue;
     const sidecar = await readFile(join(dir, `${f}.sha256`), 'utf8').catch(() => '');
-    const sha256 = /^[0-9a-f]{64}/.exec(sidecar)?.[0] ?? '0'.repeat(64);
     const recorded = releases
       .flatMap((r) => r.release.artifacts.map((a) => ({ r: r.name, a })))
       .find((x) => x.a.build === artifact || x.a.path === `builds/${f}`);
+    // Never invented: the sidecar, else what a release recorded, else unknown ('').
+    const sha256 = /^[0-9a-f]{64}/.exec(sidecar)?.[0] ?? recorded?.a.sha256 ?? '';
     const image = recorded?.a.name ?? (await sbomImageName(storeDir, artifact)) ?? artifact;
     const dirty = artifact.endsWith('-dirty');
     const parts = artifact.split('-');
     const short = parts.at(dirty ? -2 : -1) ?? '';
     const entry: BuildEntry = {
       name: image,
-      builder_type: 'qemu',
+      builder_type: 'unknown',
       build_time: Math.floor(st.mtimeMs / 1000),
       files: [{ name: f, size: st.size }],
       artifact_id: 'VM',

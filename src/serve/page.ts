@@ -46,7 +46,9 @@ document.addEventListener('click', async (e) => {
 });
 `;
 
-function shaCell(sha: string): string {
+function shaCell(sha: string | null): string {
+  if (!sha || !/^[0-9a-f]{64}$/.test(sha))
+    return '<span class="muted" title="no .sha256 beside the file and no release records it">unknown</span>';
   return `<code title="${esc(sha)}">${esc(sha.slice(0, 16))}…</code><button class="copy" type="button" data-copy="${esc(sha)}" title="copy the full SHA-256">copy</button>`;
 }
 
