@@ -99,6 +99,14 @@ function reply(
   res.end(req.method === 'HEAD' ? undefined : buf);
 }
 
+/** The values of every Host header of a request (rawHeaders keeps duplicates, headers does not). */
+export function hostHeaders(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if (raw[i]?.toLowerCase() === 'host') out.push(raw[i + 1] ?? '');
+  return out;
+}
+
 export async function startArtifactServer(o: ArtifactServerOptions): Promise<ArtifactServer> {
   const root = await realpath(o.storeDir);
   const log = o.log ?? (() => {});
@@ -144,6 +152,10 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
+    const hosts = hostHeaders(req.rawHeaders);
+    if (hosts.length > 1 || hosts.some((h) => h.trim() === '')) {
+      return reply(req, res, 400, 'one non-empty Host header, please\n');
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return reply(req, res, 405, 'only GET and HEAD\n', undefined, { Allow: 'GET, HEAD' });
     }
@@ -227,6 +239,12 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       if (!res.headersSent) reply(req, res, 500, text);
       else res.destroy();
     });
+  });
+  // CONNECT is not a request for a file: 405, then the connection is closed (Node would just drop it).
+  server.on('connect', (_req: IncomingMessage, socket: import('node:stream').Duplex) => {
+    socket.end(
+      'HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+    );
   });
   server.keepAliveTimeout = 5000;
 

@@ -1,0 +1,52 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ArtifactServer, hostHeaders, startArtifactServer } from './server.js';
+
+/** Send raw bytes, return the status line of the answer (or '' when the connection just closed). */
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString();
+    });
+    s.on('close', () => resolve(buf.split('\r\n')[0] ?? ''));
+    s.on('error', () => resolve(buf.split('\r\n')[0] ?? ''));
+    s.write(text);
+    setTimeout(() => s.end(), 500);
+  });
+}
+
+describe('artifact server: hostile request lines and headers', () => {
+  let dir = '';
+  let srv: ArtifactServer;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'osbake-srv-'));
+    await mkdir(join(dir, 'builds'), { recursive: true });
+    srv = await startArtifactServer({ storeDir: dir, port: 0, accessLog: false });
+  });
+  afterAll(async () => {
+    await srv?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    [
+      'CONNECT',
+      'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n',
+      'HTTP/1.1 405 Method Not Allowed',
+    ],
+    ['a duplicate Host', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['an empty Host', 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 'HTTP/1.1 400 Bad Request'],
+    ['a plain GET', 'GET /api/builds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'HTTP/1.1 200 OK'],
+  ])('%s', async (_n, text, status) => {
+    expect(await rawRequest(srv.port, text)).toBe(status);
+  });
+
+  it('counts Host headers from rawHeaders', () => {
+    expect(hostHeaders(['Host', 'a', 'Accept', '*/*', 'host', 'b'])).toEqual(['a', 'b']);
+  });
+});
