@@ -166,3 +166,11 @@ describe('startService', () => {
     expect(await svc.exited).toBe(127);
   });
 });
+
+describe('dieWithParent', () => {
+  it('names the missing program, not setpriv', async () => {
+    await expect(run(['osbake-no-such-tool'], { log: createNullLogger(), dieWithParent: true })).rejects.toThrow(
+      /osbake-no-such-tool not found/,
+    );
+  });
+});

@@ -3,6 +3,7 @@
  * closed unless interactive, every output line streamed into the log, exit codes checked, and a
  * missing tool turned into one line that names the Debian package to install.
  */
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { InterruptedError, ProcessError, UserError } from '../errors.js';
@@ -90,7 +91,15 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Output lines kept for error messages. */
   tailLines?: number;
+  /**
+   * The child gets SIGTERM when osbake dies, even by SIGKILL (setpriv --pdeathsig), so no orphan
+   * keeps running (an rsync upload, a server).
+   */
+  dieWithParent?: boolean;
 }
+
+/** util-linux's setpriv, where it is (always on Debian); without it dieWithParent does nothing. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 export interface RunResult {
   exitCode: number;
@@ -150,9 +159,10 @@ function onAbortCancel(pid: number | undefined, opts: RunOptions): () => void {
 
 /** What run() and runStreaming() do before spawning: check argv and abort, log (and echo) the command. */
 function startRun(argv: readonly string[], opts: RunOptions) {
-  const [file, ...args] = argv;
+  if (!argv[0]) throw new Error('run: empty argv');
+  const tag = opts.tag ?? argv[0];
+  const [file, ...args] = opts.dieWithParent && SETPRIV ? [SETPRIV, '--pdeathsig', 'TERM', ...argv] : argv;
   if (!file) throw new Error('run: empty argv');
-  const tag = opts.tag ?? file;
   if (opts.signal?.aborted) throw interruption(opts.signal);
   opts.log.info({ cmd: shellQuote(argv), cwd: opts.cwd }, `run ${tag}`);
   if (opts.echo) process.stderr.write(`+ ${shellQuote(argv)}\n`);

@@ -92,11 +92,16 @@ export async function publishFiles(o: PublishFilesOptions): Promise<PublishedFil
   const out = o.out ?? process.stdout;
   const remote = (rel: string) => posix.join(o.ssh.target.path, rel);
   const ssh = (argv: string[], okCodes?: number[]) =>
-    run(sshArgv(o.ssh, argv), { log, tag: 'ssh', signal: o.signal, okCodes, tailLines: 20 }).catch(
-      (err: unknown) => {
-        throw explainSshFailure(err, o.ssh);
-      },
-    );
+    run(sshArgv(o.ssh, argv), {
+      log,
+      tag: 'ssh',
+      signal: o.signal,
+      okCodes,
+      tailLines: 20,
+      dieWithParent: true,
+    }).catch((err: unknown) => {
+      throw explainSshFailure(err, o.ssh);
+    });
 
   // Local checks first: every file exists and has the SHA-256 it must have.
   const local = new Map<string, { size: number; sha256: string }>();
@@ -157,6 +162,8 @@ export async function publishFiles(o: PublishFilesOptions): Promise<PublishedFil
         tag: 'rsync',
         signal: o.signal,
         cancelSignal: 'SIGTERM',
+        // kill -9 of osbake must not leave an upload running.
+        dieWithParent: true,
         tailLines: 40,
         onLine: (line) => {
           const n = parseRsyncProgress(line);

@@ -2,6 +2,7 @@
  * osbake publish against a real OpenSSH server on 127.0.0.1 with a throwaway non-root user and key:
  * a build, a release, host key checking, and an upload killed part-way that resumes.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +113,40 @@ describe('osbake publish (real sshd + rsync)', () => {
     );
     expect(check).toContain(`${b.sha256}  ${b.artifact}.qcow2`);
     expect(check.trim().split('\n').at(-1)).toBe('0');
+  }, 180_000);
+
+  it('kill -9 of osbake publish leaves no rsync or ssh running; the next publish resumes and completes', async () => {
+    const b = fx.builds[1];
+    if (!b) throw new Error('fixture');
+    const file = `builds/${b.artifact}.qcow2`;
+    sshd.ssh(`rm -rf ${sshd.mirror}/builds`);
+    const slow = startCli(['publish', b.artifact, '--to', sshd.url, ...auth(), '--bwlimit', '4096'], fx.dir);
+    await slow.until(
+      new RegExp(`upload ${file.replaceAll('.', '\\.')} · [\\d.]+ MiB / 48\\.0 MiB \\([1-9]\\d?%\\)`),
+      60_000,
+    );
+    const pid = slow.child.pid as number;
+    const children = () =>
+      execFileSync('ps', ['-eo', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([, , comm]) => comm === 'rsync' || comm === 'ssh')
+        .map(([p, pp, comm]) => ({ pid: Number(p), ppid: Number(pp), comm }));
+    const mine = children().filter((c) => c.ppid === pid);
+    expect(mine.map((c) => c.comm)).toContain('rsync');
+    slow.child.kill('SIGKILL');
+    await slow.done;
+    // setpriv --pdeathsig: the uploads end with osbake (their own children, ssh, with them).
+    let left = mine;
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const alive = new Set(children().map((c) => c.pid));
+      left = mine.filter((c) => alive.has(c.pid));
+    }
+    expect(left).toEqual([]);
+    const again = await runCli(['publish', b.artifact, '--to', sshd.url, ...auth()], fx.dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(sshd.ssh(`cd ${sshd.mirror}/builds && sha256sum ${b.artifact}.qcow2`)).toContain(b.sha256);
   }, 180_000);
 
   it('publishes a release with its patch bundle and releases/<R>.json last; osbake.yaml publish.to works', async () => {

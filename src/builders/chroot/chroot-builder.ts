@@ -133,6 +133,7 @@ export function createChrootBuilder(): Builder {
         tag: 'ansible',
         cwd: job.image.dir,
         signal: job.signal,
+        dieWithParent: true,
         echo: job.debug,
         env: {
           ANSIBLE_HOST_KEY_CHECKING: 'False',

@@ -195,6 +195,8 @@ export async function runPackerBuild(o: PackerRunOptions): Promise<PackerRunResu
     tag: 'packer',
     cwd: o.cwd,
     env: { CHECKPOINT_DISABLE: '1', PACKER_CACHE_DIR: join(o.cwd, 'packer_cache'), PACKER_NO_COLOR: '1' },
+    // If osbake is killed outright, Packer still stops its VM (SIGTERM is its own cleanup signal).
+    dieWithParent: !o.interactive,
     onLine,
     signal: o.signal,
     // Packer cleans up (stops QEMU, deletes the output directory) on SIGINT; give it time.
