@@ -3,11 +3,11 @@
  * tooling that reads Packer manifests keeps working. Updated under a lock, written atomically.
  */
 import { readFile } from 'node:fs/promises';
-import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { zodIssuesToConfigIssues } from './load.js';
+import { acquireLock } from './lock.js';
 
 export const BuildCustomDataSchema = z
   .object({
@@ -100,12 +100,12 @@ export async function readBuildsManifest(file: string): Promise<BuildsManifest> 
 }
 
 /** Run fn with an exclusive lock on file (which need not exist yet). */
-export async function withManifestLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
-  const release = await lockfile.lock(file, {
-    realpath: false,
-    stale: 15_000,
-    retries: { retries: 200, minTimeout: 10, maxTimeout: 250, randomize: true },
-  });
+export async function withManifestLock<T>(
+  file: string,
+  fn: () => Promise<T>,
+  onWait: (message: string) => void = (m) => process.stderr.write(`osbake: ${m}\n`),
+): Promise<T> {
+  const release = await acquireLock(file, { what: file, waitMs: 60_000, staleMs: 15_000, onWait });
   try {
     return await fn();
   } finally {

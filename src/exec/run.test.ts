@@ -169,8 +169,8 @@ describe('startService', () => {
 
 describe('dieWithParent', () => {
   it('names the missing program, not setpriv', async () => {
-    await expect(run(['osbake-no-such-tool'], { log: createNullLogger(), dieWithParent: true })).rejects.toThrow(
-      /osbake-no-such-tool not found/,
-    );
+    await expect(
+      run(['osbake-no-such-tool'], { log: createNullLogger(), dieWithParent: true }),
+    ).rejects.toThrow(/osbake-no-such-tool not found/);
   });
 });

@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { hashInputs } from '../artifacts/checksum.js';
 import type { ImageDefinition } from '../config/image.js';
+import { acquireLock } from '../config/lock.js';
 import type { Project } from '../config/project.js';
 import { debianSources } from '../distros/debian.js';
 import { run } from '../exec/run.js';
@@ -104,11 +104,11 @@ export async function ensureInstallerOs(o: {
   });
   if (existsSync(join(dir, 'kernel-version'))) return result(true);
   await mkdir(cacheRoot, { recursive: true });
-  const release = await lockfile.lock(dir, {
-    realpath: false,
-    stale: 60_000,
-    update: 10_000,
-    retries: { retries: 120, minTimeout: 1000, maxTimeout: 5000 },
+  const release = await acquireLock(dir, {
+    what: `the installer OS cache entry ${dir}`,
+    waitMs: 30 * 60_000,
+    staleMs: 60_000,
+    onWait: o.progress,
   });
   const scratch = join(o.scratchDir, 'installer-os');
   try {

@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { hashInputs } from '../artifacts/checksum.js';
 import { placeFileAtomic } from '../artifacts/store.js';
 import type { ImageDefinition } from '../config/image.js';
+import { acquireLock } from '../config/lock.js';
 import type { Project } from '../config/project.js';
 import type { Distro } from '../distros/distro.js';
 import type { Logger } from '../log/logger.js';
@@ -47,11 +47,12 @@ export async function ensureVanillaDisk(o: {
   const path = vanillaPath(o.project, o.image, key);
   if (existsSync(path)) return { path, key, cached: true };
   await mkdir(join(o.project.workDir, 'cache', 'vanilla'), { recursive: true });
-  const release = await lockfile.lock(path, {
-    realpath: false,
-    stale: 60_000,
-    update: 10_000,
-    retries: { retries: 120, minTimeout: 1000, maxTimeout: 5000 },
+  // Another build may be bootstrapping the same disk (minutes): wait for it, saying whose it is.
+  const release = await acquireLock(path, {
+    what: `the vanilla disk ${path}`,
+    waitMs: 30 * 60_000,
+    staleMs: 60_000,
+    onWait: o.progress,
   });
   try {
     if (existsSync(path)) return { path, key, cached: true };
