@@ -190,6 +190,37 @@ describe('manifest.yaml writer', () => {
     expect((await loadReleases(file)).releases.r1?.artifacts).toEqual([]);
   });
 
+  it('is no conflict when another process recorded exactly the planned entry', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    const file = join(dir, 'manifest.yaml');
+    await writeRelease(file, 'r1', release, undefined);
+    const seen: unknown[] = [];
+    await writeRelease(file, 'r1', release, undefined, async (r) => {
+      seen.push(r);
+    });
+    expect(seen).toEqual([release]);
+  });
+
+  it('puts manifest.yaml back when what is written under the same lock fails', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
+    const file = join(dir, 'manifest.yaml');
+    await writeRelease(file, 'r1', release, undefined);
+    const before = await readFile(file, 'utf8');
+    const other = { ...release, date: '2030-01-01' };
+    await expect(
+      writeRelease(file, 'r1', other, release, async () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      }),
+    ).rejects.toThrow(/ENOSPC/);
+    expect(await readFile(file, 'utf8')).toBe(before);
+    await expect(
+      writeRelease(join(dir, 'new.yaml'), 'r2', release, undefined, async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow(/boom/);
+    expect(await readdir(dir)).toEqual(['manifest.yaml']);
+  });
+
   it('writes nothing when the release changed since it was planned', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'osbake-rel-'));
     const file = join(dir, 'manifest.yaml');

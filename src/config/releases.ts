@@ -3,7 +3,7 @@
  * each release, with their store paths, sizes and SHA-256 sums. Written by `osbake release` under a
  * lock and atomically, editing the YAML document in place so comments and order survive.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { Document, isMap, isScalar, LineCounter, parseDocument } from 'yaml';
@@ -228,20 +228,30 @@ export function setReleaseInYaml(text: string | undefined, name: string, release
 
 /**
  * Record release <name> in manifest.yaml under a lock, atomically. `expected` is the entry the
- * caller planned against: if someone changed it meanwhile, nothing is written.
+ * caller planned against: if someone changed it meanwhile to anything but exactly `release`,
+ * nothing is written (E_CONCURRENT); if it already is `release`, nothing needs writing.
+ * `alsoUnderLock` runs under the same lock with the recorded entry (store/releases/R.json is
+ * written from it, so the two files cannot disagree); if it fails, manifest.yaml is put back.
  */
 export async function writeRelease(
   file: string,
   name: string,
   release: Release,
   expected: Release | undefined,
+  alsoUnderLock?: (recorded: Release) => Promise<void>,
 ): Promise<void> {
   ReleaseSchema.parse(release);
   assertReleaseName(name);
   await withManifestLock(file, async () => {
     const text = await readText(file);
-    const current = text === undefined ? { releases: {} } : parseReleases(file, text);
-    if (releaseKey(current.releases[name]) !== releaseKey(expected)) {
+    const current = text === undefined ? releaseMap({}) : parseReleases(file, text).releases;
+    const now = releaseKey(current[name]);
+    if (now === releaseKey(release)) {
+      // Already recorded exactly so (by another osbake release of the same plan): nothing to write.
+      await alsoUnderLock?.(release);
+      return;
+    }
+    if (now !== releaseKey(expected)) {
       throw new UserError(
         'E_CONCURRENT',
         `release ${name} in ${file} changed while osbake was checking it`,
@@ -249,5 +259,13 @@ export async function writeRelease(
       );
     }
     await writeFileAtomic(file, setReleaseInYaml(text, name, release), { fsync: true });
+    try {
+      await alsoUnderLock?.(release);
+    } catch (err) {
+      // Nothing half-done: manifest.yaml as it was (or no file, as there was none).
+      if (text === undefined) await rm(file, { force: true });
+      else await writeFileAtomic(file, text, { fsync: true });
+      throw err;
+    }
   });
 }

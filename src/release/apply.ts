@@ -105,10 +105,12 @@ export async function runRelease(o: RunReleaseOptions): Promise<ReleasePlan> {
 
   await checkStore(project.storeDir, plan, o.progress ?? new ByteProgress());
 
-  if (plan.changed) await writeRelease(file, o.release, plan.entry, existing);
+  // manifest.yaml and store/releases/R.json under one lock, R.json from what was recorded.
   const json = releaseJsonFile(project.storeDir, o.release);
-  await mkdir(dirname(json), { recursive: true });
-  await writeJsonAtomic(json, releaseJson(o.release, plan.entry));
+  await writeRelease(file, o.release, plan.entry, existing, async (recorded) => {
+    await mkdir(dirname(json), { recursive: true });
+    await writeJsonAtomic(json, releaseJson(o.release, recorded));
+  });
 
   out.write(formatReleaseSummary(plan));
   const rel = (p: string) => relative(process.cwd(), p) || p;
