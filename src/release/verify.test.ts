@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -157,6 +157,30 @@ describe('osbake verify', () => {
     );
     expect(text).toMatch(/^MISSING .*not found \(HTTP 404\)/m);
     expect(text).toMatch(/^SIZE .*size expected 12 bytes, got 13 bytes/m);
+  });
+
+  it('fails when store/releases/R.json lists other artifacts than manifest.yaml', async () => {
+    const json = join(project.store, 'releases/2026.11.json');
+    await mkdir(join(project.store, 'releases'), { recursive: true });
+    const stale = {
+      release: '2026.11',
+      date: '2026-11-01',
+      git_commit: 'c'.repeat(40),
+      artifacts: project.release.artifacts.slice(0, 1),
+    };
+    await writeFile(json, JSON.stringify(stale));
+    try {
+      await expect(
+        verifyRelease({ projectDir: project.root, release: '2026.11', out: silent }),
+      ).rejects.toThrow(/releases\/2026\.11\.json disagrees with .*manifest\.yaml for release 2026\.11: /);
+      await writeFile(json, JSON.stringify({ ...stale, artifacts: project.release.artifacts }));
+      // Same list: the store's own failures remain (bad, gone, p 1), not a disagreement.
+      await expect(
+        verifyRelease({ projectDir: project.root, release: '2026.11', out: silent }),
+      ).rejects.toThrow(/3 of 4 artifact\(s\) of release 2026\.11 failed verification/);
+    } finally {
+      await rm(json, { force: true });
+    }
   });
 
   it('names the known releases for an unknown one, and refuses a non-HTTP mirror', async () => {

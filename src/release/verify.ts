@@ -3,7 +3,7 @@
  * over HTTP, has the recorded size and SHA-256. The hash is computed as bytes arrive (no temp file).
  */
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { sha256File } from '../artifacts/checksum.js';
@@ -203,11 +203,11 @@ async function releaseToVerify(
   }
   const file = project ? releasesFile(project) : undefined;
   const local = file ? (await loadReleases(file)).releases[o.release] : undefined;
-  if (o.mirror === undefined)
-    return {
-      release: requireRelease(file as string, await loadReleases(file as string), o.release),
-      project,
-    };
+  if (o.mirror === undefined) {
+    const release = requireRelease(file as string, await loadReleases(file as string), o.release);
+    if (project) await checkStoreReleaseJson(project.storeDir, o.release, release, file as string);
+    return { release, project };
+  }
   const remote = await fetchMirrorRelease(o.mirror, o.release);
   if (local && remote) {
     const diff = compareReleaseRecords(local, remote);
@@ -230,6 +230,47 @@ async function releaseToVerify(
     `no release "${o.release}" on ${o.mirror}${file ? ` or in ${file}` : ''}`,
     "osbake verify needs the release in manifest.yaml or in the mirror's /api/releases",
   );
+}
+
+const StoreReleaseJsonSchema = z.object({
+  release: z.string(),
+  date: z.string(),
+  git_commit: z.string(),
+  artifacts: z.array(ReleaseArtifactSchema),
+});
+
+/**
+ * store/releases/<R>.json (what serve and mirrors show) must list what manifest.yaml records: a
+ * difference is a verification failure, not something to discover on a node.
+ */
+export async function checkStoreReleaseJson(
+  storeDir: string,
+  name: string,
+  release: Release,
+  yamlFile: string,
+): Promise<void> {
+  const json = join(storeDir, 'releases', `${name}.json`);
+  let text: string;
+  try {
+    text = await readFile(json, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const parsed = StoreReleaseJsonSchema.safeParse(JSON.parse(text));
+  const diff = parsed.success
+    ? [
+        ...compareReleaseRecords(release, { ...release, artifacts: parsed.data.artifacts }),
+        ...(parsed.data.release === name ? [] : [`names release ${parsed.data.release}`]),
+      ]
+    : ['is not a release record'];
+  if (diff.length > 0) {
+    throw new UserError(
+      'E_VERIFY',
+      `${json} disagrees with ${yamlFile} for release ${name}: ${diff.join('; ')}`,
+      `run osbake release ${name} again: it rewrites ${json} from manifest.yaml`,
+    );
+  }
 }
 
 export interface VerifyOptions {
