@@ -12,6 +12,7 @@ import { registerPublish } from './commands/publish.js';
 import { registerRelease } from './commands/release.js';
 import { registerServe } from './commands/serve.js';
 import { registerTest } from './commands/test.js';
+import { registerValidate } from './commands/validate.js';
 import { registerVerify } from './commands/verify.js';
 
 import { environmentError, withCode } from './error-output.js';
@@ -70,6 +71,7 @@ export function createProgram(): Command {
   registerRelease(program);
   registerVerify(program);
   registerTest(program);
+  registerValidate(program);
   registerManifest(program);
   registerPackages(program);
   registerDiff(program);

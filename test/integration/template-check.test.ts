@@ -34,3 +34,42 @@ describe('template syntax checked before any work (real packer)', () => {
     expect(r.stderr).not.toMatch(/template-check/);
   });
 });
+
+describe('osbake validate (real packer and ansible, no build)', () => {
+  let broken: TempProject;
+  beforeAll(async () => {
+    broken = await makeProject({
+      files: {
+        'images/debian12-base/ansible/playbook.yml': '- name: x\n  hosts: all\n  roles: [nosuchrole]\n',
+        'images/debian12-base/variables.pkr.hcl': 'variable "x" {\n  type = \n}\n',
+      },
+    });
+  });
+  afterAll(async () => {
+    await broken?.cleanup();
+  });
+
+  it("passes the repository's own images", async () => {
+    const r = await runCli(['validate', '--json'], REPO);
+    expect(r.code, r.stderr).toBe(0);
+    const checks = JSON.parse(r.stdout) as { target: string; check: string; ok: boolean }[];
+    expect(checks.every((c) => c.ok)).toBe(true);
+    expect(checks.map((c) => `${c.target}: ${c.check}`)).toEqual(
+      expect.arrayContaining([
+        'debian12-base: packer (qemu)',
+        'debian12-base: ansible --syntax-check',
+        'rocky8-base: packer (libvirt)',
+        'rocky8-base: kickstart ks.cfg',
+      ]),
+    );
+  });
+
+  it('lists every problem of a broken image and fails', async () => {
+    const r = await runCli(['validate', 'debian12-base'], broken.dir);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAIL debian12-base: packer \(qemu\)\n\s+.*variables\.pkr\.hcl:2: /);
+    expect(r.stdout).toMatch(/FAIL debian12-base: ansible --syntax-check/);
+    expect(r.stdout).toMatch(/ok {3}debian12-base: image\.yaml/);
+    expect(r.stderr).toMatch(/2 of \d+ check\(s\) failed \[E_INVALID\]/);
+  });
+});

@@ -1,0 +1,143 @@
+/**
+ * `osbake validate [IMAGE...]` (as `packer validate` and `mkosi summary`): every check that needs
+ * no build, in seconds — osbake.yaml, image.yaml with the distro's own rules, the Packer template
+ * of each builder variant (`packer validate -syntax-only`), the playbook (`ansible-playbook
+ * --syntax-check`), kickstart files, manifest.json and manifest.yaml. Every problem is listed.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PLAYBOOK } from '../builders/chroot/chroot-builder.js';
+import { BUILDERS_DIR, checkTemplateSyntax, findPacker } from '../builders/packer/packer.js';
+import type { BuilderType } from '../builders/packer/vars.js';
+import { readBuildsManifest } from '../config/builds.js';
+import { listImageNames, loadImage } from '../config/image.js';
+import { loadProject } from '../config/project.js';
+import { loadReleases, releasesFile } from '../config/releases.js';
+import { distroOf } from '../distros/index.js';
+import { checkKickstart } from '../distros/kickstart.js';
+import { ConfigError, ProcessError, UserError } from '../errors.js';
+import { run } from '../exec/run.js';
+import { createNullLogger } from '../log/logger.js';
+
+export interface ValidateResult {
+  target: string;
+  check: string;
+  ok: boolean;
+  problems: string[];
+}
+
+function problemsOf(err: unknown): string[] {
+  if (err instanceof ConfigError)
+    return err.message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
+  if (err instanceof UserError) return [err.message];
+  if (err instanceof ProcessError) return [err.message, ...err.outputTail.slice(-8)];
+  return [err instanceof Error ? err.message : String(err)];
+}
+
+async function check(results: ValidateResult[], target: string, name: string, fn: () => Promise<unknown>) {
+  try {
+    await fn();
+    results.push({ target, check: name, ok: true, problems: [] });
+  } catch (err) {
+    results.push({ target, check: name, ok: false, problems: problemsOf(err) });
+  }
+}
+
+/** Packer variants of an image: builders/<type>.pkr.hcl, or the qemu template at its top. */
+function packerVariants(templateDir: string): BuilderType[] {
+  const dir = join(templateDir, BUILDERS_DIR);
+  if (!existsSync(dir)) return ['qemu'];
+  return readdirSync(dir)
+    .filter((f) => /^(qemu|libvirt)\.pkr\.hcl$/.test(f))
+    .map((f) => f.replace('.pkr.hcl', '') as BuilderType);
+}
+
+export async function runValidate(o: {
+  projectDir: string;
+  images: string[];
+  json?: boolean;
+  out?: Pick<NodeJS.WriteStream, 'write'>;
+}): Promise<ValidateResult[]> {
+  const out = o.out ?? process.stdout;
+  const log = createNullLogger();
+  const results: ValidateResult[] = [];
+  const project = await loadProject(o.projectDir);
+  results.push({ target: 'osbake.yaml', check: 'schema', ok: true, problems: [] });
+  await check(results, 'manifest.yaml', 'schema', () => loadReleases(releasesFile(project)));
+  const names = o.images.length > 0 ? o.images : await listImageNames(project);
+  const work = await mkdtemp(join(tmpdir(), 'osbake-validate-'));
+  try {
+    const packer = await findPacker(log).catch(() => undefined);
+    for (const name of names) {
+      let image: Awaited<ReturnType<typeof loadImage>> | undefined;
+      await check(results, name, 'image.yaml', async () => {
+        image = await loadImage(project, name);
+        distroOf(image);
+      });
+      if (!image) continue;
+      const img = image;
+      if (existsSync(img.manifestFile))
+        await check(results, name, 'manifest.json', () => readBuildsManifest(img.manifestFile));
+      if (img.config.kind !== 'image') continue;
+      for (const variant of packerVariants(img.templateDir)) {
+        await check(results, name, `packer (${variant})`, async () => {
+          if (!packer) throw new UserError('E_TOOL_MISSING', 'packer not found', 'apt-get install packer');
+          await checkTemplateSyntax({
+            templateDir: img.templateDir,
+            workDir: join(work, `${name}-${variant}`),
+            version: packer,
+            builder: variant,
+            log,
+          });
+        });
+      }
+      const playbook = join(img.dir, PLAYBOOK);
+      if (existsSync(playbook)) {
+        await check(results, name, 'ansible --syntax-check', () =>
+          run(['ansible-playbook', '--syntax-check', '-i', 'localhost,', PLAYBOOK], {
+            log,
+            cwd: img.dir,
+            env: { ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp') },
+            tailLines: 10,
+          }),
+        );
+      }
+      const http = join(img.templateDir, 'http');
+      for (const ks of existsSync(http) ? readdirSync(http).filter((f) => f.endsWith('.cfg')) : []) {
+        await check(results, name, `kickstart ${ks}`, async () => {
+          const r = checkKickstart(await readFile(join(http, ks), 'utf8'));
+          if (r.problems.length > 0) {
+            throw new UserError(
+              'E_KICKSTART',
+              r.problems.map((p) => `${join(http, ks)}: ${p}`).join('\n'),
+              '',
+            );
+          }
+        });
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  if (o.json) out.write(`${JSON.stringify(results, null, 2)}\n`);
+  else {
+    for (const r of results) {
+      out.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.target}: ${r.check}\n`);
+      for (const p of r.problems) out.write(`       ${p}\n`);
+    }
+  }
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length > 0) {
+    throw new UserError(
+      'E_INVALID',
+      `${failed.length} of ${results.length} check(s) failed`,
+      'fix what is listed above; osbake validate runs no build',
+    );
+  }
+  return results;
+}
