@@ -16,8 +16,8 @@ await build({
   platform: 'node',
   target: 'node20',
   external: ['@cyclonedx/cyclonedx-library'],
-  // CommonJS dependencies call require() and read __filename (write-file-atomic names its
-  // temporary files with it): give the ES modules of the bundle both.
+  // CommonJS dependencies call require() and may read __filename (e.g. to name
+  // temporary files): give the ES modules of the bundle both.
   banner: {
     js: [
       "import { createRequire as __osbakeRequire } from 'node:module';",

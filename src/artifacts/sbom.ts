@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import CDX from '@cyclonedx/cyclonedx-library';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomically } from '../config/atomic.js';
 import { OSBAKE_VERSION } from '../version.js';
 
 export const SBOM_SPEC_VERSION = '1.6';
@@ -93,5 +93,5 @@ export function buildSbom(input: SbomInput): object {
 /** Write the SBOM atomically (temporary name, fsync, rename). */
 export async function writeSbom(file: string, sbom: object): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, `${JSON.stringify(sbom, null, 2)}\n`, { fsync: true });
+  await writeFileAtomically(file, `${JSON.stringify(sbom, null, 2)}\n`);
 }

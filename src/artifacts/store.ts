@@ -6,28 +6,16 @@ import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { fsyncPath, hiddenTempName, writeFileAtomically } from '../config/atomic.js';
 
 export function buildsDir(storeDir: string): string {
   return join(storeDir, 'builds');
 }
 
-function tempName(dest: string): string {
-  return join(dirname(dest), `.${basename(dest)}.partial-${process.pid}`);
-}
-
-async function fsyncPath(path: string, dir = false): Promise<void> {
-  const fh = await open(path, dir ? constants.O_RDONLY | constants.O_DIRECTORY : constants.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Put src at dest atomically: rename when on the same file system, else copy + fsync + rename. */
 export async function placeFileAtomic(src: string, dest: string, move = false): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
-  const tmp = tempName(dest);
+  const tmp = hiddenTempName(dest);
   try {
     if (move) {
       try {
@@ -49,14 +37,5 @@ export async function placeFileAtomic(src: string, dest: string, move = false): 
 }
 
 export async function writeTextAtomic(dest: string, text: string): Promise<void> {
-  await mkdir(dirname(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    await writeFile(tmp, text, { flag: 'wx' });
-    await fsyncPath(tmp);
-    await rename(tmp, dest);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomically(dest, text);
 }

@@ -3,9 +3,9 @@
  * tooling that reads Packer manifests keeps working. Updated under a lock, written atomically.
  */
 import { readFile } from 'node:fs/promises';
-import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { writeFileAtomically } from './atomic.js';
 import { zodIssuesToConfigIssues } from './load.js';
 import { acquireLock } from './lock.js';
 
@@ -114,7 +114,7 @@ export async function withManifestLock<T>(
 }
 
 export async function writeJsonAtomic(file: string, data: unknown): Promise<void> {
-  await writeFileAtomic(file, `${JSON.stringify(data, null, 2)}\n`, { fsync: true });
+  await writeFileAtomically(file, `${JSON.stringify(data, null, 2)}\n`);
 }
 
 /** Append one build to manifest.json under a lock; the file is replaced atomically. */

@@ -5,10 +5,10 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import { Document, isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue, UserError } from '../errors.js';
+import { writeFileAtomically } from './atomic.js';
 import { withManifestLock } from './builds.js';
 import { parseYamlConfig } from './load.js';
 import type { Project } from './project.js';
@@ -258,13 +258,13 @@ export async function writeRelease(
         `run osbake release ${name} again`,
       );
     }
-    await writeFileAtomic(file, setReleaseInYaml(text, name, release), { fsync: true });
+    await writeFileAtomically(file, setReleaseInYaml(text, name, release));
     try {
       await alsoUnderLock?.(release);
     } catch (err) {
       // Nothing half-done: manifest.yaml as it was (or no file, as there was none).
       if (text === undefined) await rm(file, { force: true });
-      else await writeFileAtomic(file, text, { fsync: true });
+      else await writeFileAtomically(file, text);
       throw err;
     }
   });
