@@ -4,6 +4,7 @@ import { ConfigError, InterruptedError, ProcessError, ReportedError, UserError }
 import { OSBAKE_VERSION } from '../version.js';
 import { registerBuild } from './commands/build.js';
 import { registerBurn } from './commands/burn.js';
+import { registerClean } from './commands/clean.js';
 import { registerDiff } from './commands/diff.js';
 import { registerImages } from './commands/images.js';
 import { registerManifest } from './commands/manifest.js';
@@ -72,6 +73,7 @@ export function createProgram(): Command {
   registerVerify(program);
   registerTest(program);
   registerValidate(program);
+  registerClean(program);
   registerManifest(program);
   registerPackages(program);
   registerDiff(program);

@@ -34,14 +34,39 @@ const ownerFile = (path: string) => `${path}.lock-owner`;
 
 /** Who holds the lock at path, if it says (pure read; undefined when unknown). */
 export function lockOwner(path: string): LockOwner | undefined {
+  return readOwnerFile(ownerFile(path));
+}
+
+/** The owner file of the lock whose directory is lockPath (<file>.lock → <file>.lock-owner). */
+export function ownerFileOfLockDir(lockPath: string): string {
+  return `${lockPath}-owner`;
+}
+
+/** This process as the owner of something (a lock, a build's work directory). */
+export function currentOwner(): LockOwner {
+  return {
+    pid: process.pid,
+    host: hostname(),
+    command: process.argv.slice(2, 5).join(' ') || 'osbake',
+    since: new Date().toISOString(),
+  };
+}
+
+/** Is the owner a live process of this host? (another host's: assumed alive) */
+export function ownerAlive(o: LockOwner | undefined): boolean {
+  if (!o) return false;
+  return o.host !== hostname() || isAlive(o.pid);
+}
+
+export function readOwnerFile(file: string): LockOwner | undefined {
   try {
-    return JSON.parse(readFileSync(ownerFile(path), 'utf8')) as LockOwner;
+    return JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
   } catch {
     return undefined;
   }
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -70,12 +95,7 @@ export async function acquireLock(path: string, o: LockOptions): Promise<() => P
           compromised = err;
         },
       });
-      const owner: LockOwner = {
-        pid: process.pid,
-        host: hostname(),
-        command: process.argv.slice(2, 5).join(' ') || 'osbake',
-        since: new Date().toISOString(),
-      };
+      const owner = currentOwner();
       try {
         writeFileSync(ownerFile(path), JSON.stringify(owner));
       } catch {

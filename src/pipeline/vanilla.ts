@@ -1,6 +1,6 @@
 /** The vanilla disk cache: keyed by a hash of the distro's inputs, built once, reused after. */
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashInputs } from '../artifacts/checksum.js';
 import { placeFileAtomic } from '../artifacts/store.js';
@@ -45,7 +45,11 @@ export async function ensureVanillaDisk(o: {
 }): Promise<VanillaResult> {
   const key = vanillaKey(o.distro, o.project, o.image);
   const path = vanillaPath(o.project, o.image, key);
-  if (existsSync(path)) return { path, key, cached: true };
+  if (existsSync(path)) {
+    // Marks the entry as used (osbake clean removes entries unused for long).
+    await utimes(path, new Date(), new Date()).catch(() => undefined);
+    return { path, key, cached: true };
+  }
   await mkdir(join(o.project.workDir, 'cache', 'vanilla'), { recursive: true });
   // Another build may be bootstrapping the same disk (minutes): wait for it, saying whose it is.
   const release = await acquireLock(path, {

@@ -13,6 +13,7 @@ import {
   mountsUnder,
   qemuProcessesMentioning,
   REPO,
+  runCli,
   SHARED_WORK_DIR,
   startCli,
   type TempProject,
@@ -133,6 +134,38 @@ describe('interrupted builds clean up', () => {
       expect(r.stderr).toMatch(/build failed at step "ansible"/);
       expect(r.stderr).toMatch(/Fail on purpose/);
       expectNothingLeft(project, before, qemuBefore);
+    },
+    30 * 60_000,
+  );
+
+  it(
+    'chroot: kill -9 of osbake leaves mounts and a loop device; osbake clean removes them all',
+    async () => {
+      project = await makeProject();
+      const before = workDirsOf('debian12-base');
+      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      cli = startCli(
+        ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'chroot'],
+        project.dir,
+      );
+      await cli.until(/base : Install the internet-dependent packages/, 20 * 60_000);
+      cli.child.kill('SIGKILL');
+      await cli.done;
+      // Nothing can clean up after SIGKILL: the image stays mounted on its loop device.
+      expect(mountsUnder(SHARED_WORK_DIR).length).toBeGreaterThanOrEqual(6);
+      expect(loopDevicesBacking(SHARED_WORK_DIR)).toHaveLength(1);
+      const dry = await runCli(['clean', '--dry-run'], project.dir);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(
+        /work-dir \(\+\d+ mounts, 1 loops, \d+ processes\) .*its build \(pid \d+\) is gone +would remove/,
+      );
+      expect(mountsUnder(SHARED_WORK_DIR).length).toBeGreaterThanOrEqual(6);
+      const clean = await runCli(['clean'], project.dir);
+      expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+      expect(clean.stdout).toMatch(/removed/);
+      expectNothingLeft(project, before, qemuBefore);
+      const again = await runCli(['clean', '--dry-run'], project.dir);
+      expect(again.stdout).not.toMatch(/work-dir/);
     },
     30 * 60_000,
   );

@@ -1,13 +1,17 @@
 /** preflight: every tool the build will run is on PATH, the builder's own checks, the work dir. */
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { BOOT_TEST_TOOLS } from '../../builders/boot-test/boot-test.js';
 import { needsHostVanilla } from '../../builders/builder.js';
+import { currentOwner } from '../../config/lock.js';
 import { UserError } from '../../errors.js';
 import { missingToolError } from '../../exec/run.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
+
+/** In every build's work directory: the owner process (see osbake clean). */
+export const WORK_OWNER_FILE = '.osbake-owner';
 
 /** Tools the installer steps run (no Packer, no VM). */
 export const INSTALLER_TOOLS_REQUIRED = [
@@ -79,6 +83,8 @@ export const preflight: Step<BuildContext> = {
     const missing = missingTools(toolsOf(ctx), process.env.PATH ?? '', existsSync);
     if (missing.length > 0) throw missingToolsError(missing);
     await mkdir(ctx.plan.workDir, { recursive: true });
+    // Whose work directory this is: osbake clean leaves it alone while this process lives.
+    await writeFile(join(ctx.plan.workDir, WORK_OWNER_FILE), JSON.stringify(currentOwner()));
     if (!ctx.builder) {
       ctx.log.info({ kind: 'installer' }, 'preflight');
       return;
