@@ -37,7 +37,7 @@ describe('planBuild', () => {
     expect(plan).toMatchObject({
       artifact: 'debian12-base-2026.11-main-ffffffff',
       artifactFile: 'debian12-base-2026.11-main-ffffffff.qcow2',
-      logFile: '/p/out/debian12-base-ffffffff.log',
+      logFile: expect.stringMatching(/^\/p\/out\/debian12-base-ffffffff-[0-9a-f]{8}\.log$/),
       workDir: '/p/.osbake/work/debian12-base-12345678',
       storeBuildsDir: '/p/store/builds',
     });

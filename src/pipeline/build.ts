@@ -70,7 +70,8 @@ export function planBuild(
     artifactFile: `${artifact}.${image.config.kind === 'installer' ? 'raw' : 'qcow2'}`,
     buildId,
     workDir: join(project.workDir, 'work', `${image.name}-${buildId.slice(0, 8)}`),
-    logFile: join(project.outDir, `${image.name}-${prov.shortCommit}.log`),
+    // One log per run: <image>-<commit>-<build id>.log (a rebuild of one commit keeps both logs).
+    logFile: join(project.outDir, `${image.name}-${prov.shortCommit}-${buildId.slice(0, 8)}.log`),
     storeBuildsDir: join(project.storeDir, 'builds'),
     manifestFile: image.manifestFile,
   };

@@ -228,7 +228,20 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       },
     });
     log.info(
-      { outcome: result.outcome, timings: result.timings, failedStep: result.failedStep },
+      {
+        outcome: result.outcome,
+        timings: result.timings,
+        failedStep: result.failedStep,
+        // Why, in the log too: the message, its code and hint, and a failed command's last lines.
+        ...(result.error
+          ? {
+              error: result.error.message,
+              code: (result.error as { code?: unknown }).code,
+              hint: (result.error as { hint?: unknown }).hint,
+              outputTail: (result.error as { outputTail?: unknown }).outputTail,
+            }
+          : {}),
+      },
       'build end',
     );
     progress.stop();

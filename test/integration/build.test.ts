@@ -194,8 +194,11 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
         .map((l) => JSON.parse(l));
     // The chroot build's commit of manifest.json moved HEAD: the Packer build has a log of its own.
     const m = JSON.parse(readFileSync(join(project.dir, 'images/debian12-base/manifest.json'), 'utf8'));
-    const chroot = read(`debian12-base-${head}.log`);
-    const packerLog = read(`debian12-base-${m.builds[1].custom_data.git_commit.slice(0, 8)}.log`);
+    const chroot = read(m.builds[0].custom_data.log_file.replace(/^out\//, ''));
+    const packerLog = read(m.builds[1].custom_data.log_file.replace(/^out\//, ''));
+    expect(m.builds[0].custom_data.log_file).toMatch(
+      new RegExp(`^out/debian12-base-${head}-[0-9a-f]{8}\\.log$`),
+    );
     for (const lines of [chroot, packerLog]) {
       expect(lines.every((l) => typeof l.time === 'string')).toBe(true);
       expect(lines.some((l) => /build end/.test(l.msg))).toBe(true);

@@ -137,10 +137,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       // The image booted with the bundle's packages (the new kernel among them) and passed its checks.
       expect(build.custom_data.test).toMatchObject({ passed: true, state: 'running' });
       // apt inside the chroot fetched from the bundle's repository.
-      const log = readFileSync(
-        join(project.dir, `out/debian12-base-${build.custom_data.git_commit.slice(0, 8)}.log`),
-        'utf8',
-      );
+      const log = readFileSync(join(project.dir, build.custom_data.log_file), 'utf8');
       // apt asks a flat repository for ./Release, ./Packages.{xz,gz} then the pool's .debs.
       expect(log).toMatch(/"src":"patch-repo","msg":"GET \/(?:\.\/)?Packages(?:\.\w+)? 200"/);
       expect(log).toMatch(/"src":"patch-repo","msg":"GET \/pool\/[^ ]+\.deb 200"/);

@@ -1,4 +1,5 @@
 /** record: the build's entry in the image's manifest.json (Packer's shape, osbake's facts). */
+import { relative } from 'node:path';
 import { appendBuild } from '../../config/builds.js';
 import { buildManifestEntry } from '../build.js';
 import type { BuildContext } from '../context.js';
@@ -22,6 +23,7 @@ export const record: Step<BuildContext> = {
         ...(ctx.builder ? { builder: ctx.builder.type, builder_reason: ctx.builderReason } : {}),
         ...ctx.recordExtra,
         vanilla_key: ctx.vanilla?.key,
+        log_file: relative(ctx.project.root, ctx.plan.logFile),
         ...(ctx.test ? { test: ctx.test } : ctx.req.noTest && ctx.builder ? { test: { skipped: true } } : {}),
         ...(ctx.createdBundle
           ? {
