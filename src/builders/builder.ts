@@ -48,6 +48,8 @@ export interface BuildJob {
   gitCommit: string;
   /** The accelerator chosen in preflight (KVM probe), when the build or its boot test runs QEMU here. */
   accel?: AcceleratorChoice;
+  /** --var / --var-file: Packer variables of the user (builders that run Packer pass them on). */
+  userVars?: { vars: readonly string[]; varFiles: readonly string[] };
   /** Set before the builder's steps: the cached host-made vanilla disk (qcow2). */
   vanillaDisk?: string;
   /** Set before the builder's steps: the unpacked patch bundle of --release R, if any. */

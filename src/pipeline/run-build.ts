@@ -38,6 +38,10 @@ export interface RunBuildOptions {
   noTest?: boolean;
   /** --firmware bios|uefi|secureboot for the boot test. */
   firmware?: string;
+  /** --var NAME=VALUE (Packer variables, repeatable). */
+  packerVars?: string[];
+  /** --var-file FILE (repeatable). */
+  packerVarFiles?: string[];
   /** --hypervisor NAME (implies libvirt). */
   hypervisor?: string;
   /** Set by build --all: print plain progress lines prefixed with the image (builds run in parallel). */
@@ -146,6 +150,14 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
     );
   }
+  for (const f of o.packerVarFiles ?? []) {
+    if (!existsSync(f))
+      throw new UserError(
+        'E_NO_FILE',
+        `--var-file ${f} does not exist`,
+        'give a Packer variables file (.pkrvars.hcl)',
+      );
+  }
   if (o.packageFile && !existsSync(o.packageFile)) {
     throw new UserError(
       'E_NO_FILE',
@@ -193,6 +205,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     release: plan.release ?? 'unreleased',
     gitCommit: prov.commit,
     accel,
+    userVars: { vars: o.packerVars ?? [], varFiles: (o.packerVarFiles ?? []).map((f) => resolve(f)) },
   };
   const ctx: BuildContext = {
     project,

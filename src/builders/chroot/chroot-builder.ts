@@ -203,6 +203,11 @@ export function createChrootBuilder(): Builder {
           `the chroot builder runs the image's ${PLAYBOOK}; add it, or build with --builder qemu`,
         );
       }
+      if ((job.userVars?.vars.length ?? 0) + (job.userVars?.varFiles.length ?? 0) > 0) {
+        job.progress.say(
+          'note: --var/--var-file set Packer variables; the chroot builder runs no Packer template',
+        );
+      }
       if (process.getuid?.() !== 0) {
         throw new UserError(
           'E_NOT_ROOT',

@@ -23,7 +23,7 @@ import {
   sshCommandFromStep,
   stageTemplate,
 } from './packer.js';
-import { libvirtBuildVars, libvirtVolumeName, qemuBuildVars } from './vars.js';
+import { libvirtBuildVars, libvirtVolumeName, mergeUserVars, qemuBuildVars } from './vars.js';
 
 export const QEMU_TOOLS = [
   'packer',
@@ -93,6 +93,16 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
         { kind: 'http', url: (port) => `http://10.0.2.2:${port}/` };
 
   function vars(job: BuildJob, patchRepoUrl: string) {
+    const merged = mergeUserVars(
+      osbakeVars(job, patchRepoUrl),
+      new Set(Object.keys(job.image.config.packer.variables)),
+      { vars: job.userVars?.vars ?? [], varFiles: job.userVars?.varFiles ?? [] },
+      process.env,
+    );
+    return merged;
+  }
+
+  function osbakeVars(job: BuildJob, patchRepoUrl: string) {
     const { project, image } = job;
     const common = {
       distroVars: job.distro.buildVariables(project, image),
@@ -156,7 +166,8 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
         await truncate(serial, 0).catch(() => undefined);
         const argv = buildPackerArgs({
           templateDir,
-          vars: vars(job, patchRepoUrl()),
+          vars: vars(job, patchRepoUrl()).vars,
+          varFiles: job.userVars?.varFiles,
           debug: job.debug,
           onError: job.debug ? 'ask' : 'cleanup',
         });
@@ -257,6 +268,8 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
         });
         job.progress.say(`hypervisor: ${hypervisor.name} (${hypervisor.uri})`);
       }
+      // --var / PKR_VAR_ problems are refused here, before any work; what the environment sets is said.
+      for (const n of vars(job, '').notes) job.progress.say(`packer variable ${n}`);
       job.log.info({ packer: st.packerVersion.text }, 'packer');
     },
     steps(job) {

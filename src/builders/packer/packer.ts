@@ -126,6 +126,8 @@ export function sshCommandFromStep(text: string, keyFile: string): string | unde
 export interface PackerBuildOptions {
   templateDir: string;
   vars: Record<string, PackerVarValue>;
+  /** -var-file files, given before the -var options (which win over them, as in Packer). */
+  varFiles?: readonly string[];
   /** packer -debug: pause at every step. */
   debug?: boolean;
   /** -on-error=ask|abort|cleanup (default cleanup). */
@@ -143,6 +145,7 @@ export function buildPackerArgs(o: PackerBuildOptions): string[] {
     '-force',
   ];
   argv.push(`-on-error=${o.onError ?? 'cleanup'}`);
+  for (const f of o.varFiles ?? []) argv.push(`-var-file=${f}`);
   for (const [k, v] of Object.entries(o.vars).sort(([a], [b]) => a.localeCompare(b))) {
     argv.push('-var', `${k}=${String(v)}`);
   }

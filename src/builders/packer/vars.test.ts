@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { HypervisorSchema } from '../../config/project.js';
-import { ansibleSshExtraArgs, type CommonVarsInput, libvirtBuildVars, qemuBuildVars } from './vars.js';
+import { buildPackerArgs } from './packer.js';
+import {
+  ansibleSshExtraArgs,
+  type CommonVarsInput,
+  libvirtBuildVars,
+  mergeUserVars,
+  qemuBuildVars,
+} from './vars.js';
 
 const common: CommonVarsInput = {
   distroVars: { rocky_version: '8.10', rocky_baseos_mirror: 'http://m/baseos' },
@@ -120,5 +127,65 @@ describe('Packer variables', () => {
 
   it('no ProxyCommand without a bastion', () => {
     expect(ansibleSshExtraArgs(hv, '/k')).toBe('');
+  });
+});
+
+describe('user Packer variables (--var, --var-file, PKR_VAR_*)', () => {
+  const osbake = {
+    vanilla_disk: '/c/v.qcow2',
+    output_directory: '/w/out',
+    cpus: 2,
+    extra: 'from image.yaml',
+  };
+  const image = new Set(['extra']);
+  it('--var overrides image.yaml variables and adds template variables of the user', () => {
+    const r = mergeUserVars(osbake, image, { vars: ['extra=cli', 'mine=1', 'mine=2'], varFiles: [] }, {});
+    expect(r.vars).toEqual({ ...osbake, extra: 'cli', mine: '2' });
+    expect(r.notes).toEqual([]);
+  });
+
+  it('PKR_VAR_ of an image variable wins: osbake leaves its -var out and says so', () => {
+    const r = mergeUserVars(
+      osbake,
+      image,
+      { vars: [], varFiles: [] },
+      { PKR_VAR_extra: 'env', HOME: '/root' },
+    );
+    expect('extra' in r.vars).toBe(false);
+    expect(r.notes).toEqual(['extra from PKR_VAR_extra (over image.yaml packer.variables)']);
+  });
+
+  it.each([
+    [
+      { vars: ['vanilla_disk=/x'], varFiles: [] },
+      {},
+      /--var vanilla_disk: osbake sets the Packer variable vanilla_disk itself/,
+    ],
+    [
+      { vars: [], varFiles: [] },
+      { PKR_VAR_output_directory: '/tmp' },
+      /PKR_VAR_output_directory is set, but osbake sets/,
+    ],
+    [{ vars: ['novalue'], varFiles: [] }, {}, /--var novalue is not NAME=VALUE/],
+    [{ vars: ['=x'], varFiles: [] }, {}, /is not NAME=VALUE/],
+  ])('refuses %j %j', (user, env, re) => {
+    expect(() => mergeUserVars(osbake, image, user, env)).toThrow(re);
+  });
+
+  it('passes -var-file before the -var options, which win over it as in Packer', () => {
+    expect(buildPackerArgs({ templateDir: '/t', vars: { a: 1 }, varFiles: ['/v/site.pkrvars.hcl'] })).toEqual(
+      [
+        'packer',
+        'build',
+        '-machine-readable',
+        '-color=false',
+        '-force',
+        '-on-error=cleanup',
+        '-var-file=/v/site.pkrvars.hcl',
+        '-var',
+        'a=1',
+        '/t',
+      ],
+    );
   });
 });

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Hypervisor } from '../../config/project.js';
+import { UserError } from '../../errors.js';
 import { expandHome, parseSshTarget, pluginLibvirtUri } from '../libvirt/uri.js';
 
 /** A -var value. */
@@ -121,4 +122,58 @@ export function libvirtBuildVars(i: LibvirtVarsInput): Record<string, PackerVarV
     ansible_ssh_extra_args: ansibleSshExtraArgs(h, key),
     patch_repo_dir: i.patchRepoDir ?? '',
   };
+}
+
+export interface UserVars {
+  /** --var NAME=VALUE, in order (a later one wins). */
+  vars: readonly string[];
+  varFiles: readonly string[];
+}
+
+/**
+ * osbake's -var set plus the user's Packer variables (pure): --var overrides image.yaml's
+ * packer.variables; PKR_VAR_<name> in the environment wins over image.yaml (osbake then leaves its
+ * -var out instead of silently overriding it); neither may set a variable osbake itself manages
+ * (vanilla_disk, output_directory, ...) — that is an error, not a surprise.
+ */
+export function mergeUserVars(
+  osbakeVars: Record<string, PackerVarValue>,
+  imageVarNames: ReadonlySet<string>,
+  user: UserVars,
+  env: Readonly<Record<string, string | undefined>>,
+): { vars: Record<string, PackerVarValue>; notes: string[] } {
+  const vars = { ...osbakeVars };
+  const notes: string[] = [];
+  const managed = (k: string) => k in osbakeVars && !imageVarNames.has(k);
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith('PKR_VAR_') || value === undefined) continue;
+    const name = key.slice('PKR_VAR_'.length);
+    if (managed(name)) {
+      throw new UserError(
+        'E_USAGE',
+        `${key} is set, but osbake sets the Packer variable ${name} itself`,
+        `unset ${key}; osbake manages ${name} for every build`,
+      );
+    }
+    if (name in vars) {
+      delete vars[name];
+      notes.push(`${name} from ${key} (over image.yaml packer.variables)`);
+    }
+  }
+  for (const kv of user.vars) {
+    const eq = kv.indexOf('=');
+    const name = eq > 0 ? kv.slice(0, eq) : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) {
+      throw new UserError('E_USAGE', `--var ${kv} is not NAME=VALUE`, 'e.g. --var cpus=4');
+    }
+    if (managed(name)) {
+      throw new UserError(
+        'E_USAGE',
+        `--var ${name}: osbake sets the Packer variable ${name} itself`,
+        'set image variables (image.yaml packer.variables, or your own template variables) only',
+      );
+    }
+    vars[name] = kv.slice(eq + 1);
+  }
+  return { vars, notes };
 }

@@ -2,6 +2,10 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import type { GlobalOptions } from '../options.js';
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 export function registerBuild(program: Command): void {
   program
     .command('build')
@@ -28,6 +32,13 @@ export function registerBuild(program: Command): void {
       'auto | chroot | qemu | libvirt (default: osbake.yaml builder.type, auto: qemu with KVM, else chroot)',
     )
     .option('--no-test', 'skip the boot test after the build (recorded in manifest.json)')
+    .option(
+      '--var <name=value>',
+      'a Packer variable of the image (repeatable; wins over image.yaml)',
+      collect,
+      [],
+    )
+    .option('--var-file <file>', 'a Packer variables file (repeatable)', collect, [])
     .option('--firmware <fw>', 'firmware of the boot test: bios | uefi | secureboot (default bios)')
     .option('--hypervisor <name>', 'build on this configured hypervisor (implies --builder libvirt)')
     .option(
@@ -59,6 +70,8 @@ export function registerBuild(program: Command): void {
           package?: string;
           test?: boolean;
           firmware?: string;
+          var: string[];
+          varFile: string[];
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -77,6 +90,8 @@ export function registerBuild(program: Command): void {
           noPublish: opts.publish === false,
           packageFile: opts.package,
           noTest: opts.test === false,
+          packerVars: opts.var,
+          packerVarFiles: opts.varFile,
           firmware: opts.firmware,
         };
         if (opts.all) {
