@@ -38,6 +38,8 @@ export interface RunBuildOptions {
   noTest?: boolean;
   /** --firmware bios|uefi|secureboot for the boot test. */
   firmware?: string;
+  /** --json: the summary as JSON on stdout (progress stays on stderr). */
+  json?: boolean;
   /** --var NAME=VALUE (Packer variables, repeatable). */
   packerVars?: string[];
   /** --var-file FILE (repeatable). */
@@ -267,6 +269,42 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       throw result.error;
     }
     const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
+    if (o.json) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            artifact: plan.artifact,
+            image: image.name,
+            release: plan.release ?? null,
+            file: `${plan.storeBuildsDir}/${plan.artifactFile}`,
+            size: ctx.size,
+            sha256: ctx.sha256,
+            packages: ctx.packages?.length ?? null,
+            builder: builder?.type ?? 'installer',
+            builder_reason: builder ? resolved.reason : null,
+            accelerator: ctx.recordAccelerator ?? null,
+            test: ctx.test ?? (builder ? { skipped: true } : null),
+            patch_bundle: ctx.createdBundle
+              ? {
+                  id: ctx.createdBundle.id,
+                  path: ctx.createdBundle.path,
+                  packages: ctx.createdBundle.packages,
+                }
+              : null,
+            applied_patch_bundle: ctx.appliedBundle ?? null,
+            manifest: plan.manifestFile,
+            committed: ctx.committed,
+            log: plan.logFile,
+            duration_s: Math.round((Date.now() - ctx.startedAt) / 100) / 10,
+            phases: Object.fromEntries(result.timings.map((t) => [t.name, Math.round(t.ms / 100) / 10])),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      await publishAfterBuild(project, plan.artifact, { skip: o.noPublish, signal: ac.signal, log });
+      return ctx;
+    }
     process.stdout.write(
       [
         `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${builder ? builder.describe() : 'installer, no VM'})`,

@@ -279,11 +279,15 @@ export interface VerifyOptions {
   mirror?: string;
   out?: Pick<NodeJS.WriteStream, 'write'>;
   progress?: ProgressSink;
+  /** Print the results as JSON instead of the table. */
+  json?: boolean;
 }
 
 /** Verify every artifact of a release; throws E_VERIFY when any is not as recorded. */
 export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
-  const out = o.out ?? process.stdout;
+  const real = o.out ?? process.stdout;
+  // With --json only the JSON goes to stdout.
+  const out = o.json ? { write: () => true } : real;
   if (o.mirror !== undefined && !/^https?:\/\/[^/]/.test(o.mirror)) {
     throw new UserError(
       'E_USAGE',
@@ -305,6 +309,28 @@ export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
     );
   }
   out.write(formatResults(results));
+  if (o.json) {
+    real.write(
+      `${JSON.stringify(
+        {
+          release: o.release,
+          where,
+          verified: results.every((r) => r.status === 'OK'),
+          artifacts: results.map((r) => ({
+            name: r.artifact.name,
+            kind: r.artifact.kind,
+            path: r.artifact.path,
+            status: r.status,
+            location: r.location,
+            expected_sha256: r.artifact.sha256,
+            ...(r.got !== undefined ? { got: r.got } : {}),
+          })),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  }
   const failed = results.filter((r) => r.status !== 'OK');
   if (failed.length > 0) {
     throw new UserError(

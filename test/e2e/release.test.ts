@@ -61,6 +61,20 @@ describe('osbake release / verify / manifest prune / packages / diff', () => {
     const v = await runCli(['verify', 'r1'], dir);
     expect(v.code, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/^OK\s+image\s+img\s+builds\/img-2\.qcow2/m);
+    const j = await runCli(['verify', 'r1', '--json'], dir);
+    expect(j.code, j.stderr).toBe(0);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      release: 'r1',
+      verified: true,
+      artifacts: [{ name: 'img', kind: 'image', path: 'builds/img-2.qcow2', status: 'OK' }],
+    });
+    const again = await runCli(['release', 'r1', '--no-patches', '--json'], dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      release: 'r1',
+      changed: false,
+      entry: { artifacts: [expect.objectContaining({ path: 'builds/img-2.qcow2' })] },
+    });
   });
 
   it('refuses to change a recorded release without --force', async () => {
@@ -85,6 +99,12 @@ describe('osbake release / verify / manifest prune / packages / diff', () => {
     const bad = await runCli(['verify', 'r1'], dir);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/^MISMATCH\s+image\s+img/m);
+    const badJson = await runCli(['verify', 'r1', '--json'], dir);
+    expect(badJson.code).toBe(1);
+    expect(JSON.parse(badJson.stdout)).toMatchObject({
+      verified: false,
+      artifacts: [{ status: 'MISMATCH' }],
+    });
     rmSync(file);
     const gone = await runCli(['verify', 'r1'], dir);
     expect(gone.code).toBe(1);
@@ -134,8 +154,12 @@ describe('osbake release / verify / manifest prune / packages / diff', () => {
 
   it('manifest prune keeps only the latest clean build (dry run writes nothing)', async () => {
     const before = readFileSync(join(dir, 'images/img/manifest.json'), 'utf8');
-    const dry = await runCli(['manifest', 'prune', '--dry-run'], dir);
+    const dry = await runCli(['manifest', 'prune', '--dry-run', '--json'], dir);
     expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toEqual({
+      dry_run: true,
+      images: [{ image: 'img', removed: expect.arrayContaining(['img-2']) }],
+    });
     expect(readFileSync(join(dir, 'images/img/manifest.json'), 'utf8')).toBe(before);
     const r = await runCli(['manifest', 'prune', 'img'], dir);
     expect(r.code, r.stderr).toBe(0);

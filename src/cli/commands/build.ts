@@ -72,6 +72,7 @@ export function registerBuild(program: Command): void {
           firmware?: string;
           var: string[];
           varFile: string[];
+          json?: boolean;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -90,6 +91,7 @@ export function registerBuild(program: Command): void {
           noPublish: opts.publish === false,
           packageFile: opts.package,
           noTest: opts.test === false,
+          json: Boolean(opts.json),
           packerVars: opts.var,
           packerVarFiles: opts.varFile,
           firmware: opts.firmware,

@@ -12,18 +12,28 @@ export function registerRelease(program: Command): void {
     .option('--patches <bundle-id>', 'the patch bundle to include (default: the newest one)')
     .option('--no-patches', 'record no patch bundle')
     .option('--force', 'allow changing or removing artifacts the release already records')
+    .option('--json', 'print what was recorded as JSON')
     .addHelpText(
       'after',
       '\nExamples:\n  osbake release 2026.11\n  osbake release 2026.11 --patches debian12-patches-20261120 --force\n  osbake release 2026.11 --no-patches',
     )
-    .action(async (release: string, opts: { patches?: string | boolean; force?: boolean }) => {
-      const g = program.opts<GlobalOptions>();
-      const { runRelease } = await import('../../release/apply.js');
-      await runRelease({
-        projectDir: g.project ?? process.cwd(),
-        release,
-        patches: opts.patches,
-        force: Boolean(opts.force),
-      });
-    });
+    .action(
+      async (release: string, opts: { patches?: string | boolean; force?: boolean; json?: boolean }) => {
+        const g = program.opts<GlobalOptions>();
+        const { runRelease } = await import('../../release/apply.js');
+        const plan = await runRelease({
+          projectDir: g.project ?? process.cwd(),
+          release,
+          patches: opts.patches,
+          force: Boolean(opts.force),
+          ...(opts.json ? { out: { write: () => true } } : {}),
+        });
+        if (opts.json) {
+          const { release: name, entry, changes, notes, changed } = plan;
+          process.stdout.write(
+            `${JSON.stringify({ release: name, changed, entry, changes, notes }, null, 2)}\n`,
+          );
+        }
+      },
+    );
 }

@@ -13,6 +13,7 @@ export function registerVerify(program: Command): void {
       '--mirror <url>',
       'HTTP(S) root of a mirror holding builds/ and repos/ (default: the local store)',
     )
+    .option('--json', 'print the results as JSON (the exit code still says whether all verified)')
     .addHelpText(
       'after',
       [
@@ -26,9 +27,14 @@ export function registerVerify(program: Command): void {
         '  osbake verify 2026.11 --mirror http://mirror.example/osbake',
       ].join('\n'),
     )
-    .action(async (release: string, opts: { mirror?: string }) => {
+    .action(async (release: string, opts: { mirror?: string; json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
       const { verifyRelease } = await import('../../release/verify.js');
-      await verifyRelease({ projectDir: g.project ?? process.cwd(), release, mirror: opts.mirror });
+      await verifyRelease({
+        projectDir: g.project ?? process.cwd(),
+        release,
+        mirror: opts.mirror,
+        json: Boolean(opts.json),
+      });
     });
 }
