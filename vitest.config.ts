@@ -6,6 +6,13 @@ import { defineConfig } from 'vitest/config';
 // (test/tmpdir-setup.ts). Integration tests keep the system's TMPDIR (the tools they run use it).
 process.env.OSBAKE_TEST_SCRATCH ??= join(tmpdir(), `osbake-tests-${process.pid}`);
 const scratch = { TMPDIR: process.env.OSBAKE_TEST_SCRATCH };
+// e2e tests run with a PATH without packer, QEMU, mmdebstrap, ansible (test/e2e/no-build-tools.ts).
+process.env.OSBAKE_E2E_BIN ??= join(process.env.OSBAKE_TEST_SCRATCH, 'e2e-bin');
+const noBuildTools = {
+  ...scratch,
+  OSBAKE_E2E_BIN: process.env.OSBAKE_E2E_BIN,
+  PATH: process.env.OSBAKE_E2E_BIN,
+};
 
 export default defineConfig({
   test: {
@@ -26,8 +33,12 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 60_000,
-          env: scratch,
-          globalSetup: ['test/integration/global-setup.ts', 'test/tmpdir-setup.ts'],
+          env: noBuildTools,
+          globalSetup: [
+            'test/integration/global-setup.ts',
+            'test/tmpdir-setup.ts',
+            'test/e2e/no-build-tools.ts',
+          ],
         },
       },
       {

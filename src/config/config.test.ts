@@ -74,13 +74,17 @@ describe('osbake.yaml', () => {
   });
 
   it('formats the error as one line per problem', () => {
+    let err: unknown;
     try {
       parseYamlConfig('osbake.yaml', 'vm:\n  cpus: x\n  memory: 1\n', ProjectConfigSchema);
-    } catch (err) {
-      expect((err as ConfigError).message).toContain('2 configuration problems');
-      expect((err as ConfigError).message).toContain('osbake.yaml:2: vm.cpus:');
-      expect((err as ConfigError).message).toContain('osbake.yaml:3: vm.memory:');
+    } catch (e) {
+      err = e;
     }
+    // Asserted after the try: a parse that (wrongly) succeeds fails the test.
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain('2 configuration problems');
+    expect((err as ConfigError).message).toContain('osbake.yaml:2: vm.cpus:');
+    expect((err as ConfigError).message).toContain('osbake.yaml:3: vm.memory:');
   });
 });
 
