@@ -114,5 +114,8 @@ echo "| whole 2 GiB, 1 client (MiB/s, best of $REPS) | ${W[nginx]} | ${W[osbake]
 echo "| 8 parallel ranges of 256 MiB (MiB/s, best of $REPS) | ${R[nginx]} | ${R[osbake]} | $(ratio "${R[osbake]}" "${R[nginx]}") | ${R[osbake1]} | $(ratio "${R[osbake1]}" "${R[nginx]}") |"
 echo "| 200 connections, 1 MiB file, $DURATION (req/s) | $nrps ($nmbs/s) | $orps ($ombs/s) | $(ratio "$orps" "$nrps") | $o1rps ($o1mbs/s) | $(ratio "$o1rps" "$nrps") |"
 echo "| errors with 200 connections (socket errors + non-2xx) | $nerr | $oerr | | $o1err | |"
+# The web page (moved here from serve.test.ts, which asserted < 5 s): GET / assembles the catalog.
+page_ms() { curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$OSBAKE_PORT/" | awk '{printf "%.0f", $1 * 1000}'; }
+echo "| the web page GET / (ms, best of 5; osbake only: nginx has no page) | – | $(for _ in 1 2 3 4 5; do page_ms; echo; done | sort -n | head -1) | | | |"
 echo
 echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nginx -v 2>&1); node $(node --version); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"

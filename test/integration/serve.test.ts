@@ -296,11 +296,9 @@ describe.each(['nginx', 'node'])(
       try {
         await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
         const page = await context.newPage();
-        const started = Date.now();
+        // How fast the page loads is measured in bench/serve.sh, not asserted here.
         const res = await page.goto(`${base}/`, { waitUntil: 'load', timeout: 30_000 });
-        const loadMs = Date.now() - started;
         expect(res?.status()).toBe(200);
-        expect(loadMs).toBeLessThan(5000);
         const releases = await page
           .locator('#release-table tbody.release')
           .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.release));
