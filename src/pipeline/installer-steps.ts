@@ -78,7 +78,7 @@ export function findPayloadArtifact(
  * build --all builds the base image, then the installer, before anyone runs osbake release), the
  * latest clean build of the payload image for R from its manifest.json.
  */
-async function payloadOfRelease(ctx: BuildContext, release: string): Promise<ReleaseArtifact> {
+async function payloadOfRelease(ctx: BuildContext, release: string, quiet = false): Promise<ReleaseArtifact> {
   const payload = ctx.image.config.installer.payload;
   const file = releasesFile(ctx.project);
   const releases = await loadReleases(file);
@@ -94,11 +94,22 @@ async function payloadOfRelease(ctx: BuildContext, release: string): Promise<Rel
     const r = requireRelease(file, releases, release);
     return findPayloadArtifact(r.artifacts, payload, release);
   }
-  ctx.progress.say(
-    `release ${release} does not record ${payload} yet: using its latest clean build ${build.custom_data.artifact}`,
-  );
+  if (!quiet) {
+    ctx.progress.say(
+      `release ${release} does not record ${payload} yet: using its latest clean build ${build.custom_data.artifact}`,
+    );
+  }
   return imageArtifact(payload, build);
 }
+
+/** Before the tools and the work dir: release R and its payload image exist (bad input first). */
+const releaseCheck: Step<BuildContext> = {
+  name: 'release-check',
+  title: "checking release R's image in the store",
+  async run(ctx) {
+    await payloadOfRelease(ctx, ctx.req.release as string, true);
+  },
+};
 
 const payloadImage: Step<BuildContext> = {
   name: 'payload-image',
@@ -305,6 +316,7 @@ const postProcess: Step<BuildContext> = {
 };
 
 export const INSTALLER_STEPS: Step<BuildContext>[] = [
+  releaseCheck,
   preflight,
   payloadImage,
   installerOs,

@@ -45,8 +45,8 @@ describe('osbake burn (CLI)', () => {
     ],
     [
       ['disk.raw', '/dev/null', '--force', 'readonly'],
-      /--force readonly: no such check/,
-      /hint: checks that --force can skip/,
+      /--force readonly: this check cannot be skipped/,
+      /hint: it protects this machine's disks; checks that --force can skip/,
     ],
     [
       ['/dev/sda'],
