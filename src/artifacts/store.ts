@@ -2,9 +2,9 @@
  * The local artifact store: builds/, repos/<distro>/, releases/. Files appear under their final
  * name only when complete: copied to a hidden temporary name, fsynced, then renamed.
  */
-import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fsyncPath, hiddenTempName, writeFileAtomically } from '../config/atomic.js';
 

@@ -151,6 +151,26 @@ describe('manifest.yaml schema', () => {
     }
   });
 
+  it('reports a release named twice with its line', () => {
+    const text = `releases:\n  r1:\n    date: "2026-11-01"\n    git_commit: abc\n    artifacts: []\n  r1:\n    date: "2026-11-02"\n    git_commit: abc\n    artifacts: []\n`;
+    expect(() => parseReleases('m.yaml', text)).toThrow(
+      /m\.yaml:6: \(top level\): YAML syntax: Map keys must be unique \("r1"\)/,
+    );
+  });
+
+  it('parses 20,000 releases (linear: the duplicate-key check of yaml itself was quadratic, 11 s)', () => {
+    const parts = ['releases:'];
+    for (let i = 0; i < 20_000; i++)
+      parts.push(
+        `  r${i}:`,
+        '    date: "2026-11-01"',
+        `    git_commit: ${'a'.repeat(40)}`,
+        '    artifacts: []',
+      );
+    const r = parseReleases('m.yaml', `${parts.join('\n')}\n`);
+    expect(Object.keys(r.releases)).toHaveLength(20_000);
+  });
+
   it('names the known releases for an unknown one', () => {
     const r = parseReleases('m.yaml', setReleaseInYaml(undefined, 'r1', release));
     expect(requireRelease('m.yaml', r, 'r1')).toEqual(release);

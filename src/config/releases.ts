@@ -5,9 +5,9 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { Document, isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { Document, isMap, isScalar, type LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, type ConfigIssue, UserError } from '../errors.js';
+import { type ConfigIssue, UserError } from '../errors.js';
 import { writeFileAtomically } from './atomic.js';
 import { withManifestLock } from './builds.js';
 import { parseYamlConfig } from './load.js';
@@ -117,10 +117,7 @@ export function assertReleaseName(name: string): void {
  * Release names that YAML reads as numbers (`2026.10:` is the float 2026.1): the name would change
  * silently, so they must be quoted.
  */
-function unquotedNumericNames(file: string, text: string): ConfigIssue[] {
-  const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter });
-  if (doc.errors.length > 0) return [];
+function unquotedNumericNames(file: string, doc: Document.Parsed, counter: LineCounter): ConfigIssue[] {
   const releases = doc.get('releases', true);
   if (!isMap(releases)) return [];
   const issues: ConfigIssue[] = [];
@@ -141,15 +138,10 @@ function unquotedNumericNames(file: string, text: string): ConfigIssue[] {
 
 /** Parse manifest.yaml text, reporting every problem at once as file:line: key.path: message. */
 export function parseReleases(file: string, text: string): ReleasesFile {
-  const numeric = unquotedNumericNames(file, text);
-  let parsed: ReleasesFile;
-  try {
-    parsed = parseYamlConfig(file, text, ReleasesFileSchema);
-  } catch (err) {
-    if (err instanceof ConfigError && numeric.length > 0) throw new ConfigError([...numeric, ...err.issues]);
-    throw err;
-  }
-  if (numeric.length > 0) throw new ConfigError(numeric);
+  // One parse: the schema and the numeric-name check both read the same document.
+  const parsed = parseYamlConfig(file, text, ReleasesFileSchema, (doc, counter) =>
+    unquotedNumericNames(file, doc, counter),
+  );
   return { ...parsed, releases: releaseMap(parsed.releases) };
 }
 

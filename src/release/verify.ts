@@ -202,9 +202,15 @@ async function releaseToVerify(
     if (!(o.mirror !== undefined && err instanceof UserError && err.code === 'E_NO_PROJECT')) throw err;
   }
   const file = project ? releasesFile(project) : undefined;
-  const local = file ? (await loadReleases(file)).releases[o.release] : undefined;
+  // manifest.yaml parsed once for the whole command.
+  const releases = file ? await loadReleases(file) : undefined;
+  const local = releases?.releases[o.release];
   if (o.mirror === undefined) {
-    const release = requireRelease(file as string, await loadReleases(file as string), o.release);
+    const release = requireRelease(
+      file as string,
+      releases ?? (await loadReleases(file as string)),
+      o.release,
+    );
     if (project) await checkStoreReleaseJson(project.storeDir, o.release, release, file as string);
     return { release, project };
   }
@@ -224,7 +230,7 @@ async function releaseToVerify(
     out.write(`release ${o.release}: artifact list from ${mirrorUrl(o.mirror, 'api/releases')}\n`);
     return { release: remote, project };
   }
-  if (file) requireRelease(file, await loadReleases(file), o.release);
+  if (file && releases) requireRelease(file, releases, o.release);
   throw new UserError(
     'E_NO_RELEASE',
     `no release "${o.release}" on ${o.mirror}${file ? ` or in ${file}` : ''}`,
