@@ -30,11 +30,15 @@ export async function fsyncPath(path: string, dir = false): Promise<void> {
   }
 }
 
-export async function writeFileAtomically(dest: string, data: string | Uint8Array): Promise<void> {
+/**
+ * The one pattern of every atomic write: `fill` creates the hidden temporary file, which is then
+ * fsynced and renamed over dest (directory fsynced); on any failure it is removed.
+ */
+export async function replaceAtomically(dest: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
   const tmp = hiddenTempName(dest);
   try {
-    await writeFile(tmp, data, { flag: 'wx' });
+    await fill(tmp);
     await fsyncPath(tmp);
     await rename(tmp, dest);
     await fsyncPath(dirname(dest), true);
@@ -42,4 +46,8 @@ export async function writeFileAtomically(dest: string, data: string | Uint8Arra
     await rm(tmp, { force: true });
     throw err;
   }
+}
+
+export async function writeFileAtomically(dest: string, data: string | Uint8Array): Promise<void> {
+  await replaceAtomically(dest, (tmp) => writeFile(tmp, data, { flag: 'wx' }));
 }
