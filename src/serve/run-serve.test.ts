@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../errors.js';
-import { MAX_WORKERS, parsePort, parseWorkers } from './run-serve.js';
+import { checkHost, MAX_WORKERS, parsePort, parseWorkers } from './run-serve.js';
 
 describe('serve options', () => {
   it('parses ports', () => {
@@ -18,5 +18,19 @@ describe('serve options', () => {
     for (const bad of ['0', 'two', '-2', '1.5', String(MAX_WORKERS + 1)]) {
       expect(() => parseWorkers(bad)).toThrow(/--workers .* is not a worker count/);
     }
+  });
+});
+
+describe('checkHost', () => {
+  it('accepts addresses and names that resolve, refuses the rest with E_HOST', async () => {
+    await expect(checkHost('127.0.0.1')).resolves.toBeUndefined();
+    await expect(checkHost('::1')).resolves.toBeUndefined();
+    await expect(checkHost('localhost')).resolves.toBeUndefined();
+    await expect(checkHost('no-such-host.invalid')).rejects.toMatchObject({
+      code: 'E_HOST',
+      message: expect.stringMatching(
+        /--host no-such-host\.invalid does not resolve \((ENOTFOUND|EAI_AGAIN)\)/,
+      ),
+    });
   });
 });

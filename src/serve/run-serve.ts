@@ -5,6 +5,7 @@
  * restarts one that dies, and on SIGINT/SIGTERM tells them all to stop gracefully.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { lookup } from 'node:dns/promises';
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -85,9 +86,24 @@ async function findProject(o: RunServeOptions): Promise<Project | undefined> {
   }
 }
 
+/** --host must be an address or a name that resolves, before anything starts. */
+export async function checkHost(host: string): Promise<void> {
+  try {
+    await lookup(host);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UserError(
+      'E_HOST',
+      `--host ${host} does not resolve (${code})`,
+      'give an address of this machine (127.0.0.1, 0.0.0.0, ::) or a name that resolves to one',
+    );
+  }
+}
+
 export async function runServe(o: RunServeOptions): Promise<void> {
   const out = o.out ?? process.stdout;
   const port = parsePort(o.port);
+  await checkHost(o.host);
   const project = await findProject(o);
   const dir = o.root ? resolve(o.root) : (project as Project).storeDir;
   const st = await stat(dir).catch(() => undefined);
