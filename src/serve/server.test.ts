@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ArtifactServer, hostHeaders, startArtifactServer } from './server.js';
+import { type ArtifactServer, coalesceRanges, hostHeaders, startArtifactServer } from './server.js';
 
 /** Send raw bytes, return the status line of the answer (or '' when the connection just closed). */
 function rawRequest(port: number, text: string): Promise<string> {
@@ -20,7 +20,7 @@ function rawRequest(port: number, text: string): Promise<string> {
   });
 }
 
-describe('artifact server: hostile request lines and headers', () => {
+describe('artifact server: hostile request lines and headers, several ranges', () => {
   let dir = '';
   let srv: ArtifactServer;
   beforeAll(async () => {
@@ -48,5 +48,24 @@ describe('artifact server: hostile request lines and headers', () => {
 
   it('counts Host headers from rawHeaders', () => {
     expect(hostHeaders(['Host', 'a', 'Accept', '*/*', 'host', 'b'])).toEqual(['a', 'b']);
+  });
+
+  it('coalesces several ranges into one span; leaves one range, none or nonsense alone', () => {
+    expect(coalesceRanges('bytes=0-9,100-199', 1000)).toBe('bytes=0-199');
+    expect(coalesceRanges('bytes=500-599,0-9,-10', 1000)).toBe('bytes=0-999');
+    expect(coalesceRanges('bytes=0-9', 1000)).toBeUndefined();
+    expect(coalesceRanges('bytes=0-9,5-20', 1000)).toBeUndefined(); // overlapping: send combines them itself
+    expect(coalesceRanges(undefined, 1000)).toBeUndefined();
+    expect(coalesceRanges('bytes=2000-2001,3000-3001', 1000)).toBeUndefined();
+    expect(coalesceRanges('items=0-1,2-3', 1000)).toBeUndefined();
+  });
+
+  it('answers a multi-range request with 206 and the covering Content-Range, never 200', async () => {
+    const file = join(dir, 'builds', 'data.bin');
+    await writeFile(file, Buffer.alloc(1000, 7));
+    const res = await fetch(`${srv.url}/builds/data.bin`, { headers: { Range: 'bytes=0-9,100-199' } });
+    expect(res.status).toBe(206);
+    expect(res.headers.get('content-range')).toBe('bytes 0-199/1000');
+    expect((await res.arrayBuffer()).byteLength).toBe(200);
   });
 });

@@ -7,11 +7,12 @@
  * in flight finish for a grace period, then cuts the rest.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, join, relative, sep } from 'node:path';
+import rangeParser from 'range-parser';
 import send from 'send';
 import { UserError } from '../errors.js';
 import { apiBuilds, apiReleases } from './api.js';
@@ -99,6 +100,17 @@ function reply(
   res.end(req.method === 'HEAD' ? undefined : buf);
 }
 
+/**
+ * A Range header asking for several ranges → one "bytes=first-last" span covering them (pure);
+ * undefined when there is nothing to coalesce (no header, one range, unsatisfiable, malformed).
+ */
+export function coalesceRanges(header: string | undefined, size: number): string | undefined {
+  if (!header?.includes(',')) return undefined;
+  const r = rangeParser(size, header, { combine: true });
+  if (!Array.isArray(r) || r.length < 2) return undefined;
+  return `bytes=${Math.min(...r.map((x) => x.start))}-${Math.max(...r.map((x) => x.end))}`;
+}
+
 /** The values of every Host header of a request (rawHeaders keeps duplicates, headers does not). */
 export function hostHeaders(raw: readonly string[]): string[] {
   const out: string[] = [];
@@ -127,6 +139,10 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
 
   function serveFile(req: IncomingMessage, res: ServerResponse, file: string): void {
     const rel = relative(root, file).split(sep).map(encodeURIComponent).join('/');
+    // send answers one range only (several → 200 with the whole file): several ranges are
+    // coalesced into the one span that holds them all, answered 206 with its Content-Range.
+    const coalesced = coalesceRanges(req.headers.range, statSync(file).size);
+    if (coalesced) req.headers.range = coalesced;
     res.setHeader('Content-Type', contentTypeOf(basename(file)));
     const options = {
       root,
