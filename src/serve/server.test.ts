@@ -68,4 +68,25 @@ describe('artifact server: hostile request lines and headers, several ranges', (
     expect(res.headers.get('content-range')).toBe('bytes 0-199/1000');
     expect((await res.arrayBuffer()).byteLength).toBe(200);
   });
+
+  it('If-Range: the strong ETag matches (206); a weak or other tag does not (the whole file)', async () => {
+    const file = join(dir, 'builds', 'data2.bin');
+    await writeFile(file, Buffer.alloc(1000, 8));
+    const url = `${srv.url}/builds/data2.bin`;
+    const head = await fetch(url, { method: 'HEAD' });
+    const etag = head.headers.get('etag') as string;
+    expect(etag).toMatch(/^"[0-9a-f]+-3e8"$/);
+    const strong = await fetch(url, { headers: { Range: 'bytes=0-9', 'If-Range': etag } });
+    expect(strong.status).toBe(206);
+    await strong.arrayBuffer();
+    for (const ifRange of [`W/${etag}`, '"other"']) {
+      const res = await fetch(url, { headers: { Range: 'bytes=0-9', 'If-Range': ifRange } });
+      expect(res.status).toBe(200);
+      expect((await res.arrayBuffer()).byteLength).toBe(1000);
+    }
+    const byDate = await fetch(`${srv.url}/builds/data2.bin`, {
+      headers: { Range: 'bytes=0-9', 'If-Range': head.headers.get('last-modified') as string },
+    });
+    expect(byDate.status).toBe(206);
+  });
 });

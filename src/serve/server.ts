@@ -111,6 +111,11 @@ export function coalesceRanges(header: string | undefined, size: number): string
   return `bytes=${Math.min(...r.map((x) => x.start))}-${Math.max(...r.map((x) => x.end))}`;
 }
 
+/** "<mtime hex>-<size hex>", nginx's strong ETag for a file (pure). */
+export function strongEtag(mtimeMs: number, size: number): string {
+  return `"${Math.floor(mtimeMs / 1000).toString(16)}-${size.toString(16)}"`;
+}
+
 /** The values of every Host header of a request (rawHeaders keeps duplicates, headers does not). */
 export function hostHeaders(raw: readonly string[]): string[] {
   const out: string[] = [];
@@ -141,14 +146,19 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     const rel = relative(root, file).split(sep).map(encodeURIComponent).join('/');
     // send answers one range only (several → 200 with the whole file): several ranges are
     // coalesced into the one span that holds them all, answered 206 with its Content-Range.
-    const coalesced = coalesceRanges(req.headers.range, statSync(file).size);
+    const st = statSync(file);
+    const coalesced = coalesceRanges(req.headers.range, st.size);
     if (coalesced) req.headers.range = coalesced;
+    // A strong ETag from mtime and size (as nginx makes it), so If-Range can use it; a weak
+    // If-Range tag never matches (RFC 9110 13.1.5): the whole file is sent.
+    res.setHeader('ETag', strongEtag(st.mtimeMs, st.size));
+    if (/^\s*W\//.test(String(req.headers['if-range'] ?? ''))) delete req.headers.range;
     res.setHeader('Content-Type', contentTypeOf(basename(file)));
     const options = {
       root,
       index: false,
       dotfiles: 'allow', // hidden names are refused by checkRequestPath already
-      etag: true,
+      etag: false, // set above: strong
       lastModified: true,
       acceptRanges: true,
       // Passed on to fs.createReadStream: 1 MiB reads instead of 64 KiB (throughput, see bench/).
