@@ -234,11 +234,13 @@ describe('checkProjectDirs', () => {
     await expect(checkProjectDirs(project)).rejects.toMatchObject({ code: 'E_NOT_WRITABLE' });
   });
 
-  it('makes missing directories and leaves nothing behind', async () => {
+  it('probes missing directories by making them, and leaves nothing behind', async () => {
     const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
     await writeFile(join(root, 'osbake.yaml'), 'workDir: w/x\n');
+    await mkdir(join(root, 'store'));
     const project = await loadProject(root);
     await checkProjectDirs(project);
-    expect(await readdir(join(root, 'w/x'))).toEqual([]);
+    expect((await readdir(root)).sort()).toEqual(['osbake.yaml', 'store']);
+    expect(await readdir(join(root, 'store'))).toEqual([]);
   });
 });

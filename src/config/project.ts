@@ -1,6 +1,6 @@
 /** osbake.yaml: the project configuration (store, mirrors, builder defaults, VM size, hypervisors). */
 import { existsSync } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
@@ -250,7 +250,7 @@ export async function loadProject(start: string): Promise<Project> {
  * at 100 % CPU: ENOENT from a parent it just "made"): one level at a time from the nearest
  * existing ancestor, so every failure is an error with a code.
  */
-export async function makeDirs(dir: string): Promise<void> {
+export async function makeDirs(dir: string): Promise<string[]> {
   const missing: string[] = [];
   let d = resolve(dir);
   while (!existsSync(d)) {
@@ -269,10 +269,11 @@ export async function makeDirs(dir: string): Promise<void> {
   if (!(await stat(dir)).isDirectory()) {
     throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
   }
+  return missing;
 }
 
 /**
- * The project's directories exist (made if missing) and are writable: a user error naming the key
+ * The project's directories can be made and written (made for the probe, then removed again): a user error naming the key
  * and path otherwise (EACCES, EROFS, a file in the way, /proc), before any work starts.
  */
 export async function checkProjectDirs(
@@ -282,12 +283,16 @@ export async function checkProjectDirs(
   const dirs = { workDir: project.workDir, outDir: project.outDir, store: project.storeDir };
   for (const key of keys) {
     const dir = dirs[key];
+    let made: string[] = [];
     try {
-      await makeDirs(dir);
+      made = await makeDirs(dir);
       const probe = join(dir, `.osbake-probe-${process.pid}`);
       await writeFile(probe, '');
       await rm(probe, { force: true });
+      // A refused build leaves nothing behind: what the probe made is removed again.
+      for (const m of [...made].reverse()) await rmdir(m).catch(() => undefined);
     } catch (err) {
+      for (const m of [...made].reverse()) await rmdir(m).catch(() => undefined);
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new UserError(
         'E_NOT_WRITABLE',
