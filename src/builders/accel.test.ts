@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseAccelerator, probeBootSector } from './accel.js';
+import { chooseAccelerator, parseAccelerator, probeBootSector } from './accel.js';
 
 describe('chooseAccelerator', () => {
   const ok = { devKvm: true, cpuVirt: true, guestRan: true };
@@ -21,5 +21,13 @@ describe('chooseAccelerator', () => {
     expect(s.length).toBe(512);
     expect(s[510]).toBe(0x55);
     expect(s[511]).toBe(0xaa);
+  });
+});
+
+describe('parseAccelerator', () => {
+  it('takes auto, kvm, tcg or nothing; refuses the rest with the choices', () => {
+    expect(parseAccelerator(undefined)).toBeUndefined();
+    expect(parseAccelerator('kvm')).toBe('kvm');
+    expect(() => parseAccelerator('hvf')).toThrow(/--accelerator hvf is not one of auto, kvm, tcg/);
   });
 });

@@ -6,11 +6,21 @@ import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessError } from '../errors.js';
+import { ProcessError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 
 export type Accelerator = 'kvm' | 'tcg';
+
+/** --accelerator's value (undefined: not given), or a usage error naming the choices. */
+export function parseAccelerator(text: string | undefined): 'auto' | Accelerator | undefined {
+  if (text === undefined || text === 'auto' || text === 'kvm' || text === 'tcg') return text;
+  throw new UserError(
+    'E_USAGE',
+    `--accelerator ${text} is not one of auto, kvm, tcg`,
+    'use --accelerator tcg or kvm or auto',
+  );
+}
 
 export interface KvmFacts {
   /** /dev/kvm exists and is read-write for us. */

@@ -2,8 +2,8 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type AcceleratorChoice, selectAccelerator } from '../builders/accel.js';
-import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
+import { type AcceleratorChoice, parseAccelerator, selectAccelerator } from '../builders/accel.js';
+import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import type { Builder, BuildJob } from '../builders/builder.js';
 import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { createBuilder } from '../builders/registry.js';
@@ -54,8 +54,6 @@ export interface RunBuildOptions {
   packageFile?: string;
 }
 
-const ACCELERATORS = ['auto', 'kvm', 'tcg'] as const;
-
 /** Install SIGINT/SIGTERM handlers that abort the build once; returns a function removing them. */
 export function trapSignals(ac: AbortController, onSignal: (s: NodeJS.Signals) => void): () => void {
   const handler = (s: NodeJS.Signals) => {
@@ -77,13 +75,7 @@ export function trapSignals(ac: AbortController, onSignal: (s: NodeJS.Signals) =
 }
 
 export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
-  if (o.accelerator && !(ACCELERATORS as readonly string[]).includes(o.accelerator)) {
-    throw new UserError(
-      'E_USAGE',
-      `--accelerator ${o.accelerator} is not one of auto, kvm, tcg`,
-      'use --accelerator tcg or kvm or auto',
-    );
-  }
+  const accelerator = parseAccelerator(o.accelerator);
   if (!o.release && !o.createPatches) {
     throw new UserError(
       'E_USAGE',
@@ -92,13 +84,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     );
   }
   if (o.release !== undefined) assertReleaseName(o.release);
-  if (o.firmware !== undefined && !(FIRMWARES as readonly string[]).includes(o.firmware)) {
-    throw new UserError(
-      'E_USAGE',
-      `--firmware ${o.firmware} is not one of ${FIRMWARES.join(', ')}`,
-      'use --firmware bios (SeaBIOS), uefi (OVMF) or secureboot (OVMF, Secure Boot enforced)',
-    );
-  }
+  const firmware = o.firmware === undefined ? undefined : parseFirmware(o.firmware);
   const project = await loadProject(o.projectDir);
   await checkProjectDirs(project);
   const image = await loadImage(project, o.image);
@@ -123,7 +109,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const needsVm = choice.builder === 'qemu' || choice.builder === 'auto' || !o.noTest;
   if (!installer && needsVm) {
     accel = await selectAccelerator(
-      (o.accelerator as 'auto' | 'kvm' | 'tcg' | undefined) ?? project.config.builder.accelerator,
+      accelerator ?? project.config.builder.accelerator,
       project.config.builder.kvmProbeTimeoutMs,
       createNullLogger(),
     );
@@ -137,12 +123,12 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     skipCommit: o.skipCommit,
     debug: o.debug,
     createPatches: o.createPatches,
-    accelerator: o.accelerator as BuildRequest['accelerator'],
+    accelerator,
     keepWork: o.keepWork,
     builder: resolved.builder,
     hypervisor: choice.hypervisor?.name,
     noTest: o.noTest,
-    firmware: o.firmware as Firmware | undefined,
+    firmware,
     packageFile: o.packageFile ? resolve(o.packageFile) : undefined,
   };
   if (o.packageFile && !installer) {

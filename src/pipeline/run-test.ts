@@ -2,9 +2,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { selectAccelerator } from '../builders/accel.js';
+import { parseAccelerator, selectAccelerator } from '../builders/accel.js';
 import { type BootTestResult, bootTest, bootTestError } from '../builders/boot-test/boot-test.js';
-import { FIRMWARES, type Firmware } from '../builders/boot-test/qemu-args.js';
+import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { createFileLogger } from '../log/logger.js';
@@ -22,21 +22,8 @@ export interface RunTestOptions {
 }
 
 export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
-  const firmware = (o.firmware ?? 'bios') as Firmware;
-  if (!FIRMWARES.includes(firmware)) {
-    throw new UserError(
-      'E_USAGE',
-      `--firmware ${o.firmware} is not one of ${FIRMWARES.join(', ')}`,
-      'use --firmware bios (SeaBIOS), uefi (OVMF) or secureboot (OVMF, Secure Boot enforced)',
-    );
-  }
-  if (o.accelerator && !['auto', 'kvm', 'tcg'].includes(o.accelerator)) {
-    throw new UserError(
-      'E_USAGE',
-      `--accelerator ${o.accelerator} is not one of auto, kvm, tcg`,
-      'use --accelerator tcg',
-    );
-  }
+  const firmware = parseFirmware(o.firmware);
+  const accelerator = parseAccelerator(o.accelerator);
   const project = await loadProject(o.projectDir);
   await checkProjectDirs(project, ['workDir', 'outDir']);
   const { images } = await readImageBuilds(project);
@@ -67,7 +54,7 @@ export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
   const log = createFileLogger(logFile);
   const progress = new Progress();
   const accel = await selectAccelerator(
-    (o.accelerator as 'auto' | 'kvm' | 'tcg' | undefined) ?? project.config.builder.accelerator,
+    accelerator ?? project.config.builder.accelerator,
     project.config.builder.kvmProbeTimeoutMs,
     log,
   );

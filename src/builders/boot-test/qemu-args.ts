@@ -1,7 +1,19 @@
 /** The QEMU command line of a boot test (pure): overlay disk, firmware, user net with SSH, fw_cfg key. */
+import { UserError } from '../../errors.js';
 
 export type Firmware = 'bios' | 'uefi' | 'secureboot';
 export const FIRMWARES: readonly Firmware[] = ['bios', 'uefi', 'secureboot'];
+
+/** --firmware's value (default bios), or a usage error naming the choices. */
+export function parseFirmware(text: string | undefined): Firmware {
+  const fw = text ?? 'bios';
+  if ((FIRMWARES as readonly string[]).includes(fw)) return fw as Firmware;
+  throw new UserError(
+    'E_USAGE',
+    `--firmware ${fw} is not one of ${FIRMWARES.join(', ')}`,
+    'use --firmware bios (SeaBIOS), uefi (OVMF) or secureboot (OVMF, Secure Boot enforced)',
+  );
+}
 
 /** Debian's ovmf package: code (read-only) and a template of the variable store (copied per boot). */
 export const OVMF: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
