@@ -5,7 +5,6 @@ import { resolve } from 'node:path';
 import { type AcceleratorChoice, parseAccelerator, selectAccelerator } from '../builders/accel.js';
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import type { Builder, BuildJob } from '../builders/builder.js';
-import { checkTemplateSupports } from '../builders/packer/packer.js';
 import { createBuilder } from '../builders/registry.js';
 import { loadImage } from '../config/image.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
@@ -91,8 +90,6 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const distro = distroOf(image);
   const installer = image.config.kind === 'installer';
   const choice = chooseBuilder(project, o);
-  if (choice.builder === 'qemu' || choice.builder === 'libvirt')
-    checkTemplateSupports(image.templateDir, choice.builder);
   if (o.createPatches) distro.checkPatchSources(project, image);
   const prov = await readProvenance(project.root, createNullLogger());
   if (prov.dirty && !o.skipCommit) {
@@ -115,8 +112,6 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     );
   }
   const resolved = resolveAutoBuilder(choice.builder, accel);
-  if (!installer && choice.builder === 'auto')
-    checkTemplateSupports(image.templateDir, resolved.builder === 'chroot' ? 'qemu' : resolved.builder);
   const req: BuildRequest = {
     image: o.image,
     release: o.release,

@@ -114,14 +114,8 @@ export function createChrootBuilder(): Builder {
     title: "running the image's Ansible playbook in the chroot",
     async run() {
       const p = paths(job);
+      // preflight refused a missing playbook before any work.
       const playbook = join(job.image.dir, PLAYBOOK);
-      if (!existsSync(playbook)) {
-        throw new UserError(
-          'E_NO_PLAYBOOK',
-          `${playbook} does not exist`,
-          `the chroot builder runs the image's ${PLAYBOOK}; add it, or build with --builder qemu`,
-        );
-      }
       const vars = {
         ...provisionVariables(job, job.patchRepoUrl ?? ''),
         patch_repo_dir: '',
