@@ -40,6 +40,16 @@ describe('osbake CLI', () => {
     expect(bw.stderr).toMatch(/--bwlimit fast is not a positive number/);
     const help = await runCli(['build', '--help'], project.dir);
     expect(help.stdout).toMatch(/--no-publish/);
+    for (const opt of [
+      '--json',
+      '--no-test',
+      '--firmware <fw>',
+      '--var <name=value>',
+      '--var-file <file>',
+      '--builder <type>',
+    ]) {
+      expect(help.stdout).toContain(opt);
+    }
   });
 
   it('lists the images', async () => {

@@ -10,7 +10,7 @@ export function registerBuild(program: Command): void {
   program
     .command('build')
     .description(
-      'build an image: vanilla disk (cached) → packer → checksum → store → manifest.json → git commit',
+      'build an image: vanilla disk (cached) → the builder (chroot, Packer qemu or libvirt) → checksum → boot test → store → manifest.json → git commit',
     )
     .argument('[image]', 'image name (osbake images lists them); omit with --all')
     .option(
@@ -32,6 +32,7 @@ export function registerBuild(program: Command): void {
       'auto | chroot | qemu | libvirt (default: osbake.yaml builder.type, auto: qemu with KVM, else chroot)',
     )
     .option('--no-test', 'skip the boot test after the build (recorded in manifest.json)')
+    .option('--json', 'print the build summary as JSON on stdout (progress stays on stderr)')
     .option(
       '--var <name=value>',
       'a Packer variable of the image (repeatable; wins over image.yaml)',
