@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libvirt-clients openssh-server
   # tests of osbake serve / publish (a throwaway sshd, headless Chromium) and bench/serve.sh (nginx, wrk)
   chromium nginx-light wrk curl
-  grub-efi-amd64-bin grub-common mtools dosfstools cpio ovmf busybox-static
+  grub-efi-amd64-bin grub-common grub-pc-bin mtools dosfstools cpio ovmf busybox-static
 )
 
 if [ "$(id -u)" -ne 0 ]; then

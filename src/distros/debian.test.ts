@@ -3,7 +3,7 @@ import { ImageConfigSchema, type ImageDefinition } from '../config/image.js';
 import { type Project, ProjectConfigSchema } from '../config/project.js';
 import { vanillaKey } from '../pipeline/vanilla.js';
 import { buildMmdebstrapArgs, debian, debianSources } from './debian.js';
-import { extlinuxConfig, fstab, sizeToBytes } from './disk-image.js';
+import { sizeToBytes } from './disk-image.js';
 
 function fixture(projectYaml: object = {}, imageYaml: object = {}) {
   const project: Project = {
@@ -81,13 +81,6 @@ describe('debian', () => {
       vanillaKey(debian, fixture({ vm: { diskSize: '16G' } }).project, base.image),
     ];
     expect(new Set([k, ...changed]).size).toBe(changed.length + 1);
-  });
-
-  it('writes root=UUID and the serial console into extlinux.conf and fstab', () => {
-    const conf = extlinuxConfig('1234-abcd', 'console=ttyS0,115200n8');
-    expect(conf).toContain('APPEND root=UUID=1234-abcd ro console=ttyS0,115200n8');
-    expect(conf).toContain('SERIAL 0 115200');
-    expect(fstab('1234-abcd')).toContain('UUID=1234-abcd / ext4');
   });
 
   it.each([

@@ -19,6 +19,7 @@ import {
 import type { CreatedBundle } from '../patches/bundle.js';
 import { bundleManifest, packBundle, writeAptRepoIndex, writeBundleMetadata } from '../patches/bundle.js';
 import { DISK_TOOLS, vanillaDiskFromTar } from './disk-image.js';
+import type { BootChain } from './disk-layout.js';
 import type { BootstrapContext, Distro, PatchBundleInput } from './distro.js';
 import { VANILLA_OVERLAY, VANILLA_SERVICES } from './vanilla-overlay.js';
 
@@ -36,7 +37,24 @@ export const DEBIAN_BASE_PACKAGES = [
   'openssh-server',
   'python3',
   'sudo',
+  // The boot chain of the hybrid disk (disk-layout.ts): Debian's signed shim and GRUB for UEFI
+  // with Secure Boot, GRUB's BIOS modules, mokutil (Secure Boot state, MOK enrolment), and
+  // fsck for the ESP.
+  'shim-signed',
+  'grub-efi-amd64-signed',
+  'grub-pc-bin',
+  'mokutil',
+  'dosfstools',
 ];
+
+/** Where Debian's packages put the signed UEFI chain, and GRUB's BIOS modules. */
+export const DEBIAN_BOOT_CHAIN: BootChain = {
+  vendor: 'debian',
+  shim: 'usr/lib/shim/shimx64.efi.signed',
+  grub: 'usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed',
+  mokManager: 'usr/lib/shim/mmx64.efi.signed',
+  biosModules: 'usr/lib/grub/i386-pc',
+};
 
 export const KERNEL_ARGS = 'console=tty0 console=ttyS0,115200n8 net.ifnames=0';
 
@@ -194,6 +212,7 @@ export const debian: Distro = {
       sources: debianSources(project, image.config.suite, image.config.vanilla.channels),
       diskSize: image.config.vm.diskSize ?? project.config.vm.diskSize,
       kernelArgs: KERNEL_ARGS,
+      bootChain: DEBIAN_BOOT_CHAIN,
       overlay: VANILLA_OVERLAY,
     };
   },
@@ -212,6 +231,8 @@ export const debian: Distro = {
       size: image.config.vm.diskSize ?? project.config.vm.diskSize,
       hostname: image.name,
       kernelArgs: KERNEL_ARGS,
+      bootChain: DEBIAN_BOOT_CHAIN,
+      distributor: 'Debian',
       log,
       signal,
       progress: ctx.progress,

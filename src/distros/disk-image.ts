@@ -1,22 +1,64 @@
 /**
- * Assemble a BIOS-bootable raw disk from a root filesystem tarball without a VM:
- * MBR with one ext4 partition, extlinux installed from the host, root=UUID written explicitly
- * (no udev here, so no /dev/disk/by-uuid). Loop devices and mounts are always released.
+ * Assemble the vanilla disk from a root file system tarball without a VM: the hybrid GPT layout
+ * of disk-layout.ts (BIOS boot partition + ESP + root last), GRUB for BIOS installed from the
+ * host with the image's own modules, the image's signed UEFI chain (shim, GRUB) copied onto an
+ * ESP made with mkfs.vfat --offset and mtools (vfat cannot be mounted here), root=UUID written
+ * explicitly (no udev here, so no /dev/disk/by-uuid). Loop devices and mounts are always released.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
+import {
+  BIOS_CORE_MODULES,
+  type BootChain,
+  biosCoreConfig,
+  bootChainFiles,
+  type EspFile,
+  espFiles,
+  espGrubConfig,
+  fatVolumeId,
+  fstab,
+  grubDefaults,
+  HYBRID_LAYOUT,
+  hybridSfdiskScript,
+  PARTITION,
+  rootGrubConfig,
+  SECTOR,
+} from './disk-layout.js';
 
 export const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
 
+/** grub-pc-bin's set-up program (not on PATH): writes boot.img and embeds core.img. */
+export const GRUB_BIOS_SETUP = '/usr/lib/grub/i386-pc/grub-bios-setup';
+
+/** Byte offset and size of the root (last) partition, from sfdisk's JSON. */
+async function rootPartitionExtent(
+  disk: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ offset: number; size: number }> {
+  const t = JSON.parse(await capture(['sfdisk', '--json', disk], { log, signal })) as {
+    partitiontable: { sectorsize?: number; partitions: { start: number; size: number }[] };
+  };
+  const p = t.partitiontable.partitions[PARTITION.root - 1];
+  if (!p) throw new Error(`${disk} has no partition ${PARTITION.root}`);
+  const sector = t.partitiontable.sectorsize ?? SECTOR;
+  return { offset: p.start * sector, size: p.size * sector };
+}
+
 /** Programs vanillaDiskFromTar runs (a distro's vanillaTools adds its bootstrapper). */
 export const DISK_TOOLS = [
-  'extlinux',
+  'grub-mkimage',
+  GRUB_BIOS_SETUP,
+  'mkfs.vfat',
+  'mmd',
+  'mcopy',
   'sfdisk',
   'losetup',
-  'partx',
   'mkfs.ext4',
   'blkid',
   'mount',
@@ -31,6 +73,10 @@ export interface DiskAssembly {
   size: string;
   hostname: string;
   kernelArgs: string;
+  /** The distribution's signed UEFI chain inside the root file system. */
+  bootChain: BootChain;
+  /** Menu title and GRUB_DISTRIBUTOR (e.g. Debian). */
+  distributor: string;
   log: Logger;
   signal: AbortSignal;
   progress: (text: string) => void;
@@ -40,24 +86,6 @@ export function sizeToBytes(size: string): number {
   const m = /^(\d+)([MG])$/.exec(size);
   if (!m) throw new Error(`bad size ${size}`);
   return Number(m[1]) * (m[2] === 'G' ? 1024 ** 3 : 1024 ** 2);
-}
-
-export function extlinuxConfig(rootUuid: string, kernelArgs: string): string {
-  return [
-    'SERIAL 0 115200',
-    'DEFAULT linux',
-    'TIMEOUT 10',
-    'PROMPT 0',
-    'LABEL linux',
-    '  LINUX /vmlinuz',
-    '  INITRD /initrd.img',
-    `  APPEND root=UUID=${rootUuid} ro ${kernelArgs}`,
-    '',
-  ].join('\n');
-}
-
-export function fstab(rootUuid: string): string {
-  return `# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=${rootUuid} / ext4 errors=remount-ro 0 1\n`;
 }
 
 /** Cleanups registered while assembling, run in reverse order whatever happens. */
@@ -88,37 +116,52 @@ export async function waitForPath(path: string, timeoutMs: number): Promise<void
   }
 }
 
-export async function assembleBiosDisk(a: DiskAssembly): Promise<void> {
+export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
   const { log, signal } = a;
-  const r = (argv: string[]) => run(argv, { log, signal });
+  const r = (argv: string[], extra: { input?: string } = {}) => run(argv, { log, signal, ...extra });
   // Cleanups must run even after an abort, so they do not take the signal.
   const rc = (argv: string[]) => run(argv, { log });
   const cleanups = new CleanupStack();
   const mnt = `${a.rawDisk}.mnt`;
+  const L = HYBRID_LAYOUT;
+  const espId = fatVolumeId(randomBytes(4));
   try {
-    a.progress('partitioning disk');
+    a.progress('partitioning disk (GPT: BIOS boot, ESP, root)');
     await rm(a.rawDisk, { force: true });
     await writeFile(a.rawDisk, '');
     await truncate(a.rawDisk, sizeToBytes(a.size));
-    await run(['sfdisk', '--quiet', a.rawDisk], {
-      log,
-      signal,
-      input: 'label: dos\nstart=2048, type=83, bootable\n',
-    });
+    await r(['sfdisk', '--quiet', a.rawDisk], { input: hybridSfdiskScript(L) });
+    await r([
+      'mkfs.vfat',
+      '-F',
+      '32',
+      // One 512-byte sector per cluster: with the size of the whole file in view mkfs.vfat
+      // would pick clusters so large that FAT32 had fewer than 65525 (invalid; mtools refuses).
+      '-S',
+      '512',
+      '-s',
+      '1',
+      '-n',
+      'EFI',
+      '-i',
+      espId.mkfs,
+      `--offset=${L.esp.offset / SECTOR}`,
+      a.rawDisk,
+      String(L.esp.size / 1024),
+    ]);
 
-    const loop = await capture(['losetup', '--find', '--show', a.rawDisk], { log, signal });
-    cleanups.push(`detach ${loop}`, () => rc(['losetup', '--detach', loop]));
-    // The kernel may already have scanned the partitions (partscan) or not (FACTS: -P is not
-    // enough here): --update adds what is missing either way. devtmpfs then makes the node.
-    await r(['partx', '--update', loop]);
-    cleanups.push(`remove partitions of ${loop}`, () =>
-      rc(['partx', '--delete', loop]).catch(() => undefined),
+    // The root file system through a loop device of its own (offset + size limit): GRUB's BIOS
+    // set-up then sees it as a whole disk of the device map below (a partition of a loop device
+    // is a disk GRUB cannot map: "cannot find a GRUB drive for /dev/loopNp3"). No partx needed.
+    const root = await rootPartitionExtent(a.rawDisk, log, signal);
+    const part = await capture(
+      ['losetup', '--find', '--show', `--offset=${root.offset}`, `--sizelimit=${root.size}`, a.rawDisk],
+      { log, signal },
     );
-    const part = `${loop}p1`;
-    await waitForPath(part, 5000);
+    cleanups.push(`detach ${part}`, () => rc(['losetup', '--detach', part]));
 
     a.progress('making ext4 file system');
-    // orphan_file and metadata_csum_seed are newer than what extlinux 6.04 reads.
+    // orphan_file and metadata_csum_seed are newer than what GRUB 2.06 and extlinux 6.04 read.
     await r(['mkfs.ext4', '-q', '-L', 'root', '-O', '^orphan_file,^metadata_csum_seed', part]);
     const uuid = await capture(['blkid', '-s', 'UUID', '-o', 'value', part], { log, signal });
 
@@ -131,30 +174,115 @@ export async function assembleBiosDisk(a: DiskAssembly): Promise<void> {
 
     a.progress('copying root file system');
     await r(['tar', '-xpf', a.rootfsTar, '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', mnt]);
-    await writeFile(join(mnt, 'etc/fstab'), fstab(uuid));
+    await writeFile(join(mnt, 'etc/fstab'), fstab(uuid, espId.uuid));
     await writeFile(join(mnt, 'etc/hostname'), `${a.hostname}\n`);
     await writeFile(
       join(mnt, 'etc/hosts'),
       `127.0.0.1\tlocalhost\n127.0.1.1\t${a.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
     );
+    await mkdir(join(mnt, 'boot/efi'), { recursive: true });
+    await mkdir(join(mnt, 'etc/default/grub.d'), { recursive: true });
+    await writeFile(
+      join(mnt, 'etc/default/grub.d/osbake.cfg'),
+      grubDefaults(uuid, a.kernelArgs, a.distributor),
+    );
+    await mkdir(join(mnt, 'boot/grub/i386-pc'), { recursive: true });
+    await writeFile(
+      join(mnt, 'boot/grub/grub.cfg'),
+      rootGrubConfig(uuid, a.kernelArgs, `${a.distributor} GNU/Linux`),
+    );
 
-    a.progress('installing extlinux boot loader');
-    await mkdir(join(mnt, 'boot/extlinux'), { recursive: true });
-    await writeFile(join(mnt, 'boot/extlinux/extlinux.conf'), extlinuxConfig(uuid, a.kernelArgs));
-    await r(['extlinux', '--install', join(mnt, 'boot/extlinux')]);
+    a.progress('installing GRUB for BIOS (BIOS boot partition)');
+    const chain = a.bootChain;
+    for (const f of [...bootChainFiles(chain), chain.biosModules]) {
+      if (!existsSync(join(mnt, f))) {
+        throw new UserError(
+          'E_BOOT_CHAIN',
+          `the root file system has no /${f}: the disk could not boot under both BIOS and UEFI`,
+          'keep the boot loader packages in the vanilla package list (they are added by default)',
+        );
+      }
+    }
+    // What grub-install does, with a core.img that finds /boot/grub by the root's UUID instead
+    // of a BIOS drive number guessed on this machine: the image's own modules, grub-mkimage, and
+    // grub-bios-setup to write boot.img into the protective MBR and core.img into the BIOS boot
+    // partition.
+    const grubPc = join(mnt, 'boot/grub/i386-pc');
+    await r(['cp', '-a', `${join(mnt, chain.biosModules)}/.`, `${grubPc}/`]);
+    const early = `${a.rawDisk}.core.cfg`;
+    const deviceMap = `${a.rawDisk}.device.map`;
+    cleanups.push('remove GRUB set-up files', async () => {
+      await rm(early, { force: true });
+      await rm(deviceMap, { force: true });
+    });
+    await writeFile(early, biosCoreConfig(uuid));
+    await r([
+      'grub-mkimage',
+      '-O',
+      'i386-pc',
+      '-d',
+      grubPc,
+      '-o',
+      join(grubPc, 'core.img'),
+      '-c',
+      early,
+      '-p',
+      '/boot/grub',
+      ...BIOS_CORE_MODULES,
+    ]);
+    await writeFile(deviceMap, `(hd0) ${a.rawDisk}\n(hd1) ${part}\n`);
+    await r([
+      GRUB_BIOS_SETUP,
+      '--skip-fs-probe',
+      '--device-map',
+      deviceMap,
+      '--directory',
+      grubPc,
+      a.rawDisk,
+    ]);
+
+    a.progress('EFI system partition (signed shim and GRUB, mtools)');
+    await writeEspFiles(
+      `${a.rawDisk}@@${L.esp.offset}`,
+      espFiles(chain, espGrubConfig(uuid)),
+      mnt,
+      `${a.rawDisk}.esp.cfg`,
+      log,
+      signal,
+    );
     await r(['sync', '-f', mnt]);
   } finally {
     await cleanups.runAll(log);
   }
-  await r([
-    'dd',
-    `if=${SYSLINUX_MBR}`,
-    `of=${a.rawDisk}`,
-    'bs=440',
-    'count=1',
-    'conv=notrunc,fsync',
-    'status=none',
-  ]);
+}
+
+/**
+ * Write files onto a FAT file system with mtools (`image@@offset`: no mount; vfat cannot be
+ * mounted here): directories first, files from under `root` or given as text (through `scratch`).
+ */
+export async function writeEspFiles(
+  esp: string,
+  files: EspFile[],
+  root: string,
+  scratch: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const dirs = new Set<string>();
+  for (const f of files) {
+    const parts = dirname(f.path).split('/');
+    for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  await run(['mmd', '-i', esp, ...[...dirs].map((d) => `::/${d}`)], { log, signal });
+  try {
+    for (const f of files) {
+      if (f.text !== undefined) await writeFile(scratch, f.text);
+      const src = f.text !== undefined ? scratch : join(root, f.from ?? '');
+      await run(['mcopy', '-o', '-i', esp, src, `::/${f.path}`], { log, signal });
+    }
+  } finally {
+    await rm(scratch, { force: true });
+  }
 }
 
 /** A root file system tarball → the vanilla disk as qcow2 at dest (raw and tar removed on the way). */
@@ -162,7 +290,7 @@ export async function vanillaDiskFromTar(
   o: Omit<DiskAssembly, 'rawDisk'> & { workDir: string; dest: string; echo?: boolean },
 ): Promise<void> {
   const raw = join(o.workDir, 'disk.raw');
-  await assembleBiosDisk({ ...o, rawDisk: raw });
+  await assembleHybridDisk({ ...o, rawDisk: raw });
   await rm(o.rootfsTar, { force: true });
   o.progress('converting raw disk to qcow2');
   await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, o.dest], {

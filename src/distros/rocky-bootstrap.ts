@@ -13,6 +13,7 @@ import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
+import type { BootChain } from './disk-layout.js';
 import type { OverlayFile } from './vanilla-overlay.js';
 
 /** What a vanilla Rocky disk needs to boot, get DHCP (NetworkManager) and accept SSH with a build key. */
@@ -32,7 +33,23 @@ export const ROCKY_BASE_PACKAGES = [
   'iproute',
   'kmod',
   'rootfiles',
+  // The boot chain of the hybrid disk (disk-layout.ts): shim and GRUB signed for Secure Boot,
+  // GRUB's BIOS modules, mokutil, fsck for the ESP.
+  'shim-x64',
+  'grub2-efi-x64',
+  'grub2-pc-modules',
+  'mokutil',
+  'dosfstools',
 ];
+
+/** Where Rocky's packages put the signed UEFI chain (under /boot/efi in the root), and GRUB's BIOS modules. */
+export const ROCKY_BOOT_CHAIN: BootChain = {
+  vendor: 'rocky',
+  shim: 'boot/efi/EFI/rocky/shimx64.efi',
+  grub: 'boot/efi/EFI/rocky/grubx64.efi',
+  mokManager: 'boot/efi/EFI/rocky/mmx64.efi',
+  biosModules: 'usr/lib/grub/i386-pc',
+};
 
 export const ROCKY_VANILLA_SERVICES = ['NetworkManager.service', 'sshd.service'];
 

@@ -41,7 +41,9 @@ describe('installer OS', () => {
       '--mode=root',
       '--format=directory',
     ]);
-    expect(argv).toContain('--include=linux-image-amd64,busybox-static,zstd,fdisk,e2fsprogs,util-linux,kmod');
+    expect(argv).toContain(
+      '--include=linux-image-amd64,busybox-static,zstd,fdisk,e2fsprogs,util-linux,kmod,shim-signed,grub-efi-amd64-signed',
+    );
     expect(argv.filter((a) => a.startsWith('--essential-hook='))).toHaveLength(2);
     expect(argv.slice(-5)).toEqual([
       'bookworm',

@@ -4,18 +4,19 @@
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { hashInputs } from '../artifacts/checksum.js';
 import type { ImageDefinition } from '../config/image.js';
 import { acquireLock } from '../config/lock.js';
 import type { Project } from '../config/project.js';
-import { debianSources } from '../distros/debian.js';
+import { DEBIAN_BOOT_CHAIN, debianSources } from '../distros/debian.js';
+import { type BootChain, bootChainFiles } from '../distros/disk-layout.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS } from './initramfs.js';
 
 /** Bump when the way the installer OS is assembled changes. */
-export const INSTALLER_OS_FORMAT = 1;
+export const INSTALLER_OS_FORMAT = 2;
 
 export const INSTALLER_OS_PACKAGES = [
   'linux-image-amd64',
@@ -25,6 +26,9 @@ export const INSTALLER_OS_PACKAGES = [
   'e2fsprogs',
   'util-linux',
   'kmod',
+  // The stick's UEFI loader: Debian's shim and GRUB, signed for Secure Boot (copied to the ESP).
+  'shim-signed',
+  'grub-efi-amd64-signed',
 ];
 
 /** mmdebstrap argv for the installer root (pure). initramfs-tools is diverted: osbake makes its own. */
@@ -67,6 +71,9 @@ export interface InstallerOs {
   /** The base initramfs (tools, libraries, modules) without /init. */
   initrd: string;
   kernelVersion: string;
+  /** The signed UEFI chain for the stick's ESP: bootChain's paths under chainRoot. */
+  bootChain: BootChain;
+  chainRoot: string;
   key: string;
   cached: boolean;
 }
@@ -99,6 +106,8 @@ export async function ensureInstallerOs(o: {
     kernel: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initrd.img'),
     kernelVersion: (await readFile(join(dir, 'kernel-version'), 'utf8')).trim(),
+    bootChain: DEBIAN_BOOT_CHAIN,
+    chainRoot: join(dir, 'efi-root'),
     key,
     cached,
   });
@@ -132,6 +141,10 @@ export async function ensureInstallerOs(o: {
       signal: o.signal,
     });
     await copyFile(join(root, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
+    for (const f of bootChainFiles(DEBIAN_BOOT_CHAIN)) {
+      await mkdir(dirname(join(out, 'efi-root', f)), { recursive: true });
+      await copyFile(join(root, f), join(out, 'efi-root', f));
+    }
     await writeFile(join(out, 'kernel-version'), `${kernelVersion}\n`);
     await run(['sync', '-f', out], { log: o.log });
     // One rename of the whole directory: the cache entry appears complete or not at all.

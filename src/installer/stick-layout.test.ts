@@ -3,7 +3,6 @@ import {
   dataPartitionBytes,
   extlinuxInstallerConfig,
   grubInstallerConfig,
-  grubMkstandaloneArgs,
   installerKernelArgs,
   MIB,
   planStickLayout,
@@ -36,11 +35,5 @@ describe('stick layout', () => {
     expect(grub).toContain('search --no-floppy --label OSBAKE-USB --set=root');
     expect(grub).toContain(`linux /boot/vmlinuz ${args}`);
     expect(grub).toContain('initrd /boot/initrd.img');
-  });
-  it('embeds grub.cfg in a standalone EFI loader with a small module set', () => {
-    const argv = grubMkstandaloneArgs('/w/BOOTX64.EFI', '/w/grub.cfg');
-    expect(argv.slice(0, 3)).toEqual(['grub-mkstandalone', '--format=x86_64-efi', '--output=/w/BOOTX64.EFI']);
-    expect(argv.at(-1)).toBe('boot/grub/grub.cfg=/w/grub.cfg');
-    expect(argv.find((a) => a.startsWith('--modules='))).toContain('ext2');
   });
 });

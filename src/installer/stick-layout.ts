@@ -1,10 +1,12 @@
 /**
  * The USB stick's layout and boot configuration (pure). MBR, so that both firmwares find it:
- *   p1  ESP, FAT (type ef): EFI/BOOT/BOOTX64.EFI = GRUB with an embedded grub.cfg
+ *   p1  ESP, FAT (type ef): EFI/BOOT/BOOTX64.EFI = Debian's shim (signed by Microsoft's UEFI CA),
+ *       grubx64.efi = Debian's signed GRUB, grub.cfg (also in EFI/debian/, where that GRUB looks)
  *   p2  data, ext4 (type 83, active): boot/ (kernel, initramfs, extlinux), osbake/ (payload),
  *       package/ (--package), README.txt, installer.conf, logs/
  * SeaBIOS/legacy BIOS runs syslinux's MBR → the active partition's extlinux; UEFI firmware runs
- * the ESP's removable-media loader. Both load the same /boot/vmlinuz and /boot/initrd.img.
+ * the ESP's removable-media loader (with Secure Boot enforced too: shim → GRUB → Debian's signed
+ * kernel). Both load the same /boot/vmlinuz and /boot/initrd.img.
  */
 
 export const MIB = 2 ** 20;
@@ -65,7 +67,7 @@ export function extlinuxInstallerConfig(args: string): string {
   ].join('\n');
 }
 
-/** grub.cfg embedded in BOOTX64.EFI: find the data partition by label, boot the same kernel (pure). */
+/** The ESP's grub.cfg: find the data partition by label, boot the same kernel (pure). */
 export function grubInstallerConfig(label: string, args: string): string {
   return [
     'serial --unit=0 --speed=115200',
@@ -79,39 +81,6 @@ export function grubInstallerConfig(label: string, args: string): string {
     '}',
     '',
   ].join('\n');
-}
-
-export const GRUB_MODULES = [
-  'part_msdos',
-  'part_gpt',
-  'fat',
-  'ext2',
-  'search',
-  'search_label',
-  'linux',
-  'normal',
-  'configfile',
-  'echo',
-  'serial',
-  'terminal',
-  'test',
-  'all_video',
-  'gzio',
-];
-
-/** grub-mkstandalone argv for the removable-media UEFI loader (pure). */
-export function grubMkstandaloneArgs(out: string, cfgFile: string): string[] {
-  return [
-    'grub-mkstandalone',
-    '--format=x86_64-efi',
-    `--output=${out}`,
-    `--modules=${GRUB_MODULES.join(' ')}`,
-    `--install-modules=${GRUB_MODULES.join(' ')}`,
-    '--locales=',
-    '--fonts=',
-    '--themes=',
-    `boot/grub/grub.cfg=${cfgFile}`,
-  ];
 }
 
 export interface StickFacts {
@@ -178,7 +147,8 @@ export function readmeTxt(f: StickFacts): string {
     'sets the hostname, and logs to the console and to logs/ on this partition.',
     '',
     'Files:',
-    '  boot/                kernel, initramfs (busybox) and extlinux (BIOS); the ESP holds GRUB (UEFI)',
+    '  boot/                kernel, initramfs (busybox) and extlinux (BIOS); the ESP holds shim and',
+    '                       GRUB signed for UEFI Secure Boot',
     '  osbake/image.txt     what the payload is',
     `  osbake/${f.payloadBuild}.bmap  block map of the raw image (bmap-tools format)`,
     '  osbake/payload.*     the data ranges and their list; SHA256SUMS covers them',

@@ -6,13 +6,13 @@
  */
 import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CleanupStack, SYSLINUX_MBR, waitForPath } from '../distros/disk-image.js';
+import { CleanupStack, SYSLINUX_MBR, waitForPath, writeEspFiles } from '../distros/disk-image.js';
+import { type BootChain, espFiles } from '../distros/disk-layout.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import {
   extlinuxInstallerConfig,
   grubInstallerConfig,
-  grubMkstandaloneArgs,
   planStickLayout,
   SECTOR,
   type StickLayout,
@@ -24,6 +24,9 @@ export interface StickAssembly {
   content: string;
   kernel: string;
   initrd: string;
+  /** The signed UEFI chain (shim, GRUB, MokManager) at bootChain's paths under chainRoot. */
+  bootChain: BootChain;
+  chainRoot: string;
   label: string;
   kernelArgs: string;
   out: string;
@@ -60,11 +63,7 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   await truncate(a.out, layout.totalBytes);
   await r(['sfdisk', '--quiet', a.out], { input: sfdiskScript(layout) });
 
-  a.progress('EFI system partition (GRUB, mtools)');
-  const grubCfg = join(a.work, 'grub.cfg');
-  const efi = join(a.work, 'BOOTX64.EFI');
-  await writeFile(grubCfg, grubInstallerConfig(a.label, a.kernelArgs));
-  await r(grubMkstandaloneArgs(efi, grubCfg));
+  a.progress('EFI system partition (signed shim and GRUB, mtools)');
   await r([
     'mkfs.vfat',
     '-n',
@@ -73,9 +72,14 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
     a.out,
     String(layout.esp.size / 1024),
   ]);
-  const esp = `${a.out}@@${layout.esp.offset}`;
-  await r(['mmd', '-i', esp, '::/EFI', '::/EFI/BOOT']);
-  await r(['mcopy', '-i', esp, efi, '::/EFI/BOOT/BOOTX64.EFI']);
+  await writeEspFiles(
+    `${a.out}@@${layout.esp.offset}`,
+    espFiles(a.bootChain, grubInstallerConfig(a.label, a.kernelArgs), false),
+    a.chainRoot,
+    join(a.work, 'esp.cfg'),
+    log,
+    signal,
+  );
 
   a.progress('ext4 data partition');
   await r([

@@ -259,6 +259,8 @@ const stick: Step<BuildContext> = {
       content,
       kernel: os.kernel,
       initrd,
+      bootChain: os.bootChain,
+      chainRoot: os.chainRoot,
       label: cfg.label,
       kernelArgs: installerKernelArgs(cfg.label, cfg.kernelArgs),
       out,

@@ -11,7 +11,7 @@ import type { Distro } from '../distros/distro.js';
 import type { Logger } from '../log/logger.js';
 
 /** Bump when the way osbake assembles vanilla disks changes, so old cache entries are not reused. */
-export const VANILLA_FORMAT = 1;
+export const VANILLA_FORMAT = 2;
 
 export function vanillaKey(distro: Distro, project: Project, image: ImageDefinition): string {
   return hashInputs({ format: VANILLA_FORMAT, ...distro.vanillaInputs(project, image) }).slice(0, 16);

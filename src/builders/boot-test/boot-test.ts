@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { ProcessError, UserError } from '../../errors.js';
 import { run, startService } from '../../exec/run.js';
 import type { Logger } from '../../log/logger.js';
-import { buildQemuArgs, type Firmware, OVMF, parseReleaseFile, releaseMismatches } from './qemu-args.js';
+import {
+  buildQemuArgs,
+  type Firmware,
+  OVMF,
+  parseBootMode,
+  parseReleaseFile,
+  releaseMismatches,
+} from './qemu-args.js';
 
 export const BOOT_TEST_TOOLS = ['qemu-system-x86_64', 'qemu-img', 'ssh', 'ssh-keygen'];
 
@@ -33,6 +40,8 @@ export interface BootTestResult {
   attempts: number;
   /** systemctl is-system-running: running, degraded, ... */
   state: string;
+  /** How the guest says it booted (bios, uefi, secureboot), or unknown when it was not reached. */
+  boot_mode: Firmware | 'unknown';
   failed_units: string[];
   release: Record<string, string>;
   release_mismatches: string[];
@@ -231,6 +240,14 @@ export async function bootTest(o: BootTestOptions): Promise<BootTestResult> {
         .split('\n')
         .map((l) => l.trim().split(/\s+/)[0] ?? '')
         .filter((u) => u && u !== '●');
+      // Which firmware the guest booted under, seen from inside: proof that the disk boots there.
+      const bootMode = parseBootMode(
+        (
+          await ssh(
+            'if [ -d /sys/firmware/efi ]; then echo efi; mokutil --sb-state 2>&1 || true; else echo bios; fi',
+          )
+        ).stdout,
+      );
       const release = parseReleaseFile((await ssh('cat /etc/osbake-release', { okCodes: [1] })).stdout);
       const mismatches = releaseMismatches(release, o.expect);
       const checks: CheckResult[] = [];
@@ -266,6 +283,7 @@ export async function bootTest(o: BootTestOptions): Promise<BootTestResult> {
           : [
               `system state ${state || 'unknown'}${failedUnits.length ? ` (failed: ${failedUnits.join(', ')})` : ''}`,
             ]),
+        ...(bootMode === o.firmware ? [] : [`booted as ${bootMode}, not ${o.firmware} (inside the guest)`]),
         ...(mismatches.length ? [`/etc/osbake-release: ${mismatches.join(', ')}`] : []),
         ...checks.filter((c) => !c.passed).map((c) => `check ${c.name} failed`),
       ];
@@ -277,6 +295,7 @@ export async function bootTest(o: BootTestOptions): Promise<BootTestResult> {
         boot_s: Math.round(bootS * 10) / 10,
         attempts: attempt,
         state,
+        boot_mode: bootMode,
         failed_units: failedUnits,
         release,
         release_mismatches: mismatches,
@@ -307,6 +326,7 @@ function failed(
     boot_s: bootS,
     attempts,
     state: 'unreachable',
+    boot_mode: 'unknown',
     failed_units: [],
     release: {},
     release_mismatches: [],

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, parseFirmware, parseReleaseFile, releaseMismatches } from './qemu-args.js';
+import {
+  buildQemuArgs,
+  parseBootMode,
+  parseFirmware,
+  parseReleaseFile,
+  releaseMismatches,
+} from './qemu-args.js';
 
 const base = {
   disk: '/w/overlay.qcow2',
@@ -52,5 +58,19 @@ describe('/etc/osbake-release', () => {
     expect(
       releaseMismatches(r, { OSBAKE_IMAGE: 'debian12-base', OSBAKE_RELEASE: 'r2', OSBAKE_BUILD: 'x' }),
     ).toEqual(['OSBAKE_RELEASE=r1 (expected r2)', 'OSBAKE_BUILD=(missing) (expected x)']);
+  });
+});
+
+describe('parseBootMode (what the guest says about its firmware)', () => {
+  it.each([
+    ['bios\n', 'bios'],
+    ['efi\nSecureBoot enabled\n', 'secureboot'],
+    ['efi\nSecureBoot disabled\n', 'uefi'],
+    ['efi\nsh: 1: mokutil: not found\n', 'uefi'],
+    ['efi\nSecureBoot disabled\nPlatform is in Setup Mode\n', 'uefi'],
+    ['', 'unknown'],
+    ['Connection closed\n', 'unknown'],
+  ])('%j → %s', (text, mode) => {
+    expect(parseBootMode(text)).toBe(mode);
   });
 });

@@ -94,3 +94,14 @@ export function releaseMismatches(
     .filter(([k, v]) => actual[k] !== v)
     .map(([k, v]) => `${k}=${actual[k] ?? '(missing)'} (expected ${v})`);
 }
+
+/**
+ * The guest's own account of its firmware (pure): "bios", or "efi" followed by mokutil --sb-state
+ * ("SecureBoot enabled" / "SecureBoot disabled"; mokutil missing counts as not enforced).
+ */
+export function parseBootMode(text: string): Firmware | 'unknown' {
+  const lines = text.split('\n').map((l) => l.trim());
+  if (lines[0] === 'bios') return 'bios';
+  if (lines[0] !== 'efi') return 'unknown';
+  return lines.some((l) => /^SecureBoot enabled$/i.test(l)) ? 'secureboot' : 'uefi';
+}

@@ -1,7 +1,7 @@
 /** preflight: every tool the build will run is on PATH, the builder's own checks, the work dir. */
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { BOOT_TEST_TOOLS } from '../../builders/boot-test/boot-test.js';
 import { needsHostVanilla } from '../../builders/builder.js';
 import { currentOwner } from '../../config/lock.js';
@@ -22,7 +22,6 @@ export const INSTALLER_TOOLS_REQUIRED = [
   'zstd',
   'cpio',
   'extlinux',
-  'grub-mkstandalone',
   'mkfs.vfat',
   'mcopy',
   'mmd',
@@ -32,19 +31,6 @@ export const INSTALLER_TOOLS_REQUIRED = [
   'mount',
 ];
 
-/** Tools the host-made vanilla disk needs. */
-export const VANILLA_TOOLS = [
-  'mmdebstrap',
-  'extlinux',
-  'sfdisk',
-  'losetup',
-  'partx',
-  'mkfs.ext4',
-  'blkid',
-  'mount',
-  'qemu-img',
-];
-
 /** Tools that are not on PATH (pure: takes PATH and an existence check). */
 export function missingTools(
   tools: readonly string[],
@@ -52,7 +38,9 @@ export function missingTools(
   exists: (p: string) => boolean,
 ): string[] {
   const dirs = path.split(delimiter).filter(Boolean);
-  return [...new Set(tools)].filter((t) => !dirs.some((d) => exists(join(d, t))));
+  return [...new Set(tools)].filter((t) =>
+    isAbsolute(t) ? !exists(t) : !dirs.some((d) => exists(join(d, t))),
+  );
 }
 
 /** Every tool this build will run. */
