@@ -1,9 +1,10 @@
 /**
  * The usb-installer end to end with the real tools: osbake builds the stick (mmdebstrap, busybox
  * initramfs, GRUB EFI + mtools, extlinux, bmaptool, zstd) for release R, whose image is a real
- * bootable Debian 12 disk (the cached vanilla disk). The stick boots in QEMU under SeaBIOS and under
- * OVMF (UEFI) with a blank second disk, installs unattended (installer.conf on its data
- * partition), powers off; then the second disk boots alone and is checked over SSH.
+ * bootable Debian 12 disk (the cached vanilla disk: hybrid GPT). The stick boots in QEMU under
+ * SeaBIOS and under OVMF with Secure Boot enforced, with a blank second disk, installs unattended
+ * (installer.conf on its data partition), powers off; then the second disk boots alone under the
+ * same firmware and is checked over SSH.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -12,13 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/artifacts/checksum.js';
+import { bootTest } from '../../src/builders/boot-test/boot-test.js';
+import { type Firmware, firmwareArgs, OVMF } from '../../src/builders/boot-test/qemu-args.js';
 import { loadImage } from '../../src/config/image.js';
 import { loadProject } from '../../src/config/project.js';
 import { debian } from '../../src/distros/debian.js';
 import { createNullLogger } from '../../src/log/logger.js';
 import { ensureVanillaDisk } from '../../src/pipeline/vanilla.js';
 import {
-  bootDisk,
   git,
   loopDevicesBacking,
   makeProject,
@@ -160,6 +162,43 @@ async function bootUntilPoweroff(argv: string[], timeoutMs: number): Promise<{ e
   }
 }
 
+/**
+ * Boot an installed disk with osbake's boot test (a fresh variable store under OVMF: nothing in
+ * NVRAM) and check the node from inside: hostname, Debian, the grown root file system.
+ */
+async function bootInstalled(disk: string, dir: string, firmware: Firmware) {
+  const checks = join(dir, 'checks');
+  await mkdir(checks, { recursive: true });
+  await writeFile(
+    join(checks, '10-node'),
+    [
+      '#!/bin/sh',
+      'set -eu',
+      'test "$(hostname)" = node01 || { echo "hostname $(hostname)"; exit 1; }',
+      'grep -q VERSION_CODENAME=bookworm /etc/os-release',
+      // The root file system was grown from the 8 GiB image to the 10 GiB disk.
+      'size=$(df -B1 --output=size / | tail -n 1)',
+      'test "$size" -gt 10200547328 || { echo "root is $size bytes"; exit 1; }',
+      // GPT's backup header is in the last sector of the disk; the ESP is mounted from fstab.
+      'last=$(( $(blockdev --getsz /dev/vda) - 1 ))',
+      'test "$(dd if=/dev/vda bs=512 skip=$last count=1 status=none | head -c 8)" = "EFI PART"',
+      'findmnt -n -o FSTYPE /boot/efi | grep -qx vfat',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return bootTest({
+    disk,
+    workDir: join(dir, `boot-${firmware}`),
+    firmware,
+    accelerator: 'tcg',
+    expect: {},
+    checksDir: checks,
+    log: createNullLogger(),
+    sshTimeoutMs: 8 * 60_000,
+  });
+}
+
 beforeAll(async () => {
   project = await makeProject();
   work = await mkdtemp(join(tmpdir(), 'osbake-usb-'));
@@ -258,9 +297,17 @@ describe('osbake build usb-installer', () => {
       );
       expect(existsSync(join(mnt, 'boot/extlinux/ldlinux.sys'))).toBe(true);
     });
-    // The ESP holds the UEFI loader (read with mtools: vfat cannot be mounted here).
-    const esp = execFileSync('mdir', ['-i', `${stick}@@1048576`, '-b', '::/EFI/BOOT'], { encoding: 'utf8' });
-    expect(esp).toContain('BOOTX64.EFI');
+    // The ESP holds the signed chain (read with mtools: vfat cannot be mounted here): shim on the
+    // removable-media path, Debian's signed GRUB beside it, grub.cfg where that GRUB looks.
+    const esp = execFileSync('mdir', ['-i', `${stick}@@1048576`, '-b', '-/', '::/EFI'], { encoding: 'utf8' });
+    for (const f of [
+      '::/EFI/BOOT/BOOTX64.EFI',
+      '::/EFI/BOOT/grubx64.efi',
+      '::/EFI/BOOT/mmx64.efi',
+      '::/EFI/debian/grub.cfg',
+    ]) {
+      expect(esp).toContain(f);
+    }
 
     const rel = await runCli(['release', RELEASE], project.dir);
     expect(rel.code, rel.stderr + rel.stdout).toBe(0);
@@ -269,13 +316,40 @@ describe('osbake build usb-installer', () => {
     expect(yaml).toContain(`path: builds/${name}.raw`);
   });
 
-  for (const firmware of ['seabios', 'ovmf'] as const) {
-    it(`installs unattended under ${firmware} and the installed disk boots alone`, async () => {
+  // The stick as users write it: with bmaptool (BIOS case) or osbake burn onto a drive holding old
+  // data (Secure Boot case); each installs, then the installed disk boots under the same firmware
+  // with a fresh variable store (no NVRAM entry) and is checked over SSH by osbake's boot test.
+  const CASES = [
+    { firmware: 'bios', writer: 'bmaptool copy' },
+    { firmware: 'secureboot', writer: 'osbake burn' },
+  ] as const;
+  for (const { firmware, writer } of CASES) {
+    it(`a stick written by ${writer} installs unattended under ${firmware}; the installed disk boots under ${firmware}`, async () => {
       expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
       stickDataOffset ??= dataPartitionOffset(stick);
       const dir = await mkdtemp(join(work, `${firmware}-`));
       const copy = join(dir, 'stick.raw');
-      execFileSync('cp', ['--sparse=always', stick, copy]);
+      if (writer === 'bmaptool copy') {
+        execFileSync('bmaptool', ['-q', 'copy', '--bmap', `${stick}.bmap`, stick, copy]);
+      } else {
+        // A "drive" full of old data, the size of the stick.
+        const size = statSync(stick).size;
+        execFileSync('dd', [
+          'if=/dev/urandom',
+          `of=${copy}`,
+          'bs=1M',
+          `count=${Math.ceil(size / 2 ** 20)}`,
+          'status=none',
+        ]);
+        const dev = execFileSync('losetup', ['-f', '--show', copy], { encoding: 'utf8' }).trim();
+        try {
+          const burn = await runCli(['burn', stick, dev, '--force', '--yes'], project.dir);
+          expect(burn.code, burn.stderr + burn.stdout).toBe(0);
+          expect(burn.stdout).toMatch(/verified \d+ range/);
+        } finally {
+          execFileSync('losetup', ['-d', dev]);
+        }
+      }
       await withDataPartition(
         copy,
         async (mnt) => {
@@ -287,25 +361,18 @@ describe('osbake build usb-installer', () => {
         'rw',
       );
       const target = join(dir, 'target.qcow2');
-      const fw: string[] = [];
-      if (firmware === 'ovmf') {
-        await copyFile('/usr/share/OVMF/OVMF_VARS_4M.fd', join(dir, 'vars.fd'));
-        fw.push(
-          '-drive',
-          'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
-          '-drive',
-          `if=pflash,format=raw,file=${join(dir, 'vars.fd')}`,
-        );
-      }
+      const vars = join(dir, 'vars.fd');
       let serial = '';
       const t0 = Date.now();
       for (let attempt = 1; attempt <= 2; attempt++) {
         execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
+        if (firmware !== 'bios') await copyFile(OVMF[firmware].vars, vars);
         const log = join(dir, `install-${attempt}.log`);
         const { exited } = await bootUntilPoweroff(
           [
             ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
-            ...['-nodefaults', '-no-user-config', '-no-reboot', ...fw],
+            ...['-nodefaults', '-no-user-config', '-no-reboot'],
+            ...firmwareArgs(firmware, vars),
             ...['-drive', `file=${copy},if=virtio,format=raw`],
             ...['-drive', `file=${target},if=virtio,format=qcow2`],
             ...['-serial', `file:${log}`],
@@ -320,23 +387,19 @@ describe('osbake build usb-installer', () => {
       expect(serial, serial.slice(-3000)).toContain('OSBAKE-INSTALL: OK target=/dev/vdb hostname=node01');
       expect(serial).toMatch(/all \d+ ranges verified/);
       expect(serial).toContain('verifying the payload checksums');
+      // The firmware refused nothing: shim → GRUB → the signed kernel ran under Secure Boot.
+      if (firmware === 'secureboot') expect(serial).toMatch(/Secure boot enabled/i);
       // The install log is on the stick's data partition.
       await withDataPartition(copy, async (mnt) => {
         const logs = await readdir(join(mnt, 'logs'));
         expect(logs.length).toBe(1);
         expect(await readFile(join(mnt, 'logs', logs[0] as string), 'utf8')).toContain('OSBAKE-INSTALL: OK');
       });
-
-      const vm = await bootDisk(target, dir, 10 * 60_000);
-      try {
-        expect(vm.ssh('hostname').trim()).toBe('node01');
-        expect(vm.ssh('cat /etc/os-release')).toContain('VERSION_CODENAME=bookworm');
-        // The root file system was grown from the 8 GiB image to the 10 GiB disk.
-        const rootBytes = Number(vm.ssh('df -B1 --output=size / | tail -n 1').trim());
-        expect(rootBytes).toBeGreaterThan(9.5 * 2 ** 30);
-      } finally {
-        await vm.stop();
-      }
+      // The GPT backup header was moved to the end of the 10 GiB disk, the root partition grown.
+      const installed = await bootInstalled(target, dir, firmware);
+      expect(installed.reason ?? '', JSON.stringify(installed.checks)).toBe('');
+      expect(installed.boot_mode).toBe(firmware);
+      expect(installed.passed).toBe(true);
       expect(loopDevicesBacking(dir)).toEqual([]);
       expect(mountsUnder(dir)).toEqual([]);
     });

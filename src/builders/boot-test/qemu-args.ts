@@ -34,6 +34,25 @@ export interface QemuArgsInput {
   cpus: number;
 }
 
+/**
+ * QEMU arguments for a firmware (pure): none for SeaBIOS (QEMU's default); OVMF as pflash on q35,
+ * with SMM and a secure flash for Secure Boot. varsFile is the per-boot copy of the variable store
+ * (a fresh one: no NVRAM boot entries).
+ */
+export function firmwareArgs(firmware: Firmware, varsFile?: string): string[] {
+  if (firmware === 'bios') return [];
+  const fw = OVMF[firmware];
+  return [
+    '-machine',
+    `q35${firmware === 'secureboot' ? ',smm=on' : ''}`,
+    ...(firmware === 'secureboot' ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
+    '-drive',
+    `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`,
+    '-drive',
+    `if=pflash,format=raw,unit=1,file=${varsFile ?? fw.vars}`,
+  ];
+}
+
 export function buildQemuArgs(i: QemuArgsInput): string[] {
   const argv = [
     'qemu-system-x86_64',
@@ -48,18 +67,7 @@ export function buildQemuArgs(i: QemuArgsInput): string[] {
     '-nodefaults',
     '-no-user-config',
   ];
-  if (i.firmware !== 'bios') {
-    const fw = OVMF[i.firmware];
-    argv.push(
-      '-machine',
-      `q35${i.firmware === 'secureboot' ? ',smm=on' : ''}`,
-      ...(i.firmware === 'secureboot' ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
-      '-drive',
-      `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`,
-      '-drive',
-      `if=pflash,format=raw,unit=1,file=${i.varsFile ?? fw.vars}`,
-    );
-  }
+  argv.push(...firmwareArgs(i.firmware, i.varsFile));
   argv.push(
     '-drive',
     `file=${i.disk},format=qcow2,if=virtio`,
