@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkKickstart } from './kickstart.js';
+import { checkKickstart, kickstartFirmware } from './kickstart.js';
 
 const MINIMAL = `text
 cdrom
@@ -45,5 +45,29 @@ describe('checkKickstart', () => {
     [MINIMAL.replace('@core\n', '@core\n%post\n'), /%post inside %packages/],
   ])('reports %#', (ks, re) => {
     expect(checkKickstart(ks).problems.join('\n')).toMatch(re);
+  });
+});
+
+describe('kickstartFirmware', () => {
+  it('finds images/rocky8-base/http/ks.cfg bootable under BIOS and UEFI (Secure Boot: signed shim)', () => {
+    const ks = readFileSync(join(__dirname, '../../images/rocky8-base/http/ks.cfg'), 'utf8');
+    expect(kickstartFirmware(ks)).toEqual({ bios: [], uefi: [] });
+  });
+
+  it('says what an MBR kickstart lacks for each firmware', () => {
+    const r = kickstartFirmware(
+      MINIMAL.replace('autopart', 'clearpart --all --disklabel=msdos\npart / --grow'),
+    );
+    expect(r.bios).toEqual([
+      'a GPT disk label (clearpart --disklabel=gpt)',
+      'a BIOS boot partition (part biosboot --fstype=biosboot --size=1)',
+      'grub2-pc in %packages',
+    ]);
+    expect(r.uefi).toEqual([
+      'a GPT disk label (clearpart --disklabel=gpt)',
+      'an EFI System Partition (part /boot/efi --fstype=efi)',
+      'shim-x64 in %packages',
+      'grub2-efi-x64 in %packages',
+    ]);
   });
 });

@@ -148,3 +148,38 @@ export function checkKickstart(text: string): KickstartSummary {
   if (modes.length > 1) problems.push(`more than one display mode: ${modes.join(', ')}`);
   return { commands, sections, problems };
 }
+
+/**
+ * What a kickstart's disk lacks to boot under each firmware (pure). Anaconda installs the boot
+ * loader of the firmware it runs on (BIOS under Packer's QEMU), so an image that must also boot
+ * on UEFI-only nodes, with or without Secure Boot, needs it all spelled out: a GPT disk label, a
+ * BIOS boot partition (GRUB's core.img), an EFI System Partition on /boot/efi, and both boot
+ * loaders' packages (grub2-pc; shim-x64 + grub2-efi-x64, signed for Secure Boot).
+ */
+export function kickstartFirmware(text: string): { bios: string[]; uefi: string[] } {
+  const lines = text.split('\n').map((l) => l.trim());
+  const cmd = (name: string) => lines.filter((l) => l.split(/\s/)[0] === name);
+  const packages: string[] = [];
+  let inPackages = false;
+  for (const l of lines) {
+    if (/^%packages\b/.test(l)) inPackages = true;
+    else if (l === '%end') inPackages = false;
+    else if (inPackages && l && !l.startsWith('#')) packages.push(l);
+  }
+  const parts = [...cmd('part'), ...cmd('partition')];
+  const gpt = cmd('clearpart').some((l) => /--disklabel[= ]gpt\b/.test(l));
+  const biosboot = parts.some((l) => /\sbiosboot\b|--fstype[= ]biosboot\b/.test(l));
+  const esp = parts.some((l) => /\s\/boot\/efi\s/.test(`${l} `) && /--fstype[= ](efi|vfat)\b/.test(l));
+  const bios: string[] = [];
+  const uefi: string[] = [];
+  if (!gpt) {
+    const why = 'a GPT disk label (clearpart --disklabel=gpt)';
+    bios.push(why);
+    uefi.push(why);
+  }
+  if (!biosboot) bios.push('a BIOS boot partition (part biosboot --fstype=biosboot --size=1)');
+  if (!packages.includes('grub2-pc')) bios.push('grub2-pc in %packages');
+  if (!esp) uefi.push('an EFI System Partition (part /boot/efi --fstype=efi)');
+  for (const p of ['shim-x64', 'grub2-efi-x64']) if (!packages.includes(p)) uefi.push(`${p} in %packages`);
+  return { bios, uefi };
+}

@@ -16,7 +16,7 @@ import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { loadReleases, releasesFile } from '../config/releases.js';
 import { distroOf } from '../distros/index.js';
-import { checkKickstart } from '../distros/kickstart.js';
+import { checkKickstart, kickstartFirmware } from '../distros/kickstart.js';
 import { ConfigError, ProcessError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import { createNullLogger } from '../log/logger.js';
@@ -26,6 +26,8 @@ export interface ValidateResult {
   check: string;
   ok: boolean;
   problems: string[];
+  /** Not wrong, but worth knowing (e.g. a disk that boots under one firmware only). */
+  notes?: string[];
 }
 
 function problemsOf(err: unknown): string[] {
@@ -39,10 +41,16 @@ function problemsOf(err: unknown): string[] {
   return [err instanceof Error ? err.message : String(err)];
 }
 
-async function check(results: ValidateResult[], target: string, name: string, fn: () => Promise<unknown>) {
+async function check(
+  results: ValidateResult[],
+  target: string,
+  name: string,
+  fn: () => Promise<string[] | undefined | unknown>,
+) {
   try {
-    await fn();
-    results.push({ target, check: name, ok: true, problems: [] });
+    const notes = await fn();
+    const n = Array.isArray(notes) ? notes.map(String) : [];
+    results.push({ target, check: name, ok: true, problems: [], ...(n.length ? { notes: n } : {}) });
   } catch (err) {
     results.push({ target, check: name, ok: false, problems: problemsOf(err) });
   }
@@ -118,6 +126,13 @@ export async function runValidate(o: {
               '',
             );
           }
+          const fw = kickstartFirmware(await readFile(join(http, ks), 'utf8'));
+          return [
+            ...(fw.bios.length ? [`the disk will not boot under BIOS: it lacks ${fw.bios.join(', ')}`] : []),
+            ...(fw.uefi.length
+              ? [`the disk will not boot under UEFI (UEFI-only nodes): it lacks ${fw.uefi.join(', ')}`]
+              : []),
+          ];
         });
       }
     }
@@ -129,6 +144,7 @@ export async function runValidate(o: {
     for (const r of results) {
       out.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.target}: ${r.check}\n`);
       for (const p of r.problems) out.write(`       ${p}\n`);
+      for (const n of r.notes ?? []) out.write(`       note: ${n}\n`);
     }
   }
   const failed = results.filter((r) => !r.ok);

@@ -9,12 +9,15 @@
  * repository's own): installing the full list in a TCG VM takes 7-10 minutes (FACTS.md), the chroot
  * build of the full list is exercised by bench/build.sh and the README's main command.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { mountChroot } from '../../src/builders/chroot/mount.js';
+import { createNullLogger } from '../../src/log/logger.js';
 import {
   bootDisk,
   type CliRun,
@@ -55,7 +58,7 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
     });
     head = git(project.dir, 'rev-parse', '--short=8', 'HEAD');
     result = await runCli(
-      ['build', 'debian12-base', '--release', 'itest', '--builder', 'chroot'],
+      ['build', 'debian12-base', '--release', 'itest', '--builder', 'chroot', '--firmware', 'secureboot'],
       project.dir,
     );
     packer = await runCli(
@@ -76,7 +79,7 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
     expect(result.stderr).toMatch(/builder: chroot \(requested\)/);
     expect(result.stderr).toMatch(/base : Install the internet-dependent packages/);
     expect(result.stderr).toMatch(
-      /boot test: passed \(bios, (KVM|TCG), SSH after [\d.]+ s, running, 3\/3 checks\)/,
+      /boot test: passed \(secureboot, (KVM|TCG), SSH after [\d.]+ s, running, 3\/3 checks\)/,
     );
     expect(result.stdout).toMatch(
       /phases: +preflight [\d.]+s, patch-source [\d.]+s, vanilla [\d.]+s, working-copy [\d.]+s, chroot-mount [\d.]+s, ansible [\d.]+s, chroot-finish [\d.]+s, collect [\d.]+s, post-process [\d.]+s, boot-test [\d.]+s/,
@@ -207,6 +210,62 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
     expect(chroot.some((l) => l.src === 'ansible')).toBe(true);
     expect(packerLog.some((l) => l.src === 'packer')).toBe(true);
   });
+
+  it(
+    'boots under OVMF too (osbake test --firmware uefi): the guest says it booted UEFI, Secure Boot off',
+    async () => {
+      const build = `debian12-base-itest-main-${head}`;
+      const r = await runCli(['test', build, '--firmware', 'uefi', '--json'], project.dir);
+      expect(r.code, r.stderr).toBe(0);
+      const t = JSON.parse(r.stdout) as {
+        passed: boolean;
+        boot_mode: string;
+        firmware: string;
+        state: string;
+      };
+      expect(t).toMatchObject({ passed: true, firmware: 'uefi', boot_mode: 'uefi', state: 'running' });
+    },
+    15 * 60_000,
+  );
+
+  it(
+    'keeps root=UUID when a kernel package runs update-grub in a chroot (no udev, no /dev/disk/by-uuid)',
+    async () => {
+      const image = join(project.dir, `store/builds/debian12-base-itest-main-${head}.qcow2`);
+      const scratch = await mkdtemp(join(tmpdir(), 'osbake-grub-'));
+      onTestFinished(() => rm(scratch, { recursive: true, force: true }));
+      const raw = join(scratch, 'disk.raw');
+      execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw]);
+      const root = join(scratch, 'root');
+      const m = await mountChroot({
+        rawDisk: raw,
+        root,
+        guards: {},
+        log: createNullLogger(),
+        signal: new AbortController().signal,
+      });
+      try {
+        // What linux-image-*'s postinst runs through /etc/kernel/postinst.d/zz-update-grub.
+        execFileSync('chroot', [root, 'update-grub'], { stdio: 'pipe' });
+        const cfg = readFileSync(join(root, 'boot/grub/grub.cfg'), 'utf8');
+        const device = execFileSync('findmnt', ['-n', '-o', 'SOURCE', m.root], { encoding: 'utf8' }).trim();
+        const uuid = execFileSync('blkid', ['-p', '-s', 'UUID', '-o', 'value', device], {
+          encoding: 'utf8',
+        }).trim();
+        expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
+        expect(cfg).toMatch(
+          new RegExp(`linux\\s+/boot/vmlinuz-\\S+ root=UUID=${uuid} ro console=tty0 console=ttyS0,115200n8`),
+        );
+        expect(cfg).not.toMatch(/root=\/dev\//);
+        expect(cfg).toContain('terminal_output console serial');
+      } finally {
+        await m.release();
+      }
+      expect(mountsUnder(scratch)).toEqual([]);
+      expect(loopDevicesBacking(scratch)).toEqual([]);
+    },
+    5 * 60_000,
+  );
 
   it(
     'boots; the Ansible-installed packages are there and the host keys are new',
