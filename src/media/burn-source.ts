@@ -8,12 +8,13 @@ import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { buildsDir } from '../artifacts/store.js';
+import { writeFileAtomically } from '../config/atomic.js';
 import type { Project } from '../config/project.js';
 import { UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import { type ByteSink, createBmap, findBmap, readBmap } from './bmap.js';
-import type { Bmap } from './bmap-format.js';
+import { BMAP_BLOCK_SIZE, BMAP_VERSION, type Bmap } from './bmap-format.js';
 
 export type ImageFormat = 'raw' | 'zst' | 'qcow2';
 
@@ -120,9 +121,37 @@ export interface PrepareOptions {
   progress?: ByteSink;
   /** Where temporary raw images go (default: the system temporary directory). */
   tempDir?: string;
+  /** --bmap FILE: this block map instead of the one beside the image. */
+  bmapFile?: string;
+  /** --nobmap: copy every byte of the image (no bmap, no holes skipped), as bmaptool --nobmap. */
+  noBmap?: boolean;
 }
 
-/** Make the image writable with a block map: convert qcow2, decompress a .zst without bmap, make the bmap. */
+/** A block map of the whole image as one range with no checksum (--nobmap) (pure). */
+export function wholeImageBmap(imageSize: number): Bmap {
+  const blocksCount = Math.ceil(imageSize / BMAP_BLOCK_SIZE);
+  return {
+    version: BMAP_VERSION,
+    imageSize,
+    blockSize: BMAP_BLOCK_SIZE,
+    blocksCount,
+    mappedBlocksCount: blocksCount,
+    ranges: blocksCount > 0 ? [{ first: 0, last: blocksCount - 1 }] : [],
+  };
+}
+
+/** Where a bmap made for `image` is kept so the next burn finds it: beside the raw it describes. */
+export function bmapKeepPath(image: string, format: ImageFormat): string | undefined {
+  if (format === 'raw') return `${image}.bmap`;
+  if (format === 'zst') return `${image.slice(0, -'.zst'.length)}.bmap`;
+  return undefined;
+}
+
+/**
+ * Make the image writable with a block map: convert qcow2, decompress a .zst without bmap, make
+ * the bmap (and keep it beside the image, as bmaptool users keep theirs), or take --bmap FILE, or
+ * map the whole image (--nobmap).
+ */
 export async function prepareImage(located: LocatedImage, o: PrepareOptions): Promise<PreparedImage> {
   let image = located.path;
   if ((await stat(image)).size === 0) {
@@ -132,13 +161,27 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
       'give the image file itself; was a copy cut short?',
     );
   }
-  let format = await detectFormat(image);
+  const sourceFormat = await detectFormat(image);
+  let format = sourceFormat;
+  if (o.bmapFile && o.noBmap) {
+    throw new UserError('E_USAGE', '--bmap and --nobmap exclude each other', 'give one of them');
+  }
+  if (o.bmapFile && !existsSync(o.bmapFile)) {
+    throw new UserError('E_BMAP', `no bmap file ${o.bmapFile}`, "give the path of the image's .bmap file");
+  }
+  if (o.bmapFile && format === 'qcow2') {
+    throw new UserError(
+      'E_USAGE',
+      `--bmap describes a raw image; ${basename(image)} is qcow2 (osbake converts it and maps it itself)`,
+      'leave out --bmap for qcow2 images',
+    );
+  }
   let temp: string | undefined;
   const cleanup = async () => {
     if (temp) await rm(temp, { recursive: true, force: true });
   };
   try {
-    let bmapFile = format === 'qcow2' ? undefined : findBmap(image);
+    let bmapFile = format === 'qcow2' || o.noBmap ? undefined : (o.bmapFile ?? findBmap(image));
     if (format === 'qcow2' || (format === 'zst' && !bmapFile)) {
       temp = await mkdtemp(join(o.tempDir ?? tmpdir(), 'osbake-burn-'));
       const raw = join(temp, `${basename(image).replace(/\.(qcow2|zst)$/, '')}.raw`);
@@ -146,7 +189,11 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
         o.say(`converting ${basename(image)} (qcow2) to a temporary raw image in ${temp}`);
         await run(['qemu-img', 'convert', '-O', 'raw', image, raw], { log: o.log, tag: 'qemu-img' });
       } else {
-        o.say(`no bmap beside ${basename(image)}: decompressing it to ${temp} to make one`);
+        o.say(
+          o.noBmap
+            ? `--nobmap: decompressing ${basename(image)} to ${temp}`
+            : `no bmap beside ${basename(image)}: decompressing it to ${temp} to make one`,
+        );
         await run(['zstd', '-dq', '--sparse', '-o', raw, '--', image], { log: o.log, tag: 'zstd' });
       }
       image = raw;
@@ -155,7 +202,10 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
     }
     let bmap: Bmap;
     let bmapFrom: string;
-    if (bmapFile) {
+    if (o.noBmap) {
+      bmap = wholeImageBmap((await stat(image)).size);
+      bmapFrom = 'none (--nobmap: every byte is written)';
+    } else if (bmapFile) {
       bmap = await readBmap(bmapFile);
       bmapFrom = bmapFile;
       if (format === 'raw') {
@@ -174,6 +224,17 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
       const made = await createBmap(image, o.log, o.progress);
       bmap = made.bmap;
       bmapFrom = `made now (${made.method})`;
+      const keep = bmapKeepPath(located.path, sourceFormat);
+      if (keep) {
+        try {
+          await writeFileAtomically(keep, made.text);
+          bmapFrom += `, kept as ${keep}`;
+        } catch (err) {
+          // A read-only or foreign directory: the burn goes on; the next one makes it again.
+          o.log.warn({ err: String(err), keep }, 'could not keep the bmap beside the image');
+          o.say(`note: could not keep the bmap as ${keep} (${(err as NodeJS.ErrnoException).code ?? err})`);
+        }
+      }
     }
     return { what: located.what, image, compressed: format === 'zst', bmap, bmapFrom, cleanup };
   } catch (err) {

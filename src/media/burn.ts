@@ -43,6 +43,11 @@ export type HoleMode = 'auto' | 'zero' | 'keep';
 
 export interface WriteImageOptions {
   device: string;
+  /**
+   * A regular file instead of a block device (as bmaptool copy to a file): `device` is then a new
+   * file, created here exclusively and sized to the image; its holes stay holes (nothing to zero).
+   */
+  file?: boolean;
   image: string;
   compressed: boolean;
   bmap: Bmap;
@@ -64,7 +69,12 @@ export interface WriteImageResult {
   written: number;
   writeSeconds: number;
   verifySeconds?: number;
-  holes: 'zeroed by the device' | 'zeroed by writing' | 'left as they were' | 'none';
+  holes:
+    | 'zeroed by the device'
+    | 'zeroed by writing'
+    | 'left as they were'
+    | 'left as holes (a new sparse file)'
+    | 'none';
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {
@@ -110,8 +120,9 @@ export async function writeFully(fh: FileHandle, device: string, data: Buffer, p
   }
 }
 
-async function openDevice(device: string): Promise<FileHandle> {
+async function openDevice(device: string, file = false): Promise<FileHandle> {
   try {
+    if (file) return await open(device, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
     return await open(device, constants.O_RDWR | constants.O_EXCL);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -166,6 +177,7 @@ export async function writeZeroesMaxBytes(device: string, sysfs = '/sys'): Promi
 async function handleHoles(writer: DeviceWriter, o: WriteImageOptions): Promise<WriteImageResult['holes']> {
   const holes = holeExtents(o.bmap);
   if (holes.length === 0) return 'none';
+  if (o.file) return 'left as holes (a new sparse file)';
   if (o.holes === 'keep') return 'left as they were';
   const end = Math.min(roundUp(o.bmap.imageSize, 512), o.deviceSize ?? Number.POSITIVE_INFINITY);
   const offload = await writeZeroesMaxBytes(o.device);
@@ -339,7 +351,8 @@ async function verifyDevice(
   const blocksEnd = roundUp(o.bmap.imageSize, DIRECT_ALIGN);
   const direct = blocksEnd <= (o.deviceSize ?? o.bmap.imageSize) ? directHandle : undefined;
   o.log.info({ direct: direct !== undefined }, 'read-back');
-  if (!direct) await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
+  // A regular file has no device cache to drop: after the fsync its reads come from the file.
+  if (!direct && !o.file) await run(['blockdev', '--flushbufs', o.device], { log: o.log, tag: 'blockdev' });
   o.progress.start(`verifying ${o.device}`, mappedBytes(o.bmap));
   try {
     // One read ahead (mappedChunks): the next read runs in libuv's pool while this thread hashes.
@@ -380,9 +393,10 @@ async function verifyDevice(
 
 /** Write the image's mapped ranges to the device, sync, and read them back. */
 export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
-  const fh = await openDevice(o.device);
+  const fh = await openDevice(o.device, o.file);
   let writer: DeviceWriter | undefined;
   try {
+    if (o.file) await fh.truncate(o.bmap.imageSize);
     writer = await DeviceWriter.open(fh, o);
     const th = performance.now();
     const holes = await handleHoles(writer, o);

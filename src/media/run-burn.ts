@@ -2,6 +2,8 @@
  * osbake burn: list candidate drives, or check a device, prepare the image and its bmap, confirm,
  * write, verify. Refusals come before any long work and before the device is opened.
  */
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { InterruptedError, UserError } from '../errors.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
@@ -32,6 +34,10 @@ export interface BurnOptions {
   json?: boolean;
   dryRun?: boolean;
   holes?: string;
+  /** --bmap FILE: this block map instead of the one beside the image. */
+  bmap?: string;
+  /** --nobmap: write every byte of the image. */
+  noBmap?: boolean;
   out?: Pick<NodeJS.WriteStream, 'write'>;
   err?: Pick<NodeJS.WriteStream, 'write'>;
   input?: NodeJS.ReadableStream & { isTTY?: boolean };
@@ -179,6 +185,9 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
       'osbake burn <image|release> <device>',
     );
 
+  const target = await classifyTarget(o.device);
+  if (target === 'file') return burnToFile(o, o.device, { log, say, out });
+
   const disk = findDevice(state, o.device);
   if (!disk) {
     throw new UserError(
@@ -200,6 +209,8 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
     say,
     progress,
     tempDir: o.tempDir,
+    bmapFile: o.bmap,
+    noBmap: o.noBmap,
   });
   try {
     const { bmap } = prepared;
@@ -251,5 +262,129 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
     }
   } finally {
     await prepared.cleanup();
+  }
+}
+
+/**
+ * What the second argument names (before any work): a block device (the drive checks follow), or
+ * a regular file to write the image into, as `bmaptool copy` does — an existing file or a new one
+ * in an existing directory. A path under /dev/ that does not exist is never a new file.
+ */
+async function classifyTarget(path: string): Promise<'block' | 'file'> {
+  const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!st) {
+    if (path.startsWith('/dev/'))
+      throw new UserError(
+        'E_BURN_NO_DEVICE',
+        `no block device ${path}`,
+        'osbake burn (without arguments) lists the disks',
+      );
+    const dir = dirname(resolve(path));
+    const d = await stat(dir).catch(() => undefined);
+    if (!d?.isDirectory())
+      throw new UserError(
+        'E_BURN_TARGET',
+        `cannot write ${path}: no directory ${dir}`,
+        'give a block device (osbake burn lists them) or a file in an existing directory',
+      );
+    return 'file';
+  }
+  if (st.isBlockDevice()) return 'block';
+  if (st.isFile()) return 'file';
+  throw new UserError(
+    'E_BURN_TARGET',
+    `${path} is ${st.isDirectory() ? 'a directory' : 'neither a block device nor a regular file'}`,
+    'give a whole disk such as /dev/sdb, or the path of an image file to write',
+  );
+}
+
+/**
+ * Write the image into a regular file (bmaptool copy IMAGE FILE): a new sparse file beside the
+ * target, the mapped ranges written and read back, fsync, then renamed over the target — an
+ * existing file is replaced only by a complete, verified copy.
+ */
+async function burnToFile(
+  o: BurnOptions,
+  dest: string,
+  io: { log: Logger; say: (l: string) => void; out: Pick<NodeJS.WriteStream, 'write'> },
+): Promise<WriteImageResult | undefined> {
+  const { log, say, out } = io;
+  const located = await locateImage(o.source as string, o.projectDir);
+  const existing = await stat(dest).catch(() => undefined);
+  if (existing) {
+    const src = await stat(located.path);
+    if (src.dev === existing.dev && src.ino === existing.ino) {
+      throw new UserError(
+        'E_BURN_SAME_FILE',
+        `${dest} is the image itself`,
+        'write the image to another file or to a drive',
+      );
+    }
+  }
+  const progress = o.progress ?? new ByteProgress();
+  const prepared = await prepareImage(located, {
+    log,
+    say,
+    progress,
+    tempDir: o.tempDir,
+    bmapFile: o.bmap,
+    noBmap: o.noBmap,
+  });
+  const temp = join(dirname(resolve(dest)), `.${basename(dest)}.partial-${process.pid}`);
+  try {
+    const { bmap } = prepared;
+    const summary = `${prepared.what}: ${formatBytes(bmap.imageSize)}, ${formatBytes(mappedBytes(bmap))} of data (bmap: ${prepared.bmapFrom}) → file ${dest}${existing ? ' (replacing it)' : ''}`;
+    if (o.dryRun) {
+      out.write(`dry run: all checks passed; would write ${summary}\n`);
+      return undefined;
+    }
+    const ac = new AbortController();
+    const untrap = trapSignals(ac, (s) => say(`osbake: ${s} received: stopping; ${dest} is unchanged`));
+    try {
+      say(`writing ${summary}${o.logFile ? ` (log: ${o.logFile})` : ''}`);
+      await rm(temp, { force: true });
+      const r = await writeImage({
+        device: temp,
+        file: true,
+        image: prepared.image,
+        compressed: prepared.compressed,
+        bmap,
+        verify: o.verify !== false,
+        holes: 'keep',
+        log,
+        progress,
+        say,
+        signal: ac.signal,
+        beforeVerify: o.beforeVerify,
+      });
+      await rename(temp, dest);
+      await syncDir(dirname(resolve(dest)));
+      out.write(
+        `wrote ${formatBytes(r.written)} to ${dest} in ${r.writeSeconds.toFixed(1)} s (${rate(r.written, r.writeSeconds)}, synced); holes ${r.holes}\n`,
+      );
+      out.write(
+        r.verifySeconds !== undefined
+          ? `verified ${bmap.ranges.length} range(s) read back from ${dest} in ${r.verifySeconds.toFixed(1)} s: all match the bmap\n`
+          : 'not verified (--no-verify)\n',
+      );
+      return r;
+    } finally {
+      untrap();
+      await rm(temp, { force: true });
+    }
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -5,7 +5,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +112,9 @@ describe('osbake burn writes', () => {
     const r = await runCli(['burn', img, dev, '--force', '--yes'], dir);
     expect(r.stderr).toMatch(/no bmap beside plain\.raw: making one/);
     expect(r.code).toBe(0);
+    // The bmap it made is kept beside the image (as bmaptool users keep theirs): not made twice.
+    expect(r.stderr).toContain(`kept as ${img}.bmap`);
+    expect(readFileSync(`${img}.bmap`, 'utf8')).toMatch(/<bmap version="2\.0">/);
     expect(r.stdout).toMatch(/wrote 4\.0 MiB to \/dev\/loop\d+ in [\d.]+ s .*holes zeroed by the device/);
     expect(r.stdout).toMatch(/verified 4 range\(s\) read back/);
     // The run is logged to a file the output names: the commands, the phases and their times.
@@ -246,6 +258,84 @@ describe('osbake burn catches corruption', () => {
     expect(nv.stderr).toMatch(
       /does not match its bmap: blocks 1281-2048 .*\(\/dev\/loop\d+ now holds a partial image\)/,
     );
+  });
+});
+
+describe('osbake burn into a file (as bmaptool copy)', () => {
+  it('writes a sparse, verified copy; keeps the bmap it made; the next burn uses it', async () => {
+    const img = sparseImage('tofile.raw', IMAGE_SIZE, IMAGE_DATA);
+    const dest = join(dir, 'copy.raw');
+    const r = await runCli(['burn', img, dest], dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote 4\.0 MiB to .*copy\.raw .*holes left as holes \(a new sparse file\)/);
+    expect(r.stdout).toMatch(/verified 4 range\(s\) read back/);
+    expect(sha(dest, IMAGE_SIZE)).toBe(sha(img, IMAGE_SIZE));
+    expect(statSync(dest).size).toBe(IMAGE_SIZE);
+    // Sparse: about the 4 MiB of data allocated, not 64 MiB.
+    expect(statSync(dest).blocks * 512).toBeLessThan(8 * MiB);
+    const again = await runCli(['burn', img, dest], dir);
+    expect(again.code).toBe(0);
+    expect(again.stderr).not.toMatch(/making one/);
+    expect(again.stderr).toContain(`(bmap: ${img}.bmap)`);
+    expect(readdirSync(dir).filter((f) => f.includes('.partial-'))).toEqual([]);
+  });
+
+  it('--nobmap writes every byte; --bmap FILE takes a block map from elsewhere', async () => {
+    const img = sparseImage('nobmap.raw', IMAGE_SIZE, IMAGE_DATA);
+    const full = await runCli(['burn', img, join(dir, 'full.raw'), '--nobmap'], dir);
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).toMatch(/wrote 64\.0 MiB .*\nverified 1 range/);
+    expect(sha(join(dir, 'full.raw'), IMAGE_SIZE)).toBe(sha(img, IMAGE_SIZE));
+    const elsewhere = join(dir, 'maps');
+    await mkdir(elsewhere, { recursive: true });
+    execFileSync('bmaptool', ['create', '-o', join(elsewhere, 'x.bmap'), img], { stdio: 'ignore' });
+    const given = await runCli(
+      ['burn', img, join(dir, 'given.raw'), '--bmap', join(elsewhere, 'x.bmap')],
+      dir,
+    );
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stderr).toContain(`(bmap: ${join(elsewhere, 'x.bmap')})`);
+    expect(sha(join(dir, 'given.raw'), IMAGE_SIZE)).toBe(sha(img, IMAGE_SIZE));
+  });
+
+  it('replaces an existing file only with a complete, verified copy', async () => {
+    const img = sparseImage('replace.raw', IMAGE_SIZE, IMAGE_DATA);
+    const { bmap } = await createBmap(img, createNullLogger());
+    const ranges = bmap.ranges.map((r, i) => (i === 2 ? { ...r, sha256: 'e'.repeat(64) } : r));
+    writeFileSync(join(dir, 'bad.bmap'), formatBmap({ ...bmap, ranges }));
+    const dest = join(dir, 'old.raw');
+    writeFileSync(dest, 'the old contents\n');
+    const r = await runCli(['burn', img, dest, '--bmap', join(dir, 'bad.bmap')], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/does not match its bmap/);
+    expect(readFileSync(dest, 'utf8')).toBe('the old contents\n');
+    expect(readdirSync(dir).filter((f) => f.includes('.partial-'))).toEqual([]);
+  });
+
+  it.each([
+    ['the image itself', (img: string) => [img, img], /E_BURN_SAME_FILE/],
+    ['a directory', (img: string) => [img, dir], /is a directory \[E_BURN_TARGET\]/],
+    [
+      'a file in a missing directory',
+      (img: string) => [img, join(dir, 'nope/x.raw')],
+      /no directory .* \[E_BURN_TARGET\]/,
+    ],
+    [
+      'a missing /dev path',
+      (img: string) => [img, '/dev/osbake-none'],
+      /no block device \/dev\/osbake-none \[E_BURN_NO_DEVICE\]/,
+    ],
+    [
+      '--bmap and --nobmap together',
+      (img: string) => [img, join(dir, 'y.raw'), '--bmap', `${img}.bmap`, '--nobmap'],
+      /exclude each other \[E_USAGE\]/,
+    ],
+  ])('refuses %s', async (_what, args, code) => {
+    const img = sparseImage('refuse.raw', IMAGE_SIZE, IMAGE_DATA);
+    execFileSync('bmaptool', ['create', '-o', `${img}.bmap`, img], { stdio: 'ignore' });
+    const r = await runCli(['burn', ...args(img)], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(code);
   });
 });
 

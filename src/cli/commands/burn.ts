@@ -9,7 +9,10 @@ export function registerBurn(program: Command): void {
       '[image]',
       'raw / .raw.zst / .qcow2 file, build artifact in store/builds/, or release (its installer)',
     )
-    .argument('[device]', 'whole disk to write, e.g. /dev/sdb; without it: list the candidate drives')
+    .argument(
+      '[device]',
+      'whole disk to write, e.g. /dev/sdb, or a file (as bmaptool copy); without it: list the candidate drives',
+    )
     .option(
       '--force [checks]',
       'skip safety checks: removable (bare --force), mounted, root, size, or all; comma-separated',
@@ -21,6 +24,11 @@ export function registerBurn(program: Command): void {
       'auto: zero holes when the device can without writing them; zero: always; keep',
       'auto',
     )
+    .option(
+      '--bmap <file>',
+      'the block map to use (default: IMAGE.bmap beside the image, else made and kept there)',
+    )
+    .option('--nobmap', 'write every byte of the image, holes included (bmaptool --nobmap)')
     .option('--dry-run', 'run every check and prepare the bmap, then stop before opening the device')
     .option('--json', 'list the candidate drives as JSON')
     .addHelpText(
@@ -35,6 +43,7 @@ export function registerBurn(program: Command): void {
         '  osbake burn ./disk.raw /dev/sdc --yes         no prompt (scripts); bmap made if missing',
         '  osbake burn disk.raw.zst /dev/sdb --dry-run   check everything, write nothing',
         '  osbake burn disk.raw /dev/loop3 --force       a loop device is not removable',
+        '  osbake burn disk.raw.zst copy.raw             into a file: sparse, verified, then renamed',
       ].join('\n'),
     )
     .action(
@@ -48,6 +57,8 @@ export function registerBurn(program: Command): void {
           holes: string;
           dryRun?: boolean;
           json?: boolean;
+          bmap?: string;
+          nobmap?: boolean;
         },
       ) => {
         const g = program.opts<GlobalOptions>();
@@ -68,6 +79,8 @@ export function registerBurn(program: Command): void {
           holes: opts.holes,
           dryRun: opts.dryRun,
           json: opts.json,
+          bmap: opts.bmap,
+          noBmap: opts.nobmap,
         });
       },
     );
