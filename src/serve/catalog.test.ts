@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,12 @@ describe('a bare store (no manifests): nothing invented', () => {
     const html = renderIndexPage(c);
     expect(html).toContain('>unknown</span>');
     expect(html).not.toContain('0'.repeat(64));
+  });
+
+  it('a symlink to a build is another name for it, not another build', async () => {
+    await symlink('img-r1-main-0123abcd.qcow2', join(store, 'builds/img-latest.qcow2'));
+    const c = await loadCatalog({ storeDir: store });
+    expect(c.builds.map((b) => b.artifact)).toEqual(['img-r1-main-0123abcd']);
   });
 
   it('with a .sha256 beside it, that checksum', async () => {

@@ -4,7 +4,7 @@
  * store/releases/*.json (written by `osbake release`) and builds from the files in store/builds/
  * (name, .sha256, .packages.tsv, SBOM, mtime). Package lists are cached by size and mtime.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { type PackageRecord, parsePackageList } from '../artifacts/package-list.js';
@@ -90,6 +90,10 @@ async function readStoreBuilds(
   const byImage = new Map<string, BuildEntry[]>();
   for (const f of files.sort()) {
     const artifact = f.slice(0, -'.qcow2'.length);
+    // A symlink is another name for a build, not a build: the file it names is listed (if it is
+    // in the store) under its own name.
+    const link = await lstat(join(dir, f)).catch(() => undefined);
+    if (!link || link.isSymbolicLink()) continue;
     const st = await statOrUndefined(join(dir, f));
     if (!st?.isFile()) continue;
     const sidecar = await readFile(join(dir, `${f}.sha256`), 'utf8').catch(() => '');

@@ -79,7 +79,10 @@ export async function containedRealPath(
   let real: string;
   try {
     real = await realpath(joined);
-  } catch {
+  } catch (err) {
+    // A directory on the way that may not be searched: the caller answers 403 (no path shown).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw err;
     return undefined;
   }
   return { path: real, escaped: !isInside(realRoot, real) };

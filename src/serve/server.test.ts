@@ -3,7 +3,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ArtifactServer, coalesceRanges, hostHeaders, startArtifactServer } from './server.js';
+import {
+  type ArtifactServer,
+  coalesceRanges,
+  createShaCache,
+  hostHeaders,
+  startArtifactServer,
+} from './server.js';
 
 /** Send raw bytes, return the status line of the answer (or '' when the connection just closed). */
 function rawRequest(port: number, text: string): Promise<string> {
@@ -88,5 +94,47 @@ describe('artifact server: hostile request lines and headers, several ranges', (
       headers: { Range: 'bytes=0-9', 'If-Range': head.headers.get('last-modified') as string },
     });
     expect(byDate.status).toBe(206);
+  });
+});
+
+describe('computed .sha256 sidecars', () => {
+  it('concurrent requests for one file share one hash; a changed file is hashed again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-sha-'));
+    try {
+      const file = join(dir, 'a.raw');
+      await writeFile(file, 'one');
+      let runs = 0;
+      const sha = createShaCache(async () => {
+        runs++;
+        await new Promise((r) => setTimeout(r, 50));
+        return `hash-${runs}`;
+      });
+      const all = await Promise.all(Array.from({ length: 8 }, () => sha(file)));
+      expect(new Set(all)).toEqual(new Set(['hash-1']));
+      expect(runs).toBe(1);
+      await writeFile(file, 'two, longer');
+      expect(await sha(file)).toBe('hash-2');
+      expect(runs).toBe(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failed hash is not kept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-sha-'));
+    try {
+      const file = join(dir, 'a.raw');
+      await writeFile(file, 'x');
+      let runs = 0;
+      const sha = createShaCache(async () => {
+        runs++;
+        if (runs === 1) throw new Error('EIO');
+        return 'ok';
+      });
+      await expect(sha(file)).rejects.toThrow('EIO');
+      expect(await sha(file)).toBe('ok');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

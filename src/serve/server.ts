@@ -7,8 +7,8 @@
  * in flight finish for a grace period, then cuts the rest.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { constants, createReadStream, statSync } from 'node:fs';
+import { access, readdir, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, join, relative, sep } from 'node:path';
@@ -60,21 +60,50 @@ export function contentTypeOf(name: string): string {
 
 const READ_CHUNK = 1024 * 1024;
 
-/** Computed sidecars for files that have no stored .sha256, by file identity. */
-const shaCache = new Map<string, string>();
+/**
+ * Computed sidecars for files that have no stored .sha256, by file identity (path, device, inode,
+ * size, mtime). The promise is kept, so concurrent requests for one file share one hash; a failed
+ * one is forgotten.
+ */
+export function createShaCache(hash: (file: string) => Promise<string> = hashFile) {
+  const cache = new Map<string, Promise<string>>();
+  return async function sha256Of(file: string): Promise<string> {
+    const st = await stat(file);
+    const key = `${file}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    let p = cache.get(key);
+    if (!p) {
+      p = hash(file);
+      cache.set(key, p);
+      p.catch(() => cache.delete(key));
+    }
+    return p;
+  };
+}
 
-async function sha256Of(file: string): Promise<string> {
-  const st = await stat(file);
-  const key = `${file}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-  const hit = shaCache.get(key);
-  if (hit) return hit;
+async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 4 * READ_CHUNK }))
     hash.update(chunk as Buffer);
-  const hex = hash.digest('hex');
-  shaCache.set(key, hex);
-  return hex;
+  return hash.digest('hex');
 }
+
+const sha256Of = createShaCache();
+
+/** Permission errors of the file system: the answer is 403, never a path. */
+function isPermissionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/** Bodies of the error answers: fixed texts, never a path or a system message. */
+const STATUS_BODIES: Record<number, string> = {
+  400: 'bad request\n',
+  403: 'forbidden\n',
+  404: 'not found\n',
+  405: 'only GET and HEAD\n',
+  412: 'precondition failed\n',
+  416: 'range not satisfiable\n',
+};
 
 /** Does the real path pass through a hidden (dot) file or directory below the root? */
 function hiddenInside(root: string, real: string): boolean {
@@ -165,14 +194,19 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       highWaterMark: READ_CHUNK,
     } as send.SendOptions;
     send(req, `/${rel}`, options)
-      .on('error', (err: { status?: number; message: string; headers?: Record<string, string> }) => {
-        const status = err.status ?? 500;
-        res.removeHeader('Content-Type');
-        res.removeHeader('Content-Range');
-        const body =
-          status === 416 ? 'range not satisfiable\n' : status === 404 ? 'not found\n' : `${err.message}\n`;
-        reply(req, res, status, body, undefined, err.headers ?? {});
-      })
+      .on(
+        'error',
+        (err: { status?: number; code?: string; message: string; headers?: Record<string, string> }) => {
+          // send's messages may name the file's path: the body says only what happened.
+          const status = isPermissionError(err) ? 403 : (err.status ?? 500);
+          if (status >= 500) log(`error: ${req.method} ${req.url}: ${err.message}`);
+          if (res.headersSent) return void res.destroy();
+          res.removeHeader('Content-Type');
+          res.removeHeader('Content-Range');
+          const body = STATUS_BODIES[status] ?? 'internal error\n';
+          reply(req, res, status, body, undefined, err.headers ?? {});
+        },
+      )
       .pipe(res);
   }
 
@@ -239,6 +273,8 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       return serveDirectory(req, res, found.path, pathOnly);
     }
     if (!st.isFile() || check.directory) return reply(req, res, 404, 'not found\n');
+    // Unreadable (EACCES): thrown to the handler's catch, which answers 403 without the path.
+    await access(found.path, constants.R_OK);
     return serveFile(req, res, found.path);
   }
 
@@ -257,6 +293,8 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     });
     handle(req, res).catch((err: unknown) => {
       log(`error: ${req.method} ${req.url}: ${(err as Error).message}`);
+      // An unreadable file or directory: 403, and no path in the body.
+      if (isPermissionError(err) && !res.headersSent) return reply(req, res, 403, 'forbidden\n');
       // A broken manifest (UserError, ConfigError) is worth showing; anything else stays inside.
       const text =
         err instanceof UserError

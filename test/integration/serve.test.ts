@@ -4,9 +4,10 @@
  * sidecars, a 5 GiB (sparse) file, the JSON API, osbake verify --mirror, graceful shutdown, and
  * the page in real headless Chromium.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -22,7 +23,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureStore, makeFixtureStore, writeRandomFile } from './fixture-store.js';
-import { freePort, REPO, runCli, startCli } from './helpers.js';
+import { CLI, freePort, REPO, runCli, startCli } from './helpers.js';
 
 interface Reply {
   status: number;
@@ -497,3 +498,93 @@ describe.each(['nginx', 'node'])(
     });
   },
 );
+
+/** Can an unprivileged user (nobody) run the CLI from where the tests are? Not when the repo is private. */
+function nobodyCanRunCli(): boolean {
+  try {
+    execFileSync(
+      'setpriv',
+      [...NOBODY, process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(CLI)})`],
+      {
+        stdio: 'ignore',
+      },
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+
+describe('osbake serve as an unprivileged user: what it may not read is 403, without a path', () => {
+  it.runIf(nobodyCanRunCli())(
+    'answers 403 "forbidden" for an unreadable file, directory and .sha256',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'osbake-perm-'));
+      try {
+        chmodSync(dir, 0o755);
+        const store = join(dir, 'store');
+        mkdirSync(join(store, 'builds'), { recursive: true, mode: 0o755 });
+        chmodSync(store, 0o755);
+        chmodSync(join(store, 'builds'), 0o755);
+        writeFileSync(join(store, 'builds/open.raw'), 'anyone may read this\n', { mode: 0o644 });
+        writeFileSync(join(store, 'builds/secret.raw'), 'root only\n', { mode: 0o600 });
+        mkdirSync(join(store, 'private'), { mode: 0o700 });
+        writeFileSync(join(store, 'private/inside.raw'), 'root only\n', { mode: 0o644 });
+        const port = await freePort();
+        const child = spawn(
+          'setpriv',
+          [
+            ...NOBODY,
+            process.execPath,
+            CLI,
+            'serve',
+            '--root',
+            store,
+            '--port',
+            String(port),
+            '--engine',
+            'node',
+            '--workers',
+            '1',
+          ],
+          {
+            cwd: dir,
+            env: { ...process.env, CI: 'true', HOME: dir, OSBAKE_LOG_DIR: dir },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        child.stderr.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        try {
+          const base = `http://127.0.0.1:${port}`;
+          for (let i = 0; i < 100 && !/serving /.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+          expect(out).toMatch(/serving /);
+          expect((await raw(base, 'GET', '/builds/open.raw')).status).toBe(200);
+          for (const path of [
+            '/builds/secret.raw',
+            '/builds/secret.raw.sha256',
+            '/private/',
+            '/private/inside.raw',
+          ]) {
+            const r = await raw(base, 'GET', path);
+            expect(r.status, path).toBe(403);
+            expect(r.body.toString(), path).toBe('forbidden\n');
+            expect(JSON.stringify(r.headers)).not.toContain(dir);
+          }
+        } finally {
+          child.kill('SIGTERM');
+          await new Promise((r) => child.once('close', r));
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
