@@ -1,5 +1,8 @@
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DIRECT_REQUEST, nginxConfig } from './nginx.js';
+import { DIRECT_REQUEST, followLines, nginxConfig } from './nginx.js';
 
 const opts = {
   root: '/srv/store',
@@ -47,5 +50,29 @@ describe('nginx engine', () => {
     expect(() => nginxConfig({ ...opts, root: '/srv/$store' })).toThrow(
       /cannot put .* in an nginx configuration/,
     );
+  });
+});
+
+describe('the access log', () => {
+  it('is a buffered file, so no nginx worker waits for osbake', () => {
+    expect(nginxConfig(opts)).toContain('access_log "/tmp/x/access.log" osbake buffer=64k flush=1s;');
+  });
+
+  it('is followed: whole lines in order, a partial line when it is complete or at the end', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'osbake-follow-'));
+    try {
+      const file = join(dir, 'access.log');
+      const lines: string[] = [];
+      const f = followLines(file, (l) => lines.push(l), 20);
+      await new Promise((r) => setTimeout(r, 60)); // no file yet: nothing, no error
+      await writeFile(file, 'one\ntwo\nthr');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(lines).toEqual(['one', 'two']);
+      await appendFile(file, 'ee\nfour');
+      await f.stop();
+      expect(lines).toEqual(['one', 'two', 'three', 'four']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,12 +6,11 @@
  * only ever answers for a plain path to a regular file reached without a symlink; the rules of
  * paths.ts stay the single source of truth for the rest.
  */
-import { constants, createReadStream, existsSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, writeFileSync } from 'node:fs';
 import { access, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { UserError } from '../errors.js';
 import { run, startService } from '../exec/run.js';
 import { createNullLogger } from '../log/logger.js';
@@ -79,7 +78,9 @@ ${types}
   charset utf-8;
   charset_types ${charsetTypes.join(' ')};
   log_format osbake '$time_iso8601 $remote_addr "$request_method $request_uri" $status $body_bytes_sent \${request_time}s';
-  access_log ${quote(join(o.dir, 'access.fifo'))} osbake;
+  # Buffered into a file that osbake follows: no worker ever waits for osbake (a FIFO made every
+  # request wait for osbake to read its log line: small files at half nginx's own rate).
+  access_log ${quote(join(o.dir, 'access.log'))} osbake buffer=64k flush=1s;
   log_not_found off;
   server_tokens off;
   sendfile on;
@@ -218,19 +219,7 @@ export async function startNginxFront(
     await cleanupDir();
     throw err;
   }
-  // The access log is a FIFO read here: lines reach osbake's stdout in order, whatever that is (a
-  // file opened with ">" would be overwritten from the start if nginx opened /dev/stdout itself).
-  const fifo = join(dir, 'access.fifo');
-  await run(['mkfifo', '-m', '600', fifo], { log: createNullLogger() });
-  const accessLines = createInterface({ input: createReadStream(fifo), crlfDelay: Number.POSITIVE_INFINITY });
-  accessLines.on('line', (line) => access(line));
-  let accessClosed = false;
-  const accessDone = new Promise<void>((resolve) =>
-    accessLines.once('close', () => {
-      accessClosed = true;
-      resolve();
-    }),
-  );
+  const follower = followLines(join(dir, 'access.log'), access);
   // setpriv --pdeathsig: nginx gets SIGTERM (its fast shutdown) if osbake dies without stopping it,
   // even by SIGKILL, so no orphaned nginx keeps the port.
   const argv = [nginx, '-c', conf, '-p', dir, '-e', 'stderr', '-g', 'daemon off;'];
@@ -247,15 +236,8 @@ export async function startNginxFront(
       else stderr.push(line);
     },
   });
-  // The reader's open() waits for a writer: if nginx never opened the FIFO, open it once so the
-  // reader ends (then read what is left).
-  const releaseFifo = async () => {
-    if (!accessClosed) {
-      const w = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
-      await w?.close();
-    }
-    await accessDone;
-  };
+  // The rest of the access log once nginx has exited (it flushes its buffer on the way out).
+  const finishAccessLog = () => follower.stop();
   const exited = child.exited;
   let gone = false;
   void exited.then(() => {
@@ -269,7 +251,7 @@ export async function startNginxFront(
   const connectHost = o.host === '0.0.0.0' ? '127.0.0.1' : o.host === '::' ? '::1' : o.host;
   for (let i = 0; ; i++) {
     if (gone) {
-      await releaseFifo();
+      await finishAccessLog();
       await cleanupDir();
       const text = stderr.join('\n');
       const why = /\[emerg\][^\n]*?: (.*)/.exec(text)?.[1] ?? stderr.at(-1) ?? '';
@@ -291,7 +273,7 @@ export async function startNginxFront(
     if (existsSync(join(dir, 'nginx.pid')) && (await answers(connectHost, o.port))) break;
     if (i > 200) {
       await child.stop('SIGKILL', 0);
-      await releaseFifo();
+      await finishAccessLog();
       await cleanupDir();
       throw new UserError('E_NGINX', 'nginx did not start listening within 10 s', 'try --engine node');
     }
@@ -321,10 +303,63 @@ export async function startNginxFront(
           // Downloads in flight get graceMs, then SIGTERM (nginx's fast stop), then SIGKILL.
           await child.stop(undefined, graceMs);
         }
-        await releaseFifo();
+        await finishAccessLog();
         await cleanupDir();
       })();
       return stopping;
+    },
+  };
+}
+
+/**
+ * Follow a file that another process appends lines to (nginx's buffered access log): every
+ * `everyMs`, the bytes added since the last look are split into lines and handed on; a line
+ * without its newline yet waits for the next look. stop() reads what is left, the last partial
+ * line included.
+ */
+export function followLines(
+  file: string,
+  onLine: (line: string) => void,
+  everyMs = 500,
+): { stop(): Promise<void> } {
+  let pos = 0;
+  let rest = '';
+  let reading: Promise<void> = Promise.resolve();
+  const readNew = async () => {
+    const fh = await open(file, 'r').catch(() => undefined);
+    if (!fh) return;
+    try {
+      const { size } = await fh.stat();
+      if (size < pos) pos = 0; // truncated or replaced: from the start
+      while (pos < size) {
+        const buf = Buffer.alloc(Math.min(size - pos, 1 << 20));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        const text = rest + buf.subarray(0, bytesRead).toString('utf8');
+        const lines = text.split('\n');
+        rest = lines.pop() ?? '';
+        for (const l of lines) onLine(l);
+      }
+    } finally {
+      await fh.close();
+    }
+  };
+  const timer = setInterval(() => {
+    reading = reading.then(readNew).catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        await reading;
+        await readNew().catch(() => undefined);
+        if (rest) onLine(rest);
+        rest = '';
+      })();
+      return stopped;
     },
   };
 }
