@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,13 @@ import { mirrorUrl } from '../artifacts/naming.js';
 import { type Release, type ReleaseArtifact, writeRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import type { ProgressSink } from '../log/progress.js';
-import { checkMirrorArtifact, checkStoreArtifact, verifyRelease } from './verify.js';
+import {
+  checkMirrorArtifact,
+  checkStoreArtifact,
+  describeResult,
+  sidecarProblem,
+  verifyRelease,
+} from './verify.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -101,6 +107,49 @@ describe('osbake verify', () => {
       ['p 1', 'SIZE', '13'],
     ]);
     expect(results[3]?.location).toBe(`${base}/repos/Debian12/p%201.tar.zst`);
+  });
+
+  it('refuses an artifact reached through a symlink (the file itself or a directory on the way)', async () => {
+    const good = project.release.artifacts[0] as ReleaseArtifact;
+    await mkdir(join(project.store, 'real'), { recursive: true });
+    await writeFile(join(project.store, 'real/good.qcow2'), Buffer.alloc(300_000, 7));
+    await symlink('../real/good.qcow2', join(project.store, 'builds/link.qcow2'));
+    await symlink('real', join(project.store, 'linked-dir'));
+    const viaFile = await checkStoreArtifact(project.store, { ...good, path: 'builds/link.qcow2' });
+    expect([viaFile.status, viaFile.got]).toEqual(['SYMLINK', join(project.store, 'builds/link.qcow2')]);
+    const viaDir = await checkStoreArtifact(project.store, { ...good, path: 'linked-dir/good.qcow2' });
+    expect([viaDir.status, viaDir.got]).toEqual(['SYMLINK', join(project.store, 'linked-dir')]);
+    expect(describeResult(viaDir)).toMatch(/reached through the symbolic link/);
+  });
+
+  it('checks the .sha256 beside an artifact, in the store and on a mirror', async () => {
+    const good = project.release.artifacts[0] as ReleaseArtifact;
+    const sidecar = join(project.store, 'builds/good.qcow2.sha256');
+    try {
+      await writeFile(sidecar, `${good.sha256}  good.qcow2\n`);
+      expect((await checkStoreArtifact(project.store, good)).status).toBe('OK');
+      expect((await checkMirrorArtifact(base, good)).status).toBe('OK');
+      await writeFile(sidecar, `${'0'.repeat(64)}  good.qcow2\n`);
+      const local = await checkStoreArtifact(project.store, good);
+      expect([local.status, local.got]).toEqual(['SIDECAR', `good.qcow2.sha256 says ${'0'.repeat(64)}`]);
+      expect(describeResult(local)).toMatch(/sha256sum -c would fail/);
+      const remote = await checkMirrorArtifact(base, good);
+      expect(remote.status).toBe('SIDECAR');
+    } finally {
+      await rm(sidecar, { force: true });
+    }
+  });
+
+  it.each([
+    ['a', 'good.qcow2.sha256 is not one "<sha256>  good.qcow2" line'],
+    [`${'a'.repeat(64)}  other.qcow2`, 'good.qcow2.sha256 names other.qcow2, not good.qcow2'],
+    [
+      `${'a'.repeat(64)}  good.qcow2\n${'a'.repeat(64)}  good.qcow2`,
+      'good.qcow2.sha256 is not one "<sha256>  good.qcow2" line',
+    ],
+    [`${'a'.repeat(64)} *good.qcow2\n`, undefined],
+  ])('sidecarProblem(%j)', (text, problem) => {
+    expect(sidecarProblem(text, { sha256: 'a'.repeat(64), path: 'builds/good.qcow2' })).toBe(problem);
   });
 
   it('hashes as bytes arrive and reports progress, also without Content-Length', async () => {

@@ -3,7 +3,7 @@
  * over HTTP, has the recorded size and SHA-256. The hash is computed as bytes arrive (no temp file).
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { sha256File } from '../artifacts/checksum.js';
@@ -21,7 +21,36 @@ import { UserError } from '../errors.js';
 import { ByteProgress, formatBytes, type ProgressSink } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 
-export type VerifyStatus = 'OK' | 'MISMATCH' | 'MISSING' | 'SIZE';
+export type VerifyStatus = 'OK' | 'MISMATCH' | 'MISSING' | 'SIZE' | 'SYMLINK' | 'SIDECAR';
+
+/**
+ * What a `.sha256` sidecar says, against the artifact (pure): undefined when it is right (the
+ * recorded SHA-256 and the artifact's file name, as `sha256sum -c` reads it), else what is wrong.
+ */
+export function sidecarProblem(
+  text: string,
+  a: Pick<ReleaseArtifact, 'sha256' | 'path'>,
+): string | undefined {
+  const name = a.path.split('/').at(-1) ?? a.path;
+  const lines = text.split('\n').filter((l) => l.trim());
+  const m = lines.length === 1 ? /^([0-9a-f]{64}) [ *](.+)$/.exec(lines[0] as string) : null;
+  if (!m) return `${name}.sha256 is not one "<sha256>  ${name}" line`;
+  if (m[2] !== name) return `${name}.sha256 names ${m[2]}, not ${name}`;
+  if (m[1] !== a.sha256) return `${name}.sha256 says ${m[1]}`;
+  return undefined;
+}
+
+/** The first component of storeDir/relPath (below storeDir) that is a symbolic link, if any. */
+async function symlinkOnPath(storeDir: string, relPath: string): Promise<string | undefined> {
+  let cur = storeDir;
+  for (const part of relPath.split('/')) {
+    cur = join(cur, part);
+    const st = await lstat(cur).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.isSymbolicLink()) return cur;
+  }
+  return undefined;
+}
 
 export interface VerifyResult {
   artifact: ReleaseArtifact;
@@ -41,21 +70,32 @@ export async function checkStoreArtifact(
   progress: ProgressSink = noProgress,
 ): Promise<VerifyResult> {
   const file = join(storeDir, a.path);
+  // A release names files, not links: a symlink could point anywhere and change under the record.
+  const link = await symlinkOnPath(storeDir, a.path);
+  if (link) return { artifact: a, status: 'SYMLINK', location: file, got: link };
   let size: number;
   try {
-    size = (await stat(file)).size;
+    const st = await stat(file);
+    if (!st.isFile()) return { artifact: a, status: 'MISSING', location: file, got: 'not a regular file' };
+    size = st.size;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     return { artifact: a, status: 'MISSING', location: file, got: code };
   }
   if (size !== a.size) return { artifact: a, status: 'SIZE', location: file, got: String(size) };
   progress.start(a.path, a.size);
+  let sha: string;
   try {
-    const sha = await sha256File(file, (n) => progress.add(n));
-    return { artifact: a, status: sha === a.sha256 ? 'OK' : 'MISMATCH', location: file, got: sha };
+    sha = await sha256File(file, (n) => progress.add(n));
   } finally {
     progress.end();
   }
+  if (sha !== a.sha256) return { artifact: a, status: 'MISMATCH', location: file, got: sha };
+  // The .sha256 beside it is what users run `sha256sum -c` on: it must agree (absent is allowed).
+  const sidecar = await readFile(`${file}.sha256`, 'utf8').catch(() => undefined);
+  const problem = sidecar === undefined ? undefined : sidecarProblem(sidecar, a);
+  if (problem) return { artifact: a, status: 'SIDECAR', location: `${file}.sha256`, got: problem };
+  return { artifact: a, status: 'OK', location: file, got: sha };
 }
 
 /** `<mirror>/<path>`, each path segment URL-encoded. */
@@ -104,7 +144,19 @@ export async function checkMirrorArtifact(
   }
   if (bytes !== a.size) return { artifact: a, status: 'SIZE', location: url, got: String(bytes) };
   const sha = hash.digest('hex');
-  return { artifact: a, status: sha === a.sha256 ? 'OK' : 'MISMATCH', location: url, got: sha };
+  if (sha !== a.sha256) return { artifact: a, status: 'MISMATCH', location: url, got: sha };
+  // The mirror's .sha256 (what its users check downloads against): must agree when it is there.
+  const sumUrl = `${url}.sha256`;
+  try {
+    const r = await fetchImpl(sumUrl, { redirect: 'follow' });
+    if (r.ok) {
+      const problem = sidecarProblem(await r.text(), a);
+      if (problem) return { artifact: a, status: 'SIDECAR', location: sumUrl, got: problem };
+    } else await r.body?.cancel();
+  } catch {
+    // No sidecar reachable: the artifact itself was verified.
+  }
+  return { artifact: a, status: 'OK', location: url, got: sha };
 }
 
 /** What to print after the status for one result. */
@@ -119,6 +171,10 @@ export function describeResult(r: VerifyResult): string {
       return `size expected ${a.size} bytes, got ${r.got} bytes`;
     case 'MISSING':
       return `not found (${r.got}): ${r.location}`;
+    case 'SYMLINK':
+      return `reached through the symbolic link ${r.got}: a release records files, not links`;
+    case 'SIDECAR':
+      return `${r.got} (${r.location}): sha256sum -c would fail`;
   }
 }
 
