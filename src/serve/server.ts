@@ -256,7 +256,9 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       const last = check.segments.at(-1);
       if (last?.endsWith('.sha256') && !check.directory) {
         const base = await containedRealPath(root, [...check.segments.slice(0, -1), last.slice(0, -7)]);
-        const st = base && !base.escaped ? await stat(base.path).catch(() => undefined) : undefined;
+        // Never for a file outside the root or hidden (a symlink to a temporary name is hidden too).
+        const visible = base && !base.escaped && !hiddenInside(root, base.path);
+        const st = visible ? await stat(base.path).catch(() => undefined) : undefined;
         if (base && st?.isFile()) {
           const hex = await sha256Of(base.path);
           return reply(req, res, 200, `${hex}  ${last.slice(0, -7)}\n`, contentTypeOf(last));

@@ -188,6 +188,8 @@ describe.each(['nginx', 'node'])(
       '/builds/.hidden.partial-1',
       '/builds/%2ehidden.partial-1',
       '/builds/to-hidden',
+      '/builds/to-hidden.sha256',
+      '/builds/.hidden.partial-1.sha256',
     ])('never leaves the root: %s', async (path) => {
       const r = await raw(base, 'GET', path);
       expect([400, 403, 404]).toContain(r.status);
