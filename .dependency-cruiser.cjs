@@ -7,7 +7,7 @@ const LAYERS = [
   ['errors.ts', 'version.ts', 'log'],
   ['exec'],
   ['config'],
-  ['artifacts', 'git'],
+  ['artifacts', 'git', 'signing'],
   ['media', 'patches'],
   ['distros'],
   ['builders', 'installer'],

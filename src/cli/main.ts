@@ -7,6 +7,7 @@ import { registerBurn } from './commands/burn.js';
 import { registerClean } from './commands/clean.js';
 import { registerDiff } from './commands/diff.js';
 import { registerImages } from './commands/images.js';
+import { registerKeys } from './commands/keys.js';
 import { registerManifest } from './commands/manifest.js';
 import { registerPackages } from './commands/packages.js';
 import { registerPublish } from './commands/publish.js';
@@ -79,6 +80,7 @@ export function createProgram(): Command {
   registerDiff(program);
   registerServe(program);
   registerPublish(program);
+  registerKeys(program);
   return program;
 }
 

@@ -179,6 +179,25 @@ export const ProjectConfigSchema = z
       })
       .strict()
       .prefault({}),
+    signing: z
+      .object({
+        key: z
+          .string()
+          .regex(/^[0-9A-Fa-f]{40}$/, 'must be a key fingerprint: 40 hex digits (osbake keys list shows it)')
+          .transform((k) => k.toUpperCase())
+          .optional()
+          .describe('fingerprint of the project signing key (made by osbake keys init); unset: no signing'),
+        gnupgHome: z
+          .string()
+          .optional()
+          .describe('GnuPG home holding its secret key (default: $GNUPGHOME, else ~/.gnupg)'),
+        required: z
+          .boolean()
+          .default(false)
+          .describe('an unsigned release is an error for release, verify and burn'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -63,6 +63,11 @@ export const ReleaseSchema = z
       .regex(/^[0-9a-f]{40}$/, 'must be a full 40-digit git commit hash')
       .describe('project commit when the release was recorded'),
     artifacts: z.array(ReleaseArtifactSchema).default([]).describe('the files that make up the release'),
+    signed_by: z
+      .string()
+      .regex(/^[0-9A-F]{40}$/, 'must be a key fingerprint (40 upper-case hex digits)')
+      .optional()
+      .describe('fingerprint of the key that signed store/releases/<R>.json and <R>.SHA256SUMS'),
   })
   .strict();
 
@@ -190,6 +195,7 @@ export function releaseKey(r: Release | undefined): string {
     date: r.date,
     git_commit: r.git_commit,
     artifacts: r.artifacts.map((a) => [a.kind, a.name, a.path, a.sha256, a.size, a.build, a.git_commit]),
+    signed_by: r.signed_by ?? null,
   });
 }
 
@@ -201,6 +207,7 @@ export function setReleaseInYaml(text: string | undefined, name: string, release
   const node = doc.createNode({
     date: release.date,
     git_commit: release.git_commit,
+    ...(release.signed_by ? { signed_by: release.signed_by } : {}),
     artifacts: release.artifacts.map((a) => ({
       name: a.name,
       kind: a.kind,

@@ -1,10 +1,9 @@
 /**
  * osbake release R: gather the facts (builds, manifest.yaml, project commit), plan (pure), check
- * every artifact in the store, then write manifest.yaml (locked, atomic) and releases/<R>.json.
+ * every artifact in the store, then write manifest.yaml (locked, atomic) and releases/<R>.json with
+ * <R>.SHA256SUMS, both signed when signing.key is set.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
-import { writeJsonAtomic } from '../config/builds.js';
+import { relative } from 'node:path';
 import { loadProject } from '../config/project.js';
 import {
   assertReleaseName,
@@ -19,8 +18,11 @@ import { createNullLogger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
+import { requireSecretKey } from '../signing/gpg.js';
+import { signingKeyOf } from '../signing/project-keys.js';
 import { readImageBuilds } from './image-builds.js';
 import { type PatchChoice, planRelease, type ReleasePlan } from './plan.js';
+import { releaseJson, releaseRecordFiles, writeReleaseRecords } from './signature.js';
 import { checkStoreArtifact, describeResult, type VerifyResult } from './verify.js';
 
 export interface RunReleaseOptions {
@@ -44,12 +46,10 @@ export function patchChoice(patches: string | boolean | undefined): PatchChoice 
 
 /** store/releases/<R>.json: the release as JSON, for the HTTP server. */
 export function releaseJsonFile(storeDir: string, release: string): string {
-  return join(storeDir, 'releases', `${release}.json`);
+  return releaseRecordFiles(storeDir, release).json;
 }
 
-export function releaseJson(name: string, r: Release): object {
-  return { release: name, date: r.date, git_commit: r.git_commit, artifacts: r.artifacts };
-}
+export { releaseJson };
 
 export function formatReleaseSummary(plan: ReleasePlan): string {
   const counts = new Map<string, number>();
@@ -82,6 +82,14 @@ async function checkStore(storeDir: string, plan: ReleasePlan, progress: Progres
   );
 }
 
+/** A release entry without signed_by (an unsigned re-recording drops the old signer) (pure). */
+function omitSigner(r: Release): Release {
+  const { signed_by: _, ...rest } = r;
+  return rest;
+}
+
+const rel0 = (p: string) => relative(process.cwd(), p) || p;
+
 export async function runRelease(o: RunReleaseOptions): Promise<ReleasePlan> {
   assertReleaseName(o.release);
   const out = o.out ?? process.stdout;
@@ -103,14 +111,28 @@ export async function runRelease(o: RunReleaseOptions): Promise<ReleasePlan> {
   for (const image of without) out.write(`note: ${image}: no builds yet (no manifest.json); skipped\n`);
   for (const n of plan.notes) out.write(`note: ${n}\n`);
 
+  // Signing: the key is checked before any work (its secret here, its public key in keys/).
+  const log = createNullLogger();
+  const key = signingKeyOf(project);
+  if (key) await requireSecretKey(key.home, key.fingerprint, log);
+  else if (project.config.signing.required) {
+    throw new UserError(
+      'E_UNSIGNED',
+      `signing.required is set in ${project.file}, but no signing.key: release ${o.release} would be unsigned`,
+      'make a key with osbake keys init (it sets signing.key), or set signing.required: false',
+    );
+  }
+
   await checkStore(project.storeDir, plan, o.progress ?? new ByteProgress());
 
-  // manifest.yaml and store/releases/R.json under one lock, R.json from what was recorded.
+  // manifest.yaml and store/releases/R.json (+ R.SHA256SUMS, signatures) under one lock, from
+  // what was recorded; a failure puts manifest.yaml back.
   const json = releaseJsonFile(project.storeDir, o.release);
-  await writeRelease(file, o.release, plan.entry, existing, async (recorded) => {
-    await mkdir(dirname(json), { recursive: true });
-    await writeJsonAtomic(json, releaseJson(o.release, recorded));
+  const entry = key ? { ...plan.entry, signed_by: key.fingerprint } : omitSigner(plan.entry);
+  await writeRelease(file, o.release, entry, existing, async (recorded) => {
+    await writeReleaseRecords(project.storeDir, o.release, recorded, key, log);
   });
+  if (key) out.write(`signed ${rel0(json)} and ${o.release}.SHA256SUMS with ${key.fingerprint}\n`);
 
   out.write(formatReleaseSummary(plan));
   const rel = (p: string) => relative(process.cwd(), p) || p;

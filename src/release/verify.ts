@@ -18,8 +18,10 @@ import {
   requireRelease,
 } from '../config/releases.js';
 import { UserError } from '../errors.js';
+import { createNullLogger } from '../log/logger.js';
 import { ByteProgress, formatBytes, type ProgressSink } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
+import { checkReleaseSignature } from './signature.js';
 
 export type VerifyStatus = 'OK' | 'MISMATCH' | 'MISSING' | 'SIZE' | 'SYMLINK' | 'SIDECAR';
 
@@ -250,7 +252,7 @@ export function compareReleaseRecords(local: Release, mirror: Release): string[]
 async function releaseToVerify(
   o: VerifyOptions,
   out: Pick<NodeJS.WriteStream, 'write'>,
-): Promise<{ release: Release; project?: Project }> {
+): Promise<{ release: Release; project?: Project; yamlFile?: string }> {
   let project: Project | undefined;
   try {
     project = await loadProject(o.projectDir);
@@ -267,8 +269,7 @@ async function releaseToVerify(
       releases ?? (await loadReleases(file as string)),
       o.release,
     );
-    if (project) await checkStoreReleaseJson(project.storeDir, o.release, release, file as string);
-    return { release, project };
+    return { release, project, yamlFile: file };
   }
   const remote = await fetchMirrorRelease(o.mirror, o.release);
   if (local && remote) {
@@ -357,10 +358,23 @@ export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
       'e.g. --mirror http://mirror.example/osbake (the directory holding builds/ and repos/)',
     );
   }
-  const { release, project } = await releaseToVerify(o, out);
+  const { release, project, yamlFile } = await releaseToVerify(o, out);
   const progress = o.progress ?? new ByteProgress();
   const storeDir = project?.storeDir ?? '';
   const where = o.mirror ?? storeDir;
+  // The signatures first: no checksum of the record is trusted before them (throws when bad).
+  const signature = await checkReleaseSignature({
+    project,
+    name: o.release,
+    release,
+    storeDir,
+    mirror: o.mirror,
+    log: createNullLogger(),
+  });
+  out.write(`signature: ${signature.summary}\n`);
+  if (o.mirror === undefined && project && yamlFile) {
+    await checkStoreReleaseJson(project.storeDir, o.release, release, yamlFile);
+  }
   out.write(`verifying ${release.artifacts.length} artifact(s) of release ${o.release} in ${where}\n`);
   const results: VerifyResult[] = [];
   for (const a of release.artifacts) {
@@ -378,6 +392,7 @@ export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
           release: o.release,
           where,
           verified: results.every((r) => r.status === 'OK'),
+          signature: signature.result,
           artifacts: results.map((r) => ({
             name: r.artifact.name,
             kind: r.artifact.kind,

@@ -1,0 +1,199 @@
+/**
+ * A release's signed records in store/releases/: R.json (the release record), R.SHA256SUMS (every
+ * artifact's checksum, `sha256sum -c` from the store's root), and when a key is configured their
+ * detached, armored signatures R.json.asc and R.SHA256SUMS.asc. Verification checks both
+ * signatures against the repository's keys/ before any checksum in them is trusted.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mirrorUrl } from '../artifacts/naming.js';
+import { writeFileAtomically } from '../config/atomic.js';
+import type { Project } from '../config/project.js';
+import type { Release } from '../config/releases.js';
+import type { Logger } from '../log/logger.js';
+import { describeSignature, detachSign, type SignatureResult } from '../signing/gpg.js';
+import {
+  checkSignature,
+  keysDir,
+  type SigningKey,
+  signatureError,
+  withTrustKeyring,
+} from '../signing/project-keys.js';
+
+export function releaseRecordFiles(storeDir: string, name: string) {
+  const dir = join(storeDir, 'releases');
+  return {
+    dir,
+    json: join(dir, `${name}.json`),
+    sums: join(dir, `${name}.SHA256SUMS`),
+    jsonSig: join(dir, `${name}.json.asc`),
+    sumsSig: join(dir, `${name}.SHA256SUMS.asc`),
+  };
+}
+
+/** The store-relative paths of a release's record files, for serve and publish (pure). */
+export function releaseRecordPaths(name: string): string[] {
+  return ['json', 'json.asc', 'SHA256SUMS', 'SHA256SUMS.asc'].map((x) => `releases/${name}.${x}`);
+}
+
+/** R.json's content (pure). */
+export function releaseJson(name: string, r: Release): object {
+  return {
+    release: name,
+    date: r.date,
+    git_commit: r.git_commit,
+    ...(r.signed_by ? { signed_by: r.signed_by } : {}),
+    artifacts: r.artifacts,
+  };
+}
+
+/** `<sha256>  <store-relative path>` per artifact: `cd store && sha256sum -c releases/R.SHA256SUMS` (pure). */
+export function sha256sumsText(r: Release): string {
+  return r.artifacts.map((a) => `${a.sha256}  ${a.path}\n`).join('');
+}
+
+/**
+ * Write R.json and R.SHA256SUMS, signed when a key is given. The signatures are made first (in a
+ * scratch directory), so a signing failure writes nothing; an unsigned release removes old
+ * signatures, which would no longer match.
+ */
+export async function writeReleaseRecords(
+  storeDir: string,
+  name: string,
+  recorded: Release,
+  key: SigningKey | undefined,
+  log: Logger,
+): Promise<void> {
+  const f = releaseRecordFiles(storeDir, name);
+  const json = `${JSON.stringify(releaseJson(name, recorded), null, 2)}\n`;
+  const sums = sha256sumsText(recorded);
+  await mkdir(f.dir, { recursive: true });
+  if (!key) {
+    await writeFileAtomically(f.json, json);
+    await writeFileAtomically(f.sums, sums);
+    await rm(f.jsonSig, { force: true });
+    await rm(f.sumsSig, { force: true });
+    return;
+  }
+  const scratch = await mkdtemp(join(tmpdir(), 'osbake-sign-'));
+  try {
+    const sigs: string[] = [];
+    for (const [base, text] of [
+      ['R.json', json],
+      ['R.SHA256SUMS', sums],
+    ] as const) {
+      await writeFile(join(scratch, base), text);
+      await detachSign(key.home, key.fingerprint, join(scratch, base), join(scratch, `${base}.asc`), log);
+      sigs.push(await readFile(join(scratch, `${base}.asc`), 'utf8'));
+    }
+    await writeFileAtomically(f.json, json);
+    await writeFileAtomically(f.sums, sums);
+    await writeFileAtomically(f.jsonSig, sigs[0] as string);
+    await writeFileAtomically(f.sumsSig, sigs[1] as string);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The artifacts of a record as one comparable string, whatever the key order (pure). */
+function artifactSet(list: unknown): string {
+  if (!Array.isArray(list)) return '';
+  return list
+    .map((a: Record<string, unknown>) => JSON.stringify([a.kind, a.name, a.path, a.sha256, a.size]))
+    .sort()
+    .join('\n');
+}
+
+export interface ReleaseSignature {
+  /** R.json's signature, then R.SHA256SUMS's (the worse one decides). */
+  result: SignatureResult;
+  /** What was checked, in one line. */
+  summary: string;
+}
+
+/** The worse of two results (pure): anything not good beats good; unsigned beats nothing else. */
+function worse(a: SignatureResult, b: SignatureResult): SignatureResult {
+  if (a.status === 'good') return b;
+  if (b.status === 'good') return a;
+  if (a.status === 'unsigned') return b;
+  return a;
+}
+
+/**
+ * Check release R's signatures against keys/ (store or mirror), and that R.json and R.SHA256SUMS
+ * say what `release` (the record about to be trusted) says. Throws when the signature is not
+ * good, or when it is missing and signing is required; returns what to print otherwise.
+ */
+export async function checkReleaseSignature(o: {
+  project?: Project;
+  name: string;
+  release: Release;
+  storeDir?: string;
+  mirror?: string;
+  log: Logger;
+  fetchImpl?: typeof fetch;
+}): Promise<ReleaseSignature> {
+  const required = o.project?.config.signing.required ?? false;
+  const dir = o.project ? keysDir(o.project) : undefined;
+  const scratch = await mkdtemp(join(tmpdir(), 'osbake-verify-sig-'));
+  try {
+    const local = o.mirror === undefined ? releaseRecordFiles(o.storeDir ?? '', o.name) : undefined;
+    const files = local ?? releaseRecordFiles(scratch, o.name);
+    if (o.mirror !== undefined) {
+      await mkdir(files.dir, { recursive: true });
+      const fetchImpl = o.fetchImpl ?? fetch;
+      for (const [rel, dest] of [
+        [`releases/${o.name}.json`, files.json],
+        [`releases/${o.name}.json.asc`, files.jsonSig],
+        [`releases/${o.name}.SHA256SUMS`, files.sums],
+        [`releases/${o.name}.SHA256SUMS.asc`, files.sumsSig],
+      ] as const) {
+        const res = await fetchImpl(mirrorUrl(o.mirror, rel)).catch(() => undefined);
+        if (res?.ok) await writeFile(dest, Buffer.from(await res.arrayBuffer()));
+        else await res?.body?.cancel();
+      }
+    }
+    const where = o.mirror ?? 'the store';
+    const signed = existsSync(files.jsonSig) || existsSync(files.sumsSig);
+    if (!signed) {
+      if (required) throw signatureError(`release ${o.name} in ${where}`, { status: 'unsigned' });
+      return { result: { status: 'unsigned' }, summary: `release ${o.name} is unsigned` };
+    }
+    if (!dir || !existsSync(dir)) {
+      const r: SignatureResult = { status: 'error', reason: 'no keys/ directory (the trust root) here' };
+      if (required) throw signatureError(`release ${o.name}`, r);
+      return { result: r, summary: `release ${o.name} is signed; not checked: no keys/ here` };
+    }
+    const result = await withTrustKeyring(dir, o.log, async (keyring) => {
+      const a = await checkSignature(keyring, files.jsonSig, files.json, o.log);
+      const b = await checkSignature(keyring, files.sumsSig, files.sums, o.log);
+      // Both must be signed once one is: a missing one is as bad as a bad one.
+      const fix = (r: SignatureResult): SignatureResult =>
+        r.status === 'unsigned'
+          ? { status: 'error', reason: 'one of R.json and R.SHA256SUMS is not signed' }
+          : r;
+      return worse(fix(a), fix(b));
+    });
+    if (result.status !== 'good') throw signatureError(`release ${o.name} in ${where}`, result);
+    // Signed and good: now the signed files must say what the record says.
+    const sums = await readFile(files.sums, 'utf8').catch(() => '');
+    if (sums !== sha256sumsText(o.release)) {
+      throw signatureError(`release ${o.name} in ${where}`, {
+        status: 'error',
+        reason: `${o.name}.SHA256SUMS is signed but lists other checksums than the release record`,
+      });
+    }
+    const json = JSON.parse(await readFile(files.json, 'utf8').catch(() => '{}')) as { artifacts?: unknown };
+    if (artifactSet(json.artifacts) !== artifactSet(o.release.artifacts)) {
+      throw signatureError(`release ${o.name} in ${where}`, {
+        status: 'error',
+        reason: `${o.name}.json is signed but lists other artifacts than the release record`,
+      });
+    }
+    return { result, summary: `release ${o.name}: ${describeSignature(result)}` };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
