@@ -19,6 +19,7 @@ import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { resolveBuild } from '../release/packages.js';
+import { releaseRecordPaths } from '../release/signature.js';
 import {
   orderFiles,
   PARTIAL_DIR,
@@ -300,12 +301,12 @@ export async function runPublish(o: RunPublishOptions): Promise<PublishedFile[]>
     const file = releasesFile(project);
     const release = requireRelease(file, await loadReleases(file), o.release);
     for (const a of release.artifacts) expected.set(a.path, a.sha256);
-    const json = `releases/${o.release}.json`;
     const exists = (r: string) => existsSync(join(project.storeDir, r));
+    // The release's records (R.SHA256SUMS, signatures, R.json) after every artifact.
     files = orderFiles(
       release.artifacts.map((a) => a.path),
       exists,
-      exists(json) ? [json] : [],
+      releaseRecordPaths(o.release).filter(exists),
     );
     what = `release ${o.release}`;
   } else {

@@ -123,6 +123,31 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
     );
   });
 
+  it('the server shows who signed (page and /api/releases), and a bad signature as such', async () => {
+    const { loadCatalog } = await import('../serve/catalog.js');
+    const { renderIndexPage } = await import('../serve/page.js');
+    const { loadProject } = await import('../config/project.js');
+    const project = await loadProject(root);
+    const good = await loadCatalog({ storeDir: project.storeDir, project });
+    expect(good.releases[0]?.signature).toEqual({
+      status: 'good',
+      fingerprint: fpr,
+      signer: 'Test Releases <rel@example.org>',
+      text: `signed by Test Releases <rel@example.org> ${fpr}`,
+    });
+    expect(renderIndexPage(good)).toContain(`signed by Test Releases &lt;rel@example.org&gt; ${fpr}`);
+    const file = join(root, `store/releases/${R}.SHA256SUMS`);
+    const text = await readFile(file, 'utf8');
+    try {
+      await writeFile(file, `${text}# altered\n`);
+      const bad = await loadCatalog({ storeDir: project.storeDir, project });
+      expect(bad.releases[0]?.signature.status).toBe('bad');
+      expect(renderIndexPage(bad)).toMatch(/data-signature="bad">· BAD signature/);
+    } finally {
+      await writeFile(file, text);
+    }
+  });
+
   it('refuses an R.json altered after signing (bad signature), before any checksum', async () => {
     const file = join(root, `store/releases/${R}.json`);
     const good = await readFile(file, 'utf8');

@@ -33,9 +33,12 @@ export function releaseRecordFiles(storeDir: string, name: string) {
   };
 }
 
-/** The store-relative paths of a release's record files, for serve and publish (pure). */
+/**
+ * The store-relative paths of a release's record files in upload order (pure): the checksums and
+ * the signatures first, R.json (what a mirror's API lists) last.
+ */
 export function releaseRecordPaths(name: string): string[] {
-  return ['json', 'json.asc', 'SHA256SUMS', 'SHA256SUMS.asc'].map((x) => `releases/${name}.${x}`);
+  return ['SHA256SUMS', 'SHA256SUMS.asc', 'json.asc', 'json'].map((x) => `releases/${name}.${x}`);
 }
 
 /** R.json's content (pure). */
@@ -122,21 +125,18 @@ function worse(a: SignatureResult, b: SignatureResult): SignatureResult {
 }
 
 /**
- * Check release R's signatures against keys/ (store or mirror), and that R.json and R.SHA256SUMS
- * say what `release` (the record about to be trusted) says. Throws when the signature is not
- * good, or when it is missing and signing is required; returns what to print otherwise.
+ * The state of release R's signatures against the keys in keysDir (store or mirror), without
+ * policy: good only when both R.json and R.SHA256SUMS verify and say what `release` says.
  */
-export async function checkReleaseSignature(o: {
-  project?: Project;
+export async function releaseSignatureState(o: {
+  keysDir?: string;
   name: string;
   release: Release;
   storeDir?: string;
   mirror?: string;
   log: Logger;
   fetchImpl?: typeof fetch;
-}): Promise<ReleaseSignature> {
-  const required = o.project?.config.signing.required ?? false;
-  const dir = o.project ? keysDir(o.project) : undefined;
+}): Promise<SignatureResult> {
   const scratch = await mkdtemp(join(tmpdir(), 'osbake-verify-sig-'));
   try {
     const local = o.mirror === undefined ? releaseRecordFiles(o.storeDir ?? '', o.name) : undefined;
@@ -155,18 +155,11 @@ export async function checkReleaseSignature(o: {
         else await res?.body?.cancel();
       }
     }
-    const where = o.mirror ?? 'the store';
-    const signed = existsSync(files.jsonSig) || existsSync(files.sumsSig);
-    if (!signed) {
-      if (required) throw signatureError(`release ${o.name} in ${where}`, { status: 'unsigned' });
-      return { result: { status: 'unsigned' }, summary: `release ${o.name} is unsigned` };
+    if (!existsSync(files.jsonSig) && !existsSync(files.sumsSig)) return { status: 'unsigned' };
+    if (!o.keysDir || !existsSync(o.keysDir)) {
+      return { status: 'error', reason: 'no keys/ directory (the trust root) here to check it against' };
     }
-    if (!dir || !existsSync(dir)) {
-      const r: SignatureResult = { status: 'error', reason: 'no keys/ directory (the trust root) here' };
-      if (required) throw signatureError(`release ${o.name}`, r);
-      return { result: r, summary: `release ${o.name} is signed; not checked: no keys/ here` };
-    }
-    const result = await withTrustKeyring(dir, o.log, async (keyring) => {
+    const result = await withTrustKeyring(o.keysDir, o.log, async (keyring) => {
       const a = await checkSignature(keyring, files.jsonSig, files.json, o.log);
       const b = await checkSignature(keyring, files.sumsSig, files.sums, o.log);
       // Both must be signed once one is: a missing one is as bad as a bad one.
@@ -176,24 +169,51 @@ export async function checkReleaseSignature(o: {
           : r;
       return worse(fix(a), fix(b));
     });
-    if (result.status !== 'good') throw signatureError(`release ${o.name} in ${where}`, result);
+    if (result.status !== 'good') return result;
     // Signed and good: now the signed files must say what the record says.
     const sums = await readFile(files.sums, 'utf8').catch(() => '');
     if (sums !== sha256sumsText(o.release)) {
-      throw signatureError(`release ${o.name} in ${where}`, {
+      return {
         status: 'error',
         reason: `${o.name}.SHA256SUMS is signed but lists other checksums than the release record`,
-      });
+      };
     }
     const json = JSON.parse(await readFile(files.json, 'utf8').catch(() => '{}')) as { artifacts?: unknown };
     if (artifactSet(json.artifacts) !== artifactSet(o.release.artifacts)) {
-      throw signatureError(`release ${o.name} in ${where}`, {
+      return {
         status: 'error',
         reason: `${o.name}.json is signed but lists other artifacts than the release record`,
-      });
+      };
     }
-    return { result, summary: `release ${o.name}: ${describeSignature(result)}` };
+    return result;
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Check release R's signatures (store or mirror) with the project's keys/ and its policy: throws
+ * when a signature is there but not good, or when it is missing and signing.required is set;
+ * returns what to print otherwise.
+ */
+export async function checkReleaseSignature(o: {
+  project?: Project;
+  name: string;
+  release: Release;
+  storeDir?: string;
+  mirror?: string;
+  log: Logger;
+  fetchImpl?: typeof fetch;
+}): Promise<ReleaseSignature> {
+  const required = o.project?.config.signing.required ?? false;
+  const where = o.mirror ?? 'the store';
+  const result = await releaseSignatureState({ ...o, keysDir: o.project ? keysDir(o.project) : undefined });
+  if (result.status === 'good') return { result, summary: `release ${o.name}: ${describeSignature(result)}` };
+  if (result.status === 'unsigned' && !required) {
+    return { result, summary: `release ${o.name} is unsigned` };
+  }
+  if (result.status === 'error' && /no keys\/ directory/.test(result.reason) && !required) {
+    return { result, summary: `release ${o.name} is signed; not checked: no keys/ here` };
+  }
+  throw signatureError(`release ${o.name} in ${where}`, result);
 }

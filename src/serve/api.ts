@@ -19,7 +19,25 @@ export interface CatalogInputs {
   packages: ReadonlyMap<string, PackageRecord[]>;
   /** Store-relative paths of the files that exist. */
   present: ReadonlySet<string>;
+  /** Release name → the state of its signatures (absent: unsigned). */
+  signatures?: ReadonlyMap<string, SignatureView>;
 }
+
+/** What the page and the API say about a release's signatures. */
+export interface SignatureView {
+  status: 'good' | 'bad' | 'unknown-key' | 'expired-key' | 'revoked-key' | 'unsigned' | 'error';
+  fingerprint: string | null;
+  signer: string | null;
+  /** One line: "signed by NAME FINGERPRINT", "unsigned", "BAD signature ...". */
+  text: string;
+}
+
+export const UNSIGNED: SignatureView = {
+  status: 'unsigned',
+  fingerprint: null,
+  signer: null,
+  text: 'unsigned',
+};
 
 export interface ApiArtifact extends ReleaseArtifact {
   /** Relative URL of the file, and of its .sha256 sidecar. */
@@ -36,6 +54,7 @@ export interface ApiRelease {
   /** The next older release, whose images the diff compares against. */
   previous: string | null;
   diff: ImageDiff[] | null;
+  signature: SignatureView;
 }
 
 export interface ApiBuild {
@@ -143,6 +162,7 @@ export function assembleCatalog(inp: CatalogInputs): Catalog {
       })),
       previous: prev?.name ?? null,
       diff,
+      signature: inp.signatures?.get(name) ?? UNSIGNED,
     };
   });
 

@@ -11,8 +11,12 @@ import { type PackageRecord, parsePackageList } from '../artifacts/package-list.
 import type { BuildEntry } from '../config/builds.js';
 import type { Project } from '../config/project.js';
 import { loadReleases, type Release, ReleaseSchema, releasesFile } from '../config/releases.js';
+import { createNullLogger } from '../log/logger.js';
 import { readImageBuilds } from '../release/image-builds.js';
-import { assembleCatalog, type Catalog, type CatalogInputs } from './api.js';
+import { releaseRecordFiles, releaseSignatureState } from '../release/signature.js';
+import { describeSignature, type SignatureResult } from '../signing/gpg.js';
+import { keysDir } from '../signing/project-keys.js';
+import { assembleCatalog, type Catalog, type CatalogInputs, type SignatureView, UNSIGNED } from './api.js';
 
 export interface CatalogSource {
   storeDir: string;
@@ -132,6 +136,47 @@ async function readStoreBuilds(
   return [...byImage].map(([image, builds]) => ({ image, builds }));
 }
 
+/** The page's words for a signature result (pure). */
+export function signatureView(r: SignatureResult): SignatureView {
+  if (r.status === 'unsigned') return UNSIGNED;
+  if (r.status === 'good') {
+    return {
+      status: 'good',
+      fingerprint: r.fingerprint,
+      signer: r.uid,
+      text: `signed by ${r.uid} ${r.fingerprint}`,
+    };
+  }
+  const fingerprint = 'fingerprint' in r && r.fingerprint ? r.fingerprint : null;
+  const signer = 'uid' in r && r.uid ? r.uid : null;
+  return { status: r.status, fingerprint, signer, text: describeSignature(r) };
+}
+
+const signatureCache = new Map<string, { key: string; view: SignatureView }>();
+
+/** A release's signature state, checked with gpgv again only when a file involved changed. */
+async function releaseSignature(
+  storeDir: string,
+  keys: string | undefined,
+  name: string,
+  release: Release,
+): Promise<SignatureView> {
+  const f = releaseRecordFiles(storeDir, name);
+  const parts: string[] = [JSON.stringify(release.artifacts)];
+  for (const p of [f.json, f.jsonSig, f.sums, f.sumsSig, ...(keys ? [keys] : [])]) {
+    const st = await statOrUndefined(p);
+    parts.push(st ? `${st.size}:${st.mtimeMs}` : '-');
+  }
+  const key = parts.join('|');
+  const hit = signatureCache.get(`${storeDir}/${name}`);
+  if (hit?.key === key) return hit.view;
+  const view = signatureView(
+    await releaseSignatureState({ keysDir: keys, name, release, storeDir, log: createNullLogger() }),
+  );
+  signatureCache.set(`${storeDir}/${name}`, { key, view });
+  return view;
+}
+
 /** Read everything the page and the API show. `problems` collects files that could not be read. */
 export async function loadCatalog(src: CatalogSource, problems: string[] = []): Promise<Catalog> {
   const { storeDir, project } = src;
@@ -168,12 +213,18 @@ export async function loadCatalog(src: CatalogSource, problems: string[] = []): 
   }
   const present = new Set<string>();
   for (const p of paths) if ((await statOrUndefined(join(storeDir, p)))?.isFile()) present.add(p);
+  const signatures = new Map<string, SignatureView>();
+  const keys = project ? keysDir(project) : undefined;
+  for (const { name, release } of releases) {
+    signatures.set(name, await releaseSignature(storeDir, keys, name, release));
+  }
   const inputs: CatalogInputs = {
     source: project ? 'project' : 'store',
     releases,
     images,
     packages,
     present,
+    signatures,
   };
   return assembleCatalog(inputs);
 }

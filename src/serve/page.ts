@@ -32,7 +32,7 @@ code{font:12px ui-monospace,monospace}.num{text-align:right;white-space:nowrap}
 .clean{color:#176f2c;font-weight:600}.dirty{color:#a33;font-weight:600}.missing{color:#a33}
 button.copy{font-size:11px;padding:0 .4em;margin-left:.3em;cursor:pointer}
 details{margin:.2em 0}summary{cursor:pointer}.add{color:#176f2c}.rm{color:#a33}.chg{color:#845400}
-nav a{margin-right:1em}.muted{color:#777}
+nav a{margin-right:1em}.muted{color:#777}.signed{color:#17692b}.badsig{color:#b00020;font-weight:bold}
 `;
 
 const SCRIPT = `
@@ -98,13 +98,19 @@ function releaseDiff(r: ApiRelease): string {
     .join('');
 }
 
+/** "signed by NAME FPR", "unsigned", or what is wrong with the signature (pure). */
+function signatureCell(sig: ApiRelease['signature']): string {
+  const cls = sig.status === 'good' ? 'signed' : sig.status === 'unsigned' ? 'muted' : 'badsig';
+  return `<span class="signature ${cls}" data-signature="${esc(sig.status)}">· ${esc(sig.text)}</span>`;
+}
+
 function releasesSection(releases: readonly ApiRelease[]): string {
   if (releases.length === 0)
     return '<p class="muted">No release is recorded yet (osbake release &lt;R&gt;).</p>';
   const body = releases
     .map(
       (r) => `<tbody class="release" id="release-${esc(r.name)}" data-release="${esc(r.name)}">
-<tr class="head"><th colspan="7">${esc(r.name)} <span class="muted">· ${esc(r.date)} · commit ${commitCell(r.git_commit)}</span></th></tr>
+<tr class="head"><th colspan="7">${esc(r.name)} <span class="muted">· ${esc(r.date)} · commit ${commitCell(r.git_commit)}</span> ${signatureCell(r.signature)}</th></tr>
 ${r.artifacts.map((a) => artifactRow(a, r.date)).join('\n')}
 <tr class="changes"><td colspan="7">${releaseDiff(r)}</td></tr></tbody>`,
     )

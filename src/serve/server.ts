@@ -46,6 +46,8 @@ export const TYPES: [string, string][] = [
   ['.cdx.json', 'application/vnd.cyclonedx+json'],
   ['.json', 'application/json'],
   ['.sha256', 'text/plain; charset=utf-8'],
+  ['.asc', 'text/plain; charset=utf-8'],
+  ['SHA256SUMS', 'text/plain; charset=utf-8'],
   ['.tsv', 'text/tab-separated-values; charset=utf-8'],
   ['.txt', 'text/plain; charset=utf-8'],
   ['.yaml', 'text/yaml; charset=utf-8'],
