@@ -25,6 +25,8 @@ export interface LocatedImage {
   /** How the argument was understood, for messages. */
   what: string;
   path: string;
+  /** The release whose installer this is, when the argument named a release. */
+  release?: string;
 }
 
 /** The image format by its first bytes (qcow2 "QFI\xfb", zstd frame 28 b5 2f fd), else raw. */
@@ -94,7 +96,7 @@ export async function locateImage(arg: string, projectDir: string): Promise<Loca
         `fetch it, or check the release with osbake verify ${arg}`,
       );
     }
-    return { what: `release ${arg} (installer ${installer.path})`, path: p };
+    return { what: `release ${arg} (installer ${installer.path})`, path: p, release: arg };
   }
   throw new UserError(
     'E_BURN_SOURCE',

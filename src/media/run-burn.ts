@@ -38,6 +38,11 @@ export interface BurnOptions {
   bmap?: string;
   /** --nobmap: write every byte of the image. */
   noBmap?: boolean;
+  /**
+   * For a release's installer: check the release first (its signature against keys/, the
+   * installer's recorded checksum); returns the line to show, throws when it does not hold.
+   */
+  checkRelease?: (release: string) => Promise<string>;
   out?: Pick<NodeJS.WriteStream, 'write'>;
   err?: Pick<NodeJS.WriteStream, 'write'>;
   input?: NodeJS.ReadableStream & { isTTY?: boolean };
@@ -204,7 +209,9 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
   if (early.length > 0) throw refusalError(disk.path, early);
 
   const progress = o.progress ?? new ByteProgress();
-  const prepared = await prepareImage(await locateImage(o.source, o.projectDir), {
+  const located = await locateImage(o.source, o.projectDir);
+  if (located.release && o.checkRelease) say(await o.checkRelease(located.release));
+  const prepared = await prepareImage(located, {
     log,
     say,
     progress,
@@ -313,6 +320,7 @@ async function burnToFile(
 ): Promise<WriteImageResult | undefined> {
   const { log, say, out } = io;
   const located = await locateImage(o.source as string, o.projectDir);
+  if (located.release && o.checkRelease) say(await o.checkRelease(located.release));
   const existing = await stat(dest).catch(() => undefined);
   if (existing) {
     const src = await stat(located.path);

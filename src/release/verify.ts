@@ -421,3 +421,33 @@ export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
   out.write(`all ${results.length} artifact(s) of release ${o.release} verified\n`);
   return results;
 }
+
+/**
+ * Before osbake burn writes release R's installer: R's signature against keys/ (policy as for
+ * verify: bad is an error, unsigned only with signing.required), then the installer file's
+ * recorded size and SHA-256 (the one the signed R.SHA256SUMS lists). Returns the line to show.
+ */
+export async function checkReleaseForBurn(projectDir: string, name: string): Promise<string> {
+  const project = await loadProject(projectDir);
+  const file = releasesFile(project);
+  const release = requireRelease(file, await loadReleases(file), name);
+  const sig = await checkReleaseSignature({
+    project,
+    name,
+    release,
+    storeDir: project.storeDir,
+    log: createNullLogger(),
+  });
+  const installer = release.artifacts.find((a) => a.kind === 'installer');
+  if (installer) {
+    const r = await checkStoreArtifact(project.storeDir, installer);
+    if (r.status !== 'OK') {
+      throw new UserError(
+        'E_VERIFY',
+        `the installer of release ${name} is not as recorded: ${r.status} (${describeResult(r)})`,
+        `do not write it: get it again, then osbake verify ${name}`,
+      );
+    }
+  }
+  return `${sig.summary}; installer checksum as recorded`;
+}

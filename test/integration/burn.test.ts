@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
+  existsSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -188,6 +189,38 @@ describe('osbake burn writes', () => {
     );
     expect(byRelease.code).toBe(0);
     expect(sha(dev, IMAGE_SIZE)).toBe(sha(raw, IMAGE_SIZE));
+
+    expect(byRelease.stderr).toContain('release 2026.11 is unsigned; installer checksum as recorded');
+
+    // Signed: osbake keys init, R.json and R.SHA256SUMS signed as osbake release signs them; then
+    // burn says who signed, and refuses once R.SHA256SUMS was altered (before writing anything).
+    const env = { GNUPGHOME: join(dir, 'gnupg') };
+    const init = await runCli(['keys', 'init', '--uid', 'Burn Test <burn@example.org>'], project, env);
+    expect(init.code, init.stderr).toBe(0);
+    const fpr = /made ([0-9A-F]{40})/.exec(init.stdout)?.[1] as string;
+    const rel = join(project, 'store/releases');
+    await mkdir(rel, { recursive: true });
+    const artifact = {
+      name: 'usb-installer',
+      kind: 'installer',
+      path: 'builds/usb-installer-2026.11-main-1a2b3c4d.raw',
+      sha256: sha(raw, size),
+      size,
+    };
+    writeFileSync(join(rel, '2026.11.json'), JSON.stringify({ release: '2026.11', artifacts: [artifact] }));
+    writeFileSync(join(rel, '2026.11.SHA256SUMS'), `${artifact.sha256}  ${artifact.path}\n`);
+    for (const f of ['2026.11.json', '2026.11.SHA256SUMS']) {
+      execFileSync('gpg', ['--batch', '--homedir', env.GNUPGHOME, '--armor', '--detach-sign', join(rel, f)]);
+    }
+    const signedOut = join(dir, 'signed-stick.raw');
+    const signed = await runCli(['burn', '2026.11', signedOut], project, env);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.stderr).toContain(`good signature by Burn Test <burn@example.org> (${fpr})`);
+    writeFileSync(join(rel, '2026.11.SHA256SUMS'), `${'0'.repeat(64)}  ${artifact.path}\n`);
+    const altered = await runCli(['burn', '2026.11', join(dir, 'altered-stick.raw')], project, env);
+    expect(altered.code).toBe(1);
+    expect(altered.stderr).toMatch(/BAD signature .*\[E_SIGNATURE\]/);
+    expect(existsSync(join(dir, 'altered-stick.raw'))).toBe(false);
 
     const byName = await runCli(
       ['burn', 'usb-installer-2026.11-main-1a2b3c4d', dev, '--dry-run', '--force'],

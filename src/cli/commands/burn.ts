@@ -67,12 +67,17 @@ export function registerBurn(program: Command): void {
         const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
         // A write (not a listing) logs every step and command to a file, named in the summary.
         const logFile = image && device ? commandLogFile('burn') : undefined;
+        const projectDir = g.project ?? process.cwd();
         await runBurn({
+          checkRelease: async (release) => {
+            const { checkReleaseForBurn } = await import('../../release/verify.js');
+            return checkReleaseForBurn(projectDir, release);
+          },
           source: image,
           device,
           log: logFile ? createFileLogger(logFile) : undefined,
           logFile,
-          projectDir: g.project ?? process.cwd(),
+          projectDir,
           force: opts.force,
           yes: opts.yes,
           verify: opts.verify,
