@@ -39,7 +39,7 @@ describe('nginx engine', () => {
     expect(c).toContain('root "/srv/store";');
     expect(c).toContain('disable_symlinks on from=$document_root;');
     expect(c).toContain('proxy_pass http://127.0.0.1:40000;');
-    expect(c).toMatch(/text\/plain sha256 txt;/);
+    expect(c).toMatch(/text\/plain sha256 asc txt;/);
     expect(c).toContain('worker_processes 2;');
     expect(c).not.toContain('user root');
     expect(nginxConfig({ ...opts, runAsRoot: true })).toMatch(/^user root root;$/m);
