@@ -17,7 +17,13 @@ import {
   parseAptSimulation,
 } from '../patches/apt.js';
 import type { CreatedBundle } from '../patches/bundle.js';
-import { bundleManifest, packBundle, writeAptRepoIndex, writeBundleMetadata } from '../patches/bundle.js';
+import {
+  bundleManifest,
+  packBundle,
+  signAptRepo,
+  writeAptRepoIndex,
+  writeBundleMetadata,
+} from '../patches/bundle.js';
 import { DISK_TOOLS, vanillaDiskFromTar } from './disk-image.js';
 import type { BootChain } from './disk-layout.js';
 import type { BootstrapContext, Distro, PatchBundleInput } from './distro.js';
@@ -163,6 +169,10 @@ async function createDebianPatchBundle(i: PatchBundleInput): Promise<CreatedBund
   i.onDetail(`downloading ${patches.length} package(s)`);
   await aptDownload(root, patches, join(dir, 'pool'), log, signal);
   await writeAptRepoIndex(dir, i.id, log, signal);
+  if (i.signingKey) {
+    i.onDetail(`signing the repository (InRelease, Release.gpg) with ${i.signingKey.fingerprint}`);
+    await signAptRepo(dir, i.signingKey, log);
+  }
   await writeBundleMetadata(
     dir,
     bundleManifest({

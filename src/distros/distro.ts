@@ -3,6 +3,7 @@ import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
 import type { Logger } from '../log/logger.js';
 import type { CreatedBundle } from '../patches/bundle.js';
+import type { SigningKey } from '../signing/project-keys.js';
 import type { OverlayFile } from './vanilla-overlay.js';
 
 export interface BootstrapContext {
@@ -64,6 +65,8 @@ export interface PatchBundleInput {
   /** Bundle id: <artifact>-patches. */
   id: string;
   artifact: string;
+  /** The project key: the bundle's repository index is signed with it (apt InRelease, rpm repomd.xml.asc). */
+  signingKey?: SigningKey;
   log: Logger;
   signal: AbortSignal;
   onDetail: (text: string) => void;

@@ -14,6 +14,7 @@ import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { CreatedBundle } from '../patches/bundle.js';
 import { createRpmBundle } from '../patches/rpm.js';
+import type { SigningKey } from '../signing/project-keys.js';
 import { DISK_TOOLS, vanillaDiskFromTar } from './disk-image.js';
 import type { BootstrapContext, Distro } from './distro.js';
 import {
@@ -55,7 +56,12 @@ export interface RockyPatchInput {
  * security advisories only (as `dnf updateinfo --security`), as an rpm repository (createRpmBundle).
  */
 export async function createRockyPatchBundle(
-  i: RockyPatchInput & { suite: string; repoDirName: string; onDetail?: (t: string) => void },
+  i: RockyPatchInput & {
+    suite: string;
+    repoDirName: string;
+    signingKey?: SigningKey;
+    onDetail?: (t: string) => void;
+  },
 ): Promise<CreatedBundle> {
   const nevra = (await readFile(i.installedFile, 'utf8'))
     .split('\n')
@@ -78,6 +84,7 @@ export async function createRockyPatchBundle(
     distro: 'rocky',
     suite: i.suite,
     repoDirName: i.repoDirName,
+    ...(i.signingKey ? { signingKey: i.signingKey } : {}),
     log: i.log,
     signal: i.signal,
     onDetail: i.onDetail,
@@ -188,6 +195,7 @@ export const rocky: Distro = {
       artifact: i.artifact,
       suite: i.image.config.suite,
       repoDirName: `Rocky${rockyMajor(i.image.config.suite)}`,
+      signingKey: i.signingKey,
       log: i.log,
       signal: i.signal,
       onDetail: i.onDetail,

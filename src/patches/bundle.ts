@@ -5,7 +5,7 @@
  * .sha256. Plan (what to download) is pure; create/pack/unpack write.
  */
 
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,8 @@ import { sha256File } from '../artifacts/checksum.js';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
+import { clearSign, detachSign } from '../signing/gpg.js';
+import type { SigningKey } from '../signing/project-keys.js';
 import type { PlannedPatch } from './apt.js';
 
 export const BUNDLE_FILE = 'bundle.json';
@@ -112,7 +114,27 @@ export function bundleManifest(o: {
   };
 }
 
-/** Index pool/*.deb as a flat apt repository ("deb [trusted=yes] URL ./"). */
+/**
+ * Sign an apt repository's Release with the project key: InRelease (clear-signed) and Release.gpg
+ * (detached), so apt checks it with signed-by= instead of trusting it.
+ */
+export async function signAptRepo(dir: string, key: SigningKey, log: Logger): Promise<void> {
+  await clearSign(key.home, key.fingerprint, join(dir, 'Release'), join(dir, 'InRelease'), log);
+  await detachSign(key.home, key.fingerprint, join(dir, 'Release'), join(dir, 'Release.gpg'), log);
+}
+
+/** Sign an rpm repository's repomd.xml (repodata/repomd.xml.asc), for dnf's repo_gpgcheck=1. */
+export async function signRpmRepo(dir: string, key: SigningKey, log: Logger): Promise<void> {
+  const repomd = join(dir, 'repodata', 'repomd.xml');
+  await detachSign(key.home, key.fingerprint, repomd, `${repomd}.asc`, log);
+}
+
+/** Does an unpacked bundle carry a repository signature (apt InRelease/Release.gpg, rpm repomd.xml.asc)? */
+export function bundleIsSigned(dir: string): boolean {
+  return ['InRelease', 'Release.gpg', 'repodata/repomd.xml.asc'].some((f) => existsSync(join(dir, f)));
+}
+
+/** Index pool/*.deb as a flat apt repository ("deb [signed-by=KEY] URL ./", or trusted=yes unsigned). */
 export async function writeAptRepoIndex(
   dir: string,
   id: string,

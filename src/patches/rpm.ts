@@ -11,6 +11,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
 import { capture } from '../exec/run.js';
+import type { SigningKey } from '../signing/project-keys.js';
 import type { PlannedPatch } from './apt.js';
 import {
   type BundleAdvisory,
@@ -18,6 +19,7 @@ import {
   bundleManifest,
   type CreatedBundle,
   packBundle,
+  signRpmRepo,
   writeBundleMetadata,
   writeRpmRepoIndex,
 } from './bundle.js';
@@ -127,6 +129,8 @@ export interface CreateRpmBundleOptions extends Io {
   /** Store directory under repos/ (e.g. Rocky8). */
   repoDirName: string;
   policy?: RpmUpdatePolicy;
+  /** Sign repodata/repomd.xml with it (repomd.xml.asc), for dnf's repo_gpgcheck=1. */
+  signingKey?: SigningKey;
 }
 
 /** Make an rpm patch bundle: the entry point the build's create-patches step calls for rpm distros. */
@@ -210,6 +214,10 @@ export async function createRpmBundle(
     patches: plan.patches,
     advisories: plan.advisories,
   });
+  if (o.signingKey) {
+    io.onDetail?.(`signing repomd.xml with ${o.signingKey.fingerprint}`);
+    await signRpmRepo(dir, o.signingKey, o.log);
+  }
   await writeBundleMetadata(dir, manifest);
   const file = join(o.workDir, `${o.id}.tar.zst`);
   io.onDetail?.('packing the bundle');

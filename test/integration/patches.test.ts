@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { git, makeProject, runCli, type TempProject } from './helpers.js';
 
 const IMAGE_YAML = `name: debian12-base
@@ -32,6 +33,13 @@ osbake_release: unreleased
 osbake_git_commit: unknown
 `;
 
+/** The project's public keys as one keyring file for gpgv. */
+function keyringOf(projectDir: string): string {
+  const out = join(projectDir, '.gnupg-test', 'keys.gpg');
+  execFileSync('sh', ['-c', `cat ${join(projectDir, 'keys')}/*.asc | gpg --batch --yes --dearmor -o ${out}`]);
+  return out;
+}
+
 function readTsv(file: string): Map<string, string> {
   return new Map(
     readFileSync(file, 'utf8')
@@ -49,11 +57,21 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
   let bundle: { id: string; path: string; sha256: string; packages: number };
   let bundleFile: string;
 
+  // The project signs (osbake keys init): bundles get InRelease/Release.gpg, releases R.json.asc.
+  let env: Record<string, string>;
+  const keyring = () => keyringOf(project.dir);
+
   beforeAll(async () => {
     project = await makeProject({
       imageYaml: IMAGE_YAML,
       files: { 'images/debian12-base/ansible/roles/base/defaults/main.yml': BASE_DEFAULTS },
     });
+    env = { GNUPGHOME: join(project.dir, '.gnupg-test') };
+    const init = await runCli(['keys', 'init', '--uid', 'Patch Test <patch@example.org>'], project.dir, env);
+    expect(init.code, init.stderr).toBe(0);
+    writeFileSync(join(project.dir, '.gitignore'), '.gnupg-test/\n', { flag: 'a' });
+    git(project.dir, 'add', '-A');
+    git(project.dir, 'commit', '-q', '-m', 'project signing key');
   }, 60_000);
 
   afterAll(async () => {
@@ -66,6 +84,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       const r = await runCli(
         ['build', 'debian12-base', '--create-patches', '--builder', 'chroot'],
         project.dir,
+        env,
       );
       if (r.code !== 0) console.error(r.stdout, r.stderr);
       expect(r.code).toBe(0);
@@ -82,6 +101,11 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       const debs = readdirSync(join(dir, 'pool')).filter((f) => f.endsWith('.deb'));
       expect(debs).toHaveLength(bundle.packages);
       expect(readFileSync(join(dir, 'Release'), 'utf8')).toMatch(/^SHA256:\n [0-9a-f]{64} +\d+ Packages$/m);
+      // Signed with the project key, as apt reads it: InRelease (clear-signed) and Release.gpg.
+      expect(readFileSync(join(dir, 'InRelease'), 'utf8')).toMatch(/^-----BEGIN PGP SIGNED MESSAGE-----/);
+      execFileSync('gpgv', ['--keyring', keyring(), join(dir, 'Release.gpg'), join(dir, 'Release')], {
+        stdio: 'pipe',
+      });
       const b = JSON.parse(readFileSync(join(dir, 'bundle.json'), 'utf8'));
       expect(b.format).toBe('apt');
       expect(b.packages.some((p: { origin: string }) => /security/i.test(p.origin))).toBe(true);
@@ -100,7 +124,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
   it(
     'records the release, then a build of that release applies the bundle alone',
     async () => {
-      const rel = await runCli(['release', 'r1'], project.dir);
+      const rel = await runCli(['release', 'r1'], project.dir, env);
       if (rel.code !== 0) console.error(rel.stdout, rel.stderr);
       expect(rel.code).toBe(0);
       expect(readFileSync(join(project.dir, 'manifest.yaml'), 'utf8')).toContain(bundle.sha256);
@@ -110,9 +134,13 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       const r = await runCli(
         ['build', 'debian12-base', '--release', 'r1', '--builder', 'chroot'],
         project.dir,
+        env,
       );
       if (r.code !== 0) console.error(r.stdout, r.stderr);
       expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(
+        /patch bundle .* is signed: apt\/dnf check it inside the build against keys\//,
+      );
       expect(r.stderr).toMatch(
         /applying patch bundle .*-patches \(\d+ packages\) from http:\/\/127\.0\.0\.1:\d+\//,
       );
@@ -141,8 +169,61 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       // apt asks a flat repository for ./Release, ./Packages.{xz,gz} then the pool's .debs.
       expect(log).toMatch(/"src":"patch-repo","msg":"GET \/(?:\.\/)?Packages(?:\.\w+)? 200"/);
       expect(log).toMatch(/"src":"patch-repo","msg":"GET \/pool\/[^ ]+\.deb 200"/);
+      // The role fetched the keys osbake put beside the repository, and apt the signed InRelease.
+      expect(log).toMatch(/"src":"patch-repo","msg":"GET \/osbake-keyring\.asc 200"/);
+      expect(log).toMatch(/"src":"patch-repo","msg":"GET \/(?:\.\/)?InRelease 200"/);
     },
     55 * 60_000,
+  );
+
+  it(
+    'a bundle whose Packages was altered after signing fails inside apt, though its record matches',
+    async () => {
+      // An attacker with write access to the store and manifest.yaml: Packages changed, Release
+      // made anew (unsigned), the old Release.gpg kept, InRelease dropped, the bundle repacked
+      // and its new checksum recorded. osbake's own checksum passes; apt's signature check fails.
+      const dir = await mkdtemp(join(tmpdir(), 'osbake-evil-'));
+      onTestFinished(() => rm(dir, { recursive: true, force: true }));
+      execFileSync('tar', ['--zstd', '-xf', bundleFile, '-C', dir]);
+      const packages = readFileSync(join(dir, 'Packages'), 'utf8');
+      writeFileSync(join(dir, 'Packages'), packages.replace(/^Description: .*$/m, 'Description: replaced'));
+      execFileSync(
+        'sh',
+        [
+          '-c',
+          'gzip -9c Packages > Packages.gz && apt-ftparchive release . > ../Release.new && mv ../Release.new Release && rm -f InRelease',
+        ],
+        { cwd: dir },
+      );
+      const evil = join(project.dir, 'store', bundle.path);
+      const orig = readFileSync(evil);
+      const manifest = join(project.dir, 'manifest.yaml');
+      const text = readFileSync(manifest, 'utf8');
+      try {
+        execFileSync('sh', ['-c', `tar -C ${dir} -cf - . | zstd -q -19 -o ${evil} -f`]);
+        const sha = execFileSync('sha256sum', [evil], { encoding: 'utf8' }).split(' ')[0] as string;
+        const size = readFileSync(evil).length;
+        const doc = parse(text) as {
+          releases: Record<string, { artifacts: { path: string; sha256: string; size: number }[] }>;
+        };
+        for (const a of doc.releases.r1?.artifacts ?? []) {
+          if (a.path === bundle.path) Object.assign(a, { sha256: sha, size });
+        }
+        writeFileSync(manifest, stringify(doc));
+        const r = await runCli(
+          ['build', 'debian12-base', '--release', 'r1', '--skip-commit', '--builder', 'chroot'],
+          project.dir,
+          env,
+        );
+        expect(r.code).toBe(1);
+        expect(r.stderr).not.toMatch(/has sha256 [0-9a-f]{64}, but manifest\.yaml records/);
+        expect(r.stderr + r.stdout).toMatch(/BADSIG|signatures were invalid|is not signed/);
+      } finally {
+        writeFileSync(evil, orig);
+        writeFileSync(manifest, text);
+      }
+    },
+    20 * 60_000,
   );
 
   it(
@@ -156,6 +237,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
         const r = await runCli(
           ['build', 'debian12-base', '--release', 'r1', '--skip-commit', '--builder', 'chroot'],
           project.dir,
+          env,
         );
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/patch bundle .* has sha256 [0-9a-f]{64}, but manifest\.yaml records/);
@@ -170,6 +252,7 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
         const r = await runCli(
           ['build', 'debian12-base', '--release', 'r1', '--skip-commit', '--builder', 'chroot'],
           project.dir,
+          env,
         );
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/manifest\.yaml records f{64}/);

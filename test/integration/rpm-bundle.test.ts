@@ -21,6 +21,7 @@ import { type RepoServer, startRepoServer } from '../../src/patches/repo-server.
 import { createRpmBundle } from '../../src/patches/rpm.js';
 import { parseRepomd } from '../../src/patches/rpm-repo.js';
 import { parseUpdateinfo } from '../../src/patches/updateinfo.js';
+import { exportPublicKey, generateKey } from '../../src/signing/gpg.js';
 import { rpmFixtures } from './rpm-fixtures.js';
 
 let tmp = '';
@@ -247,17 +248,15 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
     120_000,
   );
 
-  it("rocky8-base's patches role (real Ansible) copies the bundle in and upgrades from it alone", async () => {
-    // What a libvirt build does inside the VM, run against a copy of the image's installroot: the
-    // role copies the unpacked bundle (patch_repo_dir) to the "guest" directory, writes the repo
-    // file and runs dnf (here confined to the installroot by patch_dnf).
-    const b = bundles.security;
-    if (!b) throw new Error('no security bundle (earlier test failed)');
-    const repo = join(tmp, 'role-bundle');
-    const m = await unpackBundle(b.file, b.sha256, repo, log(), signal);
-    const root = join(tmp, 'image-role');
+  /**
+   * What a libvirt build does inside the VM, run against a copy of the image's installroot: the
+   * role copies the unpacked bundle (patch_repo_dir) to the "guest" directory, writes the repo
+   * file and runs dnf (here confined to the installroot by patch_dnf).
+   */
+  async function runPatchesRole(repo: string, name: string) {
+    const root = join(tmp, `image-${name}`);
     cpSync(image, root, { recursive: true });
-    const guest = join(tmp, 'role-guest');
+    const guest = join(tmp, `${name}-guest`);
     const reposDir = join(guest, 'yum.repos.d');
     mkdirSync(reposDir, { recursive: true });
     writeFileSync(join(guest, 'dnf.conf'), '[main]\n');
@@ -276,7 +275,7 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
       patch_repos_dir: reposDir,
       patch_dnf: dnf,
     };
-    const play = join(tmp, 'patches-play.yml');
+    const play = join(tmp, `${name}-play.yml`);
     writeFileSync(
       play,
       [
@@ -289,21 +288,65 @@ describe('rpm security-patch bundles (rpmbuild, createrepo_c, modifyrepo_c, dnf 
         '',
       ].join('\n'),
     );
-    const out = await t.sh(['ansible-playbook', '-i', 'localhost,', play], {
-      ANSIBLE_ROLES_PATH: join(process.cwd(), 'images/rocky8-base/ansible/roles'),
-      ANSIBLE_NOCOLOR: '1',
-    });
+    const out = await t
+      .sh(['ansible-playbook', '-i', 'localhost,', play], {
+        ANSIBLE_ROLES_PATH: join(process.cwd(), 'images/rocky8-base/ansible/roles'),
+        ANSIBLE_NOCOLOR: '1',
+      })
+      .catch((err: { stdout?: string; message: string }) => `${err.stdout ?? ''}\n${err.message}`);
+    return { out, root, guest, reposDir };
+  }
+
+  it("rocky8-base's patches role (real Ansible) copies the bundle in and upgrades from it alone", async () => {
+    const b = bundles.security;
+    if (!b) throw new Error('no security bundle (earlier test failed)');
+    const repo = join(tmp, 'role-bundle');
+    const m = await unpackBundle(b.file, b.sha256, repo, log(), signal);
+    const { out, root, guest, reposDir } = await runPatchesRole(repo, 'role');
     expect(out).toMatch(/failed=0/);
     expect(readdirSync(join(guest, 'var/tmp/osbake-patch-repo/Packages')).sort()).toEqual(
       readdirSync(join(repo, 'Packages')).sort(),
     );
-    expect(readFileSync(join(reposDir, 'osbake-patches.repo'), 'utf8')).toContain(
-      `baseurl=file://${join(guest, 'var/tmp/osbake-patch-repo')}\n`,
-    );
+    const repoFile = readFileSync(join(reposDir, 'osbake-patches.repo'), 'utf8');
+    expect(repoFile).toContain(`baseurl=file://${join(guest, 'var/tmp/osbake-patch-repo')}\n`);
+    expect(repoFile).toContain('repo_gpgcheck=0');
     const after = await t.installedVersions(root);
     for (const p of m.packages) expect(after).toContain(`${p.name} ${p.newVersion}`);
     expect(after).toContain('delta 1.0-1');
   }, 120_000);
+
+  it('a signed bundle (repomd.xml.asc): dnf checks it (repo_gpgcheck=1) and refuses it once repomd.xml was altered', async () => {
+    const home = join(tmp, 'project-gnupg');
+    const fingerprint = await generateKey(home, 'Project Releases <rel@osbake.invalid>', '1y', log());
+    const b = await makeBundle('signedrepo', {
+      installed: { rpmdb: join(image, 'var/lib/rpm') },
+      signingKey: { fingerprint, home },
+    });
+    const repo = join(tmp, 'signed-bundle');
+    const m = await unpackBundle(b.file, b.sha256, repo, log(), signal);
+    expect(m.packages.length).toBeGreaterThan(0);
+    expect(readFileSync(join(repo, 'repodata/repomd.xml.asc'), 'utf8')).toMatch(/BEGIN PGP SIGNATURE/);
+    // What osbake's patch-source step puts beside a signed bundle: the project's keys/.
+    writeFileSync(join(repo, 'osbake-keyring.asc'), await exportPublicKey(home, fingerprint, log()));
+    const good = await runPatchesRole(repo, 'signed');
+    expect(good.out).toMatch(/failed=0/);
+    const repoFile = readFileSync(join(good.reposDir, 'osbake-patches.repo'), 'utf8');
+    expect(repoFile).toContain('repo_gpgcheck=1');
+    expect(repoFile).toMatch(/gpgkey=file:\/\/.*\/osbake-keyring\.asc/);
+    const upgraded = await t.installedVersions(good.root);
+    for (const p of m.packages) expect(upgraded).toContain(`${p.name} ${p.newVersion}`);
+
+    // Altered after signing (the checksum osbake checks would be the attacker's): dnf refuses it.
+    const altered = join(tmp, 'altered-bundle');
+    cpSync(repo, altered, { recursive: true });
+    const repomd = join(altered, 'repodata/repomd.xml');
+    writeFileSync(repomd, readFileSync(repomd, 'utf8').replace('<revision>', '<revision>9'));
+    const bad = await runPatchesRole(altered, 'altered');
+    expect(bad.out).toMatch(/failed=1/);
+    expect(bad.out).toMatch(/GPG|signature/i);
+    const untouched = await t.installedVersions(bad.root);
+    for (const p of m.packages) expect(untouched).not.toContain(`${p.name} ${p.newVersion}`);
+  }, 180_000);
 
   it('an image that is up to date gets an empty bundle', async () => {
     const b = await makeBundle('none', {

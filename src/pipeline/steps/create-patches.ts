@@ -1,5 +1,6 @@
 /** create-patches: the distro makes a security-patch bundle for the image's installed packages. */
 import { join } from 'node:path';
+import { signingKeyOf } from '../../signing/project-keys.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
 
@@ -16,6 +17,7 @@ export const createPatches: Step<BuildContext> = {
       workDir: join(ctx.plan.workDir, 'patch-bundle'),
       id,
       artifact: ctx.plan.artifact,
+      signingKey: signingKeyOf(ctx.project),
       log: ctx.log,
       signal: ctx.signal,
       onDetail: (t) => ctx.progress.detail(t),

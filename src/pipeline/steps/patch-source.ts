@@ -4,13 +4,16 @@
  * --create-patches: bootstrap from the release suite alone, so the bundle holds every update.
  */
 import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchArtifactToStore } from '../../artifacts/fetch.js';
 import type { ImageDefinition } from '../../config/image.js';
 import { UserError } from '../../errors.js';
-import { unpackBundle } from '../../patches/bundle.js';
+import { bundleIsSigned, unpackBundle } from '../../patches/bundle.js';
 import { findReleasePatchBundle } from '../../patches/release-bundle.js';
 import { startRepoServer } from '../../patches/repo-server.js';
+import { requireSecretKey } from '../../signing/gpg.js';
+import { keysDir, signingKeyOf } from '../../signing/project-keys.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
 
@@ -31,11 +34,61 @@ function useImage(ctx: BuildContext, image: ImageDefinition): void {
   ctx.job.image = image;
 }
 
+/** Where the build finds the keys a signed bundle is checked with, beside the repository. */
+export const TRUST_KEYRING = 'osbake-keyring.asc';
+
+/**
+ * A signed bundle is checked by apt/dnf inside the build against the repository's keys/: they are
+ * put beside the unpacked repository as osbake-keyring.asc (the image's patches role then uses
+ * signed-by= / repo_gpgcheck=1). Never a keyring the bundle brings itself. Unsigned bundles are
+ * refused under signing.required, else trusted as before.
+ */
+async function placeTrustKeyring(ctx: BuildContext, dir: string, id: string): Promise<void> {
+  const target = join(dir, TRUST_KEYRING);
+  await rm(target, { force: true });
+  const keys = await armoredKeys(keysDir(ctx.project));
+  if (!bundleIsSigned(dir)) {
+    if (ctx.project.config.signing.required) {
+      throw new UserError(
+        'E_UNSIGNED',
+        `patch bundle ${id} is unsigned and signing.required is set`,
+        'make the bundle again with a signing key configured (osbake build --create-patches)',
+      );
+    }
+    ctx.progress.say(`patch bundle ${id} is unsigned: apt/dnf trust it (its checksum is the release's)`);
+    return;
+  }
+  if (!keys) {
+    if (ctx.project.config.signing.required) {
+      throw new UserError(
+        'E_SIGNATURE',
+        `patch bundle ${id} is signed but keys/ is empty`,
+        'add the project key to keys/',
+      );
+    }
+    ctx.progress.say(`patch bundle ${id} is signed, but keys/ is empty: not checked by apt/dnf`);
+    return;
+  }
+  await writeFile(target, keys);
+  ctx.progress.say(`patch bundle ${id} is signed: apt/dnf check it inside the build against keys/`);
+}
+
+/** Every armored key file of keys/, concatenated ('' when there is none). */
+async function armoredKeys(dir: string): Promise<string> {
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.asc')).sort();
+  const parts: string[] = [];
+  for (const f of files) parts.push((await readFile(join(dir, f), 'utf8')).trim());
+  return parts.length ? `${parts.join('\n')}\n` : '';
+}
+
 export const patchSource: Step<BuildContext> = {
   name: 'patch-source',
   title: "serving the release's patch bundle",
   async run(ctx) {
     if (ctx.req.createPatches) {
+      // The bundle is signed at the end of the build: a missing secret key is said now, not then.
+      const key = signingKeyOf(ctx.project);
+      if (key) await requireSecretKey(key.home, key.fingerprint, ctx.log);
       useImage(ctx, withReleaseChannelOnly(ctx.image));
       ctx.progress.say(
         `--create-patches: vanilla disk from ${ctx.image.config.suite} alone; updates and security go into the bundle`,
@@ -65,6 +118,7 @@ export const patchSource: Step<BuildContext> = {
     ctx.progress.detail(`verifying ${ref.name}`);
     const dir = join(ctx.plan.workDir, 'patch-repo');
     const m = await unpackBundle(file, ref.sha256, dir, ctx.log, ctx.signal);
+    await placeTrustKeyring(ctx, dir, m.id);
     useImage(ctx, withReleaseChannelOnly(ctx.image));
     ctx.appliedBundle = { id: m.id, sha256: ref.sha256, packages: m.packages.length };
     ctx.job.patchRepoDir = dir;
