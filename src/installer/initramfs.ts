@@ -37,6 +37,7 @@ export const INSTALLER_TOOLS = [
   '/usr/bin/partx',
   '/usr/sbin/e2fsck',
   '/usr/sbin/resize2fs',
+  '/usr/bin/gpgv',
 ];
 
 /** kernel module name as modprobe compares them: "usb-storage" == "usb_storage". */
@@ -242,6 +243,8 @@ async function packCpio(dir: string, out: string, log: Logger, signal: AbortSign
 export async function initrdWithInit(o: {
   base: string;
   init: string;
+  /** The keyring the installer checks the stick's SHA256SUMS.asc with (/etc/osbake/trusted.gpg). */
+  trustedKeyring?: Buffer;
   work: string;
   out: string;
   log: Logger;
@@ -252,6 +255,10 @@ export async function initrdWithInit(o: {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'init'), o.init, { mode: 0o755 });
   await chmod(join(dir, 'init'), 0o755);
+  if (o.trustedKeyring) {
+    await mkdir(join(dir, 'etc/osbake'), { recursive: true });
+    await writeFile(join(dir, 'etc/osbake/trusted.gpg'), o.trustedKeyring, { mode: 0o644 });
+  }
   const initArchive = join(o.work, 'init.cpio.zst');
   await packCpio(dir, initArchive, o.log, o.signal);
   await writeFile(o.out, Buffer.concat([await readFile(o.base), await readFile(initArchive)]));

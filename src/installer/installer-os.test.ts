@@ -42,7 +42,7 @@ describe('installer OS', () => {
       '--format=directory',
     ]);
     expect(argv).toContain(
-      '--include=linux-image-amd64,busybox-static,zstd,fdisk,e2fsprogs,util-linux,kmod,shim-signed,grub-efi-amd64-signed',
+      '--include=linux-image-amd64,busybox-static,zstd,fdisk,e2fsprogs,util-linux,kmod,shim-signed,grub-efi-amd64-signed,gpgv',
     );
     expect(argv.filter((a) => a.startsWith('--essential-hook='))).toHaveLength(2);
     expect(argv.slice(-5)).toEqual([

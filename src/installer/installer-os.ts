@@ -29,6 +29,8 @@ export const INSTALLER_OS_PACKAGES = [
   // The stick's UEFI loader: Debian's shim and GRUB, signed for Secure Boot (copied to the ESP).
   'shim-signed',
   'grub-efi-amd64-signed',
+  // gpgv: the installer checks the stick's signed SHA256SUMS before writing.
+  'gpgv',
 ];
 
 /** mmdebstrap argv for the installer root (pure). initramfs-tools is diverted: osbake makes its own. */

@@ -29,6 +29,8 @@ import { ByteProgress } from '../log/progress.js';
 import { manifestFileOf } from '../release/image-builds.js';
 import { imageArtifact, latestCleanBuild } from '../release/plan.js';
 import { checkStoreArtifact } from '../release/verify.js';
+import { detachSign, keyringFromDir, requireSecretKey } from '../signing/gpg.js';
+import { keysDir, signingKeyOf } from '../signing/project-keys.js';
 import type { BuildContext } from './context.js';
 import type { Step } from './step.js';
 import { commit } from './steps/commit.js';
@@ -108,6 +110,9 @@ const releaseCheck: Step<BuildContext> = {
   title: "checking release R's image in the store",
   async run(ctx) {
     await payloadOfRelease(ctx, ctx.req.release as string, true);
+    // The stick's SHA256SUMS is signed at the end: a missing secret key is said now.
+    const key = signingKeyOf(ctx.project);
+    if (key) await requireSecretKey(key.home, key.fingerprint, ctx.log);
   },
 };
 
@@ -233,6 +238,23 @@ const stick: Step<BuildContext> = {
       sums.push(sha256Line(await sha256File(to), basename(to)));
     }
     await writeFile(join(osb, 'SHA256SUMS'), sums.join(''));
+    // Signed with the project key; the installer checks it with keys/ (inside its initramfs).
+    const key = signingKeyOf(ctx.project);
+    let trustedKeyring: Buffer | undefined;
+    if (key) {
+      ctx.progress.detail(`signing SHA256SUMS with ${key.fingerprint}`);
+      await detachSign(
+        key.home,
+        key.fingerprint,
+        join(osb, 'SHA256SUMS'),
+        join(osb, 'SHA256SUMS.asc'),
+        ctx.log,
+      );
+      const ring = join(ctx.plan.workDir, 'trusted.gpg');
+      await keyringFromDir(keysDir(ctx.project), ring, ctx.log);
+      trustedKeyring = await readFile(ring);
+      await rm(ring, { force: true });
+    }
     await writeFile(join(osb, 'image.txt'), imageTxt(facts));
     if (ctx.req.packageFile && st.packageFile) {
       await mkdir(join(content, 'package'), { recursive: true });
@@ -248,6 +270,7 @@ const stick: Step<BuildContext> = {
     const cfg = ctx.image.config.installer;
     const initrd = join(ctx.plan.workDir, 'initrd.img');
     await initrdWithInit({
+      ...(trustedKeyring ? { trustedKeyring } : {}),
       base: os.initrd,
       init: await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8'),
       work: ctx.plan.workDir,

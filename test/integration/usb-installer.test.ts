@@ -38,6 +38,8 @@ let project: TempProject;
 let work: string;
 let stick: string;
 let stickDataOffset: number | undefined;
+let env: Record<string, string> = {};
+let fingerprint = '';
 
 /** Byte offset of the stick's second (data) partition. */
 function dataPartitionOffset(image: string): number {
@@ -244,6 +246,11 @@ beforeAll(async () => {
     ].join('\n'),
   );
   await writeFile(join(work, 'site-config.tar'), 'site configuration payload\n');
+  // The project signs: the stick's SHA256SUMS is signed and the installer checks it.
+  env = { GNUPGHOME: join(work, 'gnupg') };
+  const init = await runCli(['keys', 'init', '--uid', 'Stick Test <stick@example.org>'], dir, env);
+  if (init.code !== 0) throw new Error(init.stderr);
+  fingerprint = /made ([0-9A-F]{40})/.exec(init.stdout)?.[1] ?? '';
   git(dir, 'add', '-A');
   git(dir, 'commit', '-q', '-m', 'usb-installer and release r1');
 }, 20 * 60_000);
@@ -259,6 +266,7 @@ describe('osbake build usb-installer', () => {
     const res = await runCli(
       ['build', 'usb-installer', '--release', RELEASE, '--package', join(work, 'site-config.tar')],
       project.dir,
+      env,
     );
     expect(res.code, res.stderr + res.stdout).toBe(0);
     const short = git(project.dir, 'rev-parse', '--short=8', 'HEAD~1');
@@ -287,7 +295,14 @@ describe('osbake build usb-installer', () => {
     stickDataOffset = dataPartitionOffset(stick);
     await withDataPartition(stick, async (mnt) => {
       expect((await readdir(join(mnt, 'osbake'))).sort()).toEqual(
-        ['SHA256SUMS', `${BASE_BUILD}.bmap`, 'image.txt', 'payload.ranges', 'payload.zst'].sort(),
+        [
+          'SHA256SUMS',
+          'SHA256SUMS.asc',
+          `${BASE_BUILD}.bmap`,
+          'image.txt',
+          'payload.ranges',
+          'payload.zst',
+        ].sort(),
       );
       expect(await readFile(join(mnt, 'package/site-config.tar'), 'utf8')).toBe(
         'site configuration payload\n',
@@ -309,7 +324,7 @@ describe('osbake build usb-installer', () => {
       expect(esp).toContain(f);
     }
 
-    const rel = await runCli(['release', RELEASE], project.dir);
+    const rel = await runCli(['release', RELEASE], project.dir, env);
     expect(rel.code, rel.stderr + rel.stdout).toBe(0);
     const yaml = await readFile(join(project.dir, 'manifest.yaml'), 'utf8');
     expect(yaml).toContain('kind: installer');
@@ -343,7 +358,7 @@ describe('osbake build usb-installer', () => {
         ]);
         const dev = execFileSync('losetup', ['-f', '--show', copy], { encoding: 'utf8' }).trim();
         try {
-          const burn = await runCli(['burn', stick, dev, '--force', '--yes'], project.dir);
+          const burn = await runCli(['burn', stick, dev, '--force', '--yes'], project.dir, env);
           expect(burn.code, burn.stderr + burn.stdout).toBe(0);
           expect(burn.stdout).toMatch(/verified \d+ range/);
         } finally {
@@ -387,6 +402,8 @@ describe('osbake build usb-installer', () => {
       expect(serial, serial.slice(-3000)).toContain('OSBAKE-INSTALL: OK target=/dev/vdb hostname=node01');
       expect(serial).toMatch(/all \d+ ranges verified/);
       expect(serial).toContain('verifying the payload checksums');
+      // Before writing: the signature of SHA256SUMS, checked with the keys inside the initramfs.
+      expect(serial).toContain(`signature: good, signed by Stick Test <stick@example.org> (${fingerprint})`);
       // The firmware refused nothing: shim → GRUB → the signed kernel ran under Secure Boot.
       if (firmware === 'secureboot') expect(serial).toMatch(/Secure boot enabled/i);
       // The install log is on the stick's data partition.
@@ -404,6 +421,58 @@ describe('osbake build usb-installer', () => {
       expect(mountsUnder(dir)).toEqual([]);
     });
   }
+
+  it('refuses a stick whose SHA256SUMS was altered: nothing written, the reason on the console and in the log', async () => {
+    expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
+    stickDataOffset ??= dataPartitionOffset(stick);
+    const dir = await mkdtemp(join(work, 'altered-'));
+    const copy = join(dir, 'stick.raw');
+    execFileSync('cp', ['--sparse=always', stick, copy]);
+    await withDataPartition(
+      copy,
+      async (mnt) => {
+        await writeFile(join(mnt, 'installer.conf'), 'target=/dev/vdb\nthen=poweroff\nonerror=poweroff\n');
+        // A payload swapped with its checksum list made to match: only the signature can tell.
+        const sums = join(mnt, 'osbake/SHA256SUMS');
+        const text = await readFile(sums, 'utf8');
+        await writeFile(
+          sums,
+          text.replace(/^[0-9a-f]/, (c) => (c === '0' ? '1' : '0')),
+        );
+      },
+      'rw',
+    );
+    const target = join(dir, 'target.qcow2');
+    let serial = '';
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
+      const log = join(dir, `install-${attempt}.log`);
+      const { exited } = await bootUntilPoweroff(
+        [
+          ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
+          ...['-nodefaults', '-no-user-config', '-no-reboot'],
+          ...['-drive', `file=${copy},if=virtio,format=raw`],
+          ...['-drive', `file=${target},if=virtio,format=qcow2`],
+          ...['-serial', `file:${log}`],
+        ],
+        INSTALL_TIMEOUT_MS,
+      );
+      serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
+      if (exited || serial.includes('osbake-installer:')) break;
+    }
+    expect(serial, serial.slice(-3000)).toMatch(/signature check of SHA256SUMS failed \(BADSIG\)/);
+    expect(serial).toContain('OSBAKE-INSTALL: FAILED');
+    expect(serial).not.toMatch(/writing \d+ data ranges/);
+    // Not a byte written: the target is still an empty qcow2.
+    const info = JSON.parse(
+      execFileSync('qemu-img', ['info', '--output=json', target], { encoding: 'utf8' }),
+    );
+    expect(info['actual-size']).toBeLessThan(1024 * 1024);
+    await withDataPartition(copy, async (mnt) => {
+      const logs = await readdir(join(mnt, 'logs'));
+      expect(await readFile(join(mnt, 'logs', logs[0] as string), 'utf8')).toContain('BADSIG');
+    });
+  });
 
   it('installs from the menu on a serial console: lists the disks but not the stick, asks, installs', async () => {
     expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
