@@ -328,6 +328,12 @@ const postProcess: Step<BuildContext> = {
     const bmap = `${file}.bmap`;
     await createBmap(file, bmap, { log: ctx.log, signal: ctx.signal });
     ctx.extraArtifacts = [{ src: bmap, name: `${ctx.plan.artifactFile}.bmap` }];
+    // A signed bmap, as bmaptool checks it (bmaptool copy --bmap-sig IMAGE.bmap.asc).
+    const key = signingKeyOf(ctx.project);
+    if (key) {
+      await detachSign(key.home, key.fingerprint, bmap, `${bmap}.asc`, ctx.log);
+      ctx.extraArtifacts.push({ src: `${bmap}.asc`, name: `${ctx.plan.artifactFile}.bmap.asc` });
+    }
     ctx.packages = [];
     ctx.recordAs = {
       name: ctx.image.name,

@@ -123,6 +123,8 @@ export function sidecarsOf(rel: string): string[] {
     out.push(`${base}.packages.tsv`, `${base}.cdx.json`);
   }
   if (rel.endsWith('.tar.zst')) out.push(`${rel.slice(0, -'.tar.zst'.length)}.txt`);
+  // A raw image's block map and its signature (bmaptool copy --bmap-sig).
+  if (rel.endsWith('.raw')) out.push(`${rel}.bmap`, `${rel}.bmap.asc`);
   return out;
 }
 
