@@ -277,24 +277,17 @@ describe('osbake build usb-installer', () => {
     const sum = await readFile(`${stick}.sha256`, 'utf8');
     expect(sum).toBe(`${await sha256File(stick)}  ${name}.raw\n`);
     expect(await readFile(`${stick}.bmap`, 'utf8')).toMatch(/<bmap version="2\.\d+">/);
-    // The bmap is signed for bmaptool; an altered one is refused by bmaptool before it writes.
-    expect(await readFile(`${stick}.bmap.asc`, 'utf8')).toMatch(/BEGIN PGP SIGNATURE/);
+    // The bmap is signed (IMAGE.raw.bmap.asc, bmaptool's --bmap-sig). Debian 12's bmaptool 3.6
+    // verifies it through the python gpgme module, which Debian 12 does not package, so the check
+    // here is the one it would make: gpgv against the project's keys, good, and bad once altered.
+    const ring = join(work, 'keys.gpg');
+    execFileSync('sh', ['-c', `cat '${project.dir}'/keys/*.asc | gpg --batch --yes --dearmor -o '${ring}'`]);
+    execFileSync('gpgv', ['--keyring', ring, `${stick}.bmap.asc`, `${stick}.bmap`], { stdio: 'pipe' });
     const altered = join(work, 'altered.bmap');
     await writeFile(altered, (await readFile(`${stick}.bmap`, 'utf8')).replace('<bmap ', '<!-- x --><bmap '));
-    let refused = '';
-    try {
-      execFileSync(
-        'bmaptool',
-        ['copy', '--bmap', altered, '--bmap-sig', `${stick}.bmap.asc`, stick, join(work, 'x.raw')],
-        {
-          env: { ...process.env, ...env },
-          stdio: 'pipe',
-        },
-      );
-    } catch (err) {
-      refused = String((err as { stderr?: Buffer }).stderr ?? err);
-    }
-    expect(refused).toMatch(/signature/i);
+    expect(() =>
+      execFileSync('gpgv', ['--keyring', ring, `${stick}.bmap.asc`, altered], { stdio: 'pipe' }),
+    ).toThrow(/BAD signature/);
     // manifest.json is committed; the entry says what the stick carries.
     expect(git(project.dir, 'log', '-1', '--format=%s')).toContain('created new image for usb-installer');
     const m = JSON.parse(await readFile(join(project.dir, 'images/usb-installer/manifest.json'), 'utf8'));
@@ -363,12 +356,7 @@ describe('osbake build usb-installer', () => {
       const dir = await mkdtemp(join(work, `${firmware}-`));
       const copy = join(dir, 'stick.raw');
       if (writer === 'bmaptool copy') {
-        // The signed bmap, checked by bmaptool itself (GnuPG through gpgme, the project key known).
-        execFileSync(
-          'bmaptool',
-          ['-q', 'copy', '--bmap', `${stick}.bmap`, '--bmap-sig', `${stick}.bmap.asc`, stick, copy],
-          { env: { ...process.env, ...env } },
-        );
+        execFileSync('bmaptool', ['-q', 'copy', '--bmap', `${stick}.bmap`, stick, copy]);
       } else {
         // A "drive" full of old data, the size of the stick.
         const size = statSync(stick).size;
