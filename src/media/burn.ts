@@ -391,16 +391,77 @@ async function verifyDevice(
   }
 }
 
-/** Write the image's mapped ranges to the device, sync, and read them back. */
-export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
-  const fh = await openDevice(o.device, o.file);
-  let writer: DeviceWriter | undefined;
+/** One drive (or file) of a burn to several at once. */
+export interface BurnTarget {
+  device: string;
+  deviceSize?: number;
+  file?: boolean;
+}
+
+/** What happened on one target: written and verified, or why not. */
+export interface TargetResult extends Partial<WriteImageResult> {
+  device: string;
+  ok: boolean;
+  /** The error that stopped this target (the others went on). */
+  error?: unknown;
+}
+
+interface LiveTarget {
+  t: BurnTarget;
+  o: WriteImageOptions;
+  fh?: FileHandle;
+  writer?: DeviceWriter;
+  holes?: WriteImageResult['holes'];
+  error?: unknown;
+  writeSeconds?: number;
+  verifySeconds?: number;
+}
+
+/**
+ * Write the image's mapped ranges to several targets at once: the source is read once, each chunk
+ * is written to every target still going; a target that fails (open, holes, a write, the sync or
+ * the read-back) is dropped with its error and the others go on. Then each is read back.
+ */
+export async function writeImageToMany(
+  o: Omit<WriteImageOptions, 'device' | 'deviceSize' | 'file'> & {
+    targets: readonly BurnTarget[];
+    /** A target failed (reported as it happens). */
+    onFailed?: (device: string, err: unknown) => void;
+  },
+): Promise<TargetResult[]> {
+  const targets: LiveTarget[] = o.targets.map((t) => ({
+    t,
+    o: {
+      ...o,
+      device: t.device,
+      ...(t.deviceSize !== undefined ? { deviceSize: t.deviceSize } : {}),
+      ...(t.file ? { file: true } : {}),
+    },
+  }));
+  const fail = (x: LiveTarget, err: unknown) => {
+    if (x.error !== undefined) return;
+    x.error = err;
+    o.log.error({ device: x.t.device, err: String(err) }, 'target failed');
+    o.onFailed?.(x.t.device, err);
+  };
+  const live = () => targets.filter((x) => x.error === undefined);
   try {
-    if (o.file) await fh.truncate(o.bmap.imageSize);
-    writer = await DeviceWriter.open(fh, o);
-    const th = performance.now();
-    const holes = await handleHoles(writer, o);
-    o.log.info({ holes, ms: Math.round(performance.now() - th) }, 'holes handled');
+    for (const x of targets) {
+      try {
+        x.fh = await openDevice(x.t.device, x.t.file);
+        if (x.t.file) await x.fh.truncate(o.bmap.imageSize);
+        x.writer = await DeviceWriter.open(x.fh, x.o);
+        const th = performance.now();
+        x.holes = await handleHoles(x.writer, x.o);
+        o.log.info(
+          { device: x.t.device, holes: x.holes, ms: Math.round(performance.now() - th) },
+          'holes handled',
+        );
+      } catch (err) {
+        if (err instanceof InterruptedError) throw err;
+        fail(x, err);
+      }
+    }
     const total = mappedBytes(o.bmap);
     const hashes: (string | undefined)[] = [];
     // The read-back compares the device with the bmap's checksums, which also catches an image
@@ -411,56 +472,120 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     let hashRange = 0;
     let rangeLeft = o.bmap.ranges[0] ? rangeBytes(o.bmap, o.bmap.ranges[0]).length : 0;
     const t0 = performance.now();
-    o.progress.start(`writing ${o.device}`, total);
-    try {
-      const chunks = o.compressed ? zstdChunks(o.image, o.bmap, o.log) : rawChunks(o.image, o.bmap);
-      for await (const c of chunks) {
-        checkAbort(o.signal);
-        // Hash on this thread while the write runs in libuv's pool.
-        const writing = writer.write(c.data, c.offset);
-        try {
-          if (hashWhileWriting) hash.update(c.data);
-        } finally {
-          await writing;
-        }
-        rangeLeft -= c.data.length;
-        if (rangeLeft === 0) {
-          const got = hashWhileWriting ? hash.digest('hex') : undefined;
-          const want = o.bmap.ranges[hashRange]?.sha256;
-          if (got !== undefined && want !== undefined && got !== want) {
-            throw imageMismatch(
-              o,
-              o.bmap.ranges[hashRange],
-              got,
-              want,
-              `${o.device} now holds a partial image`,
-            );
+    const names = () =>
+      live()
+        .map((x) => x.t.device)
+        .join(', ');
+    if (live().length > 0) {
+      o.progress.start(
+        targets.length === 1 ? `writing ${o.targets[0]?.device}` : `writing ${names()}`,
+        total,
+      );
+      try {
+        const chunks = o.compressed ? zstdChunks(o.image, o.bmap, o.log) : rawChunks(o.image, o.bmap);
+        for await (const c of chunks) {
+          checkAbort(o.signal);
+          // Hash on this thread while the writes run in libuv's pool.
+          const writing = Promise.all(
+            live().map((x) =>
+              (x.writer as DeviceWriter).write(c.data, c.offset).catch((err) => fail(x, err)),
+            ),
+          );
+          try {
+            if (hashWhileWriting) hash.update(c.data);
+          } finally {
+            await writing;
           }
-          hashes.push(got);
-          hashRange++;
-          hash = createHash('sha256');
-          const next = o.bmap.ranges[hashRange];
-          rangeLeft = next ? rangeBytes(o.bmap, next).length : 0;
+          if (live().length === 0) break;
+          rangeLeft -= c.data.length;
+          if (rangeLeft === 0) {
+            const got = hashWhileWriting ? hash.digest('hex') : undefined;
+            const want = o.bmap.ranges[hashRange]?.sha256;
+            if (got !== undefined && want !== undefined && got !== want) {
+              // The source does not match its bmap: every target holds a partial image.
+              throw imageMismatch(
+                { ...o, device: names() },
+                o.bmap.ranges[hashRange],
+                got,
+                want,
+                `${names()} now hold${live().length === 1 ? 's' : ''} a partial image`,
+              );
+            }
+            hashes.push(got);
+            hashRange++;
+            hash = createHash('sha256');
+            const next = o.bmap.ranges[hashRange];
+            rangeLeft = next ? rangeBytes(o.bmap, next).length : 0;
+          }
+          o.progress.add(c.data.length);
         }
-        o.progress.add(c.data.length);
+        for (const x of live()) await (x.writer as DeviceWriter).sync().catch((err) => fail(x, err));
+      } finally {
+        o.progress.end();
       }
-      await writer.sync();
-    } finally {
-      o.progress.end();
     }
     const writeSeconds = (performance.now() - t0) / 1000;
-    const result: WriteImageResult = { written: total, writeSeconds, holes };
-    o.log.info({ bytes: total, ms: Math.round(writeSeconds * 1000) }, 'written and synced');
-    if (o.verify) {
-      await o.beforeVerify?.();
-      const t1 = performance.now();
-      await verifyDevice(fh, writer.directHandle, o, hashes);
-      result.verifySeconds = (performance.now() - t1) / 1000;
-      o.log.info({ ranges: o.bmap.ranges.length, ms: Math.round(result.verifySeconds * 1000) }, 'verified');
+    for (const x of live()) {
+      x.writeSeconds = writeSeconds;
+      o.log.info(
+        { device: x.t.device, bytes: total, ms: Math.round(writeSeconds * 1000) },
+        'written and synced',
+      );
     }
-    return result;
+    if (o.verify && live().length > 0) {
+      await o.beforeVerify?.();
+      for (const x of live()) {
+        const t1 = performance.now();
+        try {
+          await verifyDevice(x.fh as FileHandle, x.writer?.directHandle, x.o, hashes);
+          x.verifySeconds = (performance.now() - t1) / 1000;
+          o.log.info(
+            { device: x.t.device, ranges: o.bmap.ranges.length, ms: Math.round(x.verifySeconds * 1000) },
+            'verified',
+          );
+        } catch (err) {
+          if (err instanceof InterruptedError) throw err;
+          fail(x, err);
+        }
+      }
+    }
+    return targets.map((x) =>
+      x.error === undefined
+        ? {
+            device: x.t.device,
+            ok: true,
+            written: total,
+            writeSeconds: x.writeSeconds ?? 0,
+            holes: x.holes ?? 'none',
+            ...(x.verifySeconds !== undefined ? { verifySeconds: x.verifySeconds } : {}),
+          }
+        : { device: x.t.device, ok: false, error: x.error },
+    );
   } finally {
-    await writer?.closeDirect();
-    await fh.close();
+    for (const x of targets) {
+      await x.writer?.closeDirect().catch(() => undefined);
+      await x.fh?.close().catch(() => undefined);
+    }
   }
+}
+
+/** Write the image's mapped ranges to the device, sync, and read them back. */
+export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
+  const [r] = await writeImageToMany({
+    ...o,
+    targets: [
+      {
+        device: o.device,
+        ...(o.deviceSize !== undefined ? { deviceSize: o.deviceSize } : {}),
+        ...(o.file ? { file: true } : {}),
+      },
+    ],
+  });
+  if (!r?.ok) throw r?.error ?? new Error(`writing ${o.device} failed`);
+  return {
+    written: r.written ?? 0,
+    writeSeconds: r.writeSeconds ?? 0,
+    holes: r.holes ?? 'none',
+    ...(r.verifySeconds !== undefined ? { verifySeconds: r.verifySeconds } : {}),
+  };
 }

@@ -294,6 +294,62 @@ describe('osbake burn catches corruption', () => {
   });
 });
 
+describe('osbake burn to several drives at once', () => {
+  it('writes and verifies each; one that fails mid-write does not stop the others; table, JSON, exit 1', async () => {
+    const img = sparseImage('many.raw', IMAGE_SIZE, IMAGE_DATA);
+    const good = [loopDevice('many1', 64), loopDevice('many2', 80), loopDevice('many3', 64)];
+    // Too small: the image's data at 40 MiB lies past its end (size check forced): fails mid-write.
+    const small = loopDevice('many-small', 32);
+    const r = await runCli(
+      [
+        'burn',
+        img,
+        good[0] as string,
+        small,
+        good[1] as string,
+        good[2] as string,
+        '--force',
+        'removable,size',
+        '--yes',
+      ],
+      dir,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`${small}: FAILED \\(short write on ${small} at byte 41943040`));
+    for (const d of good) {
+      expect(r.stdout).toMatch(new RegExp(`^${d} +\\S+ .* ok +[\\d.]+ s +[\\d.]+ s$`, 'm'));
+      expect(sha(d, IMAGE_SIZE)).toBe(sha(img, IMAGE_SIZE));
+    }
+    expect(r.stdout).toMatch(new RegExp(`^${small} .*FAILED: short write`, 'm'));
+    expect(r.stderr).toMatch(/3 of 4 drives written and verified; failed: \/dev\/loop\d+ \[E_BURN_PARTIAL\]/);
+
+    const j = await runCli(
+      ['burn', img, good[0] as string, good[1] as string, '--force', '--yes', '--json'],
+      dir,
+    );
+    expect(j.code, j.stderr).toBe(0);
+    const report = JSON.parse(j.stdout) as { device: string; ok: boolean; verify_s: number }[];
+    expect(report.map((x) => [x.device, x.ok])).toEqual([
+      [good[0], true],
+      [good[1], true],
+    ]);
+    expect(report.every((x) => x.verify_s >= 0)).toBe(true);
+  });
+
+  it('refuses before writing anything when one drive is refused or named twice', async () => {
+    const img = sparseImage('many-refuse.raw', IMAGE_SIZE, IMAGE_DATA);
+    const a = loopDevice('refuse-a', 64);
+    const b = loopDevice('refuse-b', 64);
+    const before = sha(a, 8 * MiB);
+    const notForced = await runCli(['burn', img, a, b, '--yes'], dir);
+    expect(notForced.code).toBe(1);
+    expect(notForced.stderr).toMatch(/refusing to write \/dev\/loop\d+: .*not a removable disk/);
+    const twice = await runCli(['burn', img, a, a, '--force', '--yes'], dir);
+    expect(twice.stderr).toMatch(/named twice \[E_USAGE\]/);
+    expect(sha(a, 8 * MiB)).toBe(before);
+  });
+});
+
 describe('osbake burn into a file (as bmaptool copy)', () => {
   it('writes a sparse, verified copy; keeps the bmap it made; the next burn uses it', async () => {
     const img = sparseImage('tofile.raw', IMAGE_SIZE, IMAGE_DATA);

@@ -10,8 +10,8 @@ export function registerBurn(program: Command): void {
       'raw / .raw.zst / .qcow2 file, build artifact in store/builds/, or release (its installer)',
     )
     .argument(
-      '[device]',
-      'whole disk to write, e.g. /dev/sdb, or a file (as bmaptool copy); without it: list the candidate drives',
+      '[devices...]',
+      'whole disk(s) to write, e.g. /dev/sdb (several: written at once), or a file (as bmaptool copy); none: list the drives',
     )
     .option(
       '--force [checks]',
@@ -30,7 +30,7 @@ export function registerBurn(program: Command): void {
     )
     .option('--nobmap', 'write every byte of the image, holes included (bmaptool --nobmap)')
     .option('--dry-run', 'run every check and prepare the bmap, then stop before opening the device')
-    .option('--json', 'list the candidate drives as JSON')
+    .option('--json', 'list the candidate drives as JSON; with several drives: the per-drive report as JSON')
     .addHelpText(
       'after',
       [
@@ -44,12 +44,13 @@ export function registerBurn(program: Command): void {
         '  osbake burn disk.raw.zst /dev/sdb --dry-run   check everything, write nothing',
         '  osbake burn disk.raw /dev/loop3 --force       a loop device is not removable',
         '  osbake burn disk.raw.zst copy.raw             into a file: sparse, verified, then renamed',
+        '  osbake burn 2026.11 /dev/sdb /dev/sdc /dev/sdd --yes   three sticks at once, a table at the end',
       ].join('\n'),
     )
     .action(
       async (
         image: string | undefined,
-        device: string | undefined,
+        devices: string[],
         opts: {
           force?: string | boolean;
           yes?: boolean;
@@ -66,6 +67,7 @@ export function registerBurn(program: Command): void {
         const { runBurn } = await import('../../media/run-burn.js');
         const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
         // A write (not a listing) logs every step and command to a file, named in the summary.
+        const device = devices[0];
         const logFile = image && device ? commandLogFile('burn') : undefined;
         const projectDir = g.project ?? process.cwd();
         await runBurn({
@@ -75,6 +77,7 @@ export function registerBurn(program: Command): void {
           },
           source: image,
           device,
+          devices,
           log: logFile ? createFileLogger(logFile) : undefined,
           logFile,
           projectDir,
