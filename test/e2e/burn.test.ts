@@ -18,7 +18,7 @@ describe('osbake burn (CLI)', () => {
   it('--help has examples', async () => {
     const r = await runCli(['burn', '--help'], dir);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Usage: osbake burn \[options\] \[image\] \[device\]/);
+    expect(r.stdout).toMatch(/^Usage: osbake burn \[options\] \[image\] \[devices...\]/);
     expect(r.stdout).toMatch(/Examples:\n {2}osbake burn /);
   });
 
