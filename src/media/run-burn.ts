@@ -18,7 +18,7 @@ import {
   writeImage,
   writeImageToMany,
 } from './burn.js';
-import { locateImage, prepareImage } from './burn-source.js';
+import { locateImage, type PreparedImage, prepareImage } from './burn-source.js';
 import {
   assessTarget,
   type Candidate,
@@ -222,16 +222,7 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
   if (early.length > 0) throw refusalError(disk.path, early);
 
   const progress = o.progress ?? new ByteProgress();
-  const located = await locateImage(o.source, o.projectDir);
-  if (located.release && o.checkRelease) say(await o.checkRelease(located.release));
-  const prepared = await prepareImage(located, {
-    log,
-    say,
-    progress,
-    tempDir: o.tempDir,
-    bmapFile: o.bmap,
-    noBmap: o.noBmap,
-  });
+  const prepared = await prepareSource(o, { log, say }, progress);
   try {
     const { bmap } = prepared;
     const late = remainingRefusals(
@@ -332,27 +323,17 @@ async function burnToFile(
   io: { log: Logger; say: (l: string) => void; out: Pick<NodeJS.WriteStream, 'write'> },
 ): Promise<WriteImageResult | undefined> {
   const { log, say, out } = io;
-  const located = await locateImage(o.source as string, o.projectDir);
-  if (located.release && o.checkRelease) say(await o.checkRelease(located.release));
   const existing = await stat(dest).catch(() => undefined);
-  if (existing) {
-    const src = await stat(located.path);
-    if (src.dev === existing.dev && src.ino === existing.ino) {
+  const progress = o.progress ?? new ByteProgress();
+  const prepared = await prepareSource(o, { log, say }, progress, async (source) => {
+    const src = await stat(source);
+    if (existing && src.dev === existing.dev && src.ino === existing.ino) {
       throw new UserError(
         'E_BURN_SAME_FILE',
         `${dest} is the image itself`,
         'write the image to another file or to a drive',
       );
     }
-  }
-  const progress = o.progress ?? new ByteProgress();
-  const prepared = await prepareImage(located, {
-    log,
-    say,
-    progress,
-    tempDir: o.tempDir,
-    bmapFile: o.bmap,
-    noBmap: o.noBmap,
   });
   const temp = join(dirname(resolve(dest)), `.${basename(dest)}.partial-${process.pid}`);
   try {
@@ -408,6 +389,26 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** The image as the argument names it, its release checked first (when it is one), made writable. */
+async function prepareSource(
+  o: BurnOptions,
+  io: { log: Logger; say: (l: string) => void },
+  progress: ByteSink,
+  checkSource?: (path: string) => Promise<void>,
+): Promise<PreparedImage> {
+  const located = await locateImage(o.source as string, o.projectDir);
+  if (located.release && o.checkRelease) io.say(await o.checkRelease(located.release));
+  await checkSource?.(located.path);
+  return prepareImage(located, {
+    log: io.log,
+    say: io.say,
+    progress,
+    tempDir: o.tempDir,
+    bmapFile: o.bmap,
+    noBmap: o.noBmap,
+  });
 }
 
 /** The per-drive table of a burn to several drives (pure). */
@@ -479,16 +480,7 @@ async function burnMany(
     disks.push(disk);
   }
   const progress = o.progress ?? new ByteProgress();
-  const located = await locateImage(o.source as string, o.projectDir);
-  if (located.release && o.checkRelease) say(await o.checkRelease(located.release));
-  const prepared = await prepareImage(located, {
-    log,
-    say,
-    progress,
-    tempDir: o.tempDir,
-    bmapFile: o.bmap,
-    noBmap: o.noBmap,
-  });
+  const prepared = await prepareSource(o, { log, say }, progress);
   try {
     const { bmap } = prepared;
     for (const disk of disks) {

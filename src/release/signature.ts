@@ -128,15 +128,19 @@ function worse(a: SignatureResult, b: SignatureResult): SignatureResult {
  * The state of release R's signatures against the keys in keysDir (store or mirror), without
  * policy: good only when both R.json and R.SHA256SUMS verify and say what `release` says.
  */
-export async function releaseSignatureState(o: {
-  keysDir?: string;
+/** Which release's records to check, and where: the store, or a mirror over HTTP. */
+export interface ReleaseRecordsAt {
   name: string;
   release: Release;
   storeDir?: string;
   mirror?: string;
   log: Logger;
   fetchImpl?: typeof fetch;
-}): Promise<SignatureResult> {
+}
+
+export async function releaseSignatureState(
+  o: ReleaseRecordsAt & { keysDir?: string },
+): Promise<SignatureResult> {
   const scratch = await mkdtemp(join(tmpdir(), 'osbake-verify-sig-'));
   try {
     const local = o.mirror === undefined ? releaseRecordFiles(o.storeDir ?? '', o.name) : undefined;
@@ -196,15 +200,9 @@ export async function releaseSignatureState(o: {
  * when a signature is there but not good, or when it is missing and signing.required is set;
  * returns what to print otherwise.
  */
-export async function checkReleaseSignature(o: {
-  project?: Project;
-  name: string;
-  release: Release;
-  storeDir?: string;
-  mirror?: string;
-  log: Logger;
-  fetchImpl?: typeof fetch;
-}): Promise<ReleaseSignature> {
+export async function checkReleaseSignature(
+  o: ReleaseRecordsAt & { project?: Project },
+): Promise<ReleaseSignature> {
   const required = o.project?.config.signing.required ?? false;
   const where = o.mirror ?? 'the store';
   const result = await releaseSignatureState({ ...o, keysDir: o.project ? keysDir(o.project) : undefined });

@@ -1,8 +1,8 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawStatusLine } from '../../test/fixtures/raw-http.js';
 import {
   type ArtifactServer,
   coalesceRanges,
@@ -10,21 +10,6 @@ import {
   hostHeaders,
   startArtifactServer,
 } from './server.js';
-
-/** Send raw bytes, return the status line of the answer (or '' when the connection just closed). */
-function rawRequest(port: number, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString();
-    });
-    s.on('close', () => resolve(buf.split('\r\n')[0] ?? ''));
-    s.on('error', () => resolve(buf.split('\r\n')[0] ?? ''));
-    s.write(text);
-    setTimeout(() => s.end(), 500);
-  });
-}
 
 describe('artifact server: hostile request lines and headers, several ranges', () => {
   let dir = '';
@@ -49,7 +34,7 @@ describe('artifact server: hostile request lines and headers, several ranges', (
     ['an empty Host', 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 'HTTP/1.1 400 Bad Request'],
     ['a plain GET', 'GET /api/builds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'HTTP/1.1 200 OK'],
   ])('%s', async (_n, text, status) => {
-    expect(await rawRequest(srv.port, text)).toBe(status);
+    expect(await rawStatusLine(srv.port, text)).toBe(status);
   });
 
   it('counts Host headers from rawHeaders', () => {

@@ -177,8 +177,9 @@ export async function showKeys(file: string, log: Logger): Promise<KeyInfo[]> {
   }
 }
 
-/** Detached, armored signature of `file` → `out` (written whole by gpg, then renamed by the caller). */
-export async function detachSign(
+/** Sign `file` with the key into `out`: a detached armored signature, or a clear-signed copy. */
+async function sign(
+  how: '--detach-sign' | '--clearsign',
   home: string,
   fingerprint: string,
   file: string,
@@ -186,25 +187,21 @@ export async function detachSign(
   log: Logger,
 ): Promise<void> {
   await rm(out, { force: true });
-  await run(gpg(home, '--local-user', `${fingerprint}!`, '--armor', '--detach-sign', '--output', out, file), {
+  const armor = how === '--detach-sign' ? ['--armor'] : [];
+  await run(gpg(home, '--local-user', `${fingerprint}!`, ...armor, how, '--output', out, file), {
     log,
     tag: 'gpg',
   });
 }
 
+/** Detached, armored signature of `file` → `out`. */
+export function detachSign(home: string, fingerprint: string, file: string, out: string, log: Logger) {
+  return sign('--detach-sign', home, fingerprint, file, out, log);
+}
+
 /** Clear-signed copy of `file` → `out` (apt's InRelease). */
-export async function clearSign(
-  home: string,
-  fingerprint: string,
-  file: string,
-  out: string,
-  log: Logger,
-): Promise<void> {
-  await rm(out, { force: true });
-  await run(gpg(home, '--local-user', `${fingerprint}!`, '--clearsign', '--output', out, file), {
-    log,
-    tag: 'gpg',
-  });
+export function clearSign(home: string, fingerprint: string, file: string, out: string, log: Logger) {
+  return sign('--clearsign', home, fingerprint, file, out, log);
 }
 
 /** A binary keyring (for gpgv, apt's signed-by, dnf) of every key file in keysDir. */

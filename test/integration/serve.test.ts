@@ -18,11 +18,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
-import { connect as connectSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawStatusLine } from '../fixtures/raw-http.js';
 import { type FixtureStore, makeFixtureStore, writeRandomFile } from './fixture-store.js';
 import { CLI, freePort, REPO, runCli, startCli } from './helpers.js';
 
@@ -198,18 +198,7 @@ describe.each(['nginx', 'node'])(
 
     it('refuses CONNECT, a duplicate Host and an empty Host (raw requests)', async () => {
       const port = Number(new URL(base).port);
-      const status = (text: string) =>
-        new Promise<string>((resolve) => {
-          const s = connectSocket(port, '127.0.0.1');
-          let buf = '';
-          s.on('data', (d) => {
-            buf += d.toString();
-          });
-          s.on('close', () => resolve(buf.split('\r\n')[0] ?? ''));
-          s.on('error', () => resolve(buf.split('\r\n')[0] ?? ''));
-          s.write(text);
-          setTimeout(() => s.end(), 500);
-        });
+      const status = (text: string) => rawStatusLine(port, text);
       // CONNECT: 405 from osbake; nginx 1.22's request parser refuses it with 400 before any config.
       expect(await status('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n')).toBe(
         engine === 'node' ? 'HTTP/1.1 405 Method Not Allowed' : 'HTTP/1.1 400 Bad Request',

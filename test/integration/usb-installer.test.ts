@@ -165,6 +165,39 @@ async function bootUntilPoweroff(argv: string[], timeoutMs: number): Promise<{ e
 }
 
 /**
+ * Boot the stick with a blank 10 GiB target disk until the installer powers off; returns the
+ * serial console. A boot that hangs before the installer starts (TCG, see FACTS) is tried again.
+ */
+async function installFromStick(
+  copy: string,
+  target: string,
+  dir: string,
+  firmware: Firmware,
+): Promise<string> {
+  const vars = join(dir, 'vars.fd');
+  let serial = '';
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
+    if (firmware !== 'bios') await copyFile(OVMF[firmware].vars, vars);
+    const log = join(dir, `install-${attempt}.log`);
+    const { exited } = await bootUntilPoweroff(
+      [
+        ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
+        ...['-nodefaults', '-no-user-config', '-no-reboot'],
+        ...firmwareArgs(firmware, vars),
+        ...['-drive', `file=${copy},if=virtio,format=raw`],
+        ...['-drive', `file=${target},if=virtio,format=qcow2`],
+        ...['-serial', `file:${log}`],
+      ],
+      INSTALL_TIMEOUT_MS,
+    );
+    serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    if (exited || serial.includes('osbake-installer:')) break;
+  }
+  return serial;
+}
+
+/**
  * Boot an installed disk with osbake's boot test (a fresh variable store under OVMF: nothing in
  * NVRAM) and check the node from inside: hostname, Debian, the grown root file system.
  */
@@ -387,28 +420,8 @@ describe('osbake build usb-installer', () => {
         'rw',
       );
       const target = join(dir, 'target.qcow2');
-      const vars = join(dir, 'vars.fd');
-      let serial = '';
       const t0 = Date.now();
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
-        if (firmware !== 'bios') await copyFile(OVMF[firmware].vars, vars);
-        const log = join(dir, `install-${attempt}.log`);
-        const { exited } = await bootUntilPoweroff(
-          [
-            ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
-            ...['-nodefaults', '-no-user-config', '-no-reboot'],
-            ...firmwareArgs(firmware, vars),
-            ...['-drive', `file=${copy},if=virtio,format=raw`],
-            ...['-drive', `file=${target},if=virtio,format=qcow2`],
-            ...['-serial', `file:${log}`],
-          ],
-          INSTALL_TIMEOUT_MS,
-        );
-        serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
-        // Retry only a boot that hung before the installer started (TCG boots sometimes do).
-        if (exited || serial.includes('osbake-installer:')) break;
-      }
+      const serial = await installFromStick(copy, target, dir, firmware);
       console.log(`${firmware}: install ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       expect(serial, serial.slice(-3000)).toContain('OSBAKE-INSTALL: OK target=/dev/vdb hostname=node01');
       expect(serial).toMatch(/all \d+ ranges verified/);
@@ -454,23 +467,7 @@ describe('osbake build usb-installer', () => {
       'rw',
     );
     const target = join(dir, 'target.qcow2');
-    let serial = '';
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
-      const log = join(dir, `install-${attempt}.log`);
-      const { exited } = await bootUntilPoweroff(
-        [
-          ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
-          ...['-nodefaults', '-no-user-config', '-no-reboot'],
-          ...['-drive', `file=${copy},if=virtio,format=raw`],
-          ...['-drive', `file=${target},if=virtio,format=qcow2`],
-          ...['-serial', `file:${log}`],
-        ],
-        INSTALL_TIMEOUT_MS,
-      );
-      serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
-      if (exited || serial.includes('osbake-installer:')) break;
-    }
+    const serial = await installFromStick(copy, target, dir, 'bios');
     expect(serial, serial.slice(-3000)).toMatch(/signature check of SHA256SUMS failed \(BADSIG\)/);
     expect(serial).toContain('OSBAKE-INSTALL: FAILED');
     expect(serial).not.toMatch(/writing \d+ data ranges/);
