@@ -148,6 +148,36 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
     }
   });
 
+  it('verify --mirror checks the signatures the mirror serves (osbake serve), good and altered', async () => {
+    const { startArtifactServer } = await import('../serve/server.js');
+    const srv = await startArtifactServer({ storeDir: join(root, 'store'), port: 0, accessLog: false });
+    const file = join(root, `store/releases/${R}.json`);
+    const good = await readFile(file, 'utf8');
+    try {
+      let text = '';
+      const out = {
+        write: (s: string) => {
+          text += s;
+          return true;
+        },
+      };
+      await verifyRelease({ projectDir: root, release: R, mirror: srv.url, out, progress: noProgress });
+      expect(text).toContain(
+        `signature: release ${R}: good signature by Test Releases <rel@example.org> (${fpr})`,
+      );
+      await writeFile(file, good.replace('"date": "2026-12-01"', '"date": "2026-12-03"'));
+      await expect(
+        verifyRelease({ projectDir: root, release: R, mirror: srv.url, out: silent, progress: noProgress }),
+      ).rejects.toMatchObject({
+        code: 'E_SIGNATURE',
+        message: expect.stringMatching(new RegExp(`release ${R} in ${srv.url}: BAD signature`)),
+      });
+    } finally {
+      await writeFile(file, good);
+      await srv.close();
+    }
+  });
+
   it('refuses an R.json altered after signing (bad signature), before any checksum', async () => {
     const file = join(root, `store/releases/${R}.json`);
     const good = await readFile(file, 'utf8');
