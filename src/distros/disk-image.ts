@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, truncate, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -64,6 +64,7 @@ export const DISK_TOOLS = [
   'mount',
   'qemu-img',
   'tar',
+  'chroot',
 ];
 
 export interface DiskAssembly {
@@ -209,27 +210,34 @@ export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
     // partition.
     const grubPc = join(mnt, 'boot/grub/i386-pc');
     await r(['cp', '-a', `${join(mnt, chain.biosModules)}/.`, `${grubPc}/`]);
-    const early = `${a.rawDisk}.core.cfg`;
+    // The early config inside the root (removed again), so the image's own grub-mkimage, run in
+    // the root, reads it: the tool of the same GRUB version as the modules (another suite than
+    // the host's may have another GRUB); the host's grub-mkimage where the image has none.
+    const early = join(mnt, 'boot/grub/.osbake-core.cfg');
     const deviceMap = `${a.rawDisk}.device.map`;
     cleanups.push('remove GRUB set-up files', async () => {
       await rm(early, { force: true });
       await rm(deviceMap, { force: true });
     });
     await writeFile(early, biosCoreConfig(uuid));
+    const own = existsSync(join(mnt, 'usr/bin/grub-mkimage'));
+    const inRoot = (p: string) => (own ? `/${relative(mnt, p)}` : p);
     await r([
+      ...(own ? ['chroot', mnt] : []),
       'grub-mkimage',
       '-O',
       'i386-pc',
       '-d',
-      grubPc,
+      inRoot(grubPc),
       '-o',
-      join(grubPc, 'core.img'),
+      inRoot(join(grubPc, 'core.img')),
       '-c',
-      early,
+      inRoot(early),
       '-p',
       '/boot/grub',
       ...BIOS_CORE_MODULES,
     ]);
+    await rm(early, { force: true });
     await writeFile(deviceMap, `(hd0) ${a.rawDisk}\n(hd1) ${part}\n`);
     await r([
       GRUB_BIOS_SETUP,

@@ -328,11 +328,14 @@ const postProcess: Step<BuildContext> = {
     const bmap = `${file}.bmap`;
     await createBmap(file, bmap, { log: ctx.log, signal: ctx.signal });
     ctx.extraArtifacts = [{ src: bmap, name: `${ctx.plan.artifactFile}.bmap` }];
-    // A signed bmap, as bmaptool checks it (bmaptool copy --bmap-sig IMAGE.bmap.asc).
+    // The bmap's detached signature, for bmaptool copy --bmap-sig. Not named IMAGE.bmap.asc or
+    // .sig: bmaptool 3.6 (Debian 12) picks those up by itself and then fails for want of the
+    // python gpgme module, so a plain bmaptool copy would stop working.
     const key = signingKeyOf(ctx.project);
     if (key) {
-      await detachSign(key.home, key.fingerprint, bmap, `${bmap}.asc`, ctx.log);
-      ctx.extraArtifacts.push({ src: `${bmap}.asc`, name: `${ctx.plan.artifactFile}.bmap.asc` });
+      const sig = `${bmap}-signature.asc`;
+      await detachSign(key.home, key.fingerprint, bmap, sig, ctx.log);
+      ctx.extraArtifacts.push({ src: sig, name: `${ctx.plan.artifactFile}.bmap-signature.asc` });
     }
     ctx.packages = [];
     ctx.recordAs = {

@@ -124,7 +124,7 @@ export function sidecarsOf(rel: string): string[] {
   }
   if (rel.endsWith('.tar.zst')) out.push(`${rel.slice(0, -'.tar.zst'.length)}.txt`);
   // A raw image's block map and its signature (bmaptool copy --bmap-sig).
-  if (rel.endsWith('.raw')) out.push(`${rel}.bmap`, `${rel}.bmap.asc`);
+  if (rel.endsWith('.raw')) out.push(`${rel}.bmap`, `${rel}.bmap-signature.asc`);
   return out;
 }
 
