@@ -54,15 +54,21 @@ describe('kickstartFirmware', () => {
     expect(kickstartFirmware(ks)).toEqual({ bios: [], uefi: [] });
   });
 
+  it('asks a GPT kickstart for a BIOS boot partition', () => {
+    const ks = MINIMAL.replace('autopart', 'clearpart --all --disklabel=gpt\npart / --grow').replace(
+      '@core',
+      '@core\ngrub2-pc',
+    );
+    expect(kickstartFirmware(ks).bios).toEqual([
+      'a BIOS boot partition (part biosboot --fstype=biosboot --size=1)',
+    ]);
+  });
+
   it('says what an MBR kickstart lacks for each firmware', () => {
     const r = kickstartFirmware(
       MINIMAL.replace('autopart', 'clearpart --all --disklabel=msdos\npart / --grow'),
     );
-    expect(r.bios).toEqual([
-      'a GPT disk label (clearpart --disklabel=gpt)',
-      'a BIOS boot partition (part biosboot --fstype=biosboot --size=1)',
-      'grub2-pc in %packages',
-    ]);
+    expect(r.bios).toEqual(['grub2-pc in %packages']);
     expect(r.uefi).toEqual([
       'a GPT disk label (clearpart --disklabel=gpt)',
       'an EFI System Partition (part /boot/efi --fstype=efi)',

@@ -172,12 +172,10 @@ export function kickstartFirmware(text: string): { bios: string[]; uefi: string[
   const esp = parts.some((l) => /\s\/boot\/efi\s/.test(`${l} `) && /--fstype[= ](efi|vfat)\b/.test(l));
   const bios: string[] = [];
   const uefi: string[] = [];
-  if (!gpt) {
-    const why = 'a GPT disk label (clearpart --disklabel=gpt)';
-    bios.push(why);
-    uefi.push(why);
-  }
-  if (!biosboot) bios.push('a BIOS boot partition (part biosboot --fstype=biosboot --size=1)');
+  // BIOS boots an MBR disk as is; on GPT, GRUB needs a BIOS boot partition. UEFI needs GPT here
+  // (an ESP on an MBR disk works on some firmware, not on all).
+  if (!gpt) uefi.push('a GPT disk label (clearpart --disklabel=gpt)');
+  if (gpt && !biosboot) bios.push('a BIOS boot partition (part biosboot --fstype=biosboot --size=1)');
   if (!packages.includes('grub2-pc')) bios.push('grub2-pc in %packages');
   if (!esp) uefi.push('an EFI System Partition (part /boot/efi --fstype=efi)');
   for (const p of ['shim-x64', 'grub2-efi-x64']) if (!packages.includes(p)) uefi.push(`${p} in %packages`);

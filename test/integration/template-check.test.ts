@@ -2,7 +2,8 @@
  * A Packer template with a syntax error is refused in preflight, as file:line: message in the
  * image's own folder, before the vanilla disk or a VM (real Packer, packer validate -syntax-only).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProject, REPO, runCli, type TempProject } from './helpers.js';
@@ -52,8 +53,10 @@ describe('osbake validate (real packer and ansible, no build)', () => {
   it("passes the repository's own images", async () => {
     const r = await runCli(['validate', '--json'], REPO);
     expect(r.code, r.stderr).toBe(0);
-    const checks = JSON.parse(r.stdout) as { target: string; check: string; ok: boolean }[];
+    const checks = JSON.parse(r.stdout) as { target: string; check: string; ok: boolean; notes?: string[] }[];
     expect(checks.every((c) => c.ok)).toBe(true);
+    // rocky8-base's kickstart makes a disk that boots under BIOS and UEFI: nothing to note.
+    expect(checks.find((c) => c.check === 'kickstart ks.cfg')?.notes).toBeUndefined();
     expect(checks.map((c) => `${c.target}: ${c.check}`)).toEqual(
       expect.arrayContaining([
         'debian12-base: packer (qemu)',
@@ -62,6 +65,28 @@ describe('osbake validate (real packer and ansible, no build)', () => {
         'rocky8-base: kickstart ks.cfg',
       ]),
     );
+  });
+
+  it('notes what an MBR kickstart lacks for UEFI-only nodes (a note, not a failure)', async () => {
+    const ks = readFileSync(join(REPO, 'images/rocky8-base/http/ks.cfg'), 'utf8')
+      .replace('--disklabel=gpt', '--disklabel=msdos')
+      .replace(/^part \/boot\/efi .*\n/m, '')
+      .replace(/^shim-x64\n/m, '');
+    const p = await makeProject({ files: {} });
+    try {
+      await cp(join(REPO, 'images/rocky8-base'), join(p.dir, 'images/rocky8-base'), { recursive: true });
+      writeFileSync(join(p.dir, 'images/rocky8-base/http/ks.cfg'), ks);
+      const r = await runCli(['validate', 'rocky8-base'], p.dir);
+      expect(r.stdout).toMatch(
+        /ok {3}rocky8-base: kickstart ks\.cfg\n\s+note: the disk will not boot under UEFI/,
+      );
+      expect(r.stdout).not.toMatch(/will not boot under BIOS/);
+      expect(r.stdout).toMatch(
+        /note: the disk will not boot under UEFI \(UEFI-only nodes\): it lacks a GPT disk label \(clearpart --disklabel=gpt\), an EFI System Partition \(part \/boot\/efi --fstype=efi\), shim-x64 in %packages/,
+      );
+    } finally {
+      await p.cleanup();
+    }
   });
 
   it('lists every problem of a broken image and fails', async () => {
