@@ -193,6 +193,26 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
     }
   });
 
+  it('a file in keys/ that is not a key: verify names it; the page says the signature is not checkable', async () => {
+    const bad = join(root, 'keys', 'zz-broken.asc');
+    await writeFile(
+      bad,
+      '-----BEGIN PGP PUBLIC KEY BLOCK-----\nbroken\n-----END PGP PUBLIC KEY BLOCK-----\n',
+    );
+    try {
+      const v = await verify(root);
+      expect(v.err?.code).toBe('E_SIGNATURE');
+      expect(v.err?.message).toContain(`${bad} is not an OpenPGP public key`);
+      const { loadCatalog } = await import('../serve/catalog.js');
+      const { loadProject } = await import('../config/project.js');
+      const project = await loadProject(root);
+      const c = await loadCatalog({ storeDir: project.storeDir, project });
+      expect(c.releases[0]?.signature.status).toBe('error');
+    } finally {
+      await rm(bad, { force: true });
+    }
+  });
+
   it('refuses an altered R.SHA256SUMS', async () => {
     const file = join(root, `store/releases/${R}.SHA256SUMS`);
     const good = await readFile(file, 'utf8');
@@ -320,6 +340,23 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
     await expect(release(p)).rejects.toMatchObject({ code: 'E_SIGNING_KEY' });
     expect(existsSync(join(p, 'manifest.yaml'))).toBe(false);
     await appendFile(join(p, 'osbake.yaml'), '');
+  });
+});
+
+describe('keyringFromDir', () => {
+  it('names a file in keys/ that is not a key, as a user error', async () => {
+    const { keyringFromDir } = await import('../signing/gpg.js');
+    const { createNullLogger } = await import('../log/logger.js');
+    const dir = join(work, 'badkeys');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, 'bad.asc'),
+      '-----BEGIN PGP PUBLIC KEY BLOCK-----\ngarbage\n-----END PGP PUBLIC KEY BLOCK-----\n',
+    );
+    await expect(keyringFromDir(dir, join(work, 'bad.gpg'), createNullLogger())).rejects.toMatchObject({
+      code: 'E_KEYS',
+      message: expect.stringContaining(`${join(dir, 'bad.asc')} is not an OpenPGP public key`),
+    });
   });
 });
 

@@ -12,6 +12,7 @@ import { mirrorUrl } from '../artifacts/naming.js';
 import { writeFileAtomically } from '../config/atomic.js';
 import type { Project } from '../config/project.js';
 import type { Release } from '../config/releases.js';
+import { UserError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { describeSignature, detachSign, type SignatureResult } from '../signing/gpg.js';
 import {
@@ -163,16 +164,23 @@ export async function releaseSignatureState(
     if (!o.keysDir || !existsSync(o.keysDir)) {
       return { status: 'error', reason: 'no keys/ directory (the trust root) here to check it against' };
     }
-    const result = await withTrustKeyring(o.keysDir, o.log, async (keyring) => {
-      const a = await checkSignature(keyring, files.jsonSig, files.json, o.log);
-      const b = await checkSignature(keyring, files.sumsSig, files.sums, o.log);
-      // Both must be signed once one is: a missing one is as bad as a bad one.
-      const fix = (r: SignatureResult): SignatureResult =>
-        r.status === 'unsigned'
-          ? { status: 'error', reason: 'one of R.json and R.SHA256SUMS is not signed' }
-          : r;
-      return worse(fix(a), fix(b));
-    });
+    let result: SignatureResult;
+    try {
+      result = await withTrustKeyring(o.keysDir, o.log, async (keyring) => {
+        const a = await checkSignature(keyring, files.jsonSig, files.json, o.log);
+        const b = await checkSignature(keyring, files.sumsSig, files.sums, o.log);
+        // Both must be signed once one is: a missing one is as bad as a bad one.
+        const fix = (r: SignatureResult): SignatureResult =>
+          r.status === 'unsigned'
+            ? { status: 'error', reason: 'one of R.json and R.SHA256SUMS is not signed' }
+            : r;
+        return worse(fix(a), fix(b));
+      });
+    } catch (err) {
+      // A file in keys/ that is not a key: not checkable, said as such (serve shows it; verify fails).
+      if (err instanceof UserError) return { status: 'error', reason: err.message };
+      throw err;
+    }
     if (result.status !== 'good') return result;
     // Signed and good: now the signed files must say what the record says.
     const sums = await readFile(files.sums, 'utf8').catch(() => '');

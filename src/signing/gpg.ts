@@ -7,7 +7,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { ProcessError, UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 
@@ -219,10 +219,19 @@ export async function keyringFromDir(keysDir: string, out: string, log: Logger):
         continue;
       }
       await rm(tmp, { force: true });
-      await run(['gpg', '--batch', '--yes', '--dearmor', '--output', tmp, join(keysDir, f)], {
-        log,
-        tag: 'gpg',
-      });
+      try {
+        await run(['gpg', '--batch', '--yes', '--dearmor', '--output', tmp, join(keysDir, f)], {
+          log,
+          tag: 'gpg',
+        });
+      } catch (err) {
+        if (!(err instanceof ProcessError)) throw err;
+        throw new UserError(
+          'E_KEYS',
+          `${join(keysDir, f)} is not an OpenPGP public key (gpg --dearmor: ${err.outputTail.at(-1) ?? err.message})`,
+          'export the key again (gpg --armor --export FINGERPRINT > keys/FINGERPRINT.asc) or remove the file',
+        );
+      }
       parts.push(await readFile(tmp));
     }
   } finally {
