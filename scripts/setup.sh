@@ -14,6 +14,8 @@ APT_PACKAGES=(
   # tests of osbake serve / publish (a throwaway sshd, headless Chromium) and bench/serve.sh (nginx, wrk)
   chromium nginx-light wrk curl
   grub-efi-amd64-bin grub-common grub-pc-bin mtools dosfstools cpio ovmf busybox-static
+  # osbake serve --netboot: the dnsmasq proxy-DHCP test and the iPXE binaries dnsmasq-config points at
+  dnsmasq-base ipxe
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { loadYamlConfig } from './load.js';
+import { NetbootSchema } from './netboot.js';
 
 export const PROJECT_FILE = 'osbake.yaml';
 
@@ -198,6 +199,9 @@ export const ProjectConfigSchema = z
       })
       .strict()
       .prefault({}),
+    netboot: NetbootSchema.prefault({}).describe(
+      'osbake serve --netboot: per-node settings by MAC address, what unknown nodes get',
+    ),
   })
   .strict()
   .superRefine((c, ctx) => {

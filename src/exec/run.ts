@@ -58,6 +58,8 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   mkfifo: 'coreutils',
   chroot: 'coreutils',
   find: 'findutils',
+  debugfs: 'e2fsprogs',
+  dnsmasq: 'dnsmasq-base',
 };
 
 export interface RunOptions {

@@ -28,6 +28,8 @@ export interface NginxFrontOptions {
   runAsRoot?: boolean;
   /** Working directory for the config, pid file and nginx's temporary files. */
   dir: string;
+  /** osbake serve --netboot: nginx sends /netboot/<release>/<file> from the cache entry itself. */
+  netboot?: { release: string; dir: string; files: readonly string[] };
 }
 
 /**
@@ -46,6 +48,25 @@ function quote(s: string): string {
     );
   }
   return `"${s}"`;
+}
+
+/**
+ * The netboot files: a regex location with a *named* capture (the map's regex, evaluated by the
+ * `if`, resets the numbered ones) and alias into the cache entry; anything unusual goes to osbake.
+ * Release and file names are [A-Za-z0-9._-] only (a dot written [.]), so the regex needs no quoting.
+ */
+function netbootLocation(o: NginxFrontOptions): string {
+  if (!o.netboot) return '';
+  const safe = (n: string) => {
+    if (!/^[A-Za-z0-9._-]+$/.test(n)) throw new Error(`netboot name ${JSON.stringify(n)} in nginx.conf`);
+    return n.replaceAll('.', '[.]');
+  };
+  const names = o.netboot.files.map(safe).join('|');
+  quote(o.netboot.dir);
+  return `    location ~ ^/netboot/${safe(o.netboot.release)}/(?<osbake_nbfile>${names})$ {
+      if ($osbake_direct = 0) { return 418; }
+      alias "${o.netboot.dir}/$osbake_nbfile";
+    }`;
 }
 
 /** The nginx configuration (pure). */
@@ -86,6 +107,7 @@ ${types}
   sendfile on;
   tcp_nopush on;
   keepalive_timeout 5;
+  client_max_body_size 128k;
   ${temp('client_body')}
   ${temp('proxy')}
   ${temp('fastcgi')}
@@ -108,11 +130,13 @@ ${types}
     }
     location ~ \\.cdx\\.json$ { return 418; }
     location = / { return 418; }
+${netbootLocation(o)}
     location @osbake {
       proxy_pass ${backend};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Host $http_host;
       proxy_buffering off;
     }
   }

@@ -9,6 +9,7 @@ import type { PackageRecord } from '../artifacts/package-list.js';
 import { formatBytes } from '../log/progress.js';
 import type { ImageDiff } from '../release/diff.js';
 import type { ApiArtifact, ApiBuild, ApiRelease, Catalog } from './api.js';
+import type { NetbootView } from './netboot.js';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -163,17 +164,35 @@ ${rows}</table>`;
     .join('\n');
 }
 
+const STATE_CLASS: Record<string, string> = { done: 'clean', failed: 'dirty', refused: 'dirty' };
+
+/** The "Network installs" section (osbake serve --netboot): one row per node. */
+function netbootSection(n: NetbootView): string {
+  const rows = n.nodes
+    .map((x) => {
+      const state = `${x.state}${x.state === 'writing' && x.percent !== undefined ? ` ${x.percent} %` : ''}`;
+      const log = x.log ? `<details><summary>last log lines</summary><pre>${esc(x.log)}</pre></details>` : '';
+      return `<tr class="node" data-mac="${esc(x.mac)}" data-state="${esc(x.state)}"><td><code>${esc(x.mac)}</code></td><td>${esc(x.hostname ?? (x.configured ? '–' : 'unknown node'))}</td><td>${esc(x.target ?? (x.configured ? 'menu' : '–'))}</td>
+<td class="${STATE_CLASS[x.state] ?? ''}">${esc(state)}</td><td>${esc(x.updated ? x.updated.slice(0, 19).replace('T', ' ') : '–')}</td><td>${esc(x.address ?? '–')}</td><td>${esc(x.message ?? '')}${log}</td></tr>`;
+    })
+    .join('\n');
+  return `<p>Release <b>${esc(n.release)}</b> (${esc(n.build)}) is served to nodes that boot <code>/netboot/boot.ipxe</code>; unknown nodes: ${esc(n.unknown)}. <a href="/api/netboot">/api/netboot</a></p>
+<table class="netboot"><thead><tr><th>MAC</th><th>hostname</th><th>target</th><th>state</th><th>updated (UTC)</th><th>address</th><th>message</th></tr></thead>
+${rows || '<tr><td colspan="7" class="muted">no node has booted yet and none is configured (netboot.nodes in osbake.yaml)</td></tr>'}</table>`;
+}
+
 /** The whole page. */
-export function renderIndexPage(c: Catalog, title = 'osbake artifacts'): string {
+export function renderIndexPage(c: Catalog, title = 'osbake artifacts', netboot?: NetbootView): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title><style>${STYLE}</style></head>
 <body><h1>${esc(title)}</h1>
-<nav><a href="#releases">Releases</a><a href="#builds">Builds</a><a href="/builds/">builds/</a><a href="/repos/">repos/</a><a href="/releases/">releases/</a><a href="/api/releases">/api/releases</a><a href="/api/builds">/api/builds</a></nav>
+<nav><a href="#releases">Releases</a><a href="#builds">Builds</a><a href="/builds/">builds/</a><a href="/repos/">repos/</a><a href="/releases/">releases/</a><a href="/api/releases">/api/releases</a><a href="/api/builds">/api/builds</a>${netboot ? '<a href="#netboot">Network installs</a>' : ''}</nav>
 <h2 id="releases">Releases</h2>
 ${releasesSection(c.releases)}
 <h2 id="builds">Builds</h2>
 ${buildsSection(c.builds, c.packages)}
+${netboot ? `<h2 id="netboot">Network installs</h2>\n${netbootSection(netboot)}` : ''}
 <p class="muted">data: ${c.source === 'project' ? 'manifest.yaml and images/*/manifest.json' : 'store/releases/*.json and store/builds/'}</p>
 <script>${SCRIPT}</script></body></html>
 `;

@@ -6,11 +6,14 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { lookup } from 'node:dns/promises';
-import { realpath, stat } from 'node:fs/promises';
+import { mkdir, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
-import { ReportedError, UserError } from '../errors.js';
+import { InterruptedError, ReportedError, UserError } from '../errors.js';
+import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
+import type { NetbootContext } from './netboot.js';
+import { prepareNetboot } from './netboot-files.js';
 import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
 import { startArtifactServer } from './server.js';
 
@@ -25,6 +28,8 @@ export interface RunServeOptions {
   workers?: string;
   /** Who sends the files: "nginx" in front (sendfile), "node" alone, "auto" (nginx if installed). */
   engine?: string;
+  /** --netboot [R]: true for the newest release with an installer, or its name. */
+  netboot?: string | boolean;
   out?: Pick<NodeJS.WriteStream, 'write'>;
 }
 
@@ -124,6 +129,7 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     : 'store/releases/*.json and store/builds/';
   const workers = parseWorkers(o.workers ?? '1');
   const engine = parseEngine(o.engine ?? 'node');
+  const netboot = o.netboot ? await netbootContext(o, sameStore ? project : undefined) : undefined;
   if (cluster.isPrimary && engine !== 'node') {
     const nginx = await findNginx();
     if (nginx)
@@ -133,6 +139,7 @@ export async function runServe(o: RunServeOptions): Promise<void> {
         workers,
         dataNote,
         project: sameStore ? project : undefined,
+        netboot,
       });
     if (engine === 'nginx') {
       throw new UserError(
@@ -142,10 +149,11 @@ export async function runServe(o: RunServeOptions): Promise<void> {
       );
     }
   }
-  if (cluster.isPrimary && workers > 1) return runMaster(o, workers, dataNote);
+  if (cluster.isPrimary && workers > 1) return runMaster(o, workers, dataNote, netboot);
   const server = await startArtifactServer({
     storeDir: dir,
     project: sameStore ? project : undefined,
+    netboot,
     host: o.host,
     port,
     log: (line) => out.write(`${line}\n`),
@@ -172,6 +180,7 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     return;
   }
   out.write(`serving ${server.root} at ${server.url}/ (data: ${dataNote}); Ctrl-C stops\n`);
+  if (netboot) out.write(netbootBanner(netboot, server.url, o.host));
   const signal = await stopRequested(false);
   // The line comes once new connections are refused: whoever waits for it may rely on that.
   const closing = server.close();
@@ -239,7 +248,12 @@ function forkWorker(): { worker: Worker; ready: Promise<ListeningMessage> } {
  * line, and `--port 0` picks the port every worker then shares), then the rest. A worker that dies
  * is replaced, up to 5 times a minute.
  */
-async function runMaster(o: RunServeOptions, count: number, dataNote: string): Promise<void> {
+async function runMaster(
+  o: RunServeOptions,
+  count: number,
+  dataNote: string,
+  netboot: NetbootContext | undefined,
+): Promise<void> {
   const out = o.out ?? process.stdout;
   const first = forkWorker();
   // A worker that cannot start (the port is in use) has printed why: exit with its code, silently.
@@ -263,6 +277,7 @@ async function runMaster(o: RunServeOptions, count: number, dataNote: string): P
   out.write(
     `serving ${address.root} at ${address.url}/ (data: ${dataNote}; ${count} workers); Ctrl-C stops\n`,
   );
+  if (netboot) out.write(netbootBanner(netboot, address.url, o.host));
   const signal = await stopRequested(false);
   stopping = true;
   const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
@@ -301,7 +316,14 @@ async function runMaster(o: RunServeOptions, count: number, dataNote: string): P
 async function runWithNginx(
   o: RunServeOptions,
   nginx: string,
-  c: { dir: string; port: number; workers: number; dataNote: string; project?: Project },
+  c: {
+    dir: string;
+    port: number;
+    workers: number;
+    dataNote: string;
+    project?: Project;
+    netboot?: NetbootContext;
+  },
 ): Promise<void> {
   const out = o.out ?? process.stdout;
   const backend = await startArtifactServer({
@@ -310,6 +332,8 @@ async function runWithNginx(
     host: '127.0.0.1',
     port: 0,
     accessLog: false,
+    behindProxy: true,
+    netboot: c.netboot,
     log: (line) => out.write(`${line}\n`),
   });
   let front: NginxFront;
@@ -324,6 +348,15 @@ async function runWithNginx(
         backendPort: backend.port,
         workers: c.workers,
         runAsRoot: process.getuid?.() === 0,
+        ...(c.netboot
+          ? {
+              netboot: {
+                release: c.netboot.release.release,
+                dir: c.netboot.release.dir,
+                files: c.netboot.release.files,
+              },
+            }
+          : {}),
       },
       (line) => process.stderr.write(`${line}\n`),
       (line) => out.write(`${line}\n`),
@@ -336,6 +369,7 @@ async function runWithNginx(
   out.write(
     `serving ${backend.root} at http://${host}:${front.port}/ (data: ${c.dataNote}; nginx ${front.version} sends the files, ${c.workers} workers); Ctrl-C stops\n`,
   );
+  if (c.netboot) out.write(netbootBanner(c.netboot, `http://${host}:${front.port}`, o.host));
   const died = front.exited.then((code) => `nginx exited (code ${code})`);
   const signal = await Promise.race([stopRequested(false), died]);
   if (signal.startsWith('nginx exited')) {
@@ -352,4 +386,56 @@ async function runWithNginx(
   await front.stop(10_000);
   await backend.close();
   out.write('stopped\n');
+}
+
+/**
+ * --netboot: the release's files out of its stick (checked, cached) before anything listens. The
+ * master prepares them; each worker finds them cached. Ctrl-C while reading stops the tools.
+ */
+async function netbootContext(o: RunServeOptions, project: Project | undefined): Promise<NetbootContext> {
+  if (!project) {
+    throw new UserError(
+      'E_USAGE',
+      '--netboot serves a release of the project: run it inside the project, without --root',
+      'cd into the project (or -C DIR) and run osbake serve --netboot [R]',
+    );
+  }
+  const ac = new AbortController();
+  const onSignal = (s: NodeJS.Signals) => ac.abort(new InterruptedError(s));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const quiet = cluster.isWorker;
+  const logFile = commandLogFile('serve-netboot');
+  try {
+    const release = await prepareNetboot({
+      project,
+      release: typeof o.netboot === 'string' ? o.netboot : undefined,
+      log: quiet ? createNullLogger() : createFileLogger(logFile),
+      signal: ac.signal,
+      progress: (t) => {
+        if (!quiet) process.stderr.write(`netboot: ${t}\n`);
+      },
+    });
+    const nodesDir = join(project.workDir, 'netboot', 'nodes');
+    await mkdir(nodesDir, { recursive: true });
+    return { release, config: project.config.netboot, nodesDir };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** What the banner says of --netboot (pure). */
+export function netbootBanner(nb: NetbootContext, url: string, host: string): string {
+  const configured = Object.keys(nb.config.nodes).length;
+  const lines = [
+    `netboot: release ${nb.release.release} (${nb.release.build}, ${nb.release.ranges} ranges, ${nb.release.payloadBytes} bytes); ${nb.release.checked}`,
+    `netboot: nodes boot ${url}/netboot/boot.ipxe (iPXE); ${configured} node(s) in osbake.yaml, unknown nodes: ${nb.config.unknown}; progress at ${url}/api/netboot`,
+  ];
+  if (/^(127\.|::1$|localhost$)/.test(host) && !nb.config.url) {
+    lines.push(
+      `netboot: warning: listening on ${host} only, which other machines cannot reach: use --host 0.0.0.0 (or this machine's address)`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }

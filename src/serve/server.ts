@@ -14,9 +14,21 @@ import type { AddressInfo } from 'node:net';
 import { basename, join, relative, sep } from 'node:path';
 import rangeParser from 'range-parser';
 import send from 'send';
+import { netbootNode, normalizeMac } from '../config/netboot.js';
 import { UserError } from '../errors.js';
 import { apiBuilds, apiReleases } from './api.js';
 import { type CatalogSource, loadCatalog } from './catalog.js';
+import {
+  baseUrl,
+  chainScript,
+  type NetbootContext,
+  netbootView,
+  nodeScript,
+  parseReport,
+  readNode,
+  readNodes,
+  updateNode,
+} from './netboot.js';
 import { renderIndexPage, renderListing } from './page.js';
 import { checkRequestPath, containedRealPath, isInside } from './paths.js';
 
@@ -31,6 +43,10 @@ export interface ArtifactServerOptions extends CatalogSource {
   /** How long close() waits for requests in flight before cutting them. */
   graceMs?: number;
   title?: string;
+  /** osbake serve --netboot: the /netboot/ routes and /api/netboot. */
+  netboot?: NetbootContext;
+  /** Behind nginx: the client is X-Forwarded-For, the Host it asked for X-Forwarded-Host. */
+  behindProxy?: boolean;
 }
 
 export interface ArtifactServer {
@@ -104,6 +120,7 @@ const STATUS_BODIES: Record<number, string> = {
   404: 'not found\n',
   405: 'only GET and HEAD\n',
   412: 'precondition failed\n',
+  413: 'request body too large\n',
   416: 'range not satisfiable\n',
 };
 
@@ -155,6 +172,30 @@ export function hostHeaders(raw: readonly string[]): string[] {
   return out;
 }
 
+/** The most a node's report may hold (its last log lines are a few KiB). */
+export const REPORT_MAX_BYTES = 128 * 1024;
+
+/** A request's body as text, or undefined once it exceeds max bytes (the rest is not read). */
+function readBody(req: IncomingMessage, max: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) return resolve(undefined);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
 export async function startArtifactServer(o: ArtifactServerOptions): Promise<ArtifactServer> {
   const root = await realpath(o.storeDir);
   const log = o.log ?? (() => {});
@@ -173,8 +214,8 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     reply(req, res, 200, renderListing(urlPath, display, entries), 'text/html; charset=utf-8');
   }
 
-  function serveFile(req: IncomingMessage, res: ServerResponse, file: string): void {
-    const rel = relative(root, file).split(sep).map(encodeURIComponent).join('/');
+  function serveFile(req: IncomingMessage, res: ServerResponse, file: string, base = root): void {
+    const rel = relative(base, file).split(sep).map(encodeURIComponent).join('/');
     // send answers one range only (several → 200 with the whole file): several ranges are
     // coalesced into the one span that holds them all, answered 206 with its Content-Range.
     const st = statSync(file);
@@ -186,7 +227,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     if (/^\s*W\//.test(String(req.headers['if-range'] ?? ''))) delete req.headers.range;
     res.setHeader('Content-Type', contentTypeOf(basename(file)));
     const options = {
-      root,
+      root: base,
       index: false,
       dotfiles: 'allow', // hidden names are refused by checkRequestPath already
       etag: false, // set above: strong
@@ -218,16 +259,21 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     if (hosts.length > 1 || hosts.some((h) => h.trim() === '')) {
       return reply(req, res, 400, 'one non-empty Host header, please\n');
     }
+    const pathOnly = url.split(/[?#]/)[0] ?? '/';
+    if (o.netboot && (pathOnly === '/api/netboot' || pathOnly.startsWith('/netboot/'))) {
+      return handleNetboot(req, res, o.netboot, pathOnly, url);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return reply(req, res, 405, 'only GET and HEAD\n', undefined, { Allow: 'GET, HEAD' });
     }
-    const pathOnly = url.split(/[?#]/)[0] ?? '/';
     if (pathOnly === '/' || pathOnly === '/api/releases' || pathOnly === '/api/builds') {
       const problems: string[] = [];
       const catalog = await loadCatalog(o, problems);
       for (const p of problems) log(`warning: ${p}`);
-      if (pathOnly === '/')
-        return reply(req, res, 200, renderIndexPage(catalog, o.title), 'text/html; charset=utf-8');
+      if (pathOnly === '/') {
+        const nb = o.netboot ? netbootView(o.netboot, await readNodes(o.netboot.nodesDir)) : undefined;
+        return reply(req, res, 200, renderIndexPage(catalog, o.title, nb), 'text/html; charset=utf-8');
+      }
       const body = pathOnly === '/api/releases' ? apiReleases(catalog) : apiBuilds(catalog);
       return reply(req, res, 200, `${JSON.stringify(body, null, 2)}\n`, 'application/json', {
         'Cache-Control': 'no-cache',
@@ -280,6 +326,84 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     // Unreadable (EACCES): thrown to the handler's catch, which answers 403 without the path.
     await access(found.path, constants.R_OK);
     return serveFile(req, res, found.path);
+  }
+
+  /** The client's address and the Host it asked for (behind nginx: from nginx's headers). */
+  function client(req: IncomingMessage): { address: string; host: string | undefined } {
+    const h = (name: string) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    if (o.behindProxy) {
+      return { address: h('x-forwarded-for') ?? '-', host: h('x-forwarded-host') };
+    }
+    return { address: req.socket.remoteAddress ?? '-', host: h('host') };
+  }
+
+  async function handleNetboot(
+    req: IncomingMessage,
+    res: ServerResponse,
+    nb: NetbootContext,
+    pathOnly: string,
+    url: string,
+  ): Promise<void> {
+    const noStore = { 'Cache-Control': 'no-store' };
+    const getOnly = () => reply(req, res, 405, 'only GET and HEAD\n', undefined, { Allow: 'GET, HEAD' });
+    if (pathOnly === '/netboot/report') {
+      if (req.method !== 'POST') return reply(req, res, 405, 'only POST\n', undefined, { Allow: 'POST' });
+      const type = String(req.headers['content-type'] ?? '')
+        .split(';')[0]
+        ?.trim()
+        .toLowerCase();
+      if (type !== 'application/x-www-form-urlencoded') {
+        return reply(req, res, 415, 'send application/x-www-form-urlencoded (curl --data-urlencode)\n');
+      }
+      const body = await readBody(req, REPORT_MAX_BYTES);
+      if (body === undefined)
+        return reply(req, res, 413, STATUS_BODIES[413] as string, undefined, { Connection: 'close' });
+      const report = parseReport(body);
+      if (typeof report === 'string') return reply(req, res, 400, `bad report: ${report}\n`);
+      if (!netbootNode(nb.config, report.mac) && nb.config.unknown === 'refuse') {
+        return reply(req, res, 403, 'not a node of this server\n');
+      }
+      await updateNode(nb.nodesDir, report.mac, {
+        ...report,
+        release: nb.release.release,
+        address: client(req).address,
+      });
+      return reply(req, res, 200, 'ok\n', undefined, noStore);
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return getOnly();
+    if (pathOnly === '/api/netboot') {
+      const view = netbootView(nb, await readNodes(nb.nodesDir));
+      return reply(req, res, 200, `${JSON.stringify(view, null, 2)}\n`, 'application/json', {
+        'Cache-Control': 'no-cache',
+      });
+    }
+    if (pathOnly === '/netboot/boot.ipxe') {
+      const base = baseUrl(nb.config, client(req).host);
+      if (!base) return reply(req, res, 400, 'bad Host header (or set netboot.url in osbake.yaml)\n');
+      const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+      const macText = query.get('mac');
+      if (macText === null)
+        return reply(req, res, 200, chainScript(base), 'text/plain; charset=utf-8', noStore);
+      const mac = normalizeMac(macText);
+      if (!mac) return reply(req, res, 400, 'mac: not a MAC address\n');
+      const s = nodeScript(base, nb, mac, await readNode(nb.nodesDir, mac));
+      if (s.kind === 'refuse' && req.method === 'GET') {
+        await updateNode(nb.nodesDir, mac, {
+          state: 'refused',
+          message: 'not in netboot.nodes',
+          address: client(req).address,
+        });
+      }
+      return reply(req, res, 200, s.script, 'text/plain; charset=utf-8', noStore);
+    }
+    const m = /^\/netboot\/([^/]+)\/([^/]+)$/.exec(pathOnly);
+    if (m && m[1] === nb.release.release && nb.release.files.includes(m[2] as string)) {
+      return serveFile(req, res, join(nb.release.dir, m[2] as string), nb.release.dir);
+    }
+    return reply(req, res, 404, 'not found\n');
   }
 
   const server: Server = createServer((req, res) => {

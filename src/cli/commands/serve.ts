@@ -21,6 +21,10 @@ export function registerServe(program: Command): void {
       'worker processes sharing the port: auto (one per core, at most 8) or a number; 1: no workers',
       'auto',
     )
+    .option(
+      '--netboot [release]',
+      'also serve release R (default: the newest with an installer) to nodes booting from the network: /netboot/boot.ipxe, /api/netboot',
+    )
     .addHelpText(
       'after',
       [
@@ -37,15 +41,26 @@ export function registerServe(program: Command): void {
         '  osbake serve',
         '  osbake serve --host 0.0.0.0 --port 8080',
         '  osbake serve --root /srv/osbake-mirror --port 9000',
+        '  osbake serve --host 0.0.0.0 --netboot          nodes boot http://THIS-HOST:8080/netboot/boot.ipxe',
+        '  osbake serve --host 0.0.0.0 --netboot 2026.11  a named release',
       ].join('\n'),
     )
-    .action(async (opts: { root?: string; host: string; port: string; workers: string; engine: string }) => {
-      const g = program.opts<GlobalOptions>();
-      const { runServe } = await import('../../serve/run-serve.js');
-      await runServe({
-        projectDir: g.project ?? process.cwd(),
-        explicitProject: g.project !== undefined,
-        ...opts,
-      });
-    });
+    .action(
+      async (opts: {
+        root?: string;
+        host: string;
+        port: string;
+        workers: string;
+        engine: string;
+        netboot?: string | boolean;
+      }) => {
+        const g = program.opts<GlobalOptions>();
+        const { runServe } = await import('../../serve/run-serve.js');
+        await runServe({
+          projectDir: g.project ?? process.cwd(),
+          explicitProject: g.project !== undefined,
+          ...opts,
+        });
+      },
+    );
 }

@@ -1,0 +1,221 @@
+/**
+ * The files `osbake serve --netboot` hands to nodes, taken out of release R's own USB stick image —
+ * no second installer OS: the installer's kernel and initramfs (/boot on the stick's ext4 data
+ * partition), the payload's range list, checksums, signature and image facts, and the payload's
+ * data ranges unpacked back to back (payload.bin: range i starts where ranges 0..i-1 end). Read with
+ * debugfs (no mount, no root), checked against the stick's SHA256SUMS, cached per stick SHA-256 in
+ * <workDir>/cache/netboot/<sha>/ (made under a hidden name, one rename; touched on every use).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256File } from '../artifacts/checksum.js';
+import { fsyncPath } from '../config/atomic.js';
+import type { Project } from '../config/project.js';
+import { loadReleases, type Release, releasesFile, requireRelease } from '../config/releases.js';
+import { UserError } from '../errors.js';
+import { capture, run } from '../exec/run.js';
+import type { Logger } from '../log/logger.js';
+import { checkReleaseForBurn } from '../release/verify.js';
+import { sortReleasesNewestFirst } from './api.js';
+
+/** Files served under /netboot/<R>/ (nothing else there is). */
+export const NETBOOT_FILES = [
+  'vmlinuz',
+  'initrd.img',
+  'payload.bin',
+  'payload.ranges',
+  'SHA256SUMS',
+  'SHA256SUMS.asc',
+  'image.txt',
+] as const;
+
+export interface NetbootRelease {
+  release: string;
+  /** The cache entry holding NETBOOT_FILES (SHA256SUMS.asc only when the stick is signed). */
+  dir: string;
+  files: string[];
+  stickSha256: string;
+  /** The payload's build (image.txt build=). */
+  build: string;
+  ranges: number;
+  payloadBytes: number;
+  /** What was checked, for the banner. */
+  checked: string;
+}
+
+/** The newest release (by date, then name) that records an installer, or undefined (pure). */
+export function newestInstallerRelease(releases: Record<string, Release>): string | undefined {
+  const withInstaller = Object.entries(releases)
+    .filter(([, r]) => r.artifacts.some((a) => a.kind === 'installer'))
+    .map(([name, release]) => ({ name, release }));
+  return sortReleasesNewestFirst(withInstaller)[0]?.name;
+}
+
+/** payload.ranges → [{offset, length, sha256}] (pure; comment and empty lines skipped). */
+export function parsePayloadRanges(text: string): { offset: number; length: number; sha256: string }[] {
+  const out: { offset: number; length: number; sha256: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const [off, len, sum] = line.trim().split(/\s+/);
+    if (!/^\d+$/.test(off ?? '') || !/^\d+$/.test(len ?? '') || !/^[0-9a-f]{64}$/.test(sum ?? '')) {
+      throw new Error(`payload.ranges: bad line "${line.slice(0, 80)}"`);
+    }
+    out.push({ offset: Number(off), length: Number(len), sha256: sum as string });
+  }
+  return out;
+}
+
+/** SHA256SUMS → name → hex (pure). */
+export function parseSha256Sums(text: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const r = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim());
+    if (r) m.set(r[2] as string, r[1] as string);
+  }
+  return m;
+}
+
+/** Byte offset of the stick's data partition (its second one), from sfdisk's JSON. */
+async function dataPartitionOffset(stick: string, log: Logger, signal: AbortSignal): Promise<number> {
+  const t = JSON.parse(await capture(['sfdisk', '--json', stick], { log, signal })) as {
+    partitiontable: { sectorsize?: number; partitions: { start: number }[] };
+  };
+  const p = t.partitiontable.partitions[1];
+  if (!p)
+    throw new UserError(
+      'E_NETBOOT',
+      `${stick} has no data partition`,
+      'is it an osbake usb-installer image?',
+    );
+  return p.start * (t.partitiontable.sectorsize ?? 512);
+}
+
+export async function prepareNetboot(o: {
+  project: Project;
+  /** Release name; default the newest that records an installer. */
+  release?: string;
+  log: Logger;
+  signal: AbortSignal;
+  progress: (text: string) => void;
+}): Promise<NetbootRelease> {
+  const file = releasesFile(o.project);
+  const all = await loadReleases(file);
+  const releases = all.releases;
+  const name = o.release ?? newestInstallerRelease(releases);
+  if (!name) {
+    throw new UserError(
+      'E_NO_RELEASE',
+      `no release in ${file} records an installer`,
+      'build one (osbake build usb-installer --release R), record it (osbake release R), or name the release: --netboot R',
+    );
+  }
+  const release = requireRelease(file, all, name);
+  const installer = release.artifacts.find((a) => a.kind === 'installer');
+  if (!installer) {
+    throw new UserError(
+      'E_NO_INSTALLER',
+      `release ${name} records no installer`,
+      `build it: osbake build usb-installer --release ${name}, then osbake release ${name}`,
+    );
+  }
+  const cacheRoot = join(o.project.workDir, 'cache', 'netboot');
+  const dir = join(cacheRoot, installer.sha256.slice(0, 32));
+  const ready = existsSync(join(dir, 'payload.bin'));
+  // The release's signature always; the stick's SHA-256 only when its files are not cached yet
+  // (the cache entry is named by that SHA-256 and was made from a stick that had it).
+  o.progress(`checking release ${name}${ready ? '' : ' and its installer'}`);
+  const checked = await checkReleaseForBurn(o.project.root, name, { installerChecksum: !ready });
+  if (!ready) await extract(o, join(o.project.storeDir, installer.path), cacheRoot, dir);
+  const now = new Date();
+  await utimes(dir, now, now).catch(() => undefined);
+  const files = NETBOOT_FILES.filter((f) => existsSync(join(dir, f)));
+  const image = await readFile(join(dir, 'image.txt'), 'utf8');
+  const ranges = parsePayloadRanges(await readFile(join(dir, 'payload.ranges'), 'utf8'));
+  return {
+    release: name,
+    dir,
+    files,
+    stickSha256: installer.sha256,
+    build: /^build=(.*)$/m.exec(image)?.[1] ?? '?',
+    ranges: ranges.length,
+    payloadBytes: (await stat(join(dir, 'payload.bin'))).size,
+    checked,
+  };
+}
+
+async function extract(
+  o: { log: Logger; signal: AbortSignal; progress: (text: string) => void },
+  stick: string,
+  cacheRoot: string,
+  dir: string,
+): Promise<void> {
+  const { log, signal } = o;
+  await mkdir(cacheRoot, { recursive: true });
+  const tmp = join(cacheRoot, `.${dir.split('/').at(-1)}.${process.pid}.tmp`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp);
+  try {
+    o.progress('reading the installer and payload out of the stick (debugfs)');
+    const offset = await dataPartitionOffset(stick, log, signal);
+    const wanted: [string, string][] = [
+      ['/boot/vmlinuz', 'vmlinuz'],
+      ['/boot/initrd.img', 'initrd.img'],
+      ['/osbake/payload.zst', 'payload.zst'],
+      ['/osbake/payload.ranges', 'payload.ranges'],
+      ['/osbake/SHA256SUMS', 'SHA256SUMS'],
+      ['/osbake/SHA256SUMS.asc', 'SHA256SUMS.asc'],
+      ['/osbake/image.txt', 'image.txt'],
+    ];
+    // debugfs opens the partition inside the image file (unix_io's offset option): no loop device.
+    const script = wanted.map(([from, to]) => `dump ${from} ${join(tmp, to)}\n`).join('');
+    await run(['debugfs', '-f', '-', `${stick}?offset=${offset}`], { log, signal, input: script });
+    for (const [from, to] of wanted) {
+      if (to !== 'SHA256SUMS.asc' && !existsSync(join(tmp, to))) {
+        throw new UserError(
+          'E_NETBOOT',
+          `the stick ${stick} has no ${from}`,
+          'is it an osbake usb-installer image? rebuild it with osbake build usb-installer',
+        );
+      }
+    }
+    const sums = parseSha256Sums(await readFile(join(tmp, 'SHA256SUMS'), 'utf8'));
+    for (const f of ['payload.zst', 'payload.ranges']) {
+      const want = sums.get(f);
+      const got = await sha256File(join(tmp, f));
+      if (want !== got) {
+        throw new UserError(
+          'E_VERIFY',
+          `${f} on the stick ${stick} does not match its SHA256SUMS`,
+          'the stick image is damaged: rebuild it, then osbake release again',
+        );
+      }
+    }
+    o.progress('unpacking the payload (zstd)');
+    await run(['zstd', '-q', '-d', '-f', join(tmp, 'payload.zst'), '-o', join(tmp, 'payload.bin')], {
+      log,
+      signal,
+    });
+    await rm(join(tmp, 'payload.zst'));
+    const ranges = parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8'));
+    const total = ranges.reduce((s, r) => s + r.length, 0);
+    const size = (await stat(join(tmp, 'payload.bin'))).size;
+    if (size !== total) {
+      throw new UserError(
+        'E_VERIFY',
+        `the payload of ${stick} holds ${size} bytes, its ranges ${total}`,
+        'the stick image is damaged: rebuild it',
+      );
+    }
+    for (const f of NETBOOT_FILES) if (existsSync(join(tmp, f))) await fsyncPath(join(tmp, f));
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      // Another osbake serve made the same entry meanwhile: theirs is as good.
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      await rm(tmp, { recursive: true, force: true });
+    });
+    await fsyncPath(cacheRoot, true);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

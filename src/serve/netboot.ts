@@ -1,0 +1,265 @@
+/**
+ * `osbake serve --netboot`: what a node that boots from the network is told, and what it reports.
+ * GET /netboot/boot.ipxe chains to the node's own script (?mac=${netX/mac}); that script boots the
+ * installer's kernel with the node's settings on its command line, or refuses an unknown node, or
+ * sends a node that already reported "done" to its disk. The installer POSTs its progress to
+ * /netboot/report; each node's record is one JSON file (written whole, temp + rename) under
+ * <workDir>/netboot/nodes/, so every worker process and a restarted server answer the same.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomically } from '../config/atomic.js';
+import { type NetbootConfig, type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
+import type { NetbootRelease } from './netboot-files.js';
+
+export interface NetbootContext {
+  release: NetbootRelease;
+  config: NetbootConfig;
+  /** <workDir>/netboot/nodes */
+  nodesDir: string;
+}
+
+/** States the installer reports, in order; "refused" is the server's own. */
+export const NODE_STATES = ['booted', 'writing', 'verifying', 'verified', 'done', 'failed'] as const;
+export type NodeState = (typeof NODE_STATES)[number] | 'refused' | 'waiting' | 'reinstall';
+
+export interface NodeRecord {
+  mac: string;
+  state: NodeState;
+  percent?: number;
+  message?: string;
+  /** The last log lines of a failed (or done) install. */
+  log?: string;
+  release?: string;
+  address?: string;
+  updated: string;
+  /** Every state change with its time (the last 50). */
+  events: { state: NodeState; at: string; percent?: number }[];
+}
+
+const HOST_RE = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/;
+
+/** The server's base URL as the node sees it: netboot.url, else the request's Host (checked). */
+export function baseUrl(cfg: NetbootConfig, host: string | undefined): string | undefined {
+  if (cfg.url) return cfg.url;
+  if (!host || !HOST_RE.test(host)) return undefined;
+  return `http://${host}`;
+}
+
+/** The first script every node gets: it asks for its own by MAC address (pure). */
+export function chainScript(base: string): string {
+  return [
+    '#!ipxe',
+    '# osbake serve --netboot: each node asks for its own script by its MAC address',
+    `chain ${base}/netboot/boot.ipxe?mac=\${netX/mac} || goto failed`,
+    ':failed',
+    `echo osbake: could not load this node's script from ${base}`,
+    'exit 1',
+    '',
+  ].join('\n');
+}
+
+/** The kernel command line of a node's installer (pure). */
+export function installerArgs(
+  base: string,
+  release: string,
+  mac: string,
+  node: NetbootNode | undefined,
+  cfg: NetbootConfig,
+): string {
+  return [
+    // The EFI stub loads the initrd by its name; iPXE names it after the URL's last segment.
+    'initrd=initrd.img',
+    'console=ttyS0,115200n8',
+    'console=tty0',
+    'panic=30',
+    `osbake.net=${base}/netboot/${release}`,
+    `osbake.report=${base}/netboot/report`,
+    `osbake.mac=${mac}`,
+    ...(node?.target ? [`osbake.target=${node.target}`] : []),
+    ...(node?.hostname ? [`osbake.hostname=${node.hostname}`] : []),
+    `osbake.then=${node?.then ?? 'poweroff'}`,
+    // Unattended: an error powers the node off (reported first); the menu gets a shell.
+    ...(node?.target ? ['osbake.onerror=poweroff'] : []),
+    cfg.kernelArgs,
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+export type NodeScript = { kind: 'install' | 'refuse' | 'disk'; script: string };
+
+/** A node's own script (pure): install, refused, or "boot from disk" once it reported done. */
+export function nodeScript(
+  base: string,
+  ctx: Pick<NetbootContext, 'release' | 'config'>,
+  mac: string,
+  record: NodeRecord | undefined,
+): NodeScript {
+  const node = netbootNode(ctx.config, mac);
+  const r = ctx.release.release;
+  if (!node && ctx.config.unknown === 'refuse') {
+    return {
+      kind: 'refuse',
+      script: `#!ipxe\necho osbake: ${mac} is not a node of this server (netboot.unknown: refuse in osbake.yaml)\nexit 1\n`,
+    };
+  }
+  if (record?.state === 'done') {
+    return {
+      kind: 'disk',
+      script: `#!ipxe\necho osbake: ${mac} installed ${record.release ?? r} at ${record.updated}; booting from its disk (osbake netboot reinstall ${mac} installs it again)\nexit 0\n`,
+    };
+  }
+  const who = node
+    ? `${node.hostname ?? mac}${node.target ? ` on ${node.target}` : ''}`
+    : `${mac} (unknown node: the menu)`;
+  return {
+    kind: 'install',
+    script: [
+      '#!ipxe',
+      `echo osbake: installing ${r} (${ctx.release.build}) on ${who}`,
+      `kernel ${base}/netboot/${r}/vmlinuz ${installerArgs(base, r, mac, node, ctx.config)}`,
+      `initrd ${base}/netboot/${r}/initrd.img`,
+      'boot',
+      '',
+    ].join('\n'),
+  };
+}
+
+export interface Report {
+  mac: string;
+  state: (typeof NODE_STATES)[number];
+  percent?: number;
+  message?: string;
+  log?: string;
+}
+
+/** A report's form fields → Report, or the reason it is refused (pure). */
+export function parseReport(body: string): Report | string {
+  const f = new URLSearchParams(body);
+  const mac = normalizeMac(f.get('mac') ?? '');
+  if (!mac) return 'mac: not a MAC address';
+  const state = NODE_STATES.find((s) => s === f.get('state'));
+  if (!state) return `state: one of ${NODE_STATES.join(', ')}`;
+  const p = f.get('percent');
+  if (p !== null && p !== '' && !/^(100|[1-9]?\d)$/.test(p)) return 'percent: a whole number from 0 to 100';
+  const clip = (s: string | null, n: number) => (s === null ? undefined : s.replace(/\r/g, '').slice(-n));
+  return {
+    mac,
+    state,
+    ...(p ? { percent: Number(p) } : {}),
+    ...(f.get('message') !== null ? { message: clip(f.get('message'), 500) } : {}),
+    ...(f.get('log') !== null ? { log: clip(f.get('log'), 16_000) } : {}),
+  };
+}
+
+function recordFile(dir: string, mac: string): string {
+  return join(dir, `${mac.replaceAll(':', '-')}.json`);
+}
+
+export async function readNode(dir: string, mac: string): Promise<NodeRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(recordFile(dir, mac), 'utf8')) as NodeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readNodes(dir: string): Promise<NodeRecord[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const out: NodeRecord[] = [];
+  for (const n of names.filter((x) => x.endsWith('.json') && !x.startsWith('.'))) {
+    const mac = normalizeMac(n.slice(0, -5));
+    const r = mac ? await readNode(dir, mac) : undefined;
+    if (r) out.push(r);
+  }
+  return out.sort((a, b) => a.mac.localeCompare(b.mac));
+}
+
+/** Record a new state for a node (the record is replaced whole). */
+export async function updateNode(
+  dir: string,
+  mac: string,
+  change: {
+    state: NodeState;
+    percent?: number;
+    message?: string;
+    log?: string;
+    release?: string;
+    address?: string;
+  },
+  now = new Date(),
+): Promise<NodeRecord> {
+  const old = await readNode(dir, mac);
+  const at = now.toISOString();
+  const last = old?.events.at(-1);
+  const events = [...(old?.events ?? [])];
+  // "writing 35 %" replaces "writing 30 %": one event per state, with its first time.
+  if (last?.state === change.state) events[events.length - 1] = { ...last, percent: change.percent };
+  else
+    events.push({
+      state: change.state,
+      at,
+      ...(change.percent !== undefined ? { percent: change.percent } : {}),
+    });
+  const fresh = change.state === 'booted' || change.state === 'refused' || change.state === 'reinstall';
+  const record: NodeRecord = {
+    mac,
+    state: change.state,
+    ...(change.percent !== undefined ? { percent: change.percent } : {}),
+    ...(change.message !== undefined
+      ? { message: change.message }
+      : fresh
+        ? {}
+        : old?.message
+          ? { message: old.message }
+          : {}),
+    ...(change.log !== undefined ? { log: change.log } : {}),
+    ...((change.release ?? old?.release) ? { release: change.release ?? old?.release } : {}),
+    ...((change.address ?? old?.address) ? { address: change.address ?? old?.address } : {}),
+    updated: at,
+    events: events.slice(-50),
+  };
+  await writeFileAtomically(recordFile(dir, mac), `${JSON.stringify(record, null, 2)}\n`);
+  return record;
+}
+
+export interface NetbootView {
+  release: string;
+  build: string;
+  unknown: NetbootConfig['unknown'];
+  files: string[];
+  nodes: (NodeRecord & { hostname?: string; target?: string; then?: string; configured: boolean })[];
+}
+
+/** /api/netboot and the page's section: configured nodes (waiting until they boot) and the rest (pure). */
+export function netbootView(
+  ctx: Pick<NetbootContext, 'release' | 'config'>,
+  records: NodeRecord[],
+): NetbootView {
+  const byMac = new Map(records.map((r) => [r.mac, r]));
+  const nodes: NetbootView['nodes'] = [];
+  for (const key of Object.keys(ctx.config.nodes)) {
+    const mac = normalizeMac(key);
+    if (!mac) continue;
+    const n = netbootNode(ctx.config, mac);
+    const r = byMac.get(mac) ?? { mac, state: 'waiting' as const, updated: '', events: [] };
+    byMac.delete(mac);
+    nodes.push({
+      ...r,
+      ...(n?.hostname ? { hostname: n.hostname } : {}),
+      ...(n?.target ? { target: n.target } : {}),
+      // biome-ignore lint/suspicious/noThenProperty: osbake.yaml's name for it; a plain JSON record
+      then: n?.then,
+      configured: true,
+    });
+  }
+  for (const r of byMac.values()) nodes.push({ ...r, configured: false });
+  return {
+    release: ctx.release.release,
+    build: ctx.release.build,
+    unknown: ctx.config.unknown,
+    files: ctx.release.files.map((f) => `/netboot/${ctx.release.release}/${f}`),
+    nodes,
+  };
+}
