@@ -9,6 +9,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerImages } from './commands/images.js';
 import { registerKeys } from './commands/keys.js';
 import { registerManifest } from './commands/manifest.js';
+import { registerNetboot } from './commands/netboot.js';
 import { registerPackages } from './commands/packages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerRelease } from './commands/release.js';
@@ -81,6 +82,7 @@ export function createProgram(): Command {
   registerServe(program);
   registerPublish(program);
   registerKeys(program);
+  registerNetboot(program);
   return program;
 }
 

@@ -29,7 +29,29 @@ export const BASE_MODULES = [
   'crc32c_generic',
 ];
 
-/** Binaries copied from the root (busybox provides everything else). */
+/**
+ * Network drivers for the network install (osbake serve --netboot): virtio and the common server
+ * NICs (Intel, Broadcom, Mellanox, Realtek, VMware). Loaded by every installer; cheap when absent.
+ */
+export const NET_MODULES = [
+  'virtio_net',
+  'e1000',
+  'e1000e',
+  'igb',
+  'igc',
+  'ixgbe',
+  'i40e',
+  'ice',
+  'bnxt_en',
+  'tg3',
+  'bnx2',
+  'mlx4_en',
+  'mlx5_core',
+  'r8169',
+  'vmxnet3',
+];
+
+/** Binaries copied from the root (busybox provides everything else; curl: range requests). */
 export const INSTALLER_TOOLS = [
   '/bin/busybox',
   '/usr/bin/zstd',
@@ -38,6 +60,7 @@ export const INSTALLER_TOOLS = [
   '/usr/sbin/e2fsck',
   '/usr/sbin/resize2fs',
   '/usr/bin/gpgv',
+  '/usr/bin/curl',
 ];
 
 /** kernel module name as modprobe compares them: "usb-storage" == "usb_storage". */

@@ -13,10 +13,10 @@ import { DEBIAN_BOOT_CHAIN, debianSources } from '../distros/debian.js';
 import { type BootChain, bootChainFiles } from '../distros/disk-layout.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
-import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS } from './initramfs.js';
+import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS, NET_MODULES } from './initramfs.js';
 
 /** Bump when the way the installer OS is assembled changes. */
-export const INSTALLER_OS_FORMAT = 2;
+export const INSTALLER_OS_FORMAT = 3;
 
 export const INSTALLER_OS_PACKAGES = [
   'linux-image-amd64',
@@ -31,6 +31,8 @@ export const INSTALLER_OS_PACKAGES = [
   'grub-efi-amd64-signed',
   // gpgv: the installer checks the stick's signed SHA256SUMS before writing.
   'gpgv',
+  // curl: the network install fetches the payload's ranges with HTTP range requests.
+  'curl',
 ];
 
 /** mmdebstrap argv for the installer root (pure). initramfs-tools is diverted: osbake makes its own. */
@@ -53,7 +55,7 @@ export function buildInstallerRootArgs(project: Project, image: ImageDefinition,
 }
 
 export function installerModules(image: ImageDefinition): string[] {
-  return [...new Set([...BASE_MODULES, ...image.config.installer.modules])];
+  return [...new Set([...BASE_MODULES, ...NET_MODULES, ...image.config.installer.modules])];
 }
 
 export function installerOsInputs(project: Project, image: ImageDefinition): Record<string, unknown> {

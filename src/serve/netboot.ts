@@ -229,20 +229,24 @@ export interface NetbootView {
   build: string;
   unknown: NetbootConfig['unknown'];
   files: string[];
-  nodes: (NodeRecord & { hostname?: string; target?: string; then?: string; configured: boolean })[];
+  nodes: NodeView[];
 }
 
-/** /api/netboot and the page's section: configured nodes (waiting until they boot) and the rest (pure). */
-export function netbootView(
-  ctx: Pick<NetbootContext, 'release' | 'config'>,
-  records: NodeRecord[],
-): NetbootView {
+export type NodeView = NodeRecord & {
+  hostname?: string;
+  target?: string;
+  then?: string;
+  configured: boolean;
+};
+
+/** Configured nodes (waiting until they boot), then the others, by MAC (pure). */
+export function nodesView(config: NetbootConfig, records: NodeRecord[]): NodeView[] {
   const byMac = new Map(records.map((r) => [r.mac, r]));
-  const nodes: NetbootView['nodes'] = [];
-  for (const key of Object.keys(ctx.config.nodes)) {
+  const nodes: NodeView[] = [];
+  for (const key of Object.keys(config.nodes)) {
     const mac = normalizeMac(key);
     if (!mac) continue;
-    const n = netbootNode(ctx.config, mac);
+    const n = netbootNode(config, mac);
     const r = byMac.get(mac) ?? { mac, state: 'waiting' as const, updated: '', events: [] };
     byMac.delete(mac);
     nodes.push({
@@ -255,11 +259,19 @@ export function netbootView(
     });
   }
   for (const r of byMac.values()) nodes.push({ ...r, configured: false });
+  return nodes;
+}
+
+/** /api/netboot and the page's section (pure). */
+export function netbootView(
+  ctx: Pick<NetbootContext, 'release' | 'config'>,
+  records: NodeRecord[],
+): NetbootView {
   return {
     release: ctx.release.release,
     build: ctx.release.build,
     unknown: ctx.config.unknown,
     files: ctx.release.files.map((f) => `/netboot/${ctx.release.release}/${f}`),
-    nodes,
+    nodes: nodesView(ctx.config, records),
   };
 }

@@ -99,6 +99,8 @@ export function startCli(
   return {
     child,
     done,
+    /** Everything printed so far (stdout, then stderr). */
+    output: () => `${stdout}${stderr}`,
     until: (re: RegExp, timeoutMs: number) =>
       new Promise<void>((res, rej) => {
         const t = setTimeout(

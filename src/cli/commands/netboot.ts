@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../options.js';
+
+export function registerNetboot(program: Command): void {
+  const netboot = program
+    .command('netboot')
+    .description(
+      'network installs served by osbake serve --netboot: nodes, reinstall, dnsmasq configuration',
+    );
+  const projectDir = () => program.opts<GlobalOptions>().project ?? process.cwd();
+  netboot
+    .command('nodes')
+    .description(
+      'what each node reported (booted, writing N %, verified, done, failed), and the configured ones',
+    )
+    .option('--json', 'as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { runNetbootNodes } = await import('../../serve/run-netboot.js');
+      await runNetbootNodes({ projectDir: projectDir(), ...opts });
+    });
+  netboot
+    .command('reinstall')
+    .description(
+      'install these nodes again at their next network boot (a node that is done boots from its disk)',
+    )
+    .argument('<mac...>', 'MAC addresses (any spelling)')
+    .action(async (macs: string[]) => {
+      const { runNetbootReinstall } = await import('../../serve/run-netboot.js');
+      await runNetbootReinstall({ projectDir: projectDir(), macs });
+    });
+  netboot
+    .command('dnsmasq-config')
+    .description(
+      "print a dnsmasq configuration (proxy DHCP + TFTP of Debian's iPXE) that sends booting nodes to the server, beside the site's own DHCP server",
+    )
+    .requiredOption('--server <url>', 'the osbake server as nodes reach it: http://IPv4[:PORT]')
+    .requiredOption('--subnet <net>', "the nodes' network, e.g. 10.0.0.0/24")
+    .option('--interface <name>', 'answer on this interface only')
+    .option(
+      '--tftp-root <dir>',
+      "where undionly.kpxe and snponly.efi are (Debian's ipxe package)",
+      '/usr/lib/ipxe',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  osbake netboot dnsmasq-config --server http://10.0.0.5:8080 --subnet 10.0.0.0/24 > /etc/dnsmasq.d/osbake.conf',
+        '  dnsmasq --conf-file=osbake.conf --no-daemon     (as root, on the nodes’ network)',
+      ].join('\n'),
+    )
+    .action(async (opts: { server: string; subnet: string; interface?: string; tftpRoot: string }) => {
+      const { runDnsmasqConfig } = await import('../../serve/run-netboot.js');
+      runDnsmasqConfig({
+        server: opts.server,
+        subnet: opts.subnet,
+        tftpRoot: opts.tftpRoot,
+        ...(opts.interface ? { iface: opts.interface } : {}),
+      });
+    });
+}

@@ -1,0 +1,78 @@
+/**
+ * `osbake netboot dnsmasq-config`: a dnsmasq configuration that adds network boot to a site
+ * without touching its DHCP server — proxy DHCP (dnsmasq answers only the boot part, the site's
+ * server still hands out addresses) and TFTP of Debian's iPXE binaries. A PXE ROM gets iPXE
+ * (undionly.kpxe for BIOS, snponly.efi for UEFI) by TFTP; iPXE, recognised by its option 175 or
+ * its user class, gets osbake's boot script by HTTP. Every value is checked: nothing a user
+ * typed can add a line to the file.
+ */
+import { UserError } from '../errors.js';
+
+export interface DnsmasqOptions {
+  /** The osbake server as the nodes reach it: http://HOST[:PORT]. */
+  server: string;
+  /** The network the nodes boot on: 10.0.0.0/24 or 10.0.0.0. */
+  subnet: string;
+  /** Answer on this interface only. */
+  iface?: string;
+  /** Where undionly.kpxe and snponly.efi are (Debian's ipxe package: /usr/lib/ipxe). */
+  tftpRoot: string;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+function bad(what: string, value: string, hint: string): UserError {
+  return new UserError('E_USAGE', `${what} ${JSON.stringify(value)} is not valid`, hint);
+}
+
+/** Check the options and return the server URL without a trailing slash and the network address (pure). */
+export function checkDnsmasqOptions(o: DnsmasqOptions): { server: string; network: string; host: string } {
+  const m = /^http:\/\/(\d+\.\d+\.\d+\.\d+)(:\d{1,5})?\/?$/.exec(o.server);
+  if (!m || !IPV4.test(m[1] as string)) {
+    throw bad(
+      '--server',
+      o.server,
+      'give the osbake server as http://IPv4[:PORT] (an address: a PXE ROM has no DNS), e.g. http://10.0.0.5:8080',
+    );
+  }
+  const [net, bits] = o.subnet.split('/');
+  if (!net || !IPV4.test(net) || (bits !== undefined && !/^([89]|[12]\d|3[0-2])$/.test(bits))) {
+    throw bad('--subnet', o.subnet, 'give the nodes’ network as ADDRESS/BITS, e.g. 10.0.0.0/24');
+  }
+  if (o.iface !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(o.iface)) {
+    throw bad('--interface', o.iface, 'give an interface name like eth0 or enp3s0');
+  }
+  if (!/^\/[A-Za-z0-9_./+-]*$/.test(o.tftpRoot)) {
+    throw bad('--tftp-root', o.tftpRoot, 'give an absolute directory path without spaces');
+  }
+  return { server: `http://${m[1]}${m[2] ?? ''}`, network: net, host: m[1] as string };
+}
+
+/** The configuration file (pure). */
+export function dnsmasqConfig(o: DnsmasqOptions): string {
+  const { server, network, host } = checkDnsmasqOptions(o);
+  const url = `${server}/netboot/boot.ipxe`;
+  return [
+    '# osbake netboot dnsmasq-config: network boot for osbake serve --netboot, next to the',
+    "# site's own DHCP server (proxy DHCP: dnsmasq hands out no address, only the boot file).",
+    '# Run: dnsmasq --conf-file=THIS-FILE --no-daemon   (as root; needs UDP 67, 69 and 4011)',
+    'port=0',
+    'log-dhcp',
+    ...(o.iface ? [`interface=${o.iface}`, 'bind-interfaces'] : []),
+    `dhcp-range=${network},proxy`,
+    '# iPXE says who it is: option 175, or the user class "iPXE".',
+    'dhcp-match=set:ipxe,175',
+    'dhcp-userclass=set:ipxe,iPXE',
+    '# A PXE ROM (not yet iPXE) loads iPXE by TFTP from this machine.',
+    'enable-tftp',
+    `tftp-root=${o.tftpRoot}`,
+    'pxe-prompt="osbake network install",0',
+    'pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe',
+    'pxe-service=tag:!ipxe,BC_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+    'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+    "# iPXE gets osbake's script by HTTP (a boot file, not a menu: a menu would send iPXE",
+    '# to PXE boot-server discovery, and it would load iPXE again).',
+    `dhcp-boot=tag:ipxe,${url},,${host}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,79 @@
+/**
+ * The `osbake netboot` verbs: `nodes` (what each node reported to osbake serve --netboot),
+ * `reinstall MAC…` (a node that is done installs again at its next network boot) and
+ * `dnsmasq-config` (the proxy-DHCP configuration that points a site's nodes at the server).
+ */
+import { join } from 'node:path';
+import { normalizeMac } from '../config/netboot.js';
+import { loadProject } from '../config/project.js';
+import { UserError } from '../errors.js';
+import { formatTable } from '../log/table.js';
+import { nodesView, readNodes, updateNode } from './netboot.js';
+import { type DnsmasqOptions, dnsmasqConfig } from './netboot-dnsmasq.js';
+
+type Out = Pick<NodeJS.WriteStream, 'write'>;
+
+async function nodesDirOf(projectDir: string) {
+  const project = await loadProject(projectDir);
+  return { project, dir: join(project.workDir, 'netboot', 'nodes') };
+}
+
+export async function runNetbootNodes(o: { projectDir: string; json?: boolean; out?: Out }): Promise<void> {
+  const out = o.out ?? process.stdout;
+  const { project, dir } = await nodesDirOf(o.projectDir);
+  const view = { nodes: nodesView(project.config.netboot, await readNodes(dir)) };
+  if (o.json) {
+    out.write(`${JSON.stringify(view.nodes, null, 2)}\n`);
+    return;
+  }
+  if (view.nodes.length === 0) {
+    out.write('no node has booted from osbake serve --netboot, and none is in osbake.yaml netboot.nodes\n');
+    return;
+  }
+  const rows = view.nodes.map((n) => [
+    n.mac,
+    n.hostname ?? (n.configured ? '-' : '(unknown)'),
+    `${n.state}${n.state === 'writing' && n.percent !== undefined ? ` ${n.percent}%` : ''}`,
+    n.release ?? '-',
+    n.updated ? n.updated.slice(0, 19).replace('T', ' ') : '-',
+    n.message ?? '',
+  ]);
+  out.write(formatTable(['MAC', 'HOSTNAME', 'STATE', 'RELEASE', 'UPDATED (UTC)', 'MESSAGE'], rows));
+}
+
+export async function runNetbootReinstall(o: {
+  projectDir: string;
+  macs: string[];
+  out?: Out;
+}): Promise<void> {
+  const out = o.out ?? process.stdout;
+  if (o.macs.length === 0) {
+    throw new UserError(
+      'E_USAGE',
+      'netboot reinstall needs at least one MAC address',
+      'osbake netboot nodes lists them',
+    );
+  }
+  const macs = o.macs.map((m) => {
+    const mac = normalizeMac(m);
+    if (!mac)
+      throw new UserError(
+        'E_USAGE',
+        `${JSON.stringify(m)} is not a MAC address`,
+        'write it like 52:54:00:12:34:56',
+      );
+    return mac;
+  });
+  const { dir } = await nodesDirOf(o.projectDir);
+  for (const mac of macs) {
+    await updateNode(dir, mac, {
+      state: 'reinstall',
+      message: 'reinstall requested (osbake netboot reinstall)',
+    });
+    out.write(`${mac}: installs again at its next network boot\n`);
+  }
+}
+
+export function runDnsmasqConfig(o: DnsmasqOptions & { out?: Out }): void {
+  (o.out ?? process.stdout).write(dnsmasqConfig(o));
+}

@@ -1,0 +1,79 @@
+/**
+ * A bad link between a node and osbake serve, for the network-install tests: an HTTP proxy on
+ * 127.0.0.1 that passes every request on unchanged (the Host header too, so the node's scripts
+ * point back at the proxy) and damages answers for payload.bin:
+ *   cut:     the first `cuts` range answers longer than 1 MiB are cut off after 1 MiB (the TCP
+ *            connection is closed mid-body, as a flaky link or a restarted server does);
+ *   corrupt: the byte at payload.bin offset `at` is flipped in every answer that holds it.
+ */
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface FaultProxy {
+  port: number;
+  /** Answers cut and bytes flipped so far. */
+  stats: { cut: number; corrupted: number; requests: number };
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(
+  upstreamPort: number,
+  fault: { kind: 'cut'; cuts: number } | { kind: 'corrupt'; at: number } | { kind: 'none' },
+): Promise<FaultProxy> {
+  const stats = { cut: 0, corrupted: 0, requests: 0 };
+  const server: Server = createServer((req, res) => {
+    stats.requests++;
+    const up = request(
+      {
+        host: '127.0.0.1',
+        port: upstreamPort,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        const isPayload = (req.url ?? '').endsWith('/payload.bin');
+        const range = /^bytes (\d+)-(\d+)\//.exec(String(upRes.headers['content-range'] ?? ''));
+        const start = range ? Number(range[1]) : 0;
+        const length = range ? Number(range[2]) - start + 1 : 0;
+        let sent = 0;
+        const cutThis = fault.kind === 'cut' && isPayload && length > 2 ** 20 && stats.cut < fault.cuts;
+        if (cutThis) stats.cut++;
+        upRes.on('data', (chunk: Buffer) => {
+          let out = chunk;
+          if (fault.kind === 'corrupt' && isPayload) {
+            const i = fault.at - (start + sent);
+            if (i >= 0 && i < chunk.length) {
+              out = Buffer.from(chunk);
+              out[i] = (out[i] ?? 0) ^ 0xff;
+              stats.corrupted++;
+            }
+          }
+          if (cutThis && sent + out.length >= 2 ** 20) {
+            res.write(out.subarray(0, 2 ** 20 - sent));
+            upRes.destroy();
+            res.socket?.destroy();
+            return;
+          }
+          sent += out.length;
+          res.write(out);
+        });
+        upRes.on('end', () => res.end());
+        upRes.on('error', () => res.destroy());
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    stats,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
