@@ -3,17 +3,28 @@
  * tools (sfdisk, mkfs.ext4 -d, zstd) is recorded as release r1's installer; the server reads its
  * files out of it with debugfs, checks them, and serves the iPXE scripts, the files (ranges, nginx
  * sending them itself), reports and /api/netboot; it refuses, before serving, an unknown release
- * and a stick that is not as recorded. The VM side (iPXE, the installer) is in usb-installer.test.ts;
+ * and a stick that is not as recorded; and the dnsmasq proxy-DHCP path with real dnsmasq and iPXE.
+ * The installs themselves (iPXE, the installer) are in usb-installer.test.ts.
 
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, git, makeProject, runCli, startCli, type TempProject } from './helpers.js';
+import {
+  CLI,
+  freePort,
+  git,
+  makeProject,
+  runCli,
+  startCli,
+  TEST_LOG_DIR,
+  type TempProject,
+} from './helpers.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const NODE = '52:54:00:0c:00:01';
@@ -265,4 +276,182 @@ describe('osbake serve --netboot', () => {
       }
     });
   }
+});
+
+/** A process in the background, its output in a file; kill() stops it (and waits). */
+function background(argv: string[], log: string, cwd?: string) {
+  const out = openSync(log, 'a');
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    stdio: ['ignore', out, out],
+    cwd,
+    env: { ...process.env, OSBAKE_LOG_DIR: TEST_LOG_DIR },
+  });
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  return {
+    child,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+async function waitFor(what: string, check: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+// The site's DHCP and osbake's proxy DHCP, for real: in a network namespace, a bridge (the nodes'
+// network, 10.77.0.0/24) with osbake serve and osbake's dnsmasq-config on it; the site's DHCP
+// server (dnsmasq handing out addresses only) in a second namespace behind a veth; a node (QEMU,
+// SeaBIOS, its NIC's iPXE ROM) on a tap. The node gets its address from the site, the boot file
+// from the proxy, and asks osbake serve for its own script and kernel.
+describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
+  it("a node gets its address from the site's DHCP, the boot script from the proxy, then its own script from osbake serve", async () => {
+    const ns = `osbnb${process.pid % 100000}`;
+    const site = `${ns}s`;
+    const tap = `osbtap${process.pid % 100000}`;
+    const sh = (cmd: string) =>
+      execFileSync('sh', ['-c', cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const dir = await mkdtemp(join(work, 'dnsmasq-'));
+    const port = await freePort();
+    const procs: { kill(): Promise<void> }[] = [];
+    await writeFile(join(dir, 'tap-up'), `#!/bin/sh\nip link set "$1" master br0\nip link set "$1" up\n`, {
+      mode: 0o755,
+    });
+    sh(`ip netns add ${ns} && ip netns add ${site}`);
+    try {
+      sh(
+        `ip netns exec ${ns} sh -c 'ip link set lo up && ip link add br0 type bridge && ip addr add 10.77.0.1/24 dev br0 && ip link set br0 up && ip link add vsite type veth peer name vsite-br && ip link set vsite-br master br0 && ip link set vsite-br up && ip link set vsite netns ${site}'`,
+      );
+      sh(
+        `ip netns exec ${site} sh -c 'ip link set lo up && ip addr add 10.77.0.2/24 dev vsite && ip link set vsite up'`,
+      );
+      procs.push(
+        background(
+          [
+            'ip',
+            'netns',
+            'exec',
+            site,
+            'dnsmasq',
+            '--no-daemon',
+            '--port=0',
+            '--log-dhcp',
+            '--bind-interfaces',
+            '--interface=vsite',
+            '--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h',
+            `--dhcp-leasefile=${join(dir, 'site.leases')}`,
+          ],
+          join(dir, 'site.log'),
+        ),
+      );
+      const conf = await runCli(
+        [
+          'netboot',
+          'dnsmasq-config',
+          '--server',
+          `http://10.77.0.1:${port}`,
+          '--subnet',
+          '10.77.0.0/24',
+          '--interface',
+          'br0',
+        ],
+        project.dir,
+      );
+      expect(conf.code, conf.stderr).toBe(0);
+      await writeFile(join(dir, 'proxy.conf'), conf.stdout);
+      procs.push(
+        background(
+          ['ip', 'netns', 'exec', ns, 'dnsmasq', '--no-daemon', `--conf-file=${join(dir, 'proxy.conf')}`],
+          join(dir, 'proxy.log'),
+        ),
+      );
+      procs.push(
+        background(
+          [
+            'ip',
+            'netns',
+            'exec',
+            ns,
+            process.execPath,
+            CLI,
+            'serve',
+            '--netboot',
+            '--host',
+            '10.77.0.1',
+            '--port',
+            String(port),
+            '--engine',
+            'node',
+            '--workers',
+            '1',
+          ],
+          join(dir, 'serve.log'),
+          project.dir,
+        ),
+      );
+      const serveLog = () =>
+        existsSync(join(dir, 'serve.log')) ? readFileSync(join(dir, 'serve.log'), 'utf8') : '';
+      await waitFor('osbake serve', () => serveLog().includes('netboot: nodes boot'), 60_000).catch(
+        (err: Error) => {
+          throw new Error(`${err.message}\n${serveLog()}`);
+        },
+      );
+      // A PXE ROM would load iPXE from the proxy's TFTP: the file is there, as Debian ships it.
+      sh(`ip netns exec ${site} busybox tftp -g -r undionly.kpxe -l ${join(dir, 'undionly.kpxe')} 10.77.0.1`);
+      expect(
+        readFileSync(join(dir, 'undionly.kpxe')).equals(readFileSync('/usr/lib/ipxe/undionly.kpxe')),
+      ).toBe(true);
+      procs.push(
+        background(
+          [
+            'ip',
+            'netns',
+            'exec',
+            ns,
+            'qemu-system-x86_64',
+            '-accel',
+            'tcg',
+            '-m',
+            '256',
+            '-display',
+            'none',
+            '-nodefaults',
+            '-netdev',
+            `tap,id=n0,ifname=${tap},script=${join(dir, 'tap-up')},downscript=no`,
+            '-device',
+            `e1000,netdev=n0,mac=${NODE},bootindex=0`,
+          ],
+          join(dir, 'qemu.log'),
+        ),
+      );
+      const asked = `"GET /netboot/r1/vmlinuz"`;
+      await waitFor('the node to ask for its kernel', () => serveLog().includes(asked), 240_000).catch(
+        (err: Error) => {
+          throw new Error(
+            `${err.message}\nserve:\n${serveLog()}\nproxy:\n${readFileSync(join(dir, 'proxy.log'), 'utf8').slice(-3000)}`,
+          );
+        },
+      );
+      expect(serveLog()).toMatch(/10\.77\.0\.1\d\d "GET \/netboot\/boot\.ipxe" 200/);
+      expect(serveLog()).toMatch(
+        /10\.77\.0\.1\d\d "GET \/netboot\/boot\.ipxe\?mac=52(%3A|:)54(%3A|:)00(%3A|:)0c(%3A|:)00(%3A|:)01" 200/,
+      );
+      const proxyLog = readFileSync(join(dir, 'proxy.log'), 'utf8');
+      expect(proxyLog).toContain(`PXE(br0) ${NODE} proxy`);
+      expect(proxyLog).toContain(`bootfile name: http://10.77.0.1:${port}/netboot/boot.ipxe`);
+      // The address came from the site's server, which knows nothing of booting.
+      expect(readFileSync(join(dir, 'site.log'), 'utf8')).toMatch(
+        new RegExp(`DHCPACK\\(vsite\\) 10\\.77\\.0\\.1\\d\\d ${NODE}`),
+      );
+    } finally {
+      for (const p of procs.reverse()) await p.kill();
+      sh(`ip netns del ${ns} 2>/dev/null; ip netns del ${site} 2>/dev/null; true`);
+    }
+  }, 300_000);
 });
