@@ -100,6 +100,7 @@ async function gatherFacts(project: Project): Promise<CleanFacts> {
   const cacheDirs = [
     join(project.workDir, 'cache', 'vanilla'),
     join(project.workDir, 'cache', 'installer-os'),
+    join(project.workDir, 'cache', 'netboot'),
   ];
   const locks: LockFact[] = [];
   for (const path of await findLockDirs([
@@ -119,6 +120,7 @@ async function gatherFacts(project: Project): Promise<CleanFacts> {
     ...cacheDirs,
     join(store, 'builds'),
     join(store, 'releases'),
+    join(project.root, '.osbake', 'netboot', 'nodes'),
     ...(await ls(join(store, 'repos'))).map((d) => join(store, 'repos', d)),
   ];
   for (const d of tempDirs) {

@@ -152,7 +152,8 @@ async function extract(
 ): Promise<void> {
   const { log, signal } = o;
   await mkdir(cacheRoot, { recursive: true });
-  const tmp = join(cacheRoot, `.${dir.split('/').at(-1)}.${process.pid}.tmp`);
+  // A hidden partial name (config/atomic.ts): osbake clean removes it once its process is gone.
+  const tmp = join(cacheRoot, `.${dir.split('/').at(-1)}.partial-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
   try {

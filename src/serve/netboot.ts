@@ -4,19 +4,28 @@
  * installer's kernel with the node's settings on its command line, or refuses an unknown node, or
  * sends a node that already reported "done" to its disk. The installer POSTs its progress to
  * /netboot/report; each node's record is one JSON file (written whole, temp + rename) under
- * <workDir>/netboot/nodes/, so every worker process and a restarted server answer the same.
+ * <project>/.osbake/netboot/nodes/, so every worker process and a restarted server answer the same.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../config/atomic.js';
 import { type NetbootConfig, type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
+import type { Project } from '../config/project.js';
 import type { NetbootRelease } from './netboot-files.js';
 
 export interface NetbootContext {
   release: NetbootRelease;
   config: NetbootConfig;
-  /** <workDir>/netboot/nodes */
+  /** nodesDirOf(project) */
   nodesDir: string;
+}
+
+/**
+ * Where a project's node records live: <project>/.osbake/netboot/nodes — the project's own state,
+ * not under workDir, which may be a cache shared by several projects (as the tests share it).
+ */
+export function nodesDirOf(project: Pick<Project, 'root'>): string {
+  return join(project.root, '.osbake', 'netboot', 'nodes');
 }
 
 /** States the installer reports, in order; "refused" is the server's own. */

@@ -3,24 +3,23 @@
  * `reinstall MAC…` (a node that is done installs again at its next network boot) and
  * `dnsmasq-config` (the proxy-DHCP configuration that points a site's nodes at the server).
  */
-import { join } from 'node:path';
 import { normalizeMac } from '../config/netboot.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { formatTable } from '../log/table.js';
-import { nodesView, readNodes, updateNode } from './netboot.js';
+import { nodesDirOf, nodesView, readNodes, updateNode } from './netboot.js';
 import { type DnsmasqOptions, dnsmasqConfig } from './netboot-dnsmasq.js';
 
 type Out = Pick<NodeJS.WriteStream, 'write'>;
 
-async function nodesDirOf(projectDir: string) {
+async function projectNodes(projectDir: string) {
   const project = await loadProject(projectDir);
-  return { project, dir: join(project.workDir, 'netboot', 'nodes') };
+  return { project, dir: nodesDirOf(project) };
 }
 
 export async function runNetbootNodes(o: { projectDir: string; json?: boolean; out?: Out }): Promise<void> {
   const out = o.out ?? process.stdout;
-  const { project, dir } = await nodesDirOf(o.projectDir);
+  const { project, dir } = await projectNodes(o.projectDir);
   const view = { nodes: nodesView(project.config.netboot, await readNodes(dir)) };
   if (o.json) {
     out.write(`${JSON.stringify(view.nodes, null, 2)}\n`);
@@ -64,7 +63,7 @@ export async function runNetbootReinstall(o: {
       );
     return mac;
   });
-  const { dir } = await nodesDirOf(o.projectDir);
+  const { dir } = await projectNodes(o.projectDir);
   for (const mac of macs) {
     await updateNode(dir, mac, {
       state: 'reinstall',

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { InterruptedError, ReportedError, UserError } from '../errors.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
-import type { NetbootContext } from './netboot.js';
+import { type NetbootContext, nodesDirOf } from './netboot.js';
 import { prepareNetboot } from './netboot-files.js';
 import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
 import { startArtifactServer } from './server.js';
@@ -416,7 +416,7 @@ async function netbootContext(o: RunServeOptions, project: Project | undefined):
         if (!quiet) process.stderr.write(`netboot: ${t}\n`);
       },
     });
-    const nodesDir = join(project.workDir, 'netboot', 'nodes');
+    const nodesDir = nodesDirOf(project);
     await mkdir(nodesDir, { recursive: true });
     return { release, config: project.config.netboot, nodesDir };
   } finally {

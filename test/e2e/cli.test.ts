@@ -52,6 +52,54 @@ describe('osbake CLI', () => {
     }
   });
 
+  it('netboot: help, the dnsmasq configuration, bad input in one line, no nodes yet', async () => {
+    const help = await runCli(['netboot', '--help'], project.dir);
+    expect(help.code).toBe(0);
+    for (const verb of ['nodes', 'reinstall', 'dnsmasq-config']) expect(help.stdout).toContain(verb);
+    expect((await runCli(['serve', '--help'], project.dir)).stdout).toContain('--netboot [release]');
+    const conf = await runCli(
+      ['netboot', 'dnsmasq-config', '--server', 'http://10.0.0.5:8080', '--subnet', '10.0.0.0/24'],
+      project.dir,
+    );
+    expect(conf.code).toBe(0);
+    expect(conf.stdout).toContain('dhcp-range=10.0.0.0,proxy');
+    const bad = await runCli(
+      ['netboot', 'dnsmasq-config', '--server', 'http://boot.example', '--subnet', '10.0.0.0/24'],
+      project.dir,
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /^osbake: error: --server "http:\/\/boot.example" is not valid \[E_USAGE\]\nhint: /,
+    );
+    const mac = await runCli(['netboot', 'reinstall', 'nonsense'], project.dir);
+    expect(mac.code).toBe(1);
+    expect(mac.stderr).toMatch(/"nonsense" is not a MAC address \[E_USAGE\]/);
+    const nodes = await runCli(['netboot', 'nodes'], project.dir);
+    expect(nodes.code).toBe(0);
+    expect(nodes.stdout).toContain('no node has booted');
+    // --netboot needs a release with an installer: said before anything listens.
+    const none = await runCli(['serve', '--netboot', '--root', project.dir, '--port', '0'], project.dir);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/--netboot serves a release of the project: .* \[E_USAGE\]/);
+  });
+
+  it('refuses a netboot section that would break a boot script, with file and line', async () => {
+    const p = await makeProject({
+      extraConfig:
+        'netboot:\n  nodes:\n    "52:54:00:aa:bb:01":\n      hostname: "a b"\n    52-54-00-AA-BB-01:\n      target: /dev/disk/by-id/x\n',
+    });
+    try {
+      const r = await runCli(['netboot', 'nodes'], p.dir);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/osbake\.yaml:\d+/);
+      expect(r.stderr).toContain('must be a host name');
+      expect(r.stderr).toContain('the same MAC');
+      expect(r.stderr).toContain('whole disk');
+    } finally {
+      await p.cleanup();
+    }
+  });
+
   it('lists the images', async () => {
     const r = await runCli(['images'], project.dir);
     expect(r.code).toBe(0);

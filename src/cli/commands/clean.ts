@@ -10,7 +10,7 @@ export function registerClean(program: Command): void {
     .option('--dry-run', 'list what would be removed, remove nothing')
     .option(
       '--cache-older-than <age>',
-      'cache entries (vanilla disks, installer OS) unused for longer: 30d, 12h, 90m',
+      'cache entries (vanilla disks, installer OS, netboot files) unused for longer: 30d, 12h, 90m',
       '30d',
     )
     .option('--json', 'print the actions as JSON')
