@@ -6,6 +6,8 @@ import { NetbootSchema, normalizeMac } from '../config/netboot.js';
 import {
   baseUrl,
   chainScript,
+  MAX_UNKNOWN_RECORDS,
+  mayRecord,
   nodeScript,
   nodesView,
   parseReport,
@@ -250,5 +252,20 @@ describe('dnsmasq-config', () => {
     expect(() => dnsmasqConfig({ ...o, subnet: '300.0.0.0' })).toThrow(/--subnet/);
     expect(() => dnsmasqConfig({ ...o, iface: 'eth0 x' })).toThrow(/--interface/);
     expect(() => dnsmasqConfig({ ...o, tftpRoot: 'relative' })).toThrow(/--tftp-root/);
+  });
+});
+
+describe('netboot record limit', () => {
+  it('records configured nodes always, strangers only while there are few records', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nb-'));
+    dirs.push(dir);
+    const { writeFile } = await import('node:fs/promises');
+    for (let i = 0; i < MAX_UNKNOWN_RECORDS + 2; i++) {
+      const mac = `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+      await writeFile(join(dir, `${mac.replaceAll(':', '-')}.json`), '{}');
+    }
+    expect(await mayRecord(dir, config, '52:54:00:aa:bb:01')).toBe(true);
+    expect(await mayRecord(dir, config, '52:54:00:00:00:09')).toBe(false);
+    expect(await mayRecord(dir, config, '02:00:00:00:00:01')).toBe(true); // its record may change
   });
 });

@@ -162,6 +162,19 @@ export function parseReport(body: string): Report | string {
   };
 }
 
+/** Records kept for nodes not in netboot.nodes (a LAN full of strangers must not fill the disk). */
+export const MAX_UNKNOWN_RECORDS = 4096;
+
+/** May a record be made for this MAC? Configured nodes always; others while there are few records. */
+export async function mayRecord(dir: string, config: NetbootConfig, mac: string): Promise<boolean> {
+  if (netbootNode(config, mac)) return true;
+  if (await readNode(dir, mac)) return true;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return (
+    names.filter((n) => n.endsWith('.json')).length < MAX_UNKNOWN_RECORDS + Object.keys(config.nodes).length
+  );
+}
+
 function recordFile(dir: string, mac: string): string {
   return join(dir, `${mac.replaceAll(':', '-')}.json`);
 }

@@ -21,6 +21,7 @@ import { type CatalogSource, loadCatalog } from './catalog.js';
 import {
   baseUrl,
   chainScript,
+  mayRecord,
   type NetbootContext,
   netbootView,
   nodeScript,
@@ -366,6 +367,9 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       if (!netbootNode(nb.config, report.mac) && nb.config.unknown === 'refuse') {
         return reply(req, res, 403, 'not a node of this server\n');
       }
+      if (!(await mayRecord(nb.nodesDir, nb.config, report.mac))) {
+        return reply(req, res, 429, 'too many unknown nodes recorded\n');
+      }
       await updateNode(nb.nodesDir, report.mac, {
         ...report,
         release: nb.release.release,
@@ -390,7 +394,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       const mac = normalizeMac(macText);
       if (!mac) return reply(req, res, 400, 'mac: not a MAC address\n');
       const s = nodeScript(base, nb, mac, await readNode(nb.nodesDir, mac));
-      if (s.kind === 'refuse' && req.method === 'GET') {
+      if (s.kind === 'refuse' && req.method === 'GET' && (await mayRecord(nb.nodesDir, nb.config, mac))) {
         await updateNode(nb.nodesDir, mac, {
           state: 'refused',
           message: 'not in netboot.nodes',
