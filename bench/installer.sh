@@ -10,28 +10,9 @@ BASE="${1:-$(ls "$REPO"/.osbake/cache/vanilla/*.qcow2 | head -1)}"
 WORK="$(mktemp -d /var/tmp/osbake-bench-usb-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 P="$WORK/project"
-mkdir -p "$P/images" "$P/store/builds"
-cp -r "$REPO/images/usb-installer" "$P/images/"
-rm -f "$P/images/usb-installer/manifest.json"
-sed "s|^workDir:.*|workDir: $REPO/.osbake|" "$REPO/osbake.yaml" > "$P/osbake.yaml"
-printf 'store/\nout/\n' > "$P/.gitignore"
-B=debian12-base-bench-main-00000000
-cp "$BASE" "$P/store/builds/$B.qcow2"
-cat > "$P/manifest.yaml" <<YAML
-releases:
-  bench:
-    date: "$(date +%F)"
-    git_commit: 0123456789abcdef0123456789abcdef01234567
-    artifacts:
-      - name: debian12-base
-        kind: image
-        path: builds/$B.qcow2
-        sha256: $(sha256sum "$P/store/builds/$B.qcow2" | cut -d' ' -f1)
-        size: $(stat -c %s "$P/store/builds/$B.qcow2")
-        build: $B
-YAML
-git -C "$P" init -q -b main && git -C "$P" add -A
-git -C "$P" -c user.email=b@b -c user.name=bench commit -qm bench
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+make_bench_project "$REPO" "$BASE" "$P" </dev/null
 
 now() { date +%s.%N; }
 echo "| run | wall s | stick MiB | payload.zst MiB | overhead MiB | data ranges | osbake phases |"

@@ -20,37 +20,18 @@ cleanup() {
 }
 trap cleanup EXIT
 P="$WORK/project"
-mkdir -p "$P/images" "$P/store/builds" "$WORK/mnt"
-cp -r "$REPO/images/usb-installer" "$P/images/"
-rm -f "$P/images/usb-installer/manifest.json"
+mkdir -p "$WORK/mnt"
 MACS=(52:54:00:be:00:01 52:54:00:be:00:02 52:54:00:be:00:03)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 {
-  sed "s|^workDir:.*|workDir: $REPO/.osbake|" "$REPO/osbake.yaml"
   echo 'netboot:'
   echo '  unknown: refuse'
   echo '  nodes:'
   for i in 0 1 2; do
     printf '    "%s":\n      hostname: bench%s\n      target: vda\n      then: poweroff\n' "${MACS[$i]}" "$((i + 1))"
   done
-} > "$P/osbake.yaml"
-printf 'store/\nout/\n.osbake/\n' > "$P/.gitignore"
-B=debian12-base-bench-main-00000000
-cp "$BASE" "$P/store/builds/$B.qcow2"
-cat > "$P/manifest.yaml" <<YAML
-releases:
-  bench:
-    date: "$(date +%F)"
-    git_commit: 0123456789abcdef0123456789abcdef01234567
-    artifacts:
-      - name: debian12-base
-        kind: image
-        path: builds/$B.qcow2
-        sha256: $(sha256sum "$P/store/builds/$B.qcow2" | cut -d' ' -f1)
-        size: $(stat -c %s "$P/store/builds/$B.qcow2")
-        build: $B
-YAML
-git -C "$P" init -q -b main && git -C "$P" add -A
-git -C "$P" -c user.email=b@b -c user.name=bench commit -qm bench
+} | make_bench_project "$REPO" "$BASE" "$P"
 osbake() { CI=true OSBAKE_LOG_DIR="$WORK/logs" node "$REPO/bin/osbake.js" -C "$P" "$@"; }
 echo "bench: building the usb-installer of release bench" >&2
 osbake build usb-installer --release bench --skip-commit > "$WORK/build.out" 2>&1 || { tail -20 "$WORK/build.out" >&2; exit 1; }

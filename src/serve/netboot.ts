@@ -202,14 +202,8 @@ export async function readNodes(dir: string): Promise<NodeRecord[]> {
 export async function updateNode(
   dir: string,
   mac: string,
-  change: {
-    state: NodeState;
-    percent?: number;
-    message?: string;
-    log?: string;
-    release?: string;
-    address?: string;
-  },
+  change: Pick<NodeRecord, 'state'> &
+    Partial<Pick<NodeRecord, 'percent' | 'message' | 'log' | 'release' | 'address'>>,
   now = new Date(),
 ): Promise<NodeRecord> {
   const old = await readNode(dir, mac);

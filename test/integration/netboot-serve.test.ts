@@ -315,6 +315,7 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
     const ns = `osbnb${process.pid % 100000}`;
     const site = `${ns}s`;
     const tap = `osbtap${process.pid % 100000}`;
+    const inNs = ['ip', 'netns', 'exec', ns];
     const sh = (cmd: string) =>
       execFileSync('sh', ['-c', cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const dir = await mkdtemp(join(work, 'dnsmasq-'));
@@ -334,16 +335,8 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
       procs.push(
         background(
           [
-            'ip',
-            'netns',
-            'exec',
-            site,
-            'dnsmasq',
-            '--no-daemon',
-            '--port=0',
-            '--log-dhcp',
-            '--bind-interfaces',
-            '--interface=vsite',
+            ...['ip', 'netns', 'exec', site],
+            ...'dnsmasq --no-daemon --port=0 --log-dhcp --bind-interfaces --interface=vsite'.split(' '),
             '--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h',
             `--dhcp-leasefile=${join(dir, 'site.leases')}`,
           ],
@@ -367,29 +360,18 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
       await writeFile(join(dir, 'proxy.conf'), conf.stdout);
       procs.push(
         background(
-          ['ip', 'netns', 'exec', ns, 'dnsmasq', '--no-daemon', `--conf-file=${join(dir, 'proxy.conf')}`],
+          [...inNs, 'dnsmasq', '--no-daemon', `--conf-file=${join(dir, 'proxy.conf')}`],
           join(dir, 'proxy.log'),
         ),
       );
       procs.push(
         background(
           [
-            'ip',
-            'netns',
-            'exec',
-            ns,
+            ...inNs,
             process.execPath,
             CLI,
-            'serve',
-            '--netboot',
-            '--host',
-            '10.77.0.1',
-            '--port',
-            String(port),
-            '--engine',
-            'node',
-            '--workers',
-            '1',
+            ...`serve --netboot --host 10.77.0.1 --port ${port}`.split(' '),
+            ...'--engine node --workers 1'.split(' '),
           ],
           join(dir, 'serve.log'),
           project.dir,
@@ -410,22 +392,10 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
       procs.push(
         background(
           [
-            'ip',
-            'netns',
-            'exec',
-            ns,
-            'qemu-system-x86_64',
-            '-accel',
-            'tcg',
-            '-m',
-            '256',
-            '-display',
-            'none',
-            '-nodefaults',
-            '-netdev',
-            `tap,id=n0,ifname=${tap},script=${join(dir, 'tap-up')},downscript=no`,
-            '-device',
-            `e1000,netdev=n0,mac=${NODE},bootindex=0`,
+            ...inNs,
+            ...'qemu-system-x86_64 -accel tcg -m 256 -display none -nodefaults'.split(' '),
+            ...['-netdev', `tap,id=n0,ifname=${tap},script=${join(dir, 'tap-up')},downscript=no`],
+            ...['-device', `e1000,netdev=n0,mac=${NODE},bootindex=0`],
           ],
           join(dir, 'qemu.log'),
         ),
