@@ -42,7 +42,7 @@ describe('installer OS', () => {
       '--format=directory',
     ]);
     expect(argv).toContain(
-      '--include=linux-image-amd64,busybox-static,zstd,fdisk,e2fsprogs,util-linux,kmod,shim-signed,grub-efi-amd64-signed,gpgv',
+      '--include=linux-image-amd64,busybox-static,zstd,fdisk,e2fsprogs,util-linux,kmod,shim-signed,grub-efi-amd64-signed,gpgv,curl',
     );
     expect(argv.filter((a) => a.startsWith('--essential-hook='))).toHaveLength(2);
     expect(argv.slice(-5)).toEqual([
@@ -58,6 +58,9 @@ describe('installer OS', () => {
     const b = fixture({ modules: ['mpt3sas', 'ext4'] });
     expect(installerModules(b.image)).toContain('mpt3sas');
     expect(installerModules(b.image).filter((m) => m === 'ext4')).toHaveLength(1);
+    // The network install's NIC drivers are in every installer.
+    for (const nic of ['virtio_net', 'e1000e', 'igb', 'ixgbe', 'mlx5_core'])
+      expect(installerModules(a.image)).toContain(nic);
     expect(hashInputs(installerOsInputs(a.project, a.image))).not.toBe(
       hashInputs(installerOsInputs(b.project, b.image)),
     );
