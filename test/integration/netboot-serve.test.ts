@@ -14,12 +14,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI,
   freePort,
   git,
   makeProject,
+  REPO,
   runCli,
   startCli,
   TEST_LOG_DIR,
@@ -120,6 +122,34 @@ function http(
     req.on('error', reject);
     req.end(o.body);
   });
+}
+
+/** The page's "Network installs" section in headless Chromium: the failed node, its log lines. */
+async function checkPageInChromium(port: number): Promise<void> {
+  const context = await chromium.launchPersistentContext(await mkdtemp(join(work, 'chromium-')), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      ...['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
+      ...['--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    ],
+    timeout: 60_000,
+  });
+  try {
+    const page = await context.newPage();
+    const res = await page.goto(`http://127.0.0.1:${port}/#netboot`, { waitUntil: 'load', timeout: 30_000 });
+    expect(res?.status()).toBe(200);
+    const row = page.locator(`table.netboot tr.node[data-mac="${NODE}"]`);
+    expect(await row.getAttribute('data-state')).toBe('failed');
+    expect(await row.locator('td').nth(1).textContent()).toBe('rack1-n01');
+    await row.locator('details summary').click();
+    await expect.poll(() => row.locator('details pre').isVisible()).toBe(true);
+    expect(await row.locator('details pre').textContent()).toBe('line1\nline2');
+    await page.screenshot({ path: join(REPO, 'test-results', 'netboot-page.png'), fullPage: true });
+  } finally {
+    await context.close();
+  }
 }
 
 beforeAll(async () => {
@@ -258,6 +288,7 @@ describe('osbake serve --netboot', () => {
         const page = (await http(port, 'GET', '/')).body.toString();
         expect(page).toContain('<h2 id="netboot">Network installs</h2>');
         expect(page).toContain('disk error');
+        if (engine === 'nginx') await checkPageInChromium(port);
         // done → the node boots from its disk; reinstall → it installs again.
         expect((await post(`mac=${NODE}&state=done`)).status).toBe(200);
         expect(
