@@ -3,6 +3,8 @@
  * node (by MAC address) the hostname, the target disk and what to do afterwards; what an unknown
  * node gets. Every value ends up in an iPXE script and on a kernel command line, so each is held
  * to a character set that cannot break out of either (no spaces, quotes, `$`, newlines).
+ * (`then` is the issue's and installer.conf's name for it; biome's noThenProperty is off for the
+ * netboot files in biome.json: these objects are never awaited.)
  */
 import { z } from 'zod';
 
@@ -42,7 +44,6 @@ export const NetbootNodeSchema = z
       .transform((t) => (t.startsWith('/dev/') ? t : `/dev/${t}`))
       .optional()
       .describe('the disk to install on (default: the menu on the console asks)'),
-    // biome-ignore lint/suspicious/noThenProperty: the issue's and installer.conf's name for it; never awaited
     then: z.enum(NETBOOT_THEN).default('poweroff').describe('after the install: poweroff | reboot | shell'),
   })
   .strict();

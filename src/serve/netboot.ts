@@ -269,7 +269,6 @@ export function nodesView(config: NetbootConfig, records: NodeRecord[]): NodeVie
       ...r,
       ...(n?.hostname ? { hostname: n.hostname } : {}),
       ...(n?.target ? { target: n.target } : {}),
-      // biome-ignore lint/suspicious/noThenProperty: osbake.yaml's name for it; a plain JSON record
       then: n?.then,
       configured: true,
     });

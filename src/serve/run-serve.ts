@@ -8,7 +8,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { InterruptedError, ReportedError, UserError } from '../errors.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
