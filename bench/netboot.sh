@@ -13,7 +13,7 @@ BASE="${1:-$(ls "$REPO"/.osbake/cache/vanilla/*.qcow2 | head -1)}"
 WORK="$(mktemp -d /var/tmp/osbake-bench-netboot-XXXXXX)"
 SERVE_PID=''
 cleanup() {
-  [ -n "$SERVE_PID" ] && kill -INT "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+  [ -n "$SERVE_PID" ] && kill -TERM "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
   pkill -f "$WORK" 2>/dev/null || true
   mountpoint -q "$WORK/mnt" 2>/dev/null && umount "$WORK/mnt"
   rm -rf "$WORK"
@@ -75,7 +75,9 @@ rm -f "$WORK"/stick.qcow2
 
 # The network: one server (nginx sends the files), N VMs at once.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-osbake serve --netboot bench --port "$PORT" --engine nginx > "$WORK/serve.out" 2>&1 &
+# node itself in the background (not a function in a subshell): $! is the server, SIGTERM stops it.
+CI=true OSBAKE_LOG_DIR="$WORK/logs" node "$REPO/bin/osbake.js" -C "$P" serve --netboot bench --port "$PORT" --engine nginx \
+  > "$WORK/serve.out" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 1 300); do grep -q 'netboot: nodes boot' "$WORK/serve.out" && break; sleep 1; done
 grep -q 'netboot: nodes boot' "$WORK/serve.out" || { cat "$WORK/serve.out" >&2; exit 1; }
@@ -97,4 +99,4 @@ for n in 1 2 3; do
   rm -f "$WORK"/net"$n"-*.qcow2
 done
 echo
-echo "payload: $DATA_BYTES data bytes; $(nproc) cores; KVM: $([ -w /dev/kvm ] && echo yes || echo no)"
+echo "payload: $DATA_BYTES data bytes; $(nproc) cores; every VM -accel tcg -smp 1 -m 1024 (no KVM)"
