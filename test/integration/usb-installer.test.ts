@@ -703,4 +703,80 @@ describe('osbake build usb-installer', () => {
       await writeFile(join(project.dir, 'osbake.yaml'), base);
     }
   });
+
+  it('gives a node that is not configured the installer menu on its console (unknown: menu), which installs it', async () => {
+    expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
+    const dir = await mkdtemp(join(work, 'netmenu-'));
+    const base = await readFile(join(project.dir, 'osbake.yaml'), 'utf8');
+    // No nodes: every MAC is unknown. The menu on the serial port (as over IPMI SOL).
+    await writeFile(
+      join(project.dir, 'osbake.yaml'),
+      `${base.trimEnd()}\nnetboot:\n  unknown: menu\n  kernelArgs: osbake.console=ttyS0\n`,
+    );
+    const serve = startCli(
+      ['serve', '--netboot', '--port', '0', '--engine', 'node', '--workers', '1'],
+      project.dir,
+      env,
+    );
+    const mac = '52:54:00:0b:00:09';
+    try {
+      await serve.until(/netboot: nodes boot http:\/\/127\.0\.0\.1:\d+\//, 5 * 60_000);
+      const port = Number(/at http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.output())?.[1]);
+      const target = join(dir, 'target.raw');
+      execFileSync('truncate', ['-s', '10G', target]);
+      const boot = () =>
+        serialConsole(
+          [
+            ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
+            ...['-nodefaults', '-no-user-config', '-no-reboot'],
+            ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${port}/netboot/boot.ipxe`],
+            ...['-device', `virtio-net-pci,netdev=n0,mac=${mac},bootindex=0`],
+            ...['-drive', `file=${target},if=none,id=t,format=raw`],
+            ...['-device', 'virtio-blk-pci,drive=t,serial=OSB-NET-9,bootindex=1'],
+          ],
+          INSTALL_TIMEOUT_MS,
+        );
+      // A TCG boot that hangs before the menu (FACTS) gets one more try; nothing was written yet.
+      let vm = boot();
+      try {
+        try {
+          await vm.answer('Install on disk number: ', '1', 6 * 60_000);
+        } catch (err) {
+          console.log(
+            `netboot menu: no menu on the first boot, booting again (${(err as Error).message.slice(0, 200)})`,
+          );
+          vm.kill();
+          vm = boot();
+          await vm.answer('Install on disk number: ', '1');
+        }
+        const menu = vm.output.slice(vm.output.lastIndexOf('osbake network installer'));
+        expect(menu).toMatch(/ {2}1\) \/dev\/vda {2}model=virtio_blk {2}size=10\.0 GiB {2}serial=OSB-NET-9/);
+        expect(menu).toContain('Disks:');
+        await vm.answer('Type yes to install on /dev/vda: ', 'yes');
+        await vm.answer("Hostname (empty: keep the image's): ", 'menu02');
+        await vm.answer('After installing: [p]ower off or [r]eboot? ', 'p');
+        await vm.exit();
+      } finally {
+        vm.kill();
+      }
+      expect(vm.output, vm.output.slice(-3000)).toContain(
+        'OSBAKE-INSTALL: OK target=/dev/vda hostname=menu02',
+      );
+      expect(vm.output).toContain(
+        `signature: good, signed by Stick Test <stick@example.org> (${fingerprint})`,
+      );
+      const view = (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as {
+        nodes: { mac: string; state: string; configured: boolean; message?: string }[];
+      };
+      expect(view.nodes.find((n) => n.mac === mac)).toMatchObject({
+        state: 'done',
+        configured: false,
+        message: 'installed on /dev/vda as menu02',
+      });
+    } finally {
+      serve.child.kill('SIGINT');
+      await serve.done;
+      await writeFile(join(project.dir, 'osbake.yaml'), base);
+    }
+  });
 });
