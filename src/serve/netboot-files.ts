@@ -16,6 +16,7 @@ import { loadReleases, type Release, releasesFile, requireRelease } from '../con
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
+import type { ProgressSink } from '../log/progress.js';
 import { checkReleaseForBurn } from '../release/verify.js';
 import { sortReleasesNewestFirst } from './api.js';
 
@@ -98,6 +99,8 @@ export async function prepareNetboot(o: {
   log: Logger;
   signal: AbortSignal;
   progress: (text: string) => void;
+  /** Bytes, rate and ETA of the payload's unpacking. */
+  bytes?: ProgressSink;
 }): Promise<NetbootRelease> {
   const file = releasesFile(o.project);
   const all = await loadReleases(file);
@@ -145,7 +148,7 @@ export async function prepareNetboot(o: {
 }
 
 async function extract(
-  o: { log: Logger; signal: AbortSignal; progress: (text: string) => void },
+  o: { log: Logger; signal: AbortSignal; progress: (text: string) => void; bytes?: ProgressSink },
   stick: string,
   cacheRoot: string,
   dir: string,
@@ -192,14 +195,31 @@ async function extract(
         );
       }
     }
-    o.progress('unpacking the payload (zstd)');
-    await run(['zstd', '-q', '-d', '-f', join(tmp, 'payload.zst'), '-o', join(tmp, 'payload.bin')], {
-      log,
-      signal,
-    });
-    await rm(join(tmp, 'payload.zst'));
     const ranges = parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8'));
     const total = ranges.reduce((s, r) => s + r.length, 0);
+    o.progress('unpacking the payload (zstd)');
+    // Bytes and ETA: payload.bin's size, looked at twice a second, against the ranges' total.
+    o.bytes?.start('payload.bin', total);
+    let seen = 0;
+    const look = setInterval(() => {
+      stat(join(tmp, 'payload.bin')).then(
+        (st) => {
+          if (st.size > seen) o.bytes?.add(st.size - seen);
+          seen = Math.max(seen, st.size);
+        },
+        () => undefined,
+      );
+    }, 500);
+    try {
+      await run(['zstd', '-q', '-d', '-f', join(tmp, 'payload.zst'), '-o', join(tmp, 'payload.bin')], {
+        log,
+        signal,
+      });
+    } finally {
+      clearInterval(look);
+      o.bytes?.end();
+    }
+    await rm(join(tmp, 'payload.zst'));
     const size = (await stat(join(tmp, 'payload.bin'))).size;
     if (size !== total) {
       throw new UserError(

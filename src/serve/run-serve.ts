@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { InterruptedError, ReportedError, UserError } from '../errors.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
+import { ByteProgress } from '../log/progress.js';
 import { type NetbootContext, nodesDirOf } from './netboot.js';
 import { prepareNetboot } from './netboot-files.js';
 import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
@@ -415,6 +416,7 @@ async function netbootContext(o: RunServeOptions, project: Project | undefined):
       progress: (t) => {
         if (!quiet) process.stderr.write(`netboot: ${t}\n`);
       },
+      ...(quiet ? {} : { bytes: new ByteProgress() }),
     });
     const nodesDir = nodesDirOf(project);
     await mkdir(nodesDir, { recursive: true });

@@ -23,6 +23,7 @@ import {
   makeProject,
   REPO,
   runCli,
+  SHARED_WORK_DIR,
   startCli,
   TEST_LOG_DIR,
   type TempProject,
@@ -37,6 +38,7 @@ let stickFile: string;
 const content = { vmlinuz: randomBytes(300_000), initrd: randomBytes(200_000) };
 let payload: Buffer;
 let rangesText: string;
+let stickSha = '';
 
 /** A stick as osbake builds it, made by hand with the same tools: DOS label, FAT-typed ESP, ext4 data. */
 async function makeStick(dir: string): Promise<string> {
@@ -84,6 +86,7 @@ async function recordRelease(dir: string, stick: string): Promise<void> {
   await mkdir(join(dir, 'store/builds'), { recursive: true });
   execFileSync('cp', ['--sparse=always', stick, join(dir, 'store/builds', name)]);
   const bytes = await readFile(stick);
+  stickSha = sha(bytes);
   await writeFile(
     join(dir, 'manifest.yaml'),
     [
@@ -162,6 +165,11 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  if (stickSha)
+    await rm(join(SHARED_WORK_DIR, 'cache', 'netboot', stickSha.slice(0, 32)), {
+      recursive: true,
+      force: true,
+    });
   await project?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });

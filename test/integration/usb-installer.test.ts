@@ -28,6 +28,7 @@ import {
   mountsUnder,
   REPO,
   runCli,
+  SHARED_WORK_DIR,
   startCli,
   type TempProject,
 } from './helpers.js';
@@ -291,6 +292,11 @@ beforeAll(async () => {
 }, 20 * 60_000);
 
 afterAll(async () => {
+  // The network tests' cache entry (the payload unpacked: ~900 MB) is this run's alone.
+  if (stick && existsSync(`${stick}.sha256`)) {
+    const sha = (await readFile(`${stick}.sha256`, 'utf8')).slice(0, 32);
+    await rm(join(SHARED_WORK_DIR, 'cache', 'netboot', sha), { recursive: true, force: true });
+  }
   await project?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });
