@@ -44,6 +44,23 @@ let stickDataOffset: number | undefined;
 let env: Record<string, string> = {};
 let fingerprint = '';
 
+/** A headless TCG VM that exits instead of rebooting, with nothing but what is added. */
+function tcgVm(smp: number): string[] {
+  return [
+    '-accel',
+    'tcg',
+    '-m',
+    '1024',
+    '-smp',
+    String(smp),
+    '-display',
+    'none',
+    '-nodefaults',
+    '-no-user-config',
+    '-no-reboot',
+  ];
+}
+
 /** Byte offset of the stick's second (data) partition. */
 function dataPartitionOffset(image: string): number {
   return partitionOffset(image, 1);
@@ -148,6 +165,29 @@ function serialConsole(argv: string[], timeoutMs: number) {
   };
 }
 
+/**
+ * Boot a VM until the installer's menu asks for a disk and answer `first`. A TCG boot that hangs
+ * before the menu (FACTS) gets one more try (nothing was written yet); a VM that fails is killed.
+ */
+async function bootToMenu(boot: () => ReturnType<typeof serialConsole>, first: string, what: string) {
+  const prompt = 'Install on disk number: ';
+  let vm = boot();
+  try {
+    await vm.answer(prompt, first, 6 * 60_000);
+  } catch (err) {
+    console.log(
+      `${what}: no menu on the first boot, booting again (${(err as Error).message.slice(0, 200)})`,
+    );
+    vm.kill();
+    vm = boot();
+    await vm.answer(prompt, first).catch((e: unknown) => {
+      vm.kill();
+      throw e;
+    });
+  }
+  return vm;
+}
+
 /** Boot until QEMU exits (the installer powers off), killed after timeoutMs. */
 async function bootUntilPoweroff(argv: string[], timeoutMs: number): Promise<{ exited: boolean }> {
   const qemu: ChildProcess = spawn('qemu-system-x86_64', argv, { stdio: 'ignore' });
@@ -185,8 +225,7 @@ async function installFromStick(
     const log = join(dir, `install-${attempt}.log`);
     const { exited } = await bootUntilPoweroff(
       [
-        ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
-        ...['-nodefaults', '-no-user-config', '-no-reboot'],
+        ...tcgVm(2),
         ...firmwareArgs(firmware, vars),
         ...['-drive', `file=${copy},if=virtio,format=raw`],
         ...['-drive', `file=${target},if=virtio,format=qcow2`],
@@ -509,8 +548,7 @@ describe('osbake build usb-installer', () => {
     const boot = () =>
       serialConsole(
         [
-          ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
-          ...['-nodefaults', '-no-user-config', '-no-reboot'],
+          ...tcgVm(2),
           // -device for both: the stick boots first (bootindex) and the target has a serial number.
           ...['-drive', `file=${copy},if=none,id=stick,format=raw`],
           ...['-device', 'virtio-blk-pci,drive=stick,bootindex=0'],
@@ -519,19 +557,8 @@ describe('osbake build usb-installer', () => {
         ],
         INSTALL_TIMEOUT_MS,
       );
-    // A TCG boot that hangs before the menu (FACTS) gets one more try; nothing was written yet.
-    let vm = boot();
+    const vm = await bootToMenu(boot, '9', 'menu');
     try {
-      try {
-        await vm.answer('Install on disk number: ', '9', 6 * 60_000);
-      } catch (err) {
-        console.log(
-          `menu: no menu on the first boot, booting again (${(err as Error).message.slice(0, 200)})`,
-        );
-        vm.kill();
-        vm = boot();
-        await vm.answer('Install on disk number: ', '9');
-      }
       // A number that is not offered (9, answered above): said, and the menu comes again.
       const menu = vm.output.slice(vm.output.lastIndexOf('Disks (the installer stick'));
       expect(menu).toContain('Disks (the installer stick /dev/vda is not offered):');
@@ -628,8 +655,7 @@ describe('osbake build usb-installer', () => {
           if (n.firmware !== 'bios') await copyFile(OVMF[n.firmware].vars, vars);
           const { exited } = await bootUntilPoweroff(
             [
-              ...['-accel', 'tcg', '-m', '1024', '-smp', '1', '-display', 'none'],
-              ...['-nodefaults', '-no-user-config', '-no-reboot'],
+              ...tcgVm(1),
               ...firmwareArgs(n.firmware, vars),
               ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${proxy}/netboot/boot.ipxe`],
               ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},bootindex=0`],
@@ -733,8 +759,7 @@ describe('osbake build usb-installer', () => {
       const boot = () =>
         serialConsole(
           [
-            ...['-accel', 'tcg', '-m', '1024', '-smp', '2', '-display', 'none'],
-            ...['-nodefaults', '-no-user-config', '-no-reboot'],
+            ...tcgVm(2),
             ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${port}/netboot/boot.ipxe`],
             ...['-device', `virtio-net-pci,netdev=n0,mac=${mac},bootindex=0`],
             ...['-drive', `file=${target},if=none,id=t,format=raw`],
@@ -742,19 +767,8 @@ describe('osbake build usb-installer', () => {
           ],
           INSTALL_TIMEOUT_MS,
         );
-      // A TCG boot that hangs before the menu (FACTS) gets one more try; nothing was written yet.
-      let vm = boot();
+      const vm = await bootToMenu(boot, '1', 'netboot menu');
       try {
-        try {
-          await vm.answer('Install on disk number: ', '1', 6 * 60_000);
-        } catch (err) {
-          console.log(
-            `netboot menu: no menu on the first boot, booting again (${(err as Error).message.slice(0, 200)})`,
-          );
-          vm.kill();
-          vm = boot();
-          await vm.answer('Install on disk number: ', '1');
-        }
         const menu = vm.output.slice(vm.output.lastIndexOf('osbake network installer'));
         expect(menu).toMatch(/ {2}1\) \/dev\/vda {2}model=virtio_blk {2}size=10\.0 GiB {2}serial=OSB-NET-9/);
         expect(menu).toContain('Disks:');
