@@ -33,7 +33,11 @@ export async function makeProject(
   const base = await readFile(join(REPO, 'osbake.yaml'), 'utf8');
   await writeFile(
     join(dir, 'osbake.yaml'),
-    `${base.replace(/^workDir:.*$/m, `workDir: ${SHARED_WORK_DIR}`)}\n${opts.extraConfig ?? ''}`,
+    `${base
+      .replace(/^workDir:.*$/m, `workDir: ${SHARED_WORK_DIR}`)
+      // A TCG boot that hangs (FACTS) is retried after 5 minutes without SSH, not 10: the Packer
+      // builds of the tests reach SSH in 1-2 minutes on an idle machine.
+      .replace(/^( +sshTimeout:) *10m/m, '$1 5m')}\n${opts.extraConfig ?? ''}`,
   );
   await writeFile(join(dir, '.gitignore'), 'store/\nout/\n');
   const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { stdio: 'pipe' });
