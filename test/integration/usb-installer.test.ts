@@ -188,18 +188,40 @@ async function bootToMenu(boot: () => ReturnType<typeof serialConsole>, first: s
   return vm;
 }
 
-/** Boot until QEMU exits (the installer powers off), killed after timeoutMs. */
-async function bootUntilPoweroff(argv: string[], timeoutMs: number): Promise<{ exited: boolean }> {
+/** How long a VM may take to print the installer's first line; past it the boot hung (TCG, FACTS). */
+const INSTALLER_START_MS = 5 * 60_000;
+
+/**
+ * Boot until QEMU exits (the installer powers off), killed after timeoutMs; also killed when its
+ * serial log (`-serial file:LOG`) has no "osbake-installer:" line INSTALLER_START_MS after the start
+ * (a hung boot: the caller boots again instead of waiting the whole timeout).
+ */
+async function bootUntilPoweroff(
+  argv: string[],
+  timeoutMs: number,
+  serialLog?: string,
+): Promise<{ exited: boolean }> {
   const qemu: ChildProcess = spawn('qemu-system-x86_64', argv, { stdio: 'ignore' });
   const exited = new Promise<boolean>((r) => qemu.on('exit', () => r(true)));
   let timer: NodeJS.Timeout | undefined;
+  let hangTimer: NodeJS.Timeout | undefined;
   const timeout = new Promise<boolean>((r) => {
     timer = setTimeout(() => r(false), timeoutMs);
+    if (serialLog) {
+      hangTimer = setTimeout(() => {
+        const text = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
+        if (!text.includes('osbake-installer:')) {
+          console.log(`no installer after ${INSTALLER_START_MS / 60_000} min: the boot hung, killing it`);
+          r(false);
+        }
+      }, INSTALLER_START_MS);
+    }
   });
   try {
     return { exited: await Promise.race([exited, timeout]) };
   } finally {
     clearTimeout(timer);
+    clearTimeout(hangTimer);
     if (qemu.exitCode === null && qemu.signalCode === null) {
       qemu.kill('SIGKILL');
       await exited;
@@ -232,6 +254,7 @@ async function installFromStick(
         ...['-serial', `file:${log}`],
       ],
       INSTALL_TIMEOUT_MS,
+      log,
     );
     serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
     if (exited || serial.includes('osbake-installer:')) break;
@@ -664,6 +687,7 @@ describe('osbake build usb-installer', () => {
               ...['-serial', `file:${log}`],
             ],
             INSTALL_TIMEOUT_MS,
+            log,
           );
           const serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
           if (exited || serial.includes('osbake-installer:')) break;
