@@ -7,7 +7,7 @@ const LAYERS = [
   ['errors.ts', 'version.ts', 'log'],
   ['exec'],
   ['config'],
-  ['artifacts', 'git', 'signing'],
+  ['artifacts', 'git', 'signing', 'disk'],
   ['media', 'patches'],
   ['distros'],
   ['builders', 'installer'],

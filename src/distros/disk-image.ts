@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { makeFat } from '../disk/fat.js';
+import { attachExtent, partitionExtents } from '../disk/loop.js';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -27,7 +29,6 @@ import {
   hybridSfdiskScript,
   PARTITION,
   rootGrubConfig,
-  SECTOR,
 } from './disk-layout.js';
 
 export const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
@@ -35,26 +36,12 @@ export const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
 /** grub-pc-bin's set-up program (not on PATH): writes boot.img and embeds core.img. */
 export const GRUB_BIOS_SETUP = '/usr/lib/grub/i386-pc/grub-bios-setup';
 
-/** Byte offset and size of the root (last) partition, from sfdisk's JSON. */
-async function rootPartitionExtent(
-  disk: string,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<{ offset: number; size: number }> {
-  const t = JSON.parse(await capture(['sfdisk', '--json', disk], { log, signal })) as {
-    partitiontable: { sectorsize?: number; partitions: { start: number; size: number }[] };
-  };
-  const p = t.partitiontable.partitions[PARTITION.root - 1];
-  if (!p) throw new Error(`${disk} has no partition ${PARTITION.root}`);
-  const sector = t.partitiontable.sectorsize ?? SECTOR;
-  return { offset: p.start * sector, size: p.size * sector };
-}
-
 /** Programs vanillaDiskFromTar runs (a distro's vanillaTools adds its bootstrapper). */
 export const DISK_TOOLS = [
   'grub-mkimage',
   GRUB_BIOS_SETUP,
   'mkfs.vfat',
+  'mlabel',
   'mmd',
   'mcopy',
   'sfdisk',
@@ -109,14 +96,6 @@ export class CleanupStack {
   }
 }
 
-export async function waitForPath(path: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!existsSync(path)) {
-    if (Date.now() > until) throw new Error(`${path} did not appear (is devtmpfs mounted on /dev?)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
   const { log, signal } = a;
   const r = (argv: string[], extra: { input?: string } = {}) => run(argv, { log, signal, ...extra });
@@ -132,34 +111,24 @@ export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
     await writeFile(a.rawDisk, '');
     await truncate(a.rawDisk, sizeToBytes(a.size));
     await r(['sfdisk', '--quiet', a.rawDisk], { input: hybridSfdiskScript(L) });
-    await r([
-      'mkfs.vfat',
-      '-F',
-      '32',
-      // One 512-byte sector per cluster: with the size of the whole file in view mkfs.vfat
-      // would pick clusters so large that FAT32 had fewer than 65525 (invalid; mtools refuses).
-      '-S',
-      '512',
-      '-s',
-      '1',
-      '-n',
-      'EFI',
-      '-i',
-      espId.mkfs,
-      `--offset=${L.esp.offset / SECTOR}`,
-      a.rawDisk,
-      String(L.esp.size / 1024),
-    ]);
+    await makeFat({
+      image: a.rawDisk,
+      offset: L.esp.offset,
+      size: L.esp.size,
+      label: 'EFI',
+      volumeId: espId.mkfs,
+      log,
+      signal,
+    });
 
     // The root file system through a loop device of its own (offset + size limit): GRUB's BIOS
     // set-up then sees it as a whole disk of the device map below (a partition of a loop device
     // is a disk GRUB cannot map: "cannot find a GRUB drive for /dev/loopNp3"). No partx needed.
-    const root = await rootPartitionExtent(a.rawDisk, log, signal);
-    const part = await capture(
-      ['losetup', '--find', '--show', `--offset=${root.offset}`, `--sizelimit=${root.size}`, a.rawDisk],
-      { log, signal },
-    );
-    cleanups.push(`detach ${part}`, () => rc(['losetup', '--detach', part]));
+    const root = (await partitionExtents(a.rawDisk, log, signal)).find((p) => p.number === PARTITION.root);
+    if (!root) throw new Error(`${a.rawDisk} has no partition ${PARTITION.root}`);
+    const rootDev = await attachExtent(a.rawDisk, root, { log, signal });
+    cleanups.push(`detach ${rootDev.device}`, () => rootDev.detach());
+    const part = rootDev.device;
 
     a.progress('making ext4 file system');
     // orphan_file and metadata_csum_seed are newer than what GRUB 2.06 and extlinux 6.04 read.

@@ -48,6 +48,8 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   bzip2: 'bzip2',
   virsh: 'libvirt-clients',
   mformat: 'mtools',
+  mlabel: 'mtools',
+  minfo: 'mtools',
   mcopy: 'mtools',
   mmd: 'mtools',
   'grub-mkimage': 'grub-common',

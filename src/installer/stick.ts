@@ -6,15 +6,16 @@
  */
 import { mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CleanupStack, SYSLINUX_MBR, waitForPath, writeEspFiles } from '../distros/disk-image.js';
+import { makeFat } from '../disk/fat.js';
+import { attachImage } from '../disk/loop.js';
+import { CleanupStack, SYSLINUX_MBR, writeEspFiles } from '../distros/disk-image.js';
 import { type BootChain, espFiles } from '../distros/disk-layout.js';
-import { capture, run } from '../exec/run.js';
+import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import {
   extlinuxInstallerConfig,
   grubInstallerConfig,
   planStickLayout,
-  SECTOR,
   type StickLayout,
   sfdiskScript,
 } from './stick-layout.js';
@@ -64,14 +65,15 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   await r(['sfdisk', '--quiet', a.out], { input: sfdiskScript(layout) });
 
   a.progress('EFI system partition (signed shim and GRUB, mtools)');
-  await r([
-    'mkfs.vfat',
-    '-n',
-    'OSBAKE-EFI',
-    `--offset=${layout.esp.offset / SECTOR}`,
-    a.out,
-    String(layout.esp.size / 1024),
-  ]);
+  await makeFat({
+    image: a.out,
+    offset: layout.esp.offset,
+    size: layout.esp.size,
+    label: 'OSBAKE-EFI',
+    volumeId: STICK_ESP_ID,
+    log,
+    signal,
+  });
   await writeEspFiles(
     `${a.out}@@${layout.esp.offset}`,
     espFiles(a.bootChain, grubInstallerConfig(a.label, a.kernelArgs), false),
@@ -113,14 +115,10 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   try {
     // The whole disk, then its partitions: extlinux records the partition's start sector (from
     // sysfs), which a loop device made with --offset would report as 0.
-    const loop = await capture(['losetup', '--find', '--show', a.out], { log, signal });
-    cleanups.push(`detach ${loop}`, () => rc(['losetup', '--detach', loop]));
-    await r(['partx', '--update', loop]);
-    cleanups.push(`remove partitions of ${loop}`, () =>
-      rc(['partx', '--delete', loop]).catch(() => undefined),
-    );
-    const part = `${loop}p2`;
-    await waitForPath(part, 5000);
+    const disk = await attachImage(a.out, { log, signal });
+    cleanups.push(`detach ${disk.device}`, () => disk.detach());
+    const part = disk.partitions.get(2);
+    if (!part) throw new Error(`${a.out} has no partition 2`);
     await mkdir(mnt, { recursive: true });
     await r(['mount', '-t', 'ext4', part, mnt]);
     cleanups.push(`unmount ${mnt}`, async () => {
@@ -135,6 +133,9 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   await r(['dd', `if=${SYSLINUX_MBR}`, `of=${a.out}`, 'bs=440', 'count=1', 'conv=notrunc', 'status=none']);
   return layout;
 }
+
+/** The stick ESP's FAT volume id (fixed: the same inputs give the same stick). */
+const STICK_ESP_ID = '05BA4E01';
 
 /** One inode per MiB: the data partition holds few, large files. */
 const MIB_INODE_RATIO = 2 ** 20;

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, posix, resolve } from 'node:path';
+import { attachImage } from '../../disk/loop.js';
 import type { OverlayFile } from '../../distros/vanilla-overlay.js';
 import { capture, run } from '../../exec/run.js';
 import type { Logger } from '../../log/logger.js';
@@ -42,16 +43,6 @@ export function resolvConfTarget(linkTarget: string | undefined): { path: string
   return { path: 'etc/resolv.conf', replace: true };
 }
 
-/** Partition nodes of a loop device (/dev/loop3p1, ...) as the kernel lists them in sysfs. */
-async function partitionsOf(loop: string): Promise<string[]> {
-  const name = loop.replace(/^\/dev\//, '');
-  const entries = await readdir(`/sys/block/${name}`).catch(() => [] as string[]);
-  return entries
-    .filter((e) => e.startsWith(`${name}p`))
-    .sort((a, b) => Number(a.slice(name.length + 1)) - Number(b.slice(name.length + 1)))
-    .map((e) => `/dev/${e}`);
-}
-
 export interface ProbedPartition {
   device: string;
   type?: string;
@@ -62,14 +53,6 @@ export interface ProbedPartition {
 export function pickRootPartition(parts: ProbedPartition[]): ProbedPartition | undefined {
   const linux = parts.filter((p) => p.type && ['ext4', 'ext3', 'ext2', 'xfs', 'btrfs'].includes(p.type));
   return linux.find((p) => p.label === 'root') ?? linux.at(-1);
-}
-
-async function waitFor(path: string, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!existsSync(path)) {
-    if (Date.now() > until) throw new Error(`${path} did not appear (is devtmpfs mounted on /dev?)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** PIDs whose root directory is `root` or below it (processes running inside the chroot). */
@@ -150,13 +133,11 @@ export async function mountChroot(o: {
     }
   };
   try {
-    const loop = await capture(['losetup', '--find', '--show', o.rawDisk], { log, signal: o.signal });
-    undo.push({ what: `detach ${loop}`, fn: () => rc(['losetup', '--detach', loop]) });
-    await run(['partx', '--update', loop], { log, signal: o.signal });
-    undo.push({ what: `partitions of ${loop}`, fn: () => rc(['partx', '--delete', loop]).catch(() => 0) });
+    const disk = await attachImage(o.rawDisk, { log, signal: o.signal });
+    const loop = disk.device;
+    undo.push({ what: `detach ${loop}`, fn: () => disk.detach() });
     const parts: ProbedPartition[] = [];
-    for (const device of await partitionsOf(loop)) {
-      await waitFor(device, 5000);
+    for (const [, device] of [...disk.partitions].sort((a, b) => a[0] - b[0])) {
       const out = await capture(['blkid', '-p', '-o', 'export', device], { log, okCodes: [2] }).catch(
         () => '',
       );

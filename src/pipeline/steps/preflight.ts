@@ -23,10 +23,13 @@ export const INSTALLER_TOOLS_REQUIRED = [
   'cpio',
   'extlinux',
   'mkfs.vfat',
+  'mlabel',
   'mcopy',
   'mmd',
   'sfdisk',
   'losetup',
+  'partx',
+  'mknod',
   'mkfs.ext4',
   'mount',
 ];
