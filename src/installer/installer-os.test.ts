@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { hashInputs } from '../artifacts/checksum.js';
 import { ImageConfigSchema, type ImageDefinition } from '../config/image.js';
 import { type Project, ProjectConfigSchema } from '../config/project.js';
-import { bmaptoolCreateArgs } from './bmap-tool.js';
 import {
   buildInstallerRootArgs,
   installerModules,
@@ -70,14 +69,5 @@ describe('installer OS', () => {
       kernelVersionFrom(['System.map-6.1.0-56-amd64', 'config-6.1.0-56-amd64', 'vmlinuz-6.1.0-56-amd64']),
     ).toBe('6.1.0-56-amd64');
     expect(() => kernelVersionFrom(['config-6.1.0-56-amd64'])).toThrow(/no \/boot\/vmlinuz/);
-  });
-  it('makes block maps with bmaptool create', () => {
-    expect(bmaptoolCreateArgs('/w/a.raw', '/w/a.bmap')).toEqual([
-      'bmaptool',
-      'create',
-      '--output',
-      '/w/a.bmap',
-      '/w/a.raw',
-    ]);
   });
 });

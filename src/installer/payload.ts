@@ -5,50 +5,12 @@
  * transferred or written: an 8 GiB image with 760 MiB of data costs 760 MiB of work.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { open, rm, writeFile } from 'node:fs/promises';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteProgress } from '../log/progress.js';
-import { createBmap } from './bmap-tool.js';
-
-export interface BmapRange {
-  /** First block. */
-  first: number;
-  /** Last block (inclusive). */
-  last: number;
-  sha256?: string;
-}
-
-export interface Bmap {
-  imageSize: number;
-  blockSize: number;
-  mappedBlocks: number;
-  ranges: BmapRange[];
-}
-
-function xmlNumber(xml: string, tag: string): number {
-  const m = new RegExp(`<${tag}>\\s*(\\d+)\\s*</${tag}>`).exec(xml);
-  if (!m) throw new Error(`block map has no <${tag}>`);
-  return Number(m[1]);
-}
-
-/** Parse a bmap-tools block map (format 1.x/2.x XML) (pure). */
-export function parseBmap(xml: string): Bmap {
-  const ranges: BmapRange[] = [];
-  const re = /<Range(?:\s+chksum="([0-9a-f]+)")?\s*>\s*(\d+)(?:-(\d+))?\s*<\/Range>/g;
-  for (const m of xml.matchAll(re)) {
-    const first = Number(m[2]);
-    const last = m[3] === undefined ? first : Number(m[3]);
-    if (last < first) throw new Error(`block map range ${first}-${last} is reversed`);
-    ranges.push({ first, last, ...(m[1] ? { sha256: m[1] } : {}) });
-  }
-  return {
-    imageSize: xmlNumber(xml, 'ImageSize'),
-    blockSize: xmlNumber(xml, 'BlockSize'),
-    mappedBlocks: xmlNumber(xml, 'MappedBlocksCount'),
-    ranges,
-  };
-}
+import { writeBmapFor } from '../media/bmap.js';
+import { type Bmap, rangeBytes } from '../media/bmap-format.js';
 
 export interface ByteRange {
   offset: number;
@@ -60,13 +22,17 @@ export interface ByteRange {
  * between them is below `maxGap` bytes (writing a small hole's zeros is cheaper than another dd
  * under emulation), split so that no range exceeds `maxLength` (pure).
  */
-export function writeRanges(bmap: Bmap, maxGap: number, maxLength = 256 * 2 ** 20): ByteRange[] {
+export function writeRanges(
+  bmap: Pick<Bmap, 'imageSize' | 'blockSize' | 'ranges'>,
+  maxGap: number,
+  maxLength = 256 * 2 ** 20,
+): ByteRange[] {
   const out: ByteRange[] = [];
   const sorted = [...bmap.ranges].sort((a, b) => a.first - b.first);
   for (const r of sorted) {
-    const offset = r.first * bmap.blockSize;
-    const end = Math.min((r.last + 1) * bmap.blockSize, bmap.imageSize);
-    if (end <= offset) continue;
+    const { offset, length } = rangeBytes(bmap, r);
+    const end = offset + length;
+    if (length <= 0) continue;
     const prev = out.at(-1);
     if (prev && offset - (prev.offset + prev.length) <= maxGap) {
       prev.length = Math.max(prev.length, end - prev.offset);
@@ -161,8 +127,7 @@ export async function preparePayload(o: {
   o.progress('converting the image to raw');
   await run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', o.image, raw], { log, signal });
   o.progress('creating the block map');
-  await createBmap(raw, bmapFile, { log, signal });
-  const bmap = parseBmap(await readFile(bmapFile, 'utf8'));
+  const { bmap } = await writeBmapFor(raw, log, undefined, bmapFile);
   const ranges = writeRanges(bmap, 1024 * 1024);
   const dataBytes = ranges.reduce((n, r) => n + r.length, 0);
   o.progress(`packing ${ranges.length} data ranges`);

@@ -13,7 +13,6 @@ import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
 import { readBuildsManifest } from '../config/builds.js';
 import { loadReleases, type ReleaseArtifact, releasesFile, requireRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
-import { createBmap } from '../installer/bmap-tool.js';
 import { initrdWithInit } from '../installer/initramfs.js';
 import { ensureInstallerOs, type InstallerOs } from '../installer/installer-os.js';
 import { type PreparedPayload, preparePayload } from '../installer/payload.js';
@@ -26,6 +25,7 @@ import {
   type StickFacts,
 } from '../installer/stick-layout.js';
 import { ByteProgress } from '../log/progress.js';
+import { writeBmapFor } from '../media/bmap.js';
 import { manifestFileOf } from '../release/image-builds.js';
 import { imageArtifact, latestCleanBuild } from '../release/plan.js';
 import { checkStoreArtifact } from '../release/verify.js';
@@ -325,8 +325,7 @@ const postProcess: Step<BuildContext> = {
     bytes.start(`sha256 ${ctx.plan.artifactFile}`, ctx.size);
     ctx.sha256 = await sha256File(file, (n) => bytes.add(n));
     bytes.end();
-    const bmap = `${file}.bmap`;
-    await createBmap(file, bmap, { log: ctx.log, signal: ctx.signal });
+    const { file: bmap } = await writeBmapFor(file, ctx.log);
     ctx.extraArtifacts = [{ src: bmap, name: `${ctx.plan.artifactFile}.bmap` }];
     // The bmap's detached signature, for bmaptool copy --bmap-sig. Not named IMAGE.bmap.asc or
     // .sig: bmaptool 3.6 (Debian 12) picks those up by itself and then fails for want of the

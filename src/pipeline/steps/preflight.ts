@@ -18,7 +18,7 @@ export const INSTALLER_TOOLS_REQUIRED = [
   'git',
   'mmdebstrap',
   'qemu-img',
-  'bmaptool',
+  'filefrag',
   'zstd',
   'cpio',
   'extlinux',
