@@ -5,6 +5,7 @@
  */
 const LAYERS = [
   ['errors.ts', 'version.ts', 'log'],
+  ['fsx'],
   ['exec'],
   ['config'],
   ['artifacts', 'git', 'signing', 'disk'],

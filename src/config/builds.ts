@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { INPUT_CAPS, jsonErrorWhere, readInputText } from '../fsx/input.js';
 import { writeFileAtomically } from './atomic.js';
 import { zodIssuesToConfigIssues } from './load.js';
 import { acquireLock } from './lock.js';
@@ -83,7 +84,7 @@ export type BuildsManifest = z.infer<typeof BuildsManifestSchema>;
 export async function readBuildsManifest(file: string): Promise<BuildsManifest> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readInputText(file, { what: 'manifest.json', maxBytes: INPUT_CAPS.manifest });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { builds: [], last_run_uuid: '' };
     throw err;
@@ -92,7 +93,7 @@ export async function readBuildsManifest(file: string): Promise<BuildsManifest> 
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError([{ file, path: '', message: `invalid JSON: ${(err as Error).message}` }]);
+    throw new ConfigError([{ file, path: '', message: `invalid JSON (${jsonErrorWhere(err)})` }]);
   }
   const result = BuildsManifestSchema.safeParse(data);
   if (!result.success) throw new ConfigError(zodIssuesToConfigIssues(file, result.error.issues));

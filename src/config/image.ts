@@ -137,7 +137,7 @@ export async function loadImage(project: Project, name: string): Promise<ImageDe
       known.length ? `known images: ${known.join(', ')} (osbake images)` : 'create images/<name>/image.yaml',
     );
   }
-  const config = await loadYamlConfig(file, ImageConfigSchema);
+  const config = await loadYamlConfig(file, ImageConfigSchema, project.root);
   if (config.name !== name) {
     throw new UserError(
       'E_CONFIG',

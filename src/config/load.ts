@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { type Document, isMap, isNode, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, UserError } from '../errors.js';
+import { INPUT_CAPS, readInputText } from '../fsx/input.js';
 
 /** The key node of the last element of path, when its parent is a mapping (the line of `key:`). */
 function keyNodeOf(doc: ReturnType<typeof parseDocument>, path: PropertyKey[]): Node | undefined {
@@ -26,6 +26,11 @@ function lineOf(
   return undefined;
 }
 
+/** A key as shown in a message: a name as people write them, else not quoted (it may be a secret). */
+export function showKey(k: string): string {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(k) ? k : '(a key that is not a name; not shown)';
+}
+
 /** Turn zod issues into ConfigIssues that name the file, key path and line. */
 export function zodIssuesToConfigIssues(
   file: string,
@@ -35,7 +40,7 @@ export function zodIssuesToConfigIssues(
   return issues.map((i) => {
     let message = i.message;
     if (i.code === 'unrecognized_keys')
-      message = `unknown key(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+      message = `unknown key(s) ${i.keys.map(showKey).join(', ')}: remove or fix the spelling`;
     if (i.code === 'invalid_key') message = `invalid key: ${i.issues[0]?.message ?? i.message}`;
     const path = i.code === 'unrecognized_keys' ? [...i.path, i.keys[0] ?? ''] : i.path;
     return {
@@ -69,6 +74,30 @@ export function duplicateKeys(doc: Document.Parsed, counter: LineCounter): { key
   return out;
 }
 
+/**
+ * The document as plain data, with aliases expanded up to a bound: a manifest with many ordinary
+ * aliases is fine, an alias bomb (each alias doubling the data) is a config error, not a crash.
+ */
+export function yamlToJs(file: string, doc: Document.Parsed): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: YAML_MAX_ALIAS_EXPANSION });
+  } catch (err) {
+    if (err instanceof ReferenceError || /alias/i.test((err as Error).message)) {
+      throw new ConfigError([
+        {
+          file,
+          path: '',
+          message: 'YAML aliases expand to too much data (an alias bomb?): write the values out',
+        },
+      ]);
+    }
+    throw err;
+  }
+}
+
+/** yaml's maxAliasCount: how much alias expansion one document may do (its default, 100, refuses real manifests). */
+export const YAML_MAX_ALIAS_EXPANSION = 10_000;
+
 /** Parse YAML text and validate it against a schema, reporting every problem at once. */
 export function parseYamlConfig<S extends z.ZodType>(
   file: string,
@@ -101,7 +130,7 @@ export function parseYamlConfig<S extends z.ZodType>(
     );
   }
   const extra = inspect?.(doc, counter) ?? [];
-  const result = schema.safeParse(doc.toJS() ?? {});
+  const result = schema.safeParse(yamlToJs(file, doc) ?? {});
   if (!result.success) {
     throw new ConfigError([
       ...extra,
@@ -112,10 +141,15 @@ export function parseYamlConfig<S extends z.ZodType>(
   return result.data;
 }
 
-export async function loadYamlConfig<S extends z.ZodType>(file: string, schema: S): Promise<z.output<S>> {
+export async function loadYamlConfig<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  /** The tree the file must stay in (a symlink out of it is refused): the project. */
+  within?: string,
+): Promise<z.output<S>> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readInputText(file, { maxBytes: INPUT_CAPS.config, within });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UserError(

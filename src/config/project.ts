@@ -257,7 +257,7 @@ export function findProjectRoot(start: string): string {
 export async function loadProject(start: string): Promise<Project> {
   const root = findProjectRoot(start);
   const file = join(root, PROJECT_FILE);
-  const config = await loadYamlConfig(file, ProjectConfigSchema);
+  const config = await loadYamlConfig(file, ProjectConfigSchema, root);
   return {
     root,
     file,

@@ -3,11 +3,12 @@
  * each release, with their store paths, sizes and SHA-256 sums. Written by `osbake release` under a
  * lock and atomically, editing the YAML document in place so comments and order survive.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Document, isMap, isScalar, type LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { type ConfigIssue, UserError } from '../errors.js';
+import { INPUT_CAPS, readInputText } from '../fsx/input.js';
 import { writeFileAtomically } from './atomic.js';
 import { withManifestLock } from './builds.js';
 import { parseYamlConfig } from './load.js';
@@ -160,7 +161,7 @@ function releaseMap(r: Record<string, Release>): Record<string, Release> {
 
 async function readText(file: string): Promise<string | undefined> {
   try {
-    return await readFile(file, 'utf8');
+    return await readInputText(file, { what: 'manifest.yaml', maxBytes: INPUT_CAPS.manifest });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;

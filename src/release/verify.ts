@@ -18,6 +18,7 @@ import {
   requireRelease,
 } from '../config/releases.js';
 import { UserError } from '../errors.js';
+import { INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
 import { createNullLogger } from '../log/logger.js';
 import { ByteProgress, formatBytes, type ProgressSink } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
@@ -315,12 +316,16 @@ export async function checkStoreReleaseJson(
   const json = join(storeDir, 'releases', `${name}.json`);
   let text: string;
   try {
-    text = await readFile(json, 'utf8');
+    text = await readInputText(json, {
+      what: 'release record',
+      maxBytes: INPUT_CAPS.record,
+      noSymlink: true,
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  const parsed = StoreReleaseJsonSchema.safeParse(JSON.parse(text));
+  const parsed = StoreReleaseJsonSchema.safeParse(parseInputJson(json, text, 'release record'));
   const diff = parsed.success
     ? [
         ...compareReleaseRecords(release, { ...release, artifacts: parsed.data.artifacts }),

@@ -11,6 +11,7 @@ import { type PackageRecord, parsePackageList } from '../artifacts/package-list.
 import type { BuildEntry } from '../config/builds.js';
 import type { Project } from '../config/project.js';
 import { loadReleases, type Release, ReleaseSchema, releasesFile } from '../config/releases.js';
+import { INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
 import { createNullLogger } from '../log/logger.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { releaseRecordFiles, releaseSignatureState } from '../release/signature.js';
@@ -58,7 +59,13 @@ async function readStoreReleases(
   const out: { name: string; release: Release }[] = [];
   for (const n of names.filter((x) => x.endsWith('.json') && !x.startsWith('.')).sort()) {
     try {
-      const r = ReleaseJsonSchema.parse(JSON.parse(await readFile(join(dir, n), 'utf8')));
+      const file = join(dir, n);
+      const text = await readInputText(file, {
+        what: 'release record',
+        maxBytes: INPUT_CAPS.record,
+        noSymlink: true,
+      });
+      const r = ReleaseJsonSchema.parse(parseInputJson(file, text, 'release record'));
       out.push({
         name: r.release,
         release: { date: r.date, git_commit: r.git_commit, artifacts: r.artifacts },

@@ -11,6 +11,7 @@ import {
   nodeScript,
   nodesView,
   parseReport,
+  readNode,
   readNodes,
   updateNode,
 } from './netboot.js';
@@ -262,10 +263,26 @@ describe('netboot record limit', () => {
     const { writeFile } = await import('node:fs/promises');
     for (let i = 0; i < MAX_UNKNOWN_RECORDS + 2; i++) {
       const mac = `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-      await writeFile(join(dir, `${mac.replaceAll(':', '-')}.json`), '{}');
+      const rec = { mac, state: 'booted', updated: '2026-12-06T00:00:00Z', events: [] };
+      await writeFile(join(dir, `${mac.replaceAll(':', '-')}.json`), JSON.stringify(rec));
     }
     expect(await mayRecord(dir, config, '52:54:00:aa:bb:01')).toBe(true);
     expect(await mayRecord(dir, config, '52:54:00:00:00:09')).toBe(false);
     expect(await mayRecord(dir, config, '02:00:00:00:00:01')).toBe(true); // its record may change
+  });
+  it('a damaged record, a FIFO or a symlink as a record is an error naming it, not silently dropped', async () => {
+    const { writeFile, symlink } = await import('node:fs/promises');
+    const { execFileSync } = await import('node:child_process');
+    const dir = await mkdtemp(join(tmpdir(), 'nb-'));
+    dirs.push(dir);
+    await writeFile(join(dir, '02-00-00-00-00-01.json'), 'root:*:19000:0:99999:7:::');
+    await expect(readNode(dir, '02:00:00:00:00:01')).rejects.toThrow(
+      /02-00-00-00-00-01\.json: is not valid JSON \(not JSON\)$/,
+    );
+    execFileSync('mkfifo', [join(dir, '02-00-00-00-00-02.json')]);
+    await expect(readNode(dir, '02:00:00:00:00:02')).rejects.toThrow(/is a FIFO, not a regular file/);
+    await symlink('/etc/passwd', join(dir, '02-00-00-00-00-03.json'));
+    await expect(readNode(dir, '02:00:00:00:00:03')).rejects.toThrow(/is a symlink/);
+    expect(await readNode(dir, '02:00:00:00:00:04')).toBeUndefined();
   });
 });

@@ -6,11 +6,13 @@
  * /netboot/report; each node's record is one JSON file (written whole, temp + rename) under
  * <project>/.osbake/netboot/nodes/, so every worker process and a restarted server answer the same.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../config/atomic.js';
 import { type NetbootConfig, type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
 import type { Project } from '../config/project.js';
+import { UserError } from '../errors.js';
+import { INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
 import type { NetbootRelease } from './netboot-files.js';
 
 export interface NetbootContext {
@@ -179,12 +181,30 @@ function recordFile(dir: string, mac: string): string {
   return join(dir, `${mac.replaceAll(':', '-')}.json`);
 }
 
+/** A node's record, or undefined when it has none; a damaged or foreign record is a user error naming it. */
 export async function readNode(dir: string, mac: string): Promise<NodeRecord | undefined> {
+  const file = recordFile(dir, mac);
+  let text: string;
   try {
-    return JSON.parse(await readFile(recordFile(dir, mac), 'utf8')) as NodeRecord;
-  } catch {
-    return undefined;
+    text = await readInputText(file, { what: 'node record', maxBytes: INPUT_CAPS.record, noSymlink: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
+  const data = parseInputJson(file, text, 'node record') as Partial<NodeRecord> | null;
+  if (
+    typeof data !== 'object' ||
+    data === null ||
+    typeof data.mac !== 'string' ||
+    typeof data.state !== 'string'
+  ) {
+    throw new UserError(
+      'E_INPUT',
+      `node record ${file}: not a node record (no mac or state)`,
+      'remove it; the node reports again at its next boot',
+    );
+  }
+  return data as NodeRecord;
 }
 
 export async function readNodes(dir: string): Promise<NodeRecord[]> {

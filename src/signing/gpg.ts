@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessError, UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
+import { INPUT_CAPS, readInputBytes } from '../fsx/input.js';
 import type { Logger } from '../log/logger.js';
 
 /** A public key as `gpg --show-keys --with-colons` describes it. */
@@ -213,7 +214,11 @@ export async function keyringFromDir(keysDir: string, out: string, log: Logger):
   const tmp = `${out}.dearmor-${process.pid}`;
   try {
     for (const f of files) {
-      const data = await readFile(join(keysDir, f));
+      const data = await readInputBytes(join(keysDir, f), {
+        what: 'key file',
+        maxBytes: INPUT_CAPS.key,
+        noSymlink: true,
+      });
       if (data.subarray(0, 5).toString() !== '-----') {
         parts.push(data);
         continue;

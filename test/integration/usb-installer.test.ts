@@ -1,13 +1,14 @@
 /**
- * The usb-installer end to end with the real tools: osbake builds the stick (mmdebstrap, busybox
- * initramfs, GRUB EFI + mtools, extlinux, bmaptool, zstd) for release R, whose image is a real
- * bootable Debian 12 disk (the cached vanilla disk: hybrid GPT). The stick boots in QEMU under
+ * The user's whole flow at real size, with the real tools, as the README types it: `osbake build
+ * debian12-base --release R` (the repository's own definition, every package), `osbake release R`,
+ * `osbake build usb-installer --release R` (mmdebstrap, busybox initramfs, signed shim + GRUB on a
+ * FAT made by mtools, extlinux, zstd), `osbake burn STICK FILE`. The stick boots in QEMU under
  * SeaBIOS and under OVMF with Secure Boot enforced, with a blank second disk, installs unattended
  * (installer.conf on its data partition), powers off; then the second disk boots alone under the
  * same firmware and is checked over SSH.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/artifacts/checksum.js';
 import { bootTest } from '../../src/builders/boot-test/boot-test.js';
 import { type Firmware, firmwareArgs, OVMF } from '../../src/builders/boot-test/qemu-args.js';
-import { loadImage } from '../../src/config/image.js';
-import { loadProject } from '../../src/config/project.js';
-import { debian } from '../../src/distros/debian.js';
 import { createNullLogger } from '../../src/log/logger.js';
-import { ensureVanillaDisk } from '../../src/pipeline/vanilla.js';
 import { startFaultProxy } from './fault-proxy.js';
 import {
   git,
@@ -34,7 +31,8 @@ import {
 } from './helpers.js';
 
 const RELEASE = 'r1';
-const BASE_BUILD = `debian12-base-${RELEASE}-main-0123abcd`;
+/** The build of debian12-base that release R records (made in beforeAll). */
+let baseBuild = '';
 const INSTALL_TIMEOUT_MS = 25 * 60_000;
 
 let project: TempProject;
@@ -307,52 +305,25 @@ beforeAll(async () => {
     recursive: true,
     filter: (p) => !p.endsWith('manifest.json'),
   });
-  // Release R's image: the vanilla disk osbake makes (a real bootable Debian 12), recorded by hand
-  // as the build of debian12-base for R (a Packer build of it takes ~7 minutes under TCG).
-  const p = await loadProject(dir);
-  const image = await loadImage(p, 'debian12-base');
-  const vanilla = await ensureVanillaDisk({
-    distro: debian,
-    project: p,
-    image,
-    log: createNullLogger(),
-    signal: new AbortController().signal,
-    scratchDir: work,
-    progress: () => undefined,
-    debug: false,
-  });
-  const stored = join(dir, 'store/builds', `${BASE_BUILD}.qcow2`);
-  await mkdir(join(dir, 'store/builds'), { recursive: true });
-  await copyFile(vanilla.path, stored);
-  const sha = await sha256File(stored);
-  const size = statSync(stored).size;
-  await writeFile(
-    join(dir, 'manifest.yaml'),
-    [
-      'releases:',
-      `  ${RELEASE}:`,
-      '    date: "2026-11-26"',
-      `    git_commit: ${git(dir, 'rev-parse', 'HEAD')}`,
-      '    artifacts:',
-      '      - name: debian12-base',
-      '        kind: image',
-      `        path: builds/${BASE_BUILD}.qcow2`,
-      `        sha256: ${sha}`,
-      `        size: ${size}`,
-      `        build: ${BASE_BUILD}`,
-      '',
-    ].join('\n'),
-  );
   await writeFile(join(work, 'site-config.tar'), 'site configuration payload\n');
-  // The project signs: the stick's SHA256SUMS is signed and the installer checks it.
+  // The project signs: the release, the stick's SHA256SUMS (the installer checks it) and the bmap.
   env = { GNUPGHOME: join(work, 'gnupg') };
   const init = await runCli(['keys', 'init', '--uid', 'Stick Test <stick@example.org>'], dir, env);
   if (init.code !== 0) throw new Error(init.stderr);
   fingerprint = /made ([0-9A-F]{40})/.exec(init.stdout)?.[1] ?? '';
   git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', 'usb-installer and release r1');
-}, 20 * 60_000);
-
+  git(dir, 'commit', '-q', '-m', 'usb-installer and the project key');
+  // Release R's image as a user makes it: the repository's own debian12-base definition, the whole
+  // package list, built by the default builder here (chroot: no KVM) with its boot test, then
+  // `osbake release R`. The stick, the burn, both installs and the network install below use it.
+  const t0 = Date.now();
+  const build = await runCli(['build', 'debian12-base', '--release', RELEASE], dir, env);
+  if (build.code !== 0) throw new Error(`build debian12-base: ${build.stderr}\n${build.stdout}`);
+  baseBuild = /built (debian12-base-\S+)/.exec(build.stdout)?.[1] ?? '';
+  console.log(`build debian12-base (the real image): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const rel = await runCli(['release', RELEASE], dir, env);
+  if (rel.code !== 0) throw new Error(`release: ${rel.stderr}\n${rel.stdout}`);
+}, 30 * 60_000);
 afterAll(async () => {
   // The network tests' cache entry (the payload unpacked: ~900 MB) is this run's alone.
   if (stick && existsSync(`${stick}.sha256`)) {
@@ -372,8 +343,7 @@ describe('osbake build usb-installer', () => {
       env,
     );
     expect(res.code, res.stderr + res.stdout).toBe(0);
-    const short = git(project.dir, 'rev-parse', '--short=8', 'HEAD~1');
-    const name = `usb-installer-${RELEASE}-main-${short}`;
+    const name = /built (usb-installer-\S+)/.exec(res.stdout)?.[1] ?? 'no "built" line';
     stick = join(project.dir, 'store/builds', `${name}.raw`);
     console.log(`usb-installer build: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(existsSync(stick)).toBe(true);
@@ -401,7 +371,7 @@ describe('osbake build usb-installer', () => {
     const m = JSON.parse(await readFile(join(project.dir, 'images/usb-installer/manifest.json'), 'utf8'));
     const d = m.builds[0].custom_data;
     expect(d.artifact_kind).toBe('installer');
-    expect(d.installer.payload_build).toBe(BASE_BUILD);
+    expect(d.installer.payload_build).toBe(baseBuild);
     expect(d.installer.package.name).toBe('site-config.tar');
     // Overhead beyond the payload (kernel, initramfs, ESP, file system): the goal is < 64 MiB.
     expect(d.installer.payload_zst_bytes).toBeGreaterThan(50 * 2 ** 20);
@@ -417,7 +387,7 @@ describe('osbake build usb-installer', () => {
         [
           'SHA256SUMS',
           'SHA256SUMS.asc',
-          `${BASE_BUILD}.bmap`,
+          `${baseBuild}.bmap`,
           'image.txt',
           'payload.ranges',
           'payload.zst',
@@ -450,8 +420,8 @@ describe('osbake build usb-installer', () => {
     expect(yaml).toContain(`path: builds/${name}.raw`);
   });
 
-  // The stick as users write it: with bmaptool (BIOS case) or osbake burn onto a drive holding old
-  // data (Secure Boot case); each installs, then the installed disk boots under the same firmware
+  // The stick as users write it: with bmaptool (BIOS case) or osbake burn into a file (Secure Boot
+  // case, the README's fourth command); each installs, then the installed disk boots under the same firmware
   // with a fresh variable store (no NVRAM entry) and is checked over SSH by osbake's boot test.
   const CASES = [
     { firmware: 'bios', writer: 'bmaptool copy' },
@@ -466,23 +436,10 @@ describe('osbake build usb-installer', () => {
       if (writer === 'bmaptool copy') {
         execFileSync('bmaptool', ['-q', 'copy', '--bmap', `${stick}.bmap`, stick, copy]);
       } else {
-        // A "drive" full of old data, the size of the stick.
-        const size = statSync(stick).size;
-        execFileSync('dd', [
-          'if=/dev/urandom',
-          `of=${copy}`,
-          'bs=1M',
-          `count=${Math.ceil(size / 2 ** 20)}`,
-          'status=none',
-        ]);
-        const dev = execFileSync('losetup', ['-f', '--show', copy], { encoding: 'utf8' }).trim();
-        try {
-          const burn = await runCli(['burn', stick, dev, '--force', '--yes'], project.dir, env);
-          expect(burn.code, burn.stderr + burn.stdout).toBe(0);
-          expect(burn.stdout).toMatch(/verified \d+ range/);
-        } finally {
-          execFileSync('losetup', ['-d', dev]);
-        }
+        // As the README's fourth command: osbake burn into a file (then dd'd to a stick elsewhere).
+        const burn = await runCli(['burn', stick, copy, '--yes'], project.dir, env);
+        expect(burn.code, burn.stderr + burn.stdout).toBe(0);
+        expect(burn.stdout).toMatch(/verified \d+ range/);
       }
       await withDataPartition(
         copy,
