@@ -69,29 +69,34 @@ export async function commitManifest(
   artifact: string,
   log: Logger,
 ): Promise<void> {
-  const rel = relative(root, manifestFile);
-  // Builds run in parallel (osbake build --all) and git allows one index writer at a time.
+  await commitRecord(
+    root,
+    manifestFile,
+    [`created new image for ${image} from commit ${prov.shortCommit}`, `artifact: ${artifact}`],
+    log,
+  );
+}
+
+/**
+ * Commit one record file osbake wrote (manifest.json of an image, manifest.yaml of the releases)
+ * and nothing else, under the project's commit lock (git allows one index writer at a time).
+ */
+export async function commitRecord(
+  root: string,
+  file: string,
+  message: string[],
+  log: Logger,
+): Promise<void> {
+  const rel = relative(root, file);
   const gitDir = resolve(
     root,
     await capture(['git', '-C', root, 'rev-parse', '--git-common-dir'], { log, tag: 'git' }),
   );
   await withManifestLock(join(gitDir, 'osbake-commit'), async () => {
     await run(['git', '-C', root, 'add', '--', rel], { log, tag: 'git' });
-    await run(
-      [
-        'git',
-        '-C',
-        root,
-        'commit',
-        '--quiet',
-        '-m',
-        `created new image for ${image} from commit ${prov.shortCommit}`,
-        '-m',
-        `artifact: ${artifact}`,
-        '--',
-        rel,
-      ],
-      { log, tag: 'git' },
-    );
+    await run(['git', '-C', root, 'commit', '--quiet', ...message.flatMap((m) => ['-m', m]), '--', rel], {
+      log,
+      tag: 'git',
+    });
   });
 }

@@ -13,7 +13,7 @@ import {
   writeRelease,
 } from '../config/releases.js';
 import { UserError, withContext } from '../errors.js';
-import { readProvenance } from '../git/provenance.js';
+import { commitRecord, readProvenance } from '../git/provenance.js';
 import { createNullLogger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
@@ -31,6 +31,8 @@ export interface RunReleaseOptions {
   /** commander's --patches <id> / --no-patches: an id, false, or undefined (the newest bundle). */
   patches?: string | boolean;
   force: boolean;
+  /** Write manifest.yaml but do not commit it (as build --skip-commit does with manifest.json). */
+  skipCommit?: boolean;
   out?: Pick<NodeJS.WriteStream, 'write'>;
   progress?: ProgressSink;
   /** The project commit to record (default: git rev-parse HEAD). */
@@ -136,9 +138,17 @@ export async function runRelease(o: RunReleaseOptions): Promise<ReleasePlan> {
 
   out.write(formatReleaseSummary(plan));
   const rel = (p: string) => relative(process.cwd(), p) || p;
+  let committed = '';
+  if (plan.changed && !o.skipCommit) {
+    await commitRecord(project.root, file, [`recorded release ${o.release}`], log).catch((err: unknown) => {
+      throw withContext(`release ${o.release} is recorded, but committing ${rel(file)} failed`, err);
+    });
+    committed = ' (committed)';
+  } else if (plan.changed) {
+    committed = ` (--skip-commit: commit ${rel(file)} to keep it)`;
+  }
   out.write(
-    `${plan.changed ? 'recorded in' : 'unchanged in'} ${rel(file)}; wrote ${rel(json)}` +
-      `${plan.changed ? ` (commit ${rel(file)} to keep it)` : ''}\n`,
+    `${plan.changed ? 'recorded in' : 'unchanged in'} ${rel(file)}; wrote ${rel(json)}${committed}\n`,
   );
   return plan;
 }

@@ -12,13 +12,17 @@ export function registerRelease(program: Command): void {
     .option('--patches <bundle-id>', 'the patch bundle to include (default: the newest one)')
     .option('--no-patches', 'record no patch bundle')
     .option('--force', 'allow changing or removing artifacts the release already records')
+    .option('--skip-commit', 'write manifest.yaml but do not commit it (the default commits only that file)')
     .option('--json', 'print what was recorded as JSON')
     .addHelpText(
       'after',
       '\nExamples:\n  osbake release 2026.11\n  osbake release 2026.11 --patches debian12-patches-20261120 --force\n  osbake release 2026.11 --no-patches',
     )
     .action(
-      async (release: string, opts: { patches?: string | boolean; force?: boolean; json?: boolean }) => {
+      async (
+        release: string,
+        opts: { patches?: string | boolean; force?: boolean; json?: boolean; skipCommit?: boolean },
+      ) => {
         const g = program.opts<GlobalOptions>();
         const { runRelease } = await import('../../release/apply.js');
         const plan = await runRelease({
@@ -26,6 +30,7 @@ export function registerRelease(program: Command): void {
           release,
           patches: opts.patches,
           force: Boolean(opts.force),
+          skipCommit: Boolean(opts.skipCommit),
           ...(opts.json ? { out: { write: () => true } } : {}),
         });
         if (opts.json) {
