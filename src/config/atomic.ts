@@ -5,8 +5,10 @@
  * removed on every failure.
  */
 import { constants } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
+import { disown, own } from '../fsx/owned.js';
 
 let counter = 0;
 
@@ -36,14 +38,30 @@ export async function fsyncPath(path: string, dir = false): Promise<void> {
  */
 export async function replaceAtomically(dest: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
+  // The file being replaced keeps its mode and owner; a write-protected one is not replaced.
+  const before = await lstat(dest).catch(() => undefined);
+  if (before?.isFile() && (before.mode & 0o222) === 0) {
+    throw new UserError(
+      'E_READONLY',
+      `${dest} is write-protected (mode ${(before.mode & 0o7777).toString(8)}): osbake does not replace it`,
+      `make it writable (chmod u+w ${dest}) if osbake should update it`,
+    );
+  }
   const tmp = hiddenTempName(dest);
   try {
     await fill(tmp);
+    own(tmp, 'temp');
+    if (before?.isFile()) {
+      await chmod(tmp, before.mode & 0o7777);
+      if (process.getuid?.() === 0) await chown(tmp, before.uid, before.gid);
+    }
     await fsyncPath(tmp);
     await rename(tmp, dest);
+    disown(tmp);
     await fsyncPath(dirname(dest), true);
   } catch (err) {
     await rm(tmp, { force: true });
+    disown(tmp);
     throw err;
   }
 }

@@ -9,6 +9,7 @@ import { utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import { UserError } from '../errors.js';
+import { disown, own } from '../fsx/owned.js';
 
 export interface LockOwner {
   pid: number;
@@ -96,12 +97,16 @@ export async function acquireLock(path: string, o: LockOptions): Promise<() => P
         },
       });
       const owner = currentOwner();
+      own(lockDir(path), 'lock');
       try {
         writeFileSync(ownerFile(path), JSON.stringify(owner));
+        own(ownerFile(path), 'lock');
       } catch {
         // the lock still holds; only the "who" is missing
       }
       return async () => {
+        disown(lockDir(path));
+        disown(ownerFile(path));
         if (compromised) {
           throw new UserError(
             'E_LOCK_LOST',

@@ -4,6 +4,7 @@ import { mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { ledgerOf, useLedger } from '../fsx/owned.js';
 import { loadYamlConfig } from './load.js';
 import { NetbootSchema } from './netboot.js';
 
@@ -258,6 +259,8 @@ export async function loadProject(start: string): Promise<Project> {
   const root = findProjectRoot(start);
   const file = join(root, PROJECT_FILE);
   const config = await loadYamlConfig(file, ProjectConfigSchema, root);
+  // What this process creates from here on is recorded as the project's own (osbake clean).
+  useLedger(ledgerOf(root));
   return {
     root,
     file,

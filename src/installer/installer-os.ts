@@ -12,6 +12,7 @@ import type { Project } from '../config/project.js';
 import { DEBIAN_BOOT_CHAIN, debianSources } from '../distros/debian.js';
 import { type BootChain, bootChainFiles } from '../distros/disk-layout.js';
 import { run } from '../exec/run.js';
+import { own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS, NET_MODULES } from './initramfs.js';
 
@@ -154,6 +155,7 @@ export async function ensureInstallerOs(o: {
     // One rename of the whole directory: the cache entry appears complete or not at all.
     await rm(dir, { recursive: true, force: true });
     await rename(out, dir);
+    own(dir, 'cache');
     return result(false);
   } finally {
     await rm(scratch, { recursive: true, force: true });

@@ -1,18 +1,11 @@
-/**
- * `osbake clean [--dry-run] [--cache-older-than 30d] [--json]`: what killed builds and writers
- * leave behind — work directories (with their mounts, loop devices and processes), stale locks,
- * temporary files of atomic writes — and cache entries unused for long. Facts are gathered here,
- * the decision is clean-plan.ts (pure), then the actions run (unless --dry-run).
- */
-import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { processesRootedIn } from '../builders/chroot/mount.js';
-import { isPartialName } from '../config/atomic.js';
 import { isAlive, ownerAlive, ownerFileOfLockDir, readOwnerFile } from '../config/lock.js';
 import { loadProject, type Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
+import { ledgerOf, readLedger, stillOwned } from '../fsx/owned.js';
 import { createNullLogger } from '../log/logger.js';
 import { formatTable } from '../log/table.js';
 import {
@@ -25,7 +18,6 @@ import {
   type TempFact,
   type WorkDirFact,
 } from './clean-plan.js';
-import { WORK_OWNER_FILE } from './steps/preflight.js';
 
 const log = createNullLogger();
 
@@ -74,73 +66,68 @@ async function processesUnder(dir: string): Promise<number[]> {
   return [...pids];
 }
 
-async function findLockDirs(dirs: string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of dirs) for (const f of await ls(d)) if (f.endsWith('.lock')) out.push(join(d, f));
-  return out;
-}
-
-async function gatherFacts(project: Project): Promise<CleanFacts> {
-  const work = join(project.workDir, 'work');
+/**
+ * The facts come from the project's ledger only (fsx/owned.ts): what osbake recorded when it made
+ * it, and that is still the same file or directory (device + inode). Nothing is found by name.
+ */
+async function gatherFacts(project: Project): Promise<CleanFacts & { records: Map<string, string> }> {
+  const { records } = readLedger(ledgerOf(project.root));
+  const host = hostname();
   const workDirs: WorkDirFact[] = [];
-  for (const name of await ls(work)) {
-    const path = join(work, name);
-    const owner = readOwnerFile(join(path, WORK_OWNER_FILE));
-    workDirs.push({
-      path,
-      ownerPid: owner?.pid,
-      ownerAlive: ownerAlive(owner),
-      ageMs: await ageMs(path),
-      mounts: await mountsUnder(path),
-      loops: await loopsUnder(path),
-      processes: await processesUnder(path),
-    });
-  }
-  const imageDirs = (await ls(join(project.root, 'images'))).map((i) => join(project.root, 'images', i));
-  const cacheDirs = [
-    join(project.workDir, 'cache', 'vanilla'),
-    join(project.workDir, 'cache', 'installer-os'),
-    join(project.workDir, 'cache', 'netboot'),
-  ];
   const locks: LockFact[] = [];
-  for (const path of await findLockDirs([
-    project.root,
-    ...imageDirs,
-    ...cacheDirs,
-    join(project.root, '.git'),
-  ])) {
-    const owner = readOwnerFile(ownerFileOfLockDir(path));
-    locks.push({ path, ownerPid: owner?.pid, ownerAlive: ownerAlive(owner), ageMs: await ageMs(path) });
-  }
   const temps: TempFact[] = [];
-  const store = project.storeDir;
-  const tempDirs = [
-    project.root,
-    ...imageDirs,
-    ...cacheDirs,
-    join(store, 'builds'),
-    join(store, 'releases'),
-    join(project.root, '.osbake', 'netboot', 'nodes'),
-    ...(await ls(join(store, 'repos'))).map((d) => join(store, 'repos', d)),
-  ];
-  for (const d of tempDirs) {
-    for (const f of await ls(d)) {
-      if (!isPartialName(f)) continue;
-      const pid = Number(/\.partial-(\d+)/.exec(f)?.[1]);
-      temps.push({ path: join(d, f), pid, pidAlive: isAlive(pid) });
-    }
-  }
   const cache: CacheFact[] = [];
-  for (const d of cacheDirs) {
-    for (const f of await ls(d)) {
-      if (f.endsWith('.json') || f.endsWith('.lock') || f.endsWith('-owner') || isPartialName(f)) continue;
-      cache.push({ path: join(d, f), unusedMs: await ageMs(join(d, f)) });
+  const recordOf = new Map<string, string>();
+  const gone: string[] = [];
+  const alive = (pid: number, h: string) => h !== host || isAlive(pid);
+  for (const r of records) {
+    if (!stillOwned(r)) {
+      gone.push(r.file);
+      continue;
+    }
+    recordOf.set(r.path, r.file);
+    const pidAlive = alive(r.pid, r.host);
+    if (r.kind === 'work-dir') {
+      workDirs.push({
+        path: r.path,
+        ownerPid: r.pid,
+        ownerAlive: pidAlive,
+        ageMs: await ageMs(r.path),
+        mounts: await mountsUnder(r.path),
+        loops: await loopsUnder(r.path),
+        processes: await processesUnder(r.path),
+      });
+    } else if (r.kind === 'lock') {
+      if (r.path.endsWith('.lock-owner')) continue; // removed with its lock
+      const owner = readOwnerFile(ownerFileOfLockDir(r.path));
+      locks.push({
+        path: r.path,
+        ownerPid: owner?.pid ?? r.pid,
+        ownerAlive: owner ? ownerAlive(owner) : pidAlive,
+        ageMs: await ageMs(r.path),
+      });
+    } else if (r.kind === 'temp') {
+      temps.push({ path: r.path, pid: r.pid, pidAlive });
+    } else if (!r.path.endsWith('.json') || !records.some((o) => `${o.path}.json` === r.path)) {
+      cache.push({ path: r.path, unusedMs: await ageMs(r.path) });
     }
   }
-  return { workDirs, locks, temps, cache };
+  // Records of things that are gone (or were replaced by something else) are dropped.
+  for (const f of gone) await rm(f, { force: true });
+  return { workDirs, locks, temps, cache, records: recordOf };
 }
 
-async function apply(a: CleanAction): Promise<void> {
+async function apply(a: CleanAction, records: Map<string, string>): Promise<void> {
+  await removeOwned(a);
+  for (const p of [a.path, `${a.path}.json`, ownerFileOfLockDir(a.path)]) {
+    const rec = records.get(p);
+    if (!rec) continue;
+    if (p !== a.path) await rm(p, { recursive: true, force: true });
+    await rm(rec, { force: true });
+  }
+}
+
+async function removeOwned(a: CleanAction): Promise<void> {
   if (a.kind === 'work-dir') {
     for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
       for (const pid of a.processes) {
@@ -162,13 +149,7 @@ async function apply(a: CleanAction): Promise<void> {
     await rm(a.path, { recursive: true, force: true });
     return;
   }
-  if (a.kind === 'lock') {
-    await rm(a.path, { recursive: true, force: true });
-    await rm(ownerFileOfLockDir(a.path), { force: true });
-    return;
-  }
   await rm(a.path, { recursive: true, force: true });
-  if (a.kind === 'cache' && existsSync(`${a.path}.json`)) await rm(`${a.path}.json`, { force: true });
 }
 
 export async function runClean(o: {
@@ -188,7 +169,8 @@ export async function runClean(o: {
     );
   }
   const project = await loadProject(o.projectDir);
-  const actions = planClean(await gatherFacts(project), limit);
+  const facts = await gatherFacts(project);
+  const actions = planClean(facts, limit);
   const done: (CleanAction & { result: string })[] = [];
   for (const a of actions) {
     if (o.dryRun) {
@@ -196,7 +178,7 @@ export async function runClean(o: {
       continue;
     }
     try {
-      await apply(a);
+      await apply(a, facts.records);
       done.push({ ...a, result: 'removed' });
     } catch (err) {
       done.push({ ...a, result: `FAILED: ${(err as Error).message}` });

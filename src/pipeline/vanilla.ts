@@ -8,6 +8,7 @@ import type { ImageDefinition } from '../config/image.js';
 import { acquireLock } from '../config/lock.js';
 import type { Project } from '../config/project.js';
 import type { Distro } from '../distros/distro.js';
+import { own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 
 /** Bump when the way osbake assembles vanilla disks changes, so old cache entries are not reused. */
@@ -81,7 +82,9 @@ export async function ensureVanillaDisk(o: {
         `${path}.json`,
         `${JSON.stringify({ key, created: new Date().toISOString(), inputs: o.distro.vanillaInputs(o.project, o.image) }, null, 2)}\n`,
       );
+      own(`${path}.json`, 'cache');
       await placeFileAtomic(built, path, true);
+      own(path, 'cache');
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }

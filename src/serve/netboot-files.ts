@@ -15,6 +15,7 @@ import type { Project } from '../config/project.js';
 import { loadReleases, type Release, releasesFile, requireRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
+import { disown, own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
 import { checkReleaseForBurn } from '../release/verify.js';
@@ -159,6 +160,7 @@ async function extract(
   const tmp = join(cacheRoot, `.${dir.split('/').at(-1)}.partial-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
+  own(tmp, 'temp');
   try {
     o.progress('reading the installer and payload out of the stick (debugfs)');
     const offset = await dataPartitionOffset(stick, log, signal);
@@ -229,14 +231,21 @@ async function extract(
       );
     }
     for (const f of NETBOOT_FILES) if (existsSync(join(tmp, f))) await fsyncPath(join(tmp, f));
-    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
-      // Another osbake serve made the same entry meanwhile: theirs is as good.
-      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-      await rm(tmp, { recursive: true, force: true });
-    });
+    const mine = await rename(tmp, dir).then(
+      () => true,
+      async (err: NodeJS.ErrnoException) => {
+        // Another osbake serve made the same entry meanwhile: theirs is as good.
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+        await rm(tmp, { recursive: true, force: true });
+        return false;
+      },
+    );
+    disown(tmp);
+    if (mine) own(dir, 'cache');
     await fsyncPath(cacheRoot, true);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
+    disown(tmp);
     throw err;
   }
 }

@@ -7,6 +7,7 @@ import { needsHostVanilla } from '../../builders/builder.js';
 import { currentOwner } from '../../config/lock.js';
 import { UserError } from '../../errors.js';
 import { missingToolError } from '../../exec/run.js';
+import { disown, own } from '../../fsx/owned.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
 
@@ -74,7 +75,8 @@ export const preflight: Step<BuildContext> = {
     const missing = missingTools(toolsOf(ctx), process.env.PATH ?? '', existsSync);
     if (missing.length > 0) throw missingToolsError(missing);
     await mkdir(ctx.plan.workDir, { recursive: true });
-    // Whose work directory this is: osbake clean leaves it alone while this process lives.
+    // Whose work directory this is: osbake clean removes it only once this process is gone.
+    own(ctx.plan.workDir, 'work-dir');
     await writeFile(join(ctx.plan.workDir, WORK_OWNER_FILE), JSON.stringify(currentOwner()));
     if (!ctx.builder) {
       ctx.log.info({ kind: 'installer' }, 'preflight');
@@ -91,5 +93,6 @@ export const preflight: Step<BuildContext> = {
       return;
     }
     await rm(ctx.plan.workDir, { recursive: true, force: true });
+    disown(ctx.plan.workDir);
   },
 };
