@@ -139,7 +139,8 @@ export async function runRelease(o: RunReleaseOptions): Promise<ReleasePlan> {
   out.write(formatReleaseSummary(plan));
   const rel = (p: string) => relative(process.cwd(), p) || p;
   let committed = '';
-  if (plan.changed && !o.skipCommit) {
+  // A caller that names the commit itself (no git work tree of its own) commits nothing.
+  if (plan.changed && !o.skipCommit && o.gitCommit === undefined) {
     await commitRecord(project.root, file, [`recorded release ${o.release}`], log).catch((err: unknown) => {
       throw withContext(`release ${o.release} is recorded, but committing ${rel(file)} failed`, err);
     });

@@ -258,6 +258,65 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
     }
   });
 
+  it('fails closed: no keys/, a secret key or a misnamed key in keys/, signatures removed while manifest.yaml says signed_by', async () => {
+    const keys = join(root, 'keys');
+    const moved = join(work, 'keys-moved');
+    const { rename, copyFile } = await import('node:fs/promises');
+    // No keys/ at all: the signed release is refused, not "not checked"; --skip-signature says so.
+    await rename(keys, moved);
+    try {
+      const v = await verify(root);
+      expect(v.err?.code).toBe('E_SIGNATURE');
+      expect(v.err?.message).toMatch(/no keys\/ directory \(the trust root\)/);
+      let text = '';
+      await verifyRelease({
+        projectDir: root,
+        release: R,
+        progress: noProgress,
+        skipSignature: true,
+        out: { write: (t: string) => ((text += t), true) },
+      });
+      expect(text).toContain('signature NOT CHECKED (--skip-signature)');
+    } finally {
+      await rename(moved, keys);
+    }
+    expect((await verify(root)).ok).toBe(true);
+    // A secret key among the public ones.
+    const secret = join(keys, 'leaked.asc');
+    execFileSync('sh', [
+      '-c',
+      `gpg --batch --homedir '${join(root, 'gnupg')}' --armor --export-secret-keys ${fpr} > '${secret}'`,
+    ]);
+    try {
+      const v = await verify(root);
+      expect(v.err?.code).toBe('E_SIGNATURE');
+      expect(v.err?.message).toContain(`${secret} holds a SECRET key`);
+    } finally {
+      await rm(secret, { force: true });
+    }
+    // A file named after one fingerprint holding another key.
+    const misnamed = join(keys, `${'A'.repeat(40)}.asc`);
+    await copyFile(join(keys, `${fpr}.asc`), misnamed);
+    try {
+      const v = await verify(root);
+      expect(v.err?.message).toContain(`is named after ${'A'.repeat(40)} but holds ${fpr}`);
+    } finally {
+      await rm(misnamed, { force: true });
+    }
+    // The signature files deleted: manifest.yaml still says who signed, so this is not "unsigned".
+    const dir = join(root, 'store/releases');
+    const sigs = [`${R}.json.asc`, `${R}.SHA256SUMS.asc`];
+    for (const f of sigs) await rename(join(dir, f), join(work, f));
+    try {
+      const v = await verify(root);
+      expect(v.err?.code).toBe('E_SIGNATURE');
+      expect(v.err?.message).toContain(`records it signed by ${fpr}, but its signature files are missing`);
+    } finally {
+      for (const f of sigs) await rename(join(work, f), join(dir, f));
+    }
+    expect((await verify(root)).ok).toBe(true);
+  });
+
   it('refuses a release signed by an expired key', async () => {
     const old = await makeProject('expired');
     const home = join(old, 'gnupg');

@@ -209,17 +209,28 @@ export async function releaseSignatureState(
  * returns what to print otherwise.
  */
 export async function checkReleaseSignature(
-  o: ReleaseRecordsAt & { project?: Project },
+  o: ReleaseRecordsAt & { project?: Project; skipSignature?: boolean },
 ): Promise<ReleaseSignature> {
+  if (o.skipSignature) {
+    return {
+      result: { status: 'error', reason: 'not checked' },
+      summary: `release ${o.name}: signature NOT CHECKED (--skip-signature)`,
+    };
+  }
   const required = o.project?.config.signing.required ?? false;
   const where = o.mirror ?? 'the store';
   const result = await releaseSignatureState({ ...o, keysDir: o.project ? keysDir(o.project) : undefined });
   if (result.status === 'good') return { result, summary: `release ${o.name}: ${describeSignature(result)}` };
+  if (result.status === 'unsigned' && o.release.signed_by) {
+    // manifest.yaml says who signed it: missing signature files are a removed signature, not "unsigned".
+    throw signatureError(`release ${o.name} in ${where}`, {
+      status: 'error',
+      reason: `manifest.yaml records it signed by ${o.release.signed_by}, but its signature files are missing`,
+    });
+  }
   if (result.status === 'unsigned' && !required) {
     return { result, summary: `release ${o.name} is unsigned` };
   }
-  if (result.status === 'error' && /no keys\/ directory/.test(result.reason) && !required) {
-    return { result, summary: `release ${o.name} is signed; not checked: no keys/ here` };
-  }
+  // Signed but not checkable here (no keys/, a doubtful trust root) fails like a bad signature.
   throw signatureError(`release ${o.name} in ${where}`, result);
 }

@@ -349,6 +349,8 @@ export interface VerifyOptions {
   progress?: ProgressSink;
   /** Print the results as JSON instead of the table. */
   json?: boolean;
+  /** Do not check R's signature (said in the output, and to stderr). */
+  skipSignature?: boolean;
 }
 
 /** Verify every artifact of a release; throws E_VERIFY when any is not as recorded. */
@@ -375,8 +377,10 @@ export async function verifyRelease(o: VerifyOptions): Promise<VerifyResult[]> {
     storeDir,
     mirror: o.mirror,
     log: createNullLogger(),
+    skipSignature: o.skipSignature,
   });
   out.write(`signature: ${signature.summary}\n`);
+  if (o.skipSignature) process.stderr.write(`osbake: warning: ${signature.summary}\n`);
   if (o.mirror === undefined && project && yamlFile) {
     await checkStoreReleaseJson(project.storeDir, o.release, release, yamlFile);
   }

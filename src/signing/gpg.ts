@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessError, UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
-import { INPUT_CAPS, readInputBytes } from '../fsx/input.js';
+import { checkDirectory, INPUT_CAPS, readInputBytes } from '../fsx/input.js';
 import type { Logger } from '../log/logger.js';
 
 /** A public key as `gpg --show-keys --with-colons` describes it. */
@@ -170,9 +170,14 @@ export async function exportPublicKey(home: string, fingerprint: string, log: Lo
 
 /** The keys of an armored or binary key file (gpg --show-keys: imports nothing). */
 export async function showKeys(file: string, log: Logger): Promise<KeyInfo[]> {
+  return parseColonKeys(await showKeysColons(file, log));
+}
+
+/** `gpg --show-keys --with-colons` of a key file in a throwaway home (imports nothing). */
+async function showKeysColons(file: string, log: Logger): Promise<string> {
   const home = await mkdtemp(join(tmpdir(), 'osbake-gpg-'));
   try {
-    return parseColonKeys(await capture(gpg(home, '--with-colons', '--show-keys', file), { log }));
+    return await capture(gpg(home, '--with-colons', '--show-keys', file), { log });
   } finally {
     await rm(home, { recursive: true, force: true });
   }
@@ -207,36 +212,17 @@ export function clearSign(home: string, fingerprint: string, file: string, out: 
 
 /** A binary keyring (for gpgv, apt's signed-by, dnf) of every key file in keysDir. */
 export async function keyringFromDir(keysDir: string, out: string, log: Logger): Promise<number> {
-  const files = (await readdir(keysDir).catch(() => [] as string[]))
-    .filter((f) => /\.(asc|gpg|pgp)$/.test(f))
-    .sort();
+  const files = await trustRootFiles(keysDir, log);
   const parts: Buffer[] = [];
   const tmp = `${out}.dearmor-${process.pid}`;
   try {
-    for (const f of files) {
-      const data = await readInputBytes(join(keysDir, f), {
-        what: 'key file',
-        maxBytes: INPUT_CAPS.key,
-        noSymlink: true,
-      });
+    for (const { path, data } of files) {
       if (data.subarray(0, 5).toString() !== '-----') {
         parts.push(data);
         continue;
       }
       await rm(tmp, { force: true });
-      try {
-        await run(['gpg', '--batch', '--yes', '--dearmor', '--output', tmp, join(keysDir, f)], {
-          log,
-          tag: 'gpg',
-        });
-      } catch (err) {
-        if (!(err instanceof ProcessError)) throw err;
-        throw new UserError(
-          'E_KEYS',
-          `${join(keysDir, f)} is not an OpenPGP public key (gpg --dearmor: ${err.outputTail.at(-1) ?? err.message})`,
-          'export the key again (gpg --armor --export FINGERPRINT > keys/FINGERPRINT.asc) or remove the file',
-        );
-      }
+      await run(['gpg', '--batch', '--yes', '--dearmor', '--output', tmp, path], { log, tag: 'gpg' });
       parts.push(await readFile(tmp));
     }
   } finally {
@@ -244,6 +230,63 @@ export async function keyringFromDir(keysDir: string, out: string, log: Logger):
   }
   await writeFile(out, Buffer.concat(parts));
   return files.length;
+}
+
+const KEY_FILE = /\.(asc|gpg|pgp)$/;
+
+function keysError(file: string, why: string, hint: string): UserError {
+  return new UserError('E_KEYS', `${file} ${why}`, hint);
+}
+
+/**
+ * The trust root, checked before anything is verified against it (fail closed): keys/ must be a
+ * directory of public key files only — no secret key, no file that is not a key, no symlink, and
+ * a file named after a fingerprint must hold that key. Hidden files (.gitkeep) are ignored.
+ */
+export async function trustRootFiles(
+  keysDir: string,
+  log: Logger,
+): Promise<{ path: string; data: Buffer; keys: KeyInfo[] }[]> {
+  if (!(await checkDirectory(keysDir, 'the trust root'))) {
+    throw new UserError(
+      'E_KEYS',
+      `${keysDir} does not exist: there is no trust root to check signatures against`,
+      'restore keys/ from the repository (git checkout keys/), or make a key with osbake keys init',
+    );
+  }
+  const names = (await readdir(keysDir)).filter((f) => !f.startsWith('.')).sort();
+  const out: { path: string; data: Buffer; keys: KeyInfo[] }[] = [];
+  for (const f of names) {
+    const path = join(keysDir, f);
+    const hint =
+      'keys/ holds public keys only: export one with gpg --armor --export FINGERPRINT > keys/FINGERPRINT.asc';
+    if (!KEY_FILE.test(f))
+      throw keysError(path, 'is not a key file (.asc, .gpg or .pgp)', `move it out of keys/; ${hint}`);
+    const data = await readInputBytes(path, { what: 'key file', maxBytes: INPUT_CAPS.key, noSymlink: true });
+    const listing = await showKeysColons(path, log).catch((err: unknown) => {
+      if (!(err instanceof ProcessError)) throw err;
+      throw keysError(path, 'is not an OpenPGP public key', `remove it; ${hint}`);
+    });
+    if (/^sec:/m.test(listing)) {
+      throw keysError(
+        path,
+        'holds a SECRET key',
+        'remove it at once and treat that key as exposed; keys/ is for public keys',
+      );
+    }
+    const keys = parseColonKeys(listing);
+    if (keys.length === 0) throw keysError(path, 'holds no OpenPGP public key', `remove it; ${hint}`);
+    const named = /^([0-9A-Fa-f]{40})\.(asc|gpg|pgp)$/.exec(f)?.[1]?.toUpperCase();
+    if (named && !keys.some((k) => k.fingerprint.toUpperCase() === named)) {
+      throw keysError(
+        path,
+        `is named after ${named} but holds ${keys.map((k) => k.fingerprint).join(', ')}`,
+        'export the right key into it, or name the file after the key it holds',
+      );
+    }
+    out.push({ path, data, keys });
+  }
+  return out;
 }
 
 /** Check a detached signature with gpgv against a keyring file. */

@@ -3,7 +3,7 @@
  * signing.key set in osbake.yaml when unset) and `osbake keys list` (the trust root).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { parseDocument } from 'yaml';
 import { writeFileAtomically } from '../config/atomic.js';
@@ -12,7 +12,7 @@ import { UserError } from '../errors.js';
 import { capture } from '../exec/run.js';
 import { createNullLogger } from '../log/logger.js';
 import { formatTable } from '../log/table.js';
-import { exportPublicKey, generateKey, type KeyInfo, parseColonKeys, showKeys } from './gpg.js';
+import { exportPublicKey, generateKey, type KeyInfo, parseColonKeys, trustRootFiles } from './gpg.js';
 import { gnupgHome, KEYS_DIR, keyFileName, keysDir } from './project-keys.js';
 
 const EXPIRE_RE = /^(never|\d+[dwmy]?)$/;
@@ -101,13 +101,13 @@ export async function runKeysList(o: {
     ).map((k) => k.fingerprint),
   );
   const listed: ListedKey[] = [];
-  for (const f of (await readdir(dir).catch(() => [] as string[]))
-    .filter((n) => /\.(asc|gpg|pgp)$/.test(n))
-    .sort()) {
-    for (const k of await showKeys(join(dir, f), log)) {
+  // The trust root as every check reads it: a doubtful keys/ is an error here too (fail closed).
+  const files = existsSync(dir) || project.config.signing.key ? await trustRootFiles(dir, log) : [];
+  for (const { path, keys } of files) {
+    for (const k of keys) {
       listed.push({
         ...k,
-        file: `${KEYS_DIR}/${f}`,
+        file: `${KEYS_DIR}/${basename(path)}`,
         secret: secrets.has(k.fingerprint),
         signing: k.fingerprint === project.config.signing.key,
       });

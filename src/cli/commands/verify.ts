@@ -14,6 +14,7 @@ export function registerVerify(program: Command): void {
       'HTTP(S) root of a mirror holding builds/ and repos/ (default: the local store)',
     )
     .option('--json', 'print the results as JSON (the exit code still says whether all verified)')
+    .option('--skip-signature', "do not check R's signature (the output says so); never the default")
     .addHelpText(
       'after',
       [
@@ -27,7 +28,7 @@ export function registerVerify(program: Command): void {
         '  osbake verify 2026.11 --mirror http://mirror.example/osbake',
       ].join('\n'),
     )
-    .action(async (release: string, opts: { mirror?: string; json?: boolean }) => {
+    .action(async (release: string, opts: { mirror?: string; json?: boolean; skipSignature?: boolean }) => {
       const g = program.opts<GlobalOptions>();
       const { verifyRelease } = await import('../../release/verify.js');
       await verifyRelease({
@@ -35,6 +36,7 @@ export function registerVerify(program: Command): void {
         release,
         mirror: opts.mirror,
         json: Boolean(opts.json),
+        skipSignature: Boolean(opts.skipSignature),
       });
     });
 }
