@@ -274,7 +274,12 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
         release: R,
         progress: noProgress,
         skipSignature: true,
-        out: { write: (t: string) => ((text += t), true) },
+        out: {
+          write: (t: string) => {
+            text += t;
+            return true;
+          },
+        },
       });
       expect(text).toContain('signature NOT CHECKED (--skip-signature)');
     } finally {
