@@ -5,7 +5,58 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, UserError } from '../errors.js';
 import { loadYamlConfig } from './load.js';
-import type { Project } from './project.js';
+import { diskSize, type Project, vmCpus, vmMemory } from './project.js';
+
+/** A package name as Debian and RPM spell them (with an optional =version): nothing a shell or a list would split. */
+const packageName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9+._-]*(=[A-Za-z0-9+.:~_-]+)?$/,
+    'must be a package name (letters, digits, + . _ -, optionally =VERSION)',
+  );
+
+/**
+ * Packer variables osbake sets itself for every build (builders/packer/vars.ts; its test keeps
+ * this list complete): image.yaml may not set them — vm: sets cpus, memory and disk_size.
+ */
+export const PACKER_MANAGED_VARS: ReadonlySet<string> = new Set([
+  'accelerator',
+  'artifact',
+  'cpus',
+  'disk_size',
+  'domain_name',
+  'git_commit',
+  'hypervisor',
+  'image_name',
+  'libvirt_network',
+  'libvirt_pool',
+  'libvirt_uri',
+  'libvirt_vanilla_volume',
+  'memory',
+  'output_directory',
+  'packages_file',
+  'packer_manifest',
+  'patch_repo_url',
+  'patch_repo_dir',
+  'release',
+  'serial_log',
+  'ssh_bastion_host',
+  'ssh_bastion_username',
+  'ssh_bastion_private_key_file',
+  'ssh_private_key_file',
+  'ssh_public_key_file',
+  'ssh_timeout',
+  'vanilla_disk',
+  'vm_name',
+  'volume_name',
+  'ansible_ssh_extra_args',
+  'ssh_bastion_port',
+  'dpkg_status_file',
+  'rpm_nevra_file',
+]);
+
+/** One line of printable text: kernel arguments, labels written into boot configuration. */
+const oneLine = z.string().regex(/^[^\x00-\x1f\x7f]*$/, 'must be one line without control characters');
 
 export const IMAGE_FILE = 'image.yaml';
 export const IMAGES_DIR = 'images';
@@ -41,7 +92,7 @@ export const ImageConfigSchema = z
       .describe('images that must be built before this one (osbake build --all orders by it)'),
     vanilla: z
       .object({
-        packages: z.array(z.string().min(1)).default([]).describe('extra packages in the vanilla disk'),
+        packages: z.array(packageName).default([]).describe('extra packages in the vanilla disk'),
         channels: z
           .array(z.enum(['release', 'updates', 'security']))
           .min(1)
@@ -60,7 +111,16 @@ export const ImageConfigSchema = z
       .object({
         template: z.string().default('.').describe('directory (relative to the image) holding *.pkr.hcl'),
         variables: z
-          .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+          .record(
+            z
+              .string()
+              .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'must be a Packer variable name')
+              .refine(
+                (k) => !PACKER_MANAGED_VARS.has(k),
+                'is a variable osbake sets itself (use vm: for cpus, memory, disk_size)',
+              ),
+            z.union([z.string().regex(/^[^\0]*$/, 'must not hold NUL'), z.number(), z.boolean()]),
+          )
           .default({})
           .describe('extra Packer variables (-var k=v)'),
       })
@@ -78,23 +138,24 @@ export const ImageConfigSchema = z
           .default('OSBAKE-USB')
           .describe('file system label of the data partition; the installer finds itself by it'),
         modules: z
-          .array(z.string().min(1))
+          .array(
+            z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a kernel module name (letters, digits, _ and -)'),
+          )
           .default([])
           .describe(
             'extra kernel modules in the installer initramfs (disk and USB drivers are always there)',
           ),
-        kernelArgs: z.string().default('').describe('extra kernel command line of the installer'),
+        kernelArgs: oneLine.default('').describe('extra kernel command line of the installer'),
       })
       .strict()
       .prefault({}),
     vm: z
       .object({
-        cpus: z.number().int().min(1).optional(),
-        memory: z.number().int().min(512).optional(),
-        diskSize: z
-          .string()
-          .regex(/^\d+[MG]$/, 'must be a size like 8G')
-          .optional(),
+        cpus: vmCpus.optional(),
+        memory: vmMemory.optional(),
+        diskSize: diskSize.optional(),
       })
       .strict()
       .prefault({}),

@@ -8,14 +8,38 @@
  */
 import { z } from 'zod';
 
-/** "52-54-00-AB-CD-EF", "5254.00ab.cdef", "525400abcdef" → "52:54:00:ab:cd:ef"; undefined if not a MAC (pure). */
+/** "52-54-00-AB-CD-EF", "5254.00ab.cdef", "525400abcdef" → "52:54:00:ab:cd:ef"; undefined if not a node's MAC (pure). */
 export function normalizeMac(text: string): string | undefined {
   const hex = text.trim().toLowerCase();
   if (!/^([0-9a-f]{2}([:-]?)){5}[0-9a-f]{2}$|^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$/.test(hex))
     return undefined;
   const digits = hex.replace(/[:.-]/g, '');
   if (digits.length !== 12) return undefined;
-  return digits.match(/../g)?.join(':');
+  const mac = digits.match(/../g)?.join(':');
+  // A node's own address only: multicast/broadcast (group bit) and all-zero MACs are nobody's.
+  return mac && isNodeMac(mac) ? mac : undefined;
+}
+
+/** A MAC a node can have: unicast (group bit clear), not all zeros (pure). */
+export function isNodeMac(mac: string): boolean {
+  const first = Number.parseInt(mac.slice(0, 2), 16);
+  return (first & 1) === 0 && mac !== '00:00:00:00:00:00';
+}
+
+/** A TCP/UDP port a server can be reached on: 1-65535 (pure). */
+export function isPort(text: string | number): boolean {
+  const n = typeof text === 'number' ? text : /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/** An IPv4 address a host can have: 1-223 first octet, not loopback, not 0.0.0.0 or broadcast (pure). */
+export function isHostIPv4(addr: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
+  if (!m) return false;
+  const o = m.slice(1).map(Number);
+  if (o.some((x) => x > 255)) return false;
+  const [a = 0] = o;
+  return a >= 1 && a <= 223 && a !== 127 && addr !== '255.255.255.255';
 }
 
 /** A host name: RFC 1123 labels, at most 253 characters. */
@@ -60,6 +84,10 @@ export const NetbootSchema = z
         /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/,
         'must be http://HOST[:PORT] (no path, no trailing slash)',
       )
+      .refine((u) => {
+        const port = /:(\d{1,5})$/.exec(u)?.[1];
+        return port === undefined || isPort(port);
+      }, 'its port must be 1-65535')
       .optional()
       .describe("the server as the nodes reach it (default: the Host of the node's own request)"),
     kernelArgs: z
@@ -85,7 +113,7 @@ export const NetbootSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['nodes', key],
-          message: `"${key}" is not a MAC address (like 52:54:00:12:34:56)`,
+          message: `"${key}" is not a node's MAC address (like 52:54:00:12:34:56; multicast, broadcast and zero addresses are nobody's)`,
         });
         continue;
       }

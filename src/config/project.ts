@@ -15,10 +15,31 @@ export const SSH_TARGET_RE =
   /^ssh:\/\/(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?\/[^\0]*$/;
 
 const url = z.string().regex(/^(https?|file):\/\//, 'must be an http://, https:// or file:// URL');
-const size = z
+/** A disk size: 2G (a root file system with a kernel) up to 64T, with a unit suffix M or G. */
+export const diskSize = z
   .string()
-  .regex(/^\d+[MG]$/, 'must be a size like 4096M or 8G')
+  .regex(/^\d{1,9}[MG]$/, 'must be a size like 4096M or 8G')
+  .refine((v) => {
+    if (!/^\d{1,9}[MG]$/.test(v)) return true; // the regex says what is wrong
+    const b = Number(v.slice(0, -1)) * (v.endsWith('G') ? 1024 : 1);
+    return b >= 2048 && b <= 64 * 1024 * 1024;
+  }, 'must be from 2G to 64T (a bootable root file system needs at least 2G)')
   .describe('disk size with a unit suffix M or G');
+const size = diskSize;
+
+/** A directory path from the config: not empty, one line, no NUL. */
+const dirPath = z
+  .string()
+  .min(1, 'must not be empty')
+  .regex(/^[^\0\n\r]+$/, 'must be a path on one line');
+
+/** VM memory in MiB: 512 MiB to 1 TiB. */
+export const vmMemory = z
+  .number()
+  .int()
+  .min(512)
+  .max(1024 * 1024, 'must be at most 1048576 MiB (1 TiB)');
+export const vmCpus = z.number().int().min(1).max(256);
 
 /**
  * The libvirt URI forms packer-plugin-libvirt accepts (its LibvirtUri regex): lower-case user and
@@ -72,12 +93,9 @@ export type Hypervisor = z.output<typeof HypervisorSchema>;
 
 export const ProjectConfigSchema = z
   .object({
-    store: z
-      .string()
-      .default('store')
-      .describe('local artifact store directory (builds/, repos/, releases/)'),
-    workDir: z.string().default('.osbake').describe('cache of vanilla disks and per-build work directories'),
-    outDir: z.string().default('out').describe('build logs: out/<image>-<hash>.log'),
+    store: dirPath.default('store').describe('local artifact store directory (builds/, repos/, releases/)'),
+    workDir: dirPath.default('.osbake').describe('cache of vanilla disks and per-build work directories'),
+    outDir: dirPath.default('out').describe('build logs: out/<image>-<hash>.log'),
     mirrors: z
       .object({
         debian: z
@@ -127,7 +145,13 @@ export const ProjectConfigSchema = z
           .enum(['auto', 'kvm', 'tcg'])
           .default('auto')
           .describe('auto probes KVM briefly and falls back to TCG'),
-        kvmProbeTimeoutMs: z.number().int().positive().default(4000).describe('KVM probe timeout'),
+        kvmProbeTimeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .max(600_000)
+          .default(4000)
+          .describe('KVM probe timeout'),
         sshTimeout: z
           .string()
           .regex(/^\d+[smh]$/, 'must be a duration like 300s or 10m')
@@ -150,8 +174,8 @@ export const ProjectConfigSchema = z
       .prefault({}),
     vm: z
       .object({
-        cpus: z.number().int().min(1).max(64).default(2),
-        memory: z.number().int().min(512).default(2048).describe('MiB'),
+        cpus: vmCpus.default(2),
+        memory: vmMemory.default(2048).describe('MiB'),
         diskSize: size.default('8G'),
       })
       .strict()

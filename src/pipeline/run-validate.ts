@@ -20,6 +20,9 @@ import { checkKickstart, kickstartFirmware } from '../distros/kickstart.js';
 import { ConfigError, ProcessError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import { createNullLogger } from '../log/logger.js';
+import { trustRootFiles } from '../signing/gpg.js';
+import { keysDir, signingKeyOf } from '../signing/project-keys.js';
+import { planSchedule, type ScheduleImage } from './schedule.js';
 
 export interface ValidateResult {
   target: string;
@@ -77,7 +80,14 @@ export async function runValidate(o: {
   const project = await loadProject(o.projectDir);
   results.push({ target: 'osbake.yaml', check: 'schema', ok: true, problems: [] });
   await check(results, 'manifest.yaml', 'schema', () => loadReleases(releasesFile(project)));
+  // The signing key and the trust root, as release, verify and burn check them.
+  await check(results, 'keys/', 'trust root', async () => {
+    signingKeyOf(project);
+    if (existsSync(keysDir(project)) || project.config.signing.key)
+      await trustRootFiles(keysDir(project), log);
+  });
   const names = o.images.length > 0 ? o.images : await listImageNames(project);
+  const loaded: ScheduleImage[] = [];
   const work = await mkdtemp(join(tmpdir(), 'osbake-validate-'));
   try {
     const packer = await findPacker(log).catch(() => undefined);
@@ -89,6 +99,7 @@ export async function runValidate(o: {
       });
       if (!image) continue;
       const img = image;
+      loaded.push({ name: img.name, needs: img.config.needs, file: img.file });
       if (existsSync(img.manifestFile))
         await check(results, name, 'manifest.json', () => readBuildsManifest(img.manifestFile));
       if (img.config.kind !== 'image') continue;
@@ -105,7 +116,15 @@ export async function runValidate(o: {
         });
       }
       const playbook = join(img.dir, PLAYBOOK);
-      if (existsSync(playbook)) {
+      if (!existsSync(playbook)) {
+        await check(results, name, 'ansible playbook', async () => {
+          throw new UserError(
+            'E_NO_PLAYBOOK',
+            `${playbook} does not exist`,
+            `every builder runs the image's ${PLAYBOOK}`,
+          );
+        });
+      } else {
         await check(results, name, 'ansible --syntax-check', () =>
           run(['ansible-playbook', '--syntax-check', '-i', 'localhost,', PLAYBOOK], {
             log,
@@ -136,6 +155,17 @@ export async function runValidate(o: {
         });
       }
     }
+    // needs: known and acyclic, by the function build --all orders images with. With image names
+    // given, the others are loaded too (a need may be among them).
+    await check(results, 'images', 'needs', async () => {
+      const all = new Map(loaded.map((i) => [i.name, i]));
+      for (const n of await listImageNames(project)) {
+        if (all.has(n)) continue;
+        const i = await loadImage(project, n).catch(() => undefined);
+        if (i) all.set(n, { name: n, needs: i.config.needs, file: i.file });
+      }
+      planSchedule([...all.values()]);
+    });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

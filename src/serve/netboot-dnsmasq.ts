@@ -6,6 +6,7 @@
  * its user class, gets osbake's boot script by HTTP. Every value is checked: nothing a user
  * typed can add a line to the file.
  */
+import { isHostIPv4, isPort } from '../config/netboot.js';
 import { UserError } from '../errors.js';
 
 export interface DnsmasqOptions {
@@ -27,8 +28,13 @@ function bad(what: string, value: string, hint: string): UserError {
 
 /** Check the options and return the server URL without a trailing slash and the network address (pure). */
 export function checkDnsmasqOptions(o: DnsmasqOptions): { server: string; network: string; host: string } {
-  const m = /^http:\/\/(\d+\.\d+\.\d+\.\d+)(:\d{1,5})?\/?$/.exec(o.server);
-  if (!m || !IPV4.test(m[1] as string)) {
+  const m = /^http:\/\/(\d+\.\d+\.\d+\.\d+)(?::(\d{1,5}))?\/?$/.exec(o.server);
+  if (
+    !m ||
+    !IPV4.test(m[1] as string) ||
+    !isHostIPv4(m[1] as string) ||
+    (m[2] !== undefined && !isPort(m[2]))
+  ) {
     throw bad(
       '--server',
       o.server,
@@ -45,7 +51,7 @@ export function checkDnsmasqOptions(o: DnsmasqOptions): { server: string; networ
   if (!/^\/[A-Za-z0-9_./+-]*$/.test(o.tftpRoot)) {
     throw bad('--tftp-root', o.tftpRoot, 'give an absolute directory path without spaces');
   }
-  return { server: `http://${m[1]}${m[2] ?? ''}`, network: net, host: m[1] as string };
+  return { server: `http://${m[1]}${m[2] ? `:${m[2]}` : ''}`, network: net, host: m[1] as string };
 }
 
 /** The configuration file (pure). */

@@ -64,7 +64,10 @@ describe('netboot config', () => {
     expect(issues({ nodes: { '52:54:00:aa:bb:01': {}, '52-54-00-AA-BB-01': {} } }).join()).toMatch(
       /the same MAC/,
     );
-    expect(issues({ nodes: { 'not-a-mac': {} } }).join()).toMatch(/is not a MAC address/);
+    expect(issues({ nodes: { 'not-a-mac': {} } }).join()).toMatch(/is not a node's MAC address/);
+    expect(issues({ nodes: { 'ff:ff:ff:ff:ff:ff': {} } }).join()).toMatch(/broadcast/);
+    expect(issues({ nodes: { '01:00:5e:00:00:01': {} } }).join()).toMatch(/is not a node's MAC/);
+    expect(issues({ url: 'http://h:99999' }).join()).toMatch(/port must be 1-65535/);
     expect(
       issues({
         nodes: { '52:54:00:aa:bb:01': { hostname: 'a' }, '52:54:00:aa:bb:02': { hostname: 'A' } },
@@ -253,6 +256,15 @@ describe('dnsmasq-config', () => {
     expect(() => dnsmasqConfig({ ...o, subnet: '300.0.0.0' })).toThrow(/--subnet/);
     expect(() => dnsmasqConfig({ ...o, iface: 'eth0 x' })).toThrow(/--interface/);
     expect(() => dnsmasqConfig({ ...o, tftpRoot: 'relative' })).toThrow(/--tftp-root/);
+    for (const server of [
+      'http://10.0.0.5:99999',
+      'http://10.0.0.5:0',
+      'http://0.0.0.0:8080',
+      'http://255.255.255.255',
+      'http://127.0.0.1:80',
+      'http://224.0.0.1',
+    ])
+      expect(() => dnsmasqConfig({ ...o, server }), server).toThrow(/--server/);
   });
 });
 

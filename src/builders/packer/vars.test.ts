@@ -189,3 +189,20 @@ describe('user Packer variables (--var, --var-file, PKR_VAR_*)', () => {
     );
   });
 });
+
+describe('PACKER_MANAGED_VARS (config/image.ts)', () => {
+  it('names every variable osbake sets, so image.yaml cannot set one', async () => {
+    const { PACKER_MANAGED_VARS } = await import('../../config/image.js');
+    const own = (v: Record<string, unknown>) =>
+      Object.keys(v).filter((k) => !(k in common.distroVars) && !(k in common.imageVars));
+    const q = qemuBuildVars({ ...common, vanillaDisk: '/v.qcow2', keyFile: '/w/k', accelerator: 'tcg' });
+    const l = libvirtBuildVars({
+      ...common,
+      hypervisor: { ...hv, bastion: 'jump@b:22' },
+      domainName: 'd',
+      patchRepoDir: '/p',
+    });
+    const missing = [...own(q), ...own(l)].filter((k) => !PACKER_MANAGED_VARS.has(k));
+    expect(missing).toEqual([]);
+  });
+});
