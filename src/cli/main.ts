@@ -1,6 +1,7 @@
 /** osbake command line: the only place that calls process.exit. */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, InterruptedError, ProcessError, ReportedError, UserError } from '../errors.js';
+import { installSignalHandlers, interruptedBy } from '../exec/signals.js';
 import { OSBAKE_VERSION } from '../version.js';
 import { registerBuild } from './commands/build.js';
 import { registerBurn } from './commands/burn.js';
@@ -28,6 +29,13 @@ function printError(err: unknown, debug: boolean): number {
   if (err instanceof ReportedError) return err.exitCode;
   if (err instanceof InterruptedError) {
     out.write(`osbake: ${err.message}; cleaned up\n`);
+    return 130;
+  }
+  // Whatever a verb threw after a signal (a child it stopped, a wrapped abort) is the interruption.
+  const by = interruptedBy();
+  if (by) {
+    out.write(`osbake: interrupted by ${by}; cleaned up\n`);
+    if (debug) out.write(`(then: ${err instanceof Error ? err.message : String(err)})\n`);
     return 130;
   }
   if (err instanceof ConfigError) {
@@ -87,6 +95,7 @@ export function createProgram(): Command {
 }
 
 async function main(): Promise<number> {
+  installSignalHandlers();
   const program = createProgram();
   try {
     await program.parseAsync(process.argv);

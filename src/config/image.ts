@@ -56,7 +56,12 @@ export const PACKER_MANAGED_VARS: ReadonlySet<string> = new Set([
 ]);
 
 /** One line of printable text: kernel arguments, labels written into boot configuration. */
-const oneLine = z.string().regex(/^[^\x00-\x1f\x7f]*$/, 'must be one line without control characters');
+const oneLine = z
+  .string()
+  .refine(
+    (v) => ![...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f),
+    'must be one line without control characters',
+  );
 
 export const IMAGE_FILE = 'image.yaml';
 export const IMAGES_DIR = 'images';

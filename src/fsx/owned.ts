@@ -17,6 +17,8 @@ export interface OwnedRecord {
   kind: OwnedKind;
   dev: number;
   ino: number;
+  /** Birth time (ms, sub-ms precision): an inode number can be reused by a new file; this cannot. */
+  born?: number;
   pid: number;
   host: string;
   created: string;
@@ -55,6 +57,7 @@ export function own(path: string, kind: OwnedKind): void {
       kind,
       dev: st.dev,
       ino: st.ino,
+      born: st.birthtimeMs,
       pid: process.pid,
       host: hostname(),
       created: new Date().toISOString(),
@@ -107,11 +110,12 @@ export function readLedger(dir: string): { records: (OwnedRecord & { file: strin
   return { records, skipped };
 }
 
-/** Is the thing at r.path still the one osbake made (same device and inode)? */
-export function stillOwned(r: Pick<OwnedRecord, 'path' | 'dev' | 'ino'>): boolean {
+/** Is the thing at r.path still the one osbake made (same device, inode and birth time)? */
+export function stillOwned(r: Pick<OwnedRecord, 'path' | 'dev' | 'ino' | 'born'>): boolean {
   try {
     const st = lstatSync(r.path);
-    return st.dev === r.dev && st.ino === r.ino;
+    const bornSame = !r.born || !st.birthtimeMs || st.birthtimeMs === r.born;
+    return st.dev === r.dev && st.ino === r.ino && bornSame;
   } catch {
     return false;
   }

@@ -5,7 +5,8 @@
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { InterruptedError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
+import { trapSignals } from '../exec/signals.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
@@ -106,20 +107,6 @@ export function refusalError(device: string, left: readonly Refusal[]): UserErro
     `refusing to write ${device}: ${left.map((r) => r.message).join('; ')}`,
     hint,
   );
-}
-
-/** SIGINT/SIGTERM/SIGHUP abort the write once (between chunks); returns a function removing the handlers. */
-function trapSignals(ac: AbortController, onSignal: (s: NodeJS.Signals) => void): () => void {
-  const handler = (s: NodeJS.Signals) => {
-    if (ac.signal.aborted) return;
-    onSignal(s);
-    ac.abort(new InterruptedError(s));
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  for (const s of signals) process.on(s, handler);
-  return () => {
-    for (const s of signals) process.off(s, handler);
-  };
 }
 
 async function confirm(o: BurnOptions, device: string, name: string, summary: string): Promise<void> {

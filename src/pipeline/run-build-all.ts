@@ -3,8 +3,9 @@ import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { assertReleaseName } from '../config/releases.js';
 import { InterruptedError, UserError } from '../errors.js';
+import { trapSignals } from '../exec/signals.js';
 import { chooseBuilder } from './builder-choice.js';
-import { type RunBuildOptions, runBuild, trapSignals } from './run-build.js';
+import { type RunBuildOptions, runBuild } from './run-build.js';
 import { runSchedule, type ScheduleImage, type ScheduleOutcome } from './schedule.js';
 
 export type RunBuildAllOptions = Omit<RunBuildOptions, 'image'>;

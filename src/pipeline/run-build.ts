@@ -10,7 +10,8 @@ import { loadImage } from '../config/image.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
 import { assertReleaseName } from '../config/releases.js';
 import { distroOf } from '../distros/index.js';
-import { InterruptedError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
+import { trapSignals } from '../exec/signals.js';
 import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
@@ -51,26 +52,6 @@ export interface RunBuildOptions {
   noPublish?: boolean;
   /** --package FILE (installer images only). */
   packageFile?: string;
-}
-
-/** Install SIGINT/SIGTERM handlers that abort the build once; returns a function removing them. */
-export function trapSignals(ac: AbortController, onSignal: (s: NodeJS.Signals) => void): () => void {
-  const handler = (s: NodeJS.Signals) => {
-    if (!ac.signal.aborted) {
-      onSignal(s);
-      ac.abort(new InterruptedError(s));
-    } else {
-      process.stderr.write('osbake: still cleaning up (VM, loop devices, temporary files); please wait\n');
-    }
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  process.on('SIGHUP', handler);
-  return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-    process.off('SIGHUP', handler);
-  };
 }
 
 export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {

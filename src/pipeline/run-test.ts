@@ -7,11 +7,11 @@ import { type BootTestResult, bootTest, bootTestError } from '../builders/boot-t
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
+import { trapSignals } from '../exec/signals.js';
 import { createFileLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { existsInStore, resolveBuild } from '../release/packages.js';
-import { trapSignals } from './run-build.js';
 
 export interface RunTestOptions {
   projectDir: string;

@@ -10,7 +10,8 @@ import { mkdir, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
-import { InterruptedError, ReportedError, UserError } from '../errors.js';
+import { ReportedError, UserError } from '../errors.js';
+import { ignoreFurtherSignals, onInterrupt, trapSignals } from '../exec/signals.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
 import { ByteProgress } from '../log/progress.js';
 import { type NetbootContext, nodesDirOf } from './netboot.js';
@@ -200,20 +201,15 @@ export async function runServe(o: RunServeOptions): Promise<void> {
 function stopRequested(fromMaster: boolean): Promise<string> {
   return new Promise<string>((res) => {
     const on = (s: string) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
+      off();
       process.off('message', onMessage);
-      if (fromMaster) {
-        process.on('SIGINT', () => undefined);
-        process.on('SIGTERM', () => undefined);
-      }
+      if (fromMaster) ignoreFurtherSignals();
       res(s);
     };
     const onMessage = (m: unknown) => {
       if ((m as { osbake?: string })?.osbake === 'stop') on('stop');
     };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
+    const off = onInterrupt(on);
     if (fromMaster) process.on('message', onMessage);
   });
 }
@@ -402,9 +398,7 @@ async function netbootContext(o: RunServeOptions, project: Project | undefined):
     );
   }
   const ac = new AbortController();
-  const onSignal = (s: NodeJS.Signals) => ac.abort(new InterruptedError(s));
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const untrap = trapSignals(ac, () => undefined);
   const quiet = cluster.isWorker;
   const logFile = commandLogFile('serve-netboot');
   try {
@@ -422,8 +416,7 @@ async function netbootContext(o: RunServeOptions, project: Project | undefined):
     await mkdir(nodesDir, { recursive: true });
     return { release, config: project.config.netboot, nodesDir };
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    untrap();
   }
 }
 

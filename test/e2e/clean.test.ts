@@ -30,6 +30,7 @@ function recordOwned(project: string, path: string, kind: string, pid: number): 
       kind,
       dev: st.dev,
       ino: st.ino,
+      born: st.birthtimeMs,
       pid,
       host: hostname(),
       created: new Date().toISOString(),

@@ -46,7 +46,7 @@ export function registerPublish(program: Command): void {
         }
         // Loaded on use: other verbs do not pay for the build pipeline's modules.
         const { runPublish } = await import('../../publish/publish.js');
-        const { trapSignals } = await import('../../pipeline/run-build.js');
+        const { trapSignals } = await import('../../exec/signals.js');
         const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
         const logFile = commandLogFile('publish');
         const ac = new AbortController();
