@@ -4,8 +4,9 @@
  * `npm run lint` runs `depcruise src`. Add a folder to a layer here when you create it.
  */
 const LAYERS = [
-  ['errors.ts', 'version.ts', 'log'],
+  ['errors.ts', 'version.ts'],
   ['fsx'],
+  ['log'],
   ['exec'],
   ['config'],
   ['artifacts', 'git', 'signing', 'disk'],

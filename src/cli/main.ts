@@ -1,4 +1,6 @@
 /** osbake command line: the only place that calls process.exit. */
+import { accessSync, constants, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, InterruptedError, ProcessError, ReportedError, UserError } from '../errors.js';
 import { installSignalHandlers, interruptedBy } from '../exec/signals.js';
@@ -94,10 +96,26 @@ export function createProgram(): Command {
   return program;
 }
 
+/** TMPDIR (os.tmpdir()) must be a writable directory: every verb makes scratch directories there. */
+function checkTmpdir(): void {
+  const dir = tmpdir();
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new UserError(
+      'E_TMPDIR',
+      `the temporary directory ${dir} is not usable (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      'set TMPDIR to a writable directory, or unset it',
+    );
+  }
+}
+
 async function main(): Promise<number> {
   installSignalHandlers();
   const program = createProgram();
   try {
+    checkTmpdir();
     await program.parseAsync(process.argv);
     return 0;
   } catch (err) {

@@ -1,9 +1,10 @@
 /** osbake.yaml: the project configuration (store, mirrors, builder defaults, VM size, hypervisors). */
 import { existsSync } from 'node:fs';
-import { mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { makeDirsSync } from '../fsx/input.js';
 import { ledgerOf, useLedger } from '../fsx/owned.js';
 import { loadYamlConfig } from './load.js';
 import { NetbootSchema } from './netboot.js';
@@ -301,25 +302,7 @@ export async function loadProject(start: string): Promise<Project> {
  * existing ancestor, so every failure is an error with a code.
  */
 export async function makeDirs(dir: string): Promise<string[]> {
-  const missing: string[] = [];
-  let d = resolve(dir);
-  while (!existsSync(d)) {
-    missing.unshift(d);
-    const parent = dirname(d);
-    if (parent === d) break;
-    d = parent;
-  }
-  for (const m of missing) {
-    try {
-      await mkdir(m);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  if (!(await stat(dir)).isDirectory()) {
-    throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
-  }
-  return missing;
+  return makeDirsSync(dir);
 }
 
 /**

@@ -5,9 +5,9 @@
  * no larger than a cap, and, where the file must be osbake's own or the project's, not a symlink
  * that leaves its tree. Errors name the path and what is wrong; they never quote the content.
  */
-import { constants } from 'node:fs';
+import { constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { lstat, open, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { UserError } from '../errors.js';
 
 export const KIB = 1024;
@@ -201,4 +201,31 @@ export function parseInputJson(path: string, text: string, what?: string): unkno
       'restore the file from a backup or remove it',
     );
   }
+}
+
+/**
+ * mkdir -p, one level at a time from the nearest existing ancestor (Node's recursive mkdir never
+ * returns on some paths: under /proc it spins at 100 % CPU). Returns the directories it made; a
+ * path that cannot be made is an error with its errno code and the path.
+ */
+export function makeDirsSync(dir: string): string[] {
+  const missing: string[] = [];
+  let d = resolve(dir);
+  while (!existsSync(d)) {
+    missing.unshift(d);
+    const parent = dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const m of missing) {
+    try {
+      mkdirSync(m);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  if (!statSync(dir).isDirectory()) {
+    throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR', path: dir });
+  }
+  return missing;
 }

@@ -263,6 +263,9 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
   }
 }
 
+/** Kernel names of whole disks and partitions (sda, vdb1, nvme0n1, mmcblk0, loop3). */
+const DISK_NAME = /^(sd[a-z]{1,3}|vd[a-z]{1,3}|hd[a-z]{1,3}|xvd[a-z]{1,3}|nvme\d+n\d+|mmcblk\d+|loop\d+)(p?\d+)?$/;
+
 /**
  * What the second argument names (before any work): a block device (the drive checks follow), or
  * a regular file to write the image into, as `bmaptool copy` does — an existing file or a new one
@@ -274,6 +277,14 @@ async function classifyTarget(path: string): Promise<'block' | 'file'> {
     throw err;
   });
   if (!st) {
+    // "vda", "sdb": a drive's kernel name given without /dev/ is never taken for a new file.
+    if (!path.includes('/') && DISK_NAME.test(path)) {
+      throw new UserError(
+        'E_BURN_TARGET',
+        `${path} looks like a drive name: did you mean /dev/${path}?`,
+        `give /dev/${path} for the drive, or ./${path} to write a file of that name`,
+      );
+    }
     if (path.startsWith('/dev/'))
       throw new UserError(
         'E_BURN_NO_DEVICE',
@@ -330,6 +341,8 @@ async function burnToFile(
       out.write(`dry run: all checks passed; would write ${summary}\n`);
       return undefined;
     }
+    // Replacing a file the user has is asked for, as writing a drive is (or --yes).
+    if (existing) await confirm(o, dest, basename(dest), summary);
     const ac = new AbortController();
     const untrap = trapSignals(ac, (s) => say(`osbake: ${s} received: stopping; ${dest} is unchanged`));
     try {

@@ -362,7 +362,11 @@ describe('osbake burn into a file (as bmaptool copy)', () => {
     expect(statSync(dest).size).toBe(IMAGE_SIZE);
     // Sparse: about the 4 MiB of data allocated, not 64 MiB.
     expect(statSync(dest).blocks * 512).toBeLessThan(8 * MiB);
-    const again = await runCli(['burn', img, dest], dir);
+    // Replacing a file that exists is asked for, as a drive is: no terminal and no --yes → refused.
+    const asked = await runCli(['burn', img, dest], dir);
+    expect(asked.code).toBe(1);
+    expect(asked.stderr).toMatch(/not writing .*copy\.raw: no terminal to confirm on \[E_BURN_CONFIRM\]/);
+    const again = await runCli(['burn', img, dest, '--yes'], dir);
     expect(again.code).toBe(0);
     expect(again.stderr).not.toMatch(/making one/);
     expect(again.stderr).toContain(`(bmap: ${img}.bmap)`);
@@ -394,7 +398,7 @@ describe('osbake burn into a file (as bmaptool copy)', () => {
     writeFileSync(join(dir, 'bad.bmap'), formatBmap({ ...bmap, ranges }));
     const dest = join(dir, 'old.raw');
     writeFileSync(dest, 'the old contents\n');
-    const r = await runCli(['burn', img, dest, '--bmap', join(dir, 'bad.bmap')], dir);
+    const r = await runCli(['burn', img, dest, '--bmap', join(dir, 'bad.bmap'), '--yes'], dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/does not match its bmap/);
     expect(readFileSync(dest, 'utf8')).toBe('the old contents\n');
@@ -413,6 +417,11 @@ describe('osbake burn into a file (as bmaptool copy)', () => {
       'a missing /dev path',
       (img: string) => [img, '/dev/osbake-none'],
       /no block device \/dev\/osbake-none \[E_BURN_NO_DEVICE\]/,
+    ],
+    [
+      'a drive name without /dev/ (never a new file named vda)',
+      (img: string) => [img, 'vda', '--yes'],
+      /vda looks like a drive name: did you mean \/dev\/vda\? \[E_BURN_TARGET\]/,
     ],
     [
       '--bmap and --nobmap together',
