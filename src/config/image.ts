@@ -114,7 +114,11 @@ export const ImageConfigSchema = z
       .prefault({}),
     packer: z
       .object({
-        template: z.string().default('.').describe('directory (relative to the image) holding *.pkr.hcl'),
+        template: z
+          .string()
+          .regex(/^[^\0\n\r]+$/, 'must be a directory path on one line')
+          .default('.')
+          .describe('directory (relative to the image) holding *.pkr.hcl'),
         variables: z
           .record(
             z

@@ -15,7 +15,7 @@ export const PROJECT_FILE = 'osbake.yaml';
 export const SSH_TARGET_RE =
   /^ssh:\/\/(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?\/[^\0]*$/;
 
-const url = z.string().regex(/^(https?|file):\/\//, 'must be an http://, https:// or file:// URL');
+const url = z.string().regex(/^(https?|file):\/\/[^\s]+$/, 'must be an http://, https:// or file:// URL');
 /** A disk size: 2G (a root file system with a kernel) up to 64T, with a unit suffix M or G. */
 export const diskSize = z
   .string()
@@ -49,6 +49,19 @@ export const vmCpus = z.number().int().min(1).max(256);
 export const LIBVIRT_URI_RE =
   /^qemu(\+ssh)?:\/\/(([a-z][a-z0-9_-]*@)?[-_.a-z0-9]+(:[0-9]+)?)?\/(system|session)$/;
 
+/** A path in the config: not empty, on one line. */
+function dirPathOf(what: string) {
+  return z
+    .string()
+    .min(1, 'must not be empty')
+    .regex(/^[^\0\n\r]+$/, `must be ${what} on one line`);
+}
+
+/** A libvirt object name (pool, volume, network): no spaces, slashes or newlines. */
+const libvirtName = z
+  .string()
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/, 'must be a libvirt name (letters, digits, _ . + -)');
+
 export const HypervisorSchema = z
   .object({
     name: z
@@ -62,14 +75,10 @@ export const HypervisorSchema = z
         'must be a libvirt URI like qemu+ssh://root@host/system (lower-case, no ?parameters: osbake adds keyfile and known_hosts)',
       )
       .describe('libvirt connection URI (qemu+ssh://root@HOST/system)'),
-    sshKey: z
-      .string()
-      .min(1)
-      .describe(
-        'private key for SSH to the hypervisor (libvirt transport) and to the build VM cloned from the vanilla volume',
-      ),
-    knownHosts: z
-      .string()
+    sshKey: dirPathOf('a key file path').describe(
+      'private key for SSH to the hypervisor (libvirt transport) and to the build VM cloned from the vanilla volume',
+    ),
+    knownHosts: dirPathOf('a file path')
       .default('~/.ssh/known_hosts')
       .describe('known_hosts file that holds the hypervisor host key (the libvirt plugin verifies it)'),
     bastion: z
@@ -77,14 +86,11 @@ export const HypervisorSchema = z
       .regex(/^([a-z_][a-z0-9_-]*@)?[-_.a-zA-Z0-9]+(:\d+)?$/, 'must be [user@]host[:port]')
       .optional()
       .describe('SSH bastion ([user@]host[:port]) through which the build VM is reached'),
-    pool: z.string().min(1).default('default').describe('libvirt storage pool holding the vanilla volume'),
-    vanillaVolume: z
-      .string()
-      .min(1)
-      .describe('the pre-made vanilla qcow2 volume in the pool, cloned for every build'),
-    network: z
-      .string()
-      .min(1)
+    pool: libvirtName.default('default').describe('libvirt storage pool holding the vanilla volume'),
+    vanillaVolume: libvirtName.describe(
+      'the pre-made vanilla qcow2 volume in the pool, cloned for every build',
+    ),
+    network: libvirtName
       .default('default')
       .describe('libvirt managed network the build VM is attached to (its DHCP lease gives the address)'),
   })
@@ -192,13 +198,14 @@ export const ProjectConfigSchema = z
           .regex(SSH_TARGET_RE, 'must be an ssh:// URL like ssh://deploy@mirror.example/srv/osbake')
           .optional()
           .describe('remote mirror for osbake publish (and after each build): ssh://user@host[:port]/path'),
-        knownHosts: z
-          .string()
+        knownHosts: dirPathOf('a file path')
           .optional()
           .describe(
             "known_hosts file with the mirror's host key (default ~/.ssh/known_hosts); keys are always checked",
           ),
-        identityFile: z.string().optional().describe('SSH private key for the mirror (default: ssh chooses)'),
+        identityFile: dirPathOf('a key file path')
+          .optional()
+          .describe('SSH private key for the mirror (default: ssh chooses)'),
         afterBuild: z
           .boolean()
           .default(true)
@@ -214,8 +221,7 @@ export const ProjectConfigSchema = z
           .transform((k) => k.toUpperCase())
           .optional()
           .describe('fingerprint of the project signing key (made by osbake keys init); unset: no signing'),
-        gnupgHome: z
-          .string()
+        gnupgHome: dirPathOf('a directory path')
           .optional()
           .describe('GnuPG home holding its secret key (default: $GNUPGHOME, else ~/.gnupg)'),
         required: z

@@ -264,7 +264,8 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
 }
 
 /** Kernel names of whole disks and partitions (sda, vdb1, nvme0n1, mmcblk0, loop3). */
-const DISK_NAME = /^(sd[a-z]{1,3}|vd[a-z]{1,3}|hd[a-z]{1,3}|xvd[a-z]{1,3}|nvme\d+n\d+|mmcblk\d+|loop\d+)(p?\d+)?$/;
+const DISK_NAME =
+  /^(sd[a-z]{1,3}|vd[a-z]{1,3}|hd[a-z]{1,3}|xvd[a-z]{1,3}|nvme\d+n\d+|mmcblk\d+|loop\d+)(p?\d+)?$/;
 
 /**
  * What the second argument names (before any work): a block device (the drive checks follow), or

@@ -6,12 +6,13 @@ import { type AcceleratorChoice, parseAccelerator, selectAccelerator } from '../
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import type { Builder, BuildJob } from '../builders/builder.js';
 import { createBuilder } from '../builders/registry.js';
-import { loadImage } from '../config/image.js';
+import { loadImage, PACKER_MANAGED_VARS } from '../config/image.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
 import { assertReleaseName } from '../config/releases.js';
 import { distroOf } from '../distros/index.js';
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
+import { INPUT_CAPS, readInputText } from '../fsx/input.js';
 import { readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
@@ -54,6 +55,48 @@ export interface RunBuildOptions {
   packageFile?: string;
 }
 
+/** --var NAME=VALUE: a Packer variable name, and not one osbake sets itself (pure). */
+export function checkUserVars(vars: readonly string[]): void {
+  for (const kv of vars) {
+    const eq = kv.indexOf('=');
+    const name = eq > 0 ? kv.slice(0, eq) : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) {
+      throw new UserError('E_USAGE', `--var ${JSON.stringify(kv)} is not NAME=VALUE`, 'e.g. --var cpus=4');
+    }
+    if (PACKER_MANAGED_VARS.has(name)) {
+      throw new UserError(
+        'E_USAGE',
+        `--var ${name}: osbake sets the Packer variable ${name} itself`,
+        'set image variables (image.yaml packer.variables, or your own template variables) only',
+      );
+    }
+  }
+}
+
+/** --var-file F: a regular file of the project's size cap that sets no variable osbake manages. */
+async function checkVarFile(file: string): Promise<void> {
+  const text = await readInputText(file, { what: '--var-file', maxBytes: INPUT_CAPS.config }).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      throw new UserError(
+        'E_NO_FILE',
+        `--var-file ${file} does not exist`,
+        'give a Packer variables file (.pkrvars.hcl)',
+      );
+    },
+  );
+  for (const m of text.matchAll(/^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=/gm)) {
+    const name = m[1] as string;
+    if (PACKER_MANAGED_VARS.has(name)) {
+      throw new UserError(
+        'E_USAGE',
+        `--var-file ${file} sets ${name}, a Packer variable osbake sets itself`,
+        'remove it from the file; set image variables only',
+      );
+    }
+  }
+}
+
 export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const accelerator = parseAccelerator(o.accelerator);
   if (!o.release && !o.createPatches) {
@@ -66,7 +109,6 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   if (o.release !== undefined) assertReleaseName(o.release);
   const firmware = o.firmware === undefined ? undefined : parseFirmware(o.firmware);
   const project = await loadProject(o.projectDir);
-  await checkProjectDirs(project);
   const image = await loadImage(project, o.image);
   const distro = distroOf(image);
   const installer = image.config.kind === 'installer';
@@ -114,14 +156,8 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
     );
   }
-  for (const f of o.packerVarFiles ?? []) {
-    if (!existsSync(f))
-      throw new UserError(
-        'E_NO_FILE',
-        `--var-file ${f} does not exist`,
-        'give a Packer variables file (.pkrvars.hcl)',
-      );
-  }
+  checkUserVars(o.packerVars ?? []);
+  for (const f of o.packerVarFiles ?? []) await checkVarFile(f);
   if (o.packageFile && !existsSync(o.packageFile)) {
     throw new UserError(
       'E_NO_FILE',
@@ -136,6 +172,8 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       `e.g. osbake build ${o.image} --release 2026.11`,
     );
   }
+  // Every input is checked: only now may osbake touch the project's directories.
+  await checkProjectDirs(project);
   const plan = planBuild(project, image, prov, req);
   const log = createFileLogger(plan.logFile);
   log.info({ plan, prov, req }, 'build start');

@@ -1,14 +1,16 @@
 /** The `osbake test <build|image>` verb: boot a stored build and check it (as every build does). */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { sha256File } from '../artifacts/checksum.js';
 import { parseAccelerator, selectAccelerator } from '../builders/accel.js';
 import { type BootTestResult, bootTest, bootTestError } from '../builders/boot-test/boot-test.js';
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
+import { capture } from '../exec/run.js';
 import { trapSignals } from '../exec/signals.js';
-import { createFileLogger } from '../log/logger.js';
+import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { existsInStore, resolveBuild } from '../release/packages.js';
@@ -21,11 +23,52 @@ export interface RunTestOptions {
   json?: boolean;
 }
 
+/**
+ * What osbake test boots must be the store's own, as recorded: a regular file directly in
+ * store/builds (no symlink, no path out of it), with the SHA-256 its manifest.json entry records,
+ * and no qcow2 backing file (through one, a "build" could read any file on this machine).
+ */
+async function checkTestDisk(disk: string, storeDir: string, recorded: string | undefined): Promise<void> {
+  const builds = join(storeDir, 'builds');
+  const st = await lstat(disk);
+  if (dirname(disk) !== builds || !st.isFile()) {
+    throw new UserError(
+      'E_TEST_DISK',
+      `${disk} is not a regular file in ${builds}`,
+      'osbake test boots builds of the store only (its manifest.json names them)',
+    );
+  }
+  if (!recorded) {
+    throw new UserError(
+      'E_TEST_DISK',
+      `${disk} has no manifest.json entry with its SHA-256: osbake cannot tell it is the build`,
+      'build it with osbake (or restore images/<image>/manifest.json)',
+    );
+  }
+  const actual = await sha256File(disk);
+  if (actual !== recorded) {
+    throw new UserError(
+      'E_VERIFY',
+      `${disk} is not as recorded: SHA-256 ${actual}, manifest.json records ${recorded}`,
+      'do not boot it: build it again or restore it',
+    );
+  }
+  const info = JSON.parse(
+    await capture(['qemu-img', 'info', '--output=json', '-f', 'qcow2', disk], { log: createNullLogger() }),
+  ) as { 'backing-filename'?: string; 'data-file'?: string };
+  if (info['backing-filename'] || info['data-file']) {
+    throw new UserError(
+      'E_TEST_DISK',
+      `${disk} refers to another file (${info['backing-filename'] ?? info['data-file']}): osbake does not boot it`,
+      'a build of osbake is a self-contained qcow2; build it again',
+    );
+  }
+}
+
 export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
   const firmware = parseFirmware(o.firmware);
   const accelerator = parseAccelerator(o.accelerator);
   const project = await loadProject(o.projectDir);
-  await checkProjectDirs(project, ['workDir', 'outDir']);
   const { images } = await readImageBuilds(project);
   const b = resolveBuild(o.build, images, await existsInStore(project.storeDir, o.build));
   const entry = images
@@ -47,6 +90,8 @@ export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
       'installer sticks are tested by installing from them (see README "USB installer")',
     );
   }
+  await checkTestDisk(disk, project.storeDir, entry?.custom_data.sha256);
+  await checkProjectDirs(project, ['workDir', 'outDir']);
   const expect: Record<string, string> = { OSBAKE_IMAGE: b.image, OSBAKE_BUILD: b.artifact };
   if (entry?.custom_data.release) expect.OSBAKE_RELEASE = entry.custom_data.release;
   if (entry?.custom_data.git_commit) expect.OSBAKE_GIT_COMMIT = entry.custom_data.git_commit;

@@ -12,7 +12,7 @@ import { writeFileAtomically } from '../config/atomic.js';
 import { type NetbootConfig, type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
 import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
-import { INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
+import { checkDirectory, INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
 import type { NetbootRelease } from './netboot-files.js';
 
 export interface NetbootContext {
@@ -208,7 +208,8 @@ export async function readNode(dir: string, mac: string): Promise<NodeRecord | u
 }
 
 export async function readNodes(dir: string): Promise<NodeRecord[]> {
-  const names = await readdir(dir).catch(() => [] as string[]);
+  if (!(await checkDirectory(dir, 'the node records'))) return [];
+  const names = await readdir(dir);
   const out: NodeRecord[] = [];
   for (const n of names.filter((x) => x.endsWith('.json') && !x.startsWith('.'))) {
     const mac = normalizeMac(n.slice(0, -5));

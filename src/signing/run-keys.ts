@@ -15,7 +15,18 @@ import { formatTable } from '../log/table.js';
 import { exportPublicKey, generateKey, type KeyInfo, parseColonKeys, trustRootFiles } from './gpg.js';
 import { gnupgHome, KEYS_DIR, keyFileName, keysDir } from './project-keys.js';
 
-const EXPIRE_RE = /^(never|\d+[dwmy]?)$/;
+const EXPIRE_RE = /^(never|\d{1,6}[dwmy]?)$/;
+
+/** A key lifetime gpg takes as meant: never, or 1 day to 100 years (pure). */
+export function expireOk(expire: string): boolean {
+  if (!EXPIRE_RE.test(expire)) return false;
+  if (expire === 'never') return true;
+  const n = Number.parseInt(expire, 10);
+  const last = expire.at(-1) ?? 'd';
+  const unit = /\d/.test(last) ? 1 : { d: 1, w: 7, m: 31, y: 366 }[last as 'd' | 'w' | 'm' | 'y'];
+  const perDay = n * unit;
+  return perDay >= 1 && perDay <= 100 * 366;
+}
 
 /** osbake.yaml with signing.key set, comments and the rest kept (pure). */
 export function setSigningKey(yamlText: string, fingerprint: string): string {
@@ -35,8 +46,12 @@ export async function runKeysInit(o: {
   const project = await loadProject(o.projectDir);
   const log = createNullLogger();
   const expire = o.expire ?? '3y';
-  if (!EXPIRE_RE.test(expire)) {
-    throw new UserError('E_USAGE', `--expire ${expire} is not a period`, 'use e.g. 2y, 18m, 365d or never');
+  if (!expireOk(expire)) {
+    throw new UserError(
+      'E_USAGE',
+      `--expire ${expire} is not a period from 1 day to 100 years`,
+      'use e.g. 2y, 18m, 365d or never (gpg reads a bare 0 as "never": say never)',
+    );
   }
   const uid = o.uid ?? `osbake release signing (${basename(project.root)})`;
   if (/[\n:<>]/.test(uid.replace(/<[^<>\s]+@[^<>\s]+>$/, ''))) {
