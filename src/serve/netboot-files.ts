@@ -13,8 +13,9 @@ import { sha256File } from '../artifacts/checksum.js';
 import { fsyncPath } from '../config/atomic.js';
 import type { Project } from '../config/project.js';
 import { loadReleases, type Release, releasesFile, requireRelease } from '../config/releases.js';
+import { partitionExtents } from '../disk/loop.js';
 import { UserError } from '../errors.js';
-import { capture, run } from '../exec/run.js';
+import { run } from '../exec/run.js';
 import { disown, own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
@@ -80,17 +81,14 @@ export function parseSha256Sums(text: string): Map<string, string> {
 
 /** Byte offset of the stick's data partition (its second one), from sfdisk's JSON. */
 async function dataPartitionOffset(stick: string, log: Logger, signal: AbortSignal): Promise<number> {
-  const t = JSON.parse(await capture(['sfdisk', '--json', stick], { log, signal })) as {
-    partitiontable: { sectorsize?: number; partitions: { start: number }[] };
-  };
-  const p = t.partitiontable.partitions[1];
+  const p = (await partitionExtents(stick, log, signal)).find((x) => x.number === 2);
   if (!p)
     throw new UserError(
       'E_NETBOOT',
       `${stick} has no data partition`,
       'is it an osbake usb-installer image?',
     );
-  return p.start * (t.partitiontable.sectorsize ?? 512);
+  return p.offset;
 }
 
 export async function prepareNetboot(o: {
