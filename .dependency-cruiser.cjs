@@ -30,6 +30,20 @@ const forbidden = [
     to: { circular: true },
   },
   {
+    name: 'not-to-unresolvable',
+    comment: 'every import resolves (a moved file must not leave a dangling import behind)',
+    severity: 'error',
+    from: {},
+    to: { couldNotResolve: true },
+  },
+  {
+    name: 'no-orphans',
+    comment: 'every module of src/ is imported by another or is an entry point (cli/main.ts)',
+    severity: 'error',
+    from: { orphan: true, path: '^src/', pathNot: ['^src/cli/main\\.ts$', '\\.test\\.ts$', '\\.d\\.ts$'] },
+    to: {},
+  },
+  {
     name: 'src-in-a-layer',
     comment: 'every file of src/ belongs to a layer of .dependency-cruiser.cjs',
     severity: 'error',

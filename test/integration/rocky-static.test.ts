@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkLibvirtSources } from '../../src/builders/libvirt/plugin-schema.js';
 import { findPacker, type PackerVersion, stageTemplate } from '../../src/builders/packer/packer.js';
 import { type CommonVarsInput, libvirtBuildVars, qemuBuildVars } from '../../src/builders/packer/vars.js';
 import { HypervisorSchema, ProjectConfigSchema } from '../../src/config/project.js';
 import { rocky } from '../../src/distros/rocky.js';
 import { createNullLogger } from '../../src/log/logger.js';
+import { checkLibvirtSources } from '../unit/plugin-schema.js';
 import { git, makeProject, REPO, runCli, type TempProject } from './helpers.js';
 
 const IMAGE = join(REPO, 'images/rocky8-base');
