@@ -14,6 +14,7 @@ const LAYERS = [
   ['distros'],
   ['builders', 'installer'],
   ['release'],
+  ['netboot'],
   ['publish', 'serve'],
   ['pipeline'],
   ['cli'],

@@ -269,3 +269,14 @@ export async function writeRelease(
     }
   });
 }
+
+const collator = new Intl.Collator('en', { numeric: true });
+
+/** Newest first: by date, then by name ("2026.11" after "2026.9"). */
+export function sortReleasesNewestFirst<T extends { name: string; release: { date: string } }>(
+  releases: readonly T[],
+): T[] {
+  return [...releases].sort(
+    (a, b) => b.release.date.localeCompare(a.release.date) || collator.compare(b.name, a.name),
+  );
+}

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { PackageRecord } from '../artifacts/package-list.js';
 import type { BuildEntry } from '../config/builds.js';
 import type { Release } from '../config/releases.js';
-import { assembleCatalog, type CatalogInputs, sortReleasesNewestFirst, storeUrl } from './api.js';
+import { sortReleasesNewestFirst } from '../config/releases.js';
+import { assembleCatalog, type CatalogInputs, storeUrl } from './api.js';
 import { esc, renderIndexPage, renderListing } from './page.js';
 
 const sha = (c: string) => c.repeat(64);

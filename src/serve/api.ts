@@ -7,7 +7,7 @@
 
 import type { PackageRecord } from '../artifacts/package-list.js';
 import type { BuildEntry } from '../config/builds.js';
-import type { Release, ReleaseArtifact } from '../config/releases.js';
+import { type Release, type ReleaseArtifact, sortReleasesNewestFirst } from '../config/releases.js';
 import { diffSides, type ImageDiff, type PackageSide } from '../release/diff.js';
 
 export interface CatalogInputs {
@@ -101,17 +101,6 @@ export interface Catalog {
 /** URL of a store-relative path, each segment encoded. */
 export function storeUrl(path: string): string {
   return `/${path.split('/').map(encodeURIComponent).join('/')}`;
-}
-
-const collator = new Intl.Collator('en', { numeric: true });
-
-/** Newest first: by date, then by name ("2026.11" after "2026.9"). */
-export function sortReleasesNewestFirst<T extends { name: string; release: { date: string } }>(
-  releases: readonly T[],
-): T[] {
-  return [...releases].sort(
-    (a, b) => b.release.date.localeCompare(a.release.date) || collator.compare(b.name, a.name),
-  );
 }
 
 function artifactOfImage(a: ReleaseArtifact): string {

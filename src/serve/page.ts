@@ -7,9 +7,9 @@
 
 import type { PackageRecord } from '../artifacts/package-list.js';
 import { formatBytes } from '../log/progress.js';
+import type { NetbootView } from '../netboot/netboot.js';
 import type { ImageDiff } from '../release/diff.js';
 import type { ApiArtifact, ApiBuild, ApiRelease, Catalog } from './api.js';
-import type { NetbootView } from './netboot.js';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',

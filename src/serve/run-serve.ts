@@ -14,8 +14,8 @@ import { ReportedError, UserError } from '../errors.js';
 import { ignoreFurtherSignals, onInterrupt, trapSignals } from '../exec/signals.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
 import { ByteProgress } from '../log/progress.js';
-import { type NetbootContext, nodesDirOf } from './netboot.js';
-import { prepareNetboot } from './netboot-files.js';
+import { prepareNetboot } from '../netboot/files.js';
+import { type NetbootContext, nodesDirOf } from '../netboot/netboot.js';
 import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
 import { startArtifactServer } from './server.js';
 

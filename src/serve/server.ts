@@ -16,8 +16,6 @@ import rangeParser from 'range-parser';
 import send from 'send';
 import { netbootNode, normalizeMac } from '../config/netboot.js';
 import { UserError } from '../errors.js';
-import { apiBuilds, apiReleases } from './api.js';
-import { type CatalogSource, loadCatalog } from './catalog.js';
 import {
   baseUrl,
   chainScript,
@@ -29,7 +27,9 @@ import {
   readNode,
   readNodes,
   updateNode,
-} from './netboot.js';
+} from '../netboot/netboot.js';
+import { apiBuilds, apiReleases } from './api.js';
+import { type CatalogSource, loadCatalog } from './catalog.js';
 import { renderIndexPage, renderListing } from './page.js';
 import { checkRequestPath, containedRealPath, isInside } from './paths.js';
 

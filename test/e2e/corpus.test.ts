@@ -178,19 +178,28 @@ const FILES: { file: string; args: string[]; yaml?: boolean }[] = [
 ];
 for (const f of FILES) {
   const at = (dir: string) => join(dir, f.file);
-  const fresh = (dir: string) => rmSync(at(dir), { recursive: true, force: true });
+  /** Plant `make` at the file's place, after removing what the template has there. */
+  const fresh =
+    (make: (path: string) => void) =>
+    (dir: string): void => {
+      rmSync(at(dir), { recursive: true, force: true });
+      make(at(dir));
+    };
   const variants: [string, (dir: string) => void][] = [
-    ['a FIFO', (d) => (fresh(d), execFileSync('mkfifo', [at(d)]))],
-    ['a directory', (d) => (fresh(d), mkdirSync(at(d)))],
-    [`a symlink to ${SECRET}`, (d) => (fresh(d), symlinkSync(SECRET, at(d)))],
-    ['/dev/zero', (d) => (fresh(d), symlinkSync('/dev/zero', at(d)))],
-    ['oversized (70 MiB)', (d) => (fresh(d), writeFileSync(at(d), ''), truncateSync(at(d), 70 * 2 ** 20))],
+    ['a FIFO', fresh((p) => execFileSync('mkfifo', [p]))],
+    ['a directory', fresh((p) => mkdirSync(p))],
+    [`a symlink to ${SECRET}`, fresh((p) => symlinkSync(SECRET, p))],
+    ['/dev/zero', fresh((p) => symlinkSync('/dev/zero', p))],
     [
-      'binary',
-      (d) => (fresh(d), writeFileSync(at(d), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0, 0xff]))),
+      'oversized (70 MiB)',
+      fresh((p) => {
+        writeFileSync(p, '');
+        truncateSync(p, 70 * 2 ** 20);
+      }),
     ],
+    ['binary', fresh((p) => writeFileSync(p, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0, 0xff])))],
   ];
-  if (f.yaml) variants.push(['a YAML alias bomb', (d) => (fresh(d), writeFileSync(at(d), aliasBomb()))]);
+  if (f.yaml) variants.push(['a YAML alias bomb', fresh((p) => writeFileSync(p, aliasBomb()))]);
   for (const [what, plant] of variants)
     cases.push({ name: `${f.file} is ${what}`, plant, args: f.args, names: f.file.split('/').at(-1) });
 }

@@ -15,7 +15,7 @@ export function registerNetboot(program: Command): void {
     )
     .option('--json', 'as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const { runNetbootNodes } = await import('../../serve/run-netboot.js');
+      const { runNetbootNodes } = await import('../../netboot/run-netboot.js');
       await runNetbootNodes({ projectDir: projectDir(), ...opts });
     });
   netboot
@@ -25,7 +25,7 @@ export function registerNetboot(program: Command): void {
     )
     .argument('<mac...>', 'MAC addresses (any spelling)')
     .action(async (macs: string[]) => {
-      const { runNetbootReinstall } = await import('../../serve/run-netboot.js');
+      const { runNetbootReinstall } = await import('../../netboot/run-netboot.js');
       await runNetbootReinstall({ projectDir: projectDir(), macs });
     });
   netboot
@@ -51,7 +51,7 @@ export function registerNetboot(program: Command): void {
       ].join('\n'),
     )
     .action(async (opts: { server: string; subnet: string; interface?: string; tftpRoot: string }) => {
-      const { runDnsmasqConfig } = await import('../../serve/run-netboot.js');
+      const { runDnsmasqConfig } = await import('../../netboot/run-netboot.js');
       runDnsmasqConfig({
         server: opts.server,
         subnet: opts.subnet,

@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NetbootSchema, normalizeMac } from '../config/netboot.js';
+import { nginxConfig } from '../serve/nginx.js';
+import { dnsmasqConfig } from './dnsmasq.js';
+import { newestInstallerRelease, parsePayloadRanges, parseSha256Sums } from './files.js';
 import {
   baseUrl,
   chainScript,
@@ -15,9 +18,6 @@ import {
   readNodes,
   updateNode,
 } from './netboot.js';
-import { dnsmasqConfig } from './netboot-dnsmasq.js';
-import { newestInstallerRelease, parsePayloadRanges, parseSha256Sums } from './netboot-files.js';
-import { nginxConfig } from './nginx.js';
 
 const release = {
   release: 'r1',

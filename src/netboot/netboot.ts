@@ -13,7 +13,7 @@ import { type NetbootConfig, type NetbootNode, netbootNode, normalizeMac } from 
 import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { checkDirectory, INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
-import type { NetbootRelease } from './netboot-files.js';
+import type { NetbootRelease } from './files.js';
 
 export interface NetbootContext {
   release: NetbootRelease;

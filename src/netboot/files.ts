@@ -12,7 +12,13 @@ import { join } from 'node:path';
 import { sha256File } from '../artifacts/checksum.js';
 import { fsyncPath } from '../config/atomic.js';
 import type { Project } from '../config/project.js';
-import { loadReleases, type Release, releasesFile, requireRelease } from '../config/releases.js';
+import {
+  loadReleases,
+  type Release,
+  releasesFile,
+  requireRelease,
+  sortReleasesNewestFirst,
+} from '../config/releases.js';
 import { partitionExtents } from '../disk/loop.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
@@ -20,7 +26,6 @@ import { disown, own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
 import { checkReleaseForBurn } from '../release/verify.js';
-import { sortReleasesNewestFirst } from './api.js';
 
 /** Files served under /netboot/<R>/ (nothing else there is). */
 export const NETBOOT_FILES = [

@@ -7,8 +7,8 @@ import { normalizeMac } from '../config/netboot.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { formatTable } from '../log/table.js';
+import { type DnsmasqOptions, dnsmasqConfig } from './dnsmasq.js';
 import { nodesDirOf, nodesView, readNodes, updateNode } from './netboot.js';
-import { type DnsmasqOptions, dnsmasqConfig } from './netboot-dnsmasq.js';
 
 type Out = Pick<NodeJS.WriteStream, 'write'>;
 
