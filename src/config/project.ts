@@ -8,12 +8,9 @@ import { makeDirsSync } from '../fsx/input.js';
 import { ledgerOf, useLedger } from '../fsx/owned.js';
 import { loadYamlConfig } from './load.js';
 import { NetbootSchema } from './netboot.js';
+import { parseSshAddress, parseSshUrl } from './ssh-target.js';
 
 export const PROJECT_FILE = 'osbake.yaml';
-
-/** ssh://[user@]host[:port]/absolute/path */
-export const SSH_TARGET_RE =
-  /^ssh:\/\/(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?\/[^\0]*$/;
 
 const url = z.string().regex(/^(https?|file):\/\/[^\s]+$/, 'must be an http://, https:// or file:// URL');
 /** A disk size: 2G (a root file system with a kernel) up to 64T, with a unit suffix M or G. */
@@ -49,6 +46,18 @@ export const vmCpus = z.number().int().min(1).max(256);
 export const LIBVIRT_URI_RE =
   /^qemu(\+ssh)?:\/\/(([a-z][a-z0-9_-]*@)?[-_.a-z0-9]+(:[0-9]+)?)?\/(system|session)$/;
 
+/** A zod refinement from one of config/ssh-target's parsers (one definition of an SSH target). */
+function parses(parse: (s: string) => unknown): (s: string) => boolean {
+  return (s) => {
+    try {
+      parse(s);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** A path in the config: not empty, on one line. */
 function dirPathOf(what: string) {
   return z
@@ -83,7 +92,7 @@ export const HypervisorSchema = z
       .describe('known_hosts file that holds the hypervisor host key (the libvirt plugin verifies it)'),
     bastion: z
       .string()
-      .regex(/^([a-z_][a-z0-9_-]*@)?[-_.a-zA-Z0-9]+(:\d+)?$/, 'must be [user@]host[:port]')
+      .refine(parses(parseSshAddress), 'must be [user@]host[:port] (port 1-65535)')
       .optional()
       .describe('SSH bastion ([user@]host[:port]) through which the build VM is reached'),
     pool: libvirtName.default('default').describe('libvirt storage pool holding the vanilla volume'),
@@ -195,7 +204,7 @@ export const ProjectConfigSchema = z
       .object({
         to: z
           .string()
-          .regex(SSH_TARGET_RE, 'must be an ssh:// URL like ssh://deploy@mirror.example/srv/osbake')
+          .refine(parses(parseSshUrl), 'must be an ssh:// URL like ssh://deploy@mirror.example/srv/osbake')
           .optional()
           .describe('remote mirror for osbake publish (and after each build): ssh://user@host[:port]/path'),
         knownHosts: dirPathOf('a file path')

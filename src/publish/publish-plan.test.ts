@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
+import { parseSshUrl } from '../config/ssh-target.js';
 import { UserError } from '../errors.js';
 import {
   orderFiles,
   parseRsyncProgress,
   parseRsyncStats,
   parseSha256sum,
-  parseSshTarget,
   partName,
   rsyncArgv,
   type SshSettings,
   sshArgv,
 } from './publish-plan.js';
 
-describe('parseSshTarget', () => {
+describe('parseSshUrl', () => {
   it.each([
     [
       'ssh://deploy@mirror.example/srv/osbake',
@@ -25,7 +25,7 @@ describe('parseSshTarget', () => {
     ['ssh://u@[::1]:22/m', { user: 'u', host: '::1', port: 22, path: '/m' }],
     ['ssh://u@127.0.0.1:40022/tmp/x//y', { user: 'u', host: '127.0.0.1', port: 40022, path: '/tmp/x/y' }],
   ])('%s', (url, want) => {
-    expect(parseSshTarget(url)).toEqual(want);
+    expect(parseSshUrl(url)).toEqual(want);
   });
 
   it.each([
@@ -36,7 +36,7 @@ describe('parseSshTarget', () => {
     'ssh://u;rm@host/p',
     'rsync://h/p',
   ])('refuses %s', (url) => {
-    expect(() => parseSshTarget(url)).toThrow(UserError);
+    expect(() => parseSshUrl(url)).toThrow(UserError);
   });
 });
 

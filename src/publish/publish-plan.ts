@@ -4,57 +4,17 @@
  * they go up (sidecars first, the artifact itself last), and rsync's progress and statistics.
  */
 import { posix } from 'node:path';
-import { SSH_TARGET_RE } from '../config/project.js';
-import { UserError } from '../errors.js';
+import { type parseSshUrl, sshDestination } from '../config/ssh-target.js';
 import { shellQuote } from '../exec/run.js';
 
-export interface SshTarget {
-  user?: string;
-  host: string;
-  port?: number;
-  /** Absolute directory on the mirror that holds builds/, repos/, releases/. */
-  path: string;
-}
-
-/** ssh://[user@]host[:port]/path → its parts (pure), or a UserError. */
-export function parseSshTarget(url: string): SshTarget {
-  const m = SSH_TARGET_RE.test(url)
-    ? /^ssh:\/\/(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?(\/.*)$/.exec(url)
-    : null;
-  if (!m) {
-    throw new UserError(
-      'E_USAGE',
-      `${url} is not an ssh:// mirror URL`,
-      'give ssh://user@host[:port]/absolute/path, e.g. ssh://deploy@mirror.example/srv/osbake',
-    );
-  }
-  const [, user, host = '', port, path = '/'] = m;
-  const p = port === undefined ? undefined : Number(port);
-  if (p !== undefined && (p < 1 || p > 65535)) {
-    throw new UserError('E_USAGE', `${url}: port ${port} is out of range`, 'use a port from 1 to 65535');
-  }
-  const norm = posix.normalize(path).replace(/\/+$/, '') || '/';
-  if (path.split('/').includes('..')) {
-    throw new UserError(
-      'E_USAGE',
-      `${url}: the path must not contain ".."`,
-      'give the absolute mirror directory',
-    );
-  }
-  return { user, host: host.replace(/^\[|\]$/g, ''), port: p, path: norm };
-}
+/** The mirror: ssh://[user@]host[:port]/path (parsed by config/ssh-target, the one SSH target parser). */
+export type SshTarget = ReturnType<typeof parseSshUrl>;
 
 export interface SshSettings {
   target: SshTarget;
   /** known_hosts file with the mirror's key; the host key is always checked against it. */
   knownHosts: string;
   identityFile?: string;
-}
-
-/** `user@host` for ssh and rsync. */
-export function sshDestination(t: SshTarget): string {
-  const host = t.host.includes(':') ? `[${t.host}]` : t.host;
-  return t.user ? `${t.user}@${host}` : host;
 }
 
 /** ssh options: strict host key checking against the given known_hosts, no prompts (pure). */

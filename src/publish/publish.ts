@@ -11,6 +11,7 @@ import { join, posix, resolve } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, releasesFile, requireRelease } from '../config/releases.js';
+import { parseSshUrl } from '../config/ssh-target.js';
 import { ProcessError, UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
@@ -26,7 +27,6 @@ import {
   parseRsyncProgress,
   parseRsyncStats,
   parseSha256sum,
-  parseSshTarget,
   partName,
   rsyncArgv,
   type SshSettings,
@@ -224,7 +224,7 @@ export function resolveSshSettings(
       'pass --to ssh://user@host/path or set publish.to in osbake.yaml',
     );
   }
-  const target = parseSshTarget(to);
+  const target = parseSshUrl(to);
   const cfg = project.config.publish;
   const knownHosts = o.knownHosts
     ? resolve(o.knownHosts)

@@ -5,11 +5,12 @@
  * The argv builders are pure (tests assert them); checkLibvirtHost runs them.
  */
 import type { Hypervisor } from '../../config/project.js';
+import { parseSshAddress, type SshTarget, sshTargetOfLibvirtUri } from '../../config/ssh-target.js';
 import { ProcessError, UserError } from '../../errors.js';
 import { run } from '../../exec/run.js';
 import type { Logger } from '../../log/logger.js';
 import { LIBVIRT_PLUGIN_SOURCE, needsRequiredPlugins, type PackerVersion } from '../packer/packer.js';
-import { parseSshTarget, type SshTarget, sshOptions, sshTargetOfUri, virshUri } from './uri.js';
+import { sshOptions, virshUri } from './uri.js';
 
 /** `ssh ... [user@]host true`: can we log in non-interactively? */
 export function sshProbeArgs(h: Hypervisor, t: SshTarget, connectTimeoutS = 5, home?: string): string[] {
@@ -111,7 +112,7 @@ export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): P
       }
     }
   }
-  const target = sshTargetOfUri(h.uri);
+  const target = sshTargetOfLibvirtUri(h.uri);
   const ct = o.connectTimeoutS ?? 5;
   if (target) {
     const where = `${target.user ? `${target.user}@` : ''}${target.host}:${target.port ?? 22}`;
@@ -128,7 +129,7 @@ export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): P
     );
   }
   if (h.bastion) {
-    const b = parseSshTarget(h.bastion);
+    const b = parseSshAddress(h.bastion);
     say(`ssh bastion ${h.bastion}`);
     await attempt(
       sshProbeArgs(h, b, ct, o.home),

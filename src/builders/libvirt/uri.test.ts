@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HypervisorSchema } from '../../config/project.js';
+import { parseSshAddress, sshTargetOfLibvirtUri } from '../../config/ssh-target.js';
 import { checkPackerForLibvirt, lastLine, pluginListed, sshProbeArgs, virshArgs } from './preflight.js';
-import { expandHome, parseSshTarget, pluginLibvirtUri, sshTargetOfUri, virshUri } from './uri.js';
+import { expandHome, pluginLibvirtUri, virshUri } from './uri.js';
 import { parseVolInfoBytes, volumeDownloadArgs } from './volume.js';
 
 const hv = HypervisorSchema.parse({
@@ -19,12 +20,12 @@ describe('libvirt URIs and argv', () => {
     ['qemu+ssh://kvm1.example.org:2222/system', { user: undefined, host: 'kvm1.example.org', port: 2222 }],
     ['qemu:///system', undefined],
   ])('ssh target of %s', (uri, target) => {
-    expect(sshTargetOfUri(uri)).toEqual(target);
+    expect(sshTargetOfLibvirtUri(uri)).toEqual(target);
   });
 
   it('parses bastions and expands ~', () => {
-    expect(parseSshTarget('gw')).toEqual({ user: undefined, host: 'gw', port: undefined });
-    expect(parseSshTarget('a@gw:22')).toEqual({ user: 'a', host: 'gw', port: 22 });
+    expect(parseSshAddress('gw')).toEqual({ user: undefined, host: 'gw', port: undefined });
+    expect(parseSshAddress('a@gw:22')).toEqual({ user: 'a', host: 'gw', port: 22 });
     expect(expandHome('~/.ssh/k', '/home/u')).toBe('/home/u/.ssh/k');
     expect(expandHome('/abs', '/home/u')).toBe('/abs');
   });

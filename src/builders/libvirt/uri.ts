@@ -5,6 +5,7 @@
  */
 import { homedir } from 'node:os';
 import type { Hypervisor } from '../../config/project.js';
+import type { SshTarget } from '../../config/ssh-target.js';
 
 /** "~/x" → "<home>/x" (the plugin expands ~ too, but ssh -o UserKnownHostsFile needs a path). */
 export function expandHome(path: string, home: string = homedir()): string {
@@ -21,26 +22,6 @@ export function pluginLibvirtUri(h: Hypervisor, home?: string): string {
 export function virshUri(h: Hypervisor, home?: string): string {
   if (!h.uri.startsWith('qemu+ssh://')) return h.uri;
   return `${h.uri}?keyfile=${expandHome(h.sshKey, home)}&no_tty=1`;
-}
-
-export interface SshTarget {
-  user?: string;
-  host: string;
-  port?: number;
-}
-
-/** user@host:port of a qemu+ssh:// URI, or undefined for a local URI (qemu:///system). */
-export function sshTargetOfUri(uri: string): SshTarget | undefined {
-  const m = /^qemu\+ssh:\/\/(?:([^@/]+)@)?([^:/]+)(?::(\d+))?\//.exec(uri);
-  if (!m?.[2]) return undefined;
-  return { user: m[1], host: m[2], port: m[3] ? Number(m[3]) : undefined };
-}
-
-/** "[user@]host[:port]" → parts (the bastion setting). */
-export function parseSshTarget(s: string): SshTarget {
-  const m = /^(?:([^@]+)@)?([^:]+)(?::(\d+))?$/.exec(s);
-  if (!m?.[2]) throw new Error(`bad SSH target ${s}`);
-  return { user: m[1], host: m[2], port: m[3] ? Number(m[3]) : undefined };
 }
 
 /** ssh argv options that reach `t` with the hypervisor's key, non-interactively. */

@@ -6,8 +6,9 @@
  */
 import { join } from 'node:path';
 import type { Hypervisor } from '../../config/project.js';
+import { parseSshAddress } from '../../config/ssh-target.js';
 import { UserError } from '../../errors.js';
-import { expandHome, parseSshTarget, pluginLibvirtUri } from '../libvirt/uri.js';
+import { expandHome, pluginLibvirtUri } from '../libvirt/uri.js';
 
 /** A -var value. */
 export type PackerVarValue = string | number | boolean;
@@ -95,7 +96,7 @@ export function libvirtVolumeName(artifactFile: string): string {
  */
 export function ansibleSshExtraArgs(h: Hypervisor, key: string): string {
   if (!h.bastion) return '';
-  const b = parseSshTarget(h.bastion);
+  const b = parseSshAddress(h.bastion);
   const port = b.port ? ` -p ${b.port}` : '';
   const user = b.user ? `${b.user}@` : '';
   return `-o ProxyCommand="ssh -i ${key}${port} -o BatchMode=yes -W %h:%p ${user}${b.host}"`;
@@ -105,7 +106,7 @@ export function ansibleSshExtraArgs(h: Hypervisor, key: string): string {
 export function libvirtBuildVars(i: LibvirtVarsInput): Record<string, PackerVarValue> {
   const h = i.hypervisor;
   const key = expandHome(h.sshKey, i.home);
-  const bastion = h.bastion ? parseSshTarget(h.bastion) : undefined;
+  const bastion = h.bastion ? parseSshAddress(h.bastion) : undefined;
   return {
     ...commonVars(i),
     libvirt_uri: pluginLibvirtUri(h, i.home),
