@@ -6,9 +6,18 @@
  * user's `flake.lock`, a `*.tmp` or another project's work directory in a shared workDir stays.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export type OwnedKind = 'lock' | 'temp' | 'work-dir' | 'cache';
 
@@ -63,6 +72,11 @@ export function own(path: string, kind: OwnedKind): void {
       created: new Date().toISOString(),
     };
     mkdirSync(ledger, { recursive: true });
+    // osbake's own state under the project (.osbake/): never part of the git tree, so never what
+    // makes it dirty ("*" in a .gitignore of its own, as pytest and mypy keep their caches).
+    const ignore = join(dirname(ledger), '.gitignore');
+    if (!existsSync(ignore))
+      writeFileSync(ignore, '# osbake state (ledger, node records): not part of the repository\n*\n');
     const file = join(ledger, recordName(path));
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(rec));

@@ -13,6 +13,9 @@ describe('provenance', () => {
   it('does not count manifest.json (a build record) as dirty', () => {
     expect(isBuildRecord('images/debian12-base/manifest.json')).toBe(true);
     expect(isBuildRecord('images/debian12-base/image.yaml')).toBe(false);
+    expect(isBuildRecord('.osbake/owned/0123456789abcdef0123456789abcdef.json')).toBe(true);
+    expect(isBuildRecord('.osbake/netboot/nodes/52-54-00-12-34-56.json')).toBe(true);
+    expect(isBuildRecord('osbake.yaml')).toBe(false);
     expect(isBuildRecord('manifest.json')).toBe(false);
   });
 });

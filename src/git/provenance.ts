@@ -13,9 +13,12 @@ export interface Provenance {
   dirtyPaths: string[];
 }
 
-/** Paths that are build outputs, not inputs: changing them does not make a tree dirty. */
+/**
+ * Paths that are osbake's outputs and state, not inputs: changing them does not make a tree dirty
+ * (an image's manifest.json; .osbake/, where the ledger and node records live).
+ */
 export function isBuildRecord(path: string): boolean {
-  return /^images\/[^/]+\/manifest\.json$/.test(path);
+  return /^images\/[^/]+\/manifest\.json$/.test(path) || path.startsWith('.osbake/');
 }
 
 /** Paths from `git status --porcelain=v1 -z` output. */
