@@ -1,10 +1,11 @@
 /** osbake build --all: every image, dependencies first, spread over the build hosts. */
+
+import { choiceUsesHypervisors, chooseBuilder } from '../builders/choice.js';
 import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
 import { assertReleaseName } from '../config/releases.js';
 import { InterruptedError, UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
-import { chooseBuilder } from './builder-choice.js';
 import { type RunBuildOptions, runBuild } from './run-build.js';
 import { runSchedule, type ScheduleImage, type ScheduleOutcome } from './schedule.js';
 
@@ -22,7 +23,7 @@ export function buildHosts(
   o: { builder?: string; hypervisor?: string },
 ): BuildHost[] {
   const choice = chooseBuilder(project, o);
-  if (choice.builder !== 'libvirt') return [{ name: 'local' }];
+  if (!choiceUsesHypervisors(choice)) return [{ name: 'local' }];
   const all = o.hypervisor ? [choice.hypervisor] : project.config.hypervisors;
   return all.flatMap((h) => (h ? [{ name: h.name, hypervisor: h.name }] : []));
 }

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { type AcceleratorChoice, parseAccelerator, selectAccelerator } from '../builders/accel.js';
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import type { Builder, BuildJob } from '../builders/builder.js';
+import { choiceNeedsAccelerator, chooseBuilder, resolveAutoBuilder } from '../builders/choice.js';
 import { createBuilder } from '../builders/registry.js';
 import { loadImage, PACKER_MANAGED_VARS } from '../config/image.js';
 import { checkProjectDirs, loadProject } from '../config/project.js';
@@ -18,7 +19,6 @@ import { createFileLogger, createNullLogger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { publishAfterBuild } from '../publish/publish.js';
 import { type BuildRequest, planBuild } from './build.js';
-import { chooseBuilder, resolveAutoBuilder } from './builder-choice.js';
 import type { BuildContext } from './context.js';
 import { INSTALLER_STEPS } from './installer-steps.js';
 import { runSteps } from './runner.js';
@@ -126,7 +126,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   // The accelerator: the qemu builder runs its VM with it, every build's boot test too, and `auto`
   // chooses the builder by it. Probed once, briefly (KVM guests can hang instead of failing).
   let accel: AcceleratorChoice | undefined;
-  const needsVm = choice.builder === 'qemu' || choice.builder === 'auto' || !o.noTest;
+  const needsVm = choiceNeedsAccelerator(choice) || !o.noTest;
   if (!installer && needsVm) {
     accel = await selectAccelerator(
       accelerator ?? project.config.builder.accelerator,

@@ -9,8 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLAYBOOK } from '../builders/chroot/chroot-builder.js';
-import { BUILDERS_DIR, checkTemplateSyntax, findPacker } from '../builders/packer/packer.js';
-import type { BuilderType } from '../builders/packer/vars.js';
+import { checkTemplateSyntax, findPacker, packerVariants } from '../builders/packer/packer.js';
 import { readBuildsManifest } from '../config/builds.js';
 import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
@@ -57,15 +56,6 @@ async function check(
   } catch (err) {
     results.push({ target, check: name, ok: false, problems: problemsOf(err) });
   }
-}
-
-/** Packer variants of an image: builders/<type>.pkr.hcl, or the qemu template at its top. */
-function packerVariants(templateDir: string): BuilderType[] {
-  const dir = join(templateDir, BUILDERS_DIR);
-  if (!existsSync(dir)) return ['qemu'];
-  return readdirSync(dir)
-    .filter((f) => /^(qemu|libvirt)\.pkr\.hcl$/.test(f))
-    .map((f) => f.replace('.pkr.hcl', '') as BuilderType);
 }
 
 export async function runValidate(o: {

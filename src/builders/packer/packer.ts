@@ -1,5 +1,5 @@
 /** Packer adapter: version, template staging, the (pure) build argv, and a run that reports progress. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../errors.js';
@@ -12,7 +12,7 @@ import {
   parseHumanPackerLine,
   parsePackerLine,
 } from './machine-readable.js';
-import type { BuilderType, PackerVarValue } from './vars.js';
+import type { PackerBuilderType as BuilderType, PackerVarValue } from './vars.js';
 
 export type { PackerVarValue };
 
@@ -258,4 +258,13 @@ export async function checkTemplateSyntax(o: {
     errors.length > 0 ? errors.join('\n') : `packer validate -syntax-only failed on ${o.templateDir}`,
     'fix the template (packer validate -syntax-only shows the same); nothing was built',
   );
+}
+
+/** Packer variants of an image: builders/<type>.pkr.hcl, or the qemu template at its top. */
+export function packerVariants(templateDir: string): BuilderType[] {
+  const dir = join(templateDir, BUILDERS_DIR);
+  if (!existsSync(dir)) return ['qemu'];
+  return readdirSync(dir)
+    .filter((f) => /^(qemu|libvirt)\.pkr\.hcl$/.test(f))
+    .map((f) => f.replace('.pkr.hcl', '') as BuilderType);
 }

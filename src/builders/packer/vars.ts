@@ -8,13 +8,14 @@ import { join } from 'node:path';
 import type { Hypervisor } from '../../config/project.js';
 import { parseSshAddress } from '../../config/ssh-target.js';
 import { UserError } from '../../errors.js';
+import type { BuilderType } from '../builder.js';
 import { expandHome, pluginLibvirtUri } from '../libvirt/uri.js';
 
 /** A -var value. */
 export type PackerVarValue = string | number | boolean;
 
-/** The builders that run a Packer template. */
-export type BuilderType = 'qemu' | 'libvirt';
+/** The builders that run a Packer template (of builder.ts's one BuilderType). */
+export type PackerBuilderType = Extract<BuilderType, 'qemu' | 'libvirt'>;
 
 export interface CommonVarsInput {
   /** Distro variables (mirrors, suite) then the image's packer.variables, in that order. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Project, ProjectConfigSchema } from '../config/project.js';
-import { chooseBuilder, resolveAutoBuilder } from './builder-choice.js';
+import { chooseBuilder, resolveAutoBuilder } from './choice.js';
 
 const project = (cfg: object): Pick<Project, 'config' | 'file'> => ({
   config: ProjectConfigSchema.parse(cfg),

@@ -2,10 +2,11 @@
  * Which builder and which hypervisor a build uses: --hypervisor, --builder, osbake.yaml builder.type
  * (pure), then `auto` resolved by the KVM probe: Packer qemu with KVM, chroot without it.
  */
-import type { AcceleratorChoice } from '../builders/accel.js';
-import { BUILDER_TYPES, type BuilderType } from '../builders/builder.js';
+
 import type { Hypervisor, Project } from '../config/project.js';
 import { UserError } from '../errors.js';
+import type { AcceleratorChoice } from './accel.js';
+import { BUILDER_TYPES, type BuilderType } from './builder.js';
 
 export type RequestedBuilder = BuilderType | 'auto';
 export const BUILDER_CHOICES: readonly RequestedBuilder[] = ['auto', ...BUILDER_TYPES];
@@ -70,4 +71,14 @@ export function resolveAutoBuilder(
   if (requested !== 'auto') return { builder: requested, reason: 'requested' };
   if (accel?.accelerator === 'kvm') return { builder: 'qemu', reason: `auto: KVM works (${accel.reason})` };
   return { builder: 'chroot', reason: `auto: no KVM (${accel?.reason ?? 'not probed'}), so no VM: chroot` };
+}
+
+/** Does this choice run a VM that needs the accelerator probed (the qemu builder, or auto)? (pure) */
+export function choiceNeedsAccelerator(choice: Pick<BuilderChoice, 'builder'>): boolean {
+  return choice.builder === 'qemu' || choice.builder === 'auto';
+}
+
+/** Does this choice build on configured hypervisors (libvirt) rather than on this machine? (pure) */
+export function choiceUsesHypervisors(choice: Pick<BuilderChoice, 'builder'>): boolean {
+  return choice.builder === 'libvirt';
 }
