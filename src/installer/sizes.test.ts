@@ -17,6 +17,7 @@ import { createNullLogger } from '../log/logger.js';
 import { createBmap } from '../media/bmap.js';
 import { parsePayloadRanges } from '../netboot/files.js';
 import { formatRangesFile, writeRanges } from './payload.js';
+import { dataPartitionMkfsArgv } from './stick.js';
 import { MIB, planStickLayout, SECTOR, sfdiskScript } from './stick-layout.js';
 
 const GIB = 2 ** 30;
@@ -73,28 +74,10 @@ describe('the stick layout at the sizes users have', () => {
       const content = join(dir, 'content');
       await mkdir(content, { recursive: true });
       writeFileSync(join(content, 'README.txt'), 'x');
-      execFileSync('mkfs.ext4', [
-        '-q',
-        '-F',
-        '-L',
-        'OSBAKE-USB',
-        '-m',
-        '0',
-        '-i',
-        String(MIB),
-        '-b',
-        '4096',
-        '-J',
-        'size=4',
-        '-O',
-        '^orphan_file,^metadata_csum_seed,^resize_inode',
-        '-E',
-        `offset=${l.data.offset}`,
-        '-d',
-        content,
-        img,
-        `${l.data.size / 1024}k`,
-      ]);
+      execFileSync(
+        dataPartitionMkfsArgv('OSBAKE-USB', l, content, img)[0] as string,
+        dataPartitionMkfsArgv('OSBAKE-USB', l, content, img).slice(1),
+      );
       const blocks = execFileSync('debugfs', ['-R', 'stats', `${img}?offset=${l.data.offset}`], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],

@@ -84,30 +84,7 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   );
 
   a.progress('ext4 data partition');
-  await r([
-    'mkfs.ext4',
-    '-q',
-    '-F',
-    '-L',
-    a.label,
-    '-m',
-    '0',
-    '-i',
-    String(MIB_INODE_RATIO),
-    '-b',
-    '4096',
-    '-J',
-    'size=4',
-    // orphan_file and metadata_csum_seed are newer than what extlinux 6.04 reads.
-    '-O',
-    '^orphan_file,^metadata_csum_seed,^resize_inode',
-    '-E',
-    `offset=${layout.data.offset}`,
-    '-d',
-    a.content,
-    a.out,
-    `${layout.data.size / 1024}k`,
-  ]);
+  await r(dataPartitionMkfsArgv(a.label, layout, a.content, a.out));
 
   a.progress('extlinux (BIOS)');
   const cleanups = new CleanupStack();
@@ -132,6 +109,39 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   }
   await r(['dd', `if=${SYSLINUX_MBR}`, `of=${a.out}`, 'bs=440', 'count=1', 'conv=notrunc', 'status=none']);
   return layout;
+}
+
+/** mkfs.ext4 of the stick's data partition from a directory tree, inside the image (pure). */
+export function dataPartitionMkfsArgv(
+  label: string,
+  layout: StickLayout,
+  content: string,
+  out: string,
+): string[] {
+  return [
+    'mkfs.ext4',
+    '-q',
+    '-F',
+    '-L',
+    label,
+    '-m',
+    '0',
+    '-i',
+    String(MIB_INODE_RATIO),
+    '-b',
+    '4096',
+    '-J',
+    'size=4',
+    // orphan_file and metadata_csum_seed are newer than what extlinux 6.04 reads.
+    '-O',
+    '^orphan_file,^metadata_csum_seed,^resize_inode',
+    '-E',
+    `offset=${layout.data.offset}`,
+    '-d',
+    content,
+    out,
+    `${layout.data.size / 1024}k`,
+  ];
 }
 
 /** The stick ESP's FAT volume id (fixed: the same inputs give the same stick). */
