@@ -74,10 +74,8 @@ describe('the stick layout at the sizes users have', () => {
       const content = join(dir, 'content');
       await mkdir(content, { recursive: true });
       writeFileSync(join(content, 'README.txt'), 'x');
-      execFileSync(
-        dataPartitionMkfsArgv('OSBAKE-USB', l, content, img)[0] as string,
-        dataPartitionMkfsArgv('OSBAKE-USB', l, content, img).slice(1),
-      );
+      const [mkfs = 'mkfs.ext4', ...args] = dataPartitionMkfsArgv('OSBAKE-USB', l, content, img);
+      execFileSync(mkfs, args);
       const blocks = execFileSync('debugfs', ['-R', 'stats', `${img}?offset=${l.data.offset}`], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],
