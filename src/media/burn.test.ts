@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNullLogger } from '../log/logger.js';
 import type { Bmap } from './bmap-format.js';
-import { type HoleMode, writeFully, writeImage, writeZeroesMaxBytes } from './burn.js';
+import { writeImage } from './burn.js';
+import { writeZeroesMaxBytes } from './burn-holes.js';
+import { type HoleMode, writeFully } from './burn-io.js';
 
 /** A file handle whose writes accept at most `limit` bytes each and end at `end`. */
 function fakeDevice(limit: number, end: number, fail?: NodeJS.ErrnoException) {

@@ -12,13 +12,8 @@ import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import type { ByteSink } from './bmap.js';
 import { mappedBytes } from './bmap-format.js';
-import {
-  type HoleMode,
-  type TargetResult,
-  type WriteImageResult,
-  writeImage,
-  writeImageToMany,
-} from './burn.js';
+import { type TargetResult, writeImage, writeImageToMany } from './burn.js';
+import type { HoleMode, WriteImageResult } from './burn-io.js';
 import { locateImage, type PreparedImage, prepareImage } from './burn-source.js';
 import {
   assessTarget,
