@@ -24,6 +24,19 @@ export function registerRelease(program: Command): void {
         opts: { patches?: string | boolean; force?: boolean; json?: boolean; skipCommit?: boolean },
       ) => {
         const g = program.opts<GlobalOptions>();
+        // commander lets the later of --patches ID and --no-patches win: they exclude each other.
+        const argv = process.argv.slice(2);
+        if (
+          argv.some((a) => a === '--patches' || a.startsWith('--patches=')) &&
+          argv.includes('--no-patches')
+        ) {
+          const { UserError } = await import('../../errors.js');
+          throw new UserError(
+            'E_USAGE',
+            '--patches and --no-patches exclude each other',
+            'give one: --patches BUNDLE-ID to record that bundle, --no-patches to record none',
+          );
+        }
         const { runRelease } = await import('../../release/apply.js');
         const plan = await runRelease({
           projectDir: g.project ?? process.cwd(),
