@@ -174,15 +174,6 @@ export async function checkDirectory(path: string, what: string): Promise<boolea
   return true;
 }
 
-/**
- * A path named inside a config (a playbook, a module, a var-file, a template) resolved against its
- * folder: it must stay inside that folder (no ../ out, no absolute path elsewhere) (pure).
- */
-export function resolveInside(folder: string, name: string): string | undefined {
-  const p = resolve(folder, name);
-  return isInside(resolve(folder), p) ? p : undefined;
-}
-
 /** Where JSON.parse failed, without the text it quotes (V8 quotes the input: it may be a secret). */
 export function jsonErrorWhere(err: unknown): string {
   const m = /position (\d+)/.exec((err as Error)?.message ?? '');

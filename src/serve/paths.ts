@@ -4,8 +4,10 @@
  * names no dotfile (temporary names, rsync's partial dir). The file system check (realpath under
  * the root, so no symlink leaves it) is separate: `containedRealPath`.
  */
+
 import { realpath } from 'node:fs/promises';
 import { sep } from 'node:path';
+import { isInside } from '../fsx/input.js';
 
 export type PathCheck =
   | { ok: true; segments: string[]; directory: boolean }
@@ -62,10 +64,7 @@ export function checkRequestPath(rawUrl: string): PathCheck {
   return { ok: true, segments, directory };
 }
 
-/** Is `child` the root itself or inside it (both real, absolute paths)? */
-export function isInside(root: string, child: string): boolean {
-  return child === root || child.startsWith(root.endsWith(sep) ? root : root + sep);
-}
+export { isInside };
 
 /**
  * The real path of root/segments when it exists and stays inside the (real) root after every
