@@ -235,3 +235,28 @@ export async function loadCatalog(src: CatalogSource, problems: string[] = []): 
   };
   return assembleCatalog(inputs);
 }
+
+/**
+ * The SHA-256 osbake recorded for store files (path relative to the store → hex): every release's
+ * artifacts, and inside a project every build's file. A `.sha256` answer for a recorded file comes
+ * from here, never from a stored sidecar that may have been changed beside it.
+ */
+export async function recordedSums(
+  src: CatalogSource,
+  problems: string[] = [],
+): Promise<Map<string, string>> {
+  const sums = new Map<string, string>();
+  const releases = src.project
+    ? Object.values((await loadReleases(releasesFile(src.project))).releases)
+    : (await readStoreReleases(src.storeDir, problems)).map((r) => r.release);
+  if (src.project) {
+    for (const { builds } of (await readImageBuilds(src.project)).images) {
+      for (const b of builds) {
+        const file = b.files?.[0]?.name;
+        if (file && b.custom_data.sha256) sums.set(`builds/${file}`, b.custom_data.sha256);
+      }
+    }
+  }
+  for (const r of releases) for (const a of r.artifacts) sums.set(a.path, a.sha256);
+  return sums;
+}

@@ -7,12 +7,13 @@
  * paths.ts stay the single source of truth for the rest.
  */
 import { constants, existsSync, writeFileSync } from 'node:fs';
-import { access, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { access, mkdtemp, open, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { run, startService } from '../exec/run.js';
+import { disown, own } from '../fsx/owned.js';
 import { createNullLogger } from '../log/logger.js';
 import { TYPES } from './server.js';
 
@@ -123,12 +124,16 @@ ${types}
     # Any symlink below the root: nginx refuses (403) and osbake decides (inside the root is fine).
     disable_symlinks on from=$document_root;
     add_header X-Content-Type-Options nosniff always;
+    # HTTP/0.9 (a request line without a version): refused, as osbake's own engine refuses it.
+    if ($server_protocol = "") { return 400; }
     error_page 403 418 = @osbake;
     location / {
       if ($osbake_direct = 0) { return 418; }
       try_files $uri @osbake;
     }
     location ~ \\.cdx\\.json$ { return 418; }
+    # .sha256 answers come from osbake's records (a stored sidecar is checked against them).
+    location ~ \\.sha256$ { return 418; }
     location = / { return 418; }
 ${netbootLocation(o)}
     location @osbake {
@@ -199,33 +204,6 @@ async function findTool(name: string): Promise<string | undefined> {
   return undefined;
 }
 
-/**
- * Remove the working directories of nginx engines that are gone (osbake killed with SIGKILL: nginx
- * then stops by --pdeathsig, but nobody removes its directory). Only directories older than a
- * minute whose nginx.pid is missing or names no process: a starting instance is never touched.
- */
-async function removeStaleDirs(): Promise<void> {
-  const names = (await readdir(tmpdir()).catch(() => [] as string[])).filter((n) =>
-    n.startsWith('osbake-nginx-'),
-  );
-  for (const name of names) {
-    const dir = join(tmpdir(), name);
-    const st = await stat(dir).catch(() => undefined);
-    if (!st?.isDirectory() || Date.now() - st.mtimeMs < 60_000) continue;
-    const pid = Number((await readFile(join(dir, 'nginx.pid'), 'utf8').catch(() => '')).trim());
-    let alive = false;
-    if (pid > 0) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (err) {
-        alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    }
-    if (!alive) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
 /** Start nginx in front of osbake's server; resolves once it accepts connections. */
 export async function startNginxFront(
   nginx: string,
@@ -233,9 +211,14 @@ export async function startNginxFront(
   log: (line: string) => void,
   access: (line: string) => void,
 ): Promise<NginxFront> {
-  await removeStaleDirs();
+  // Recorded as osbake's own: after a kill -9 (nginx then stops by --pdeathsig) `osbake clean`
+  // removes it; nothing here deletes other directories by their name.
   const dir = await mkdtemp(join(tmpdir(), 'osbake-nginx-'));
-  const cleanupDir = () => rm(dir, { recursive: true, force: true });
+  own(dir, 'temp');
+  const cleanupDir = async () => {
+    await rm(dir, { recursive: true, force: true });
+    disown(dir);
+  };
   const conf = join(dir, 'nginx.conf');
   try {
     writeFileSync(conf, nginxConfig({ ...o, dir }));

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkRequestPath, containedRealPath, isInside } from './paths.js';
+import { checkRequestPath, containedRealPath, isInside, splitRequestTarget, validHost } from './paths.js';
 
 describe('checkRequestPath', () => {
   it.each([
@@ -83,5 +83,23 @@ describe('containedRealPath', () => {
     expect(isInside('/srv/store', '/srv/store/a')).toBe(true);
     expect(isInside('/srv/store', '/srv/store2/a')).toBe(false);
     expect(isInside('/', '/etc')).toBe(true);
+  });
+});
+
+describe('validHost (as nginx checks Host)', () => {
+  it('accepts names, addresses, literals and ports; refuses empty, "..", "/", spaces and control bytes', () => {
+    for (const h of ['a', 'osbake.example.org', 'node:8080', '[::1]:80', '10.0.0.1', 'a.', 'a:99999'])
+      expect(validHost(h), h).toBe(true);
+    for (const h of ['', '.', 'a..b', 'a/b', 'a b', 'a\tb', 'a\x01b', 'a\x7fb', 'a\\b', ':80'])
+      expect(validHost(h), JSON.stringify(h)).toBe(false);
+  });
+});
+
+describe('splitRequestTarget', () => {
+  it('takes host and path from the absolute form; leaves the origin form alone', () => {
+    expect(splitRequestTarget('http://a:8080/builds/x?y')).toEqual({ host: 'a:8080', path: '/builds/x?y' });
+    expect(splitRequestTarget('HTTP://a')).toEqual({ host: 'a', path: '/' });
+    expect(splitRequestTarget('/builds/x')).toEqual({ path: '/builds/x' });
+    expect(splitRequestTarget('ftp://a/b')).toEqual({ path: 'ftp://a/b' });
   });
 });

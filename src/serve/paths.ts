@@ -86,3 +86,40 @@ export async function containedRealPath(
   }
   return { path: real, escaped: !isInside(realRoot, real) };
 }
+
+/**
+ * Is a Host header value one a server can accept (pure)? As nginx checks it, so both engines
+ * answer alike: not empty (a trailing dot does not count), no "..", no "/", no NUL, no space or
+ * control character; "[…]" only as an IPv6 literal at the start; the port is not checked here.
+ */
+export function validHost(value: string): boolean {
+  let literal = false;
+  let hostLen = value.length;
+  let dotPos = -2;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value.charCodeAt(i);
+    const c = value[i];
+    if (ch <= 0x20 || ch === 0x7f || c === '/' || c === '\\') return false;
+    if (c === '.') {
+      if (dotPos === i - 1) return false;
+      dotPos = i;
+    } else if (c === ':' && !literal) {
+      hostLen = i;
+      break;
+    } else if (c === '[' && i === 0) literal = true;
+    else if (c === ']') literal = false;
+  }
+  if (dotPos === hostLen - 1) hostLen--;
+  return hostLen > 0;
+}
+
+/**
+ * A request target in absolute form ("http://host/path", RFC 9112 3.2.2, which servers must
+ * accept) → its host and its origin-form path; other targets are returned as they are (pure).
+ */
+export function splitRequestTarget(url: string): { host?: string; path: string } {
+  const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
+  if (!m) return { path: url };
+  const rest = m[2] ?? '';
+  return { host: m[1] ?? '', path: rest.startsWith('/') ? rest : `/${rest}` };
+}

@@ -8,6 +8,7 @@ import {
   coalesceRanges,
   createShaCache,
   hostHeaders,
+  isHttp09RequestLine,
   startArtifactServer,
 } from './server.js';
 
@@ -26,10 +27,11 @@ describe('artifact server: hostile request lines and headers, several ranges', (
 
   it.each([
     [
-      'CONNECT',
+      'CONNECT to an authority (as nginx: 400)',
       'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n',
-      'HTTP/1.1 405 Method Not Allowed',
+      'HTTP/1.1 400 Bad Request',
     ],
+    ['CONNECT to a path', 'CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n', 'HTTP/1.1 405 Method Not Allowed'],
     ['a duplicate Host', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
     ['an empty Host', 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 'HTTP/1.1 400 Bad Request'],
     ['a plain GET', 'GET /api/builds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'HTTP/1.1 200 OK'],
@@ -121,5 +123,14 @@ describe('computed .sha256 sidecars', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('isHttp09RequestLine', () => {
+  it('is a request line without a version, complete in the first bytes', () => {
+    expect(isHttp09RequestLine(Buffer.from('GET /builds/a\r\n'))).toBe(true);
+    expect(isHttp09RequestLine(Buffer.from('GET /builds/a\n'))).toBe(true);
+    expect(isHttp09RequestLine(Buffer.from('GET /builds/a HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe(false);
+    expect(isHttp09RequestLine(Buffer.from('GET /builds/a'))).toBe(false);
   });
 });

@@ -8,9 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, statSync } from 'node:fs';
-import { access, readdir, realpath, stat } from 'node:fs/promises';
+import { access, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { basename, join, relative, sep } from 'node:path';
 import rangeParser from 'range-parser';
 import send from 'send';
@@ -29,9 +29,9 @@ import {
   updateNode,
 } from '../netboot/netboot.js';
 import { apiBuilds, apiReleases } from './api.js';
-import { type CatalogSource, loadCatalog } from './catalog.js';
+import { type CatalogSource, loadCatalog, recordedSums } from './catalog.js';
 import { renderIndexPage, renderListing } from './page.js';
-import { checkRequestPath, containedRealPath, isInside } from './paths.js';
+import { checkRequestPath, containedRealPath, isInside, splitRequestTarget, validHost } from './paths.js';
 
 export interface ArtifactServerOptions extends CatalogSource {
   host?: string;
@@ -173,6 +173,14 @@ export function hostHeaders(raw: readonly string[]): string[] {
   return out;
 }
 
+/** Does a connection's first bytes hold a request line without an HTTP version (HTTP/0.9)? (pure) */
+export function isHttp09RequestLine(first: Buffer): boolean {
+  const end = first.indexOf(10);
+  if (end === -1) return false;
+  const line = first.subarray(0, end).toString('latin1').replace(/\r$/, '');
+  return /^[A-Z]+ \S+$/.test(line);
+}
+
 /** The most a node's report may hold (its last log lines are a few KiB). */
 export const REPORT_MAX_BYTES = 128 * 1024;
 
@@ -255,11 +263,20 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
+    // Only HTTP/1.x (HTTP/0.9 is answered at the connection, see below): as nginx, 505 otherwise.
+    if (req.httpVersionMajor !== 1) {
+      return reply(req, res, 505, 'HTTP/1.0 or HTTP/1.1, please\n', undefined, { Connection: 'close' });
+    }
+    // An absolute-form target ("GET http://host/path") is accepted as nginx accepts it; its host
+    // then stands for the Host header.
+    const target = splitRequestTarget(req.url ?? '/');
+    const url = target.path;
     const hosts = hostHeaders(req.rawHeaders);
     if (hosts.length > 1 || hosts.some((h) => h.trim() === '')) {
       return reply(req, res, 400, 'one non-empty Host header, please\n');
     }
+    const host = target.host ?? hosts[0];
+    if (host !== undefined && !validHost(host)) return reply(req, res, 400, 'bad Host header\n');
     const pathOnly = url.split(/[?#]/)[0] ?? '/';
     if (o.netboot && (pathOnly === '/api/netboot' || pathOnly.startsWith('/netboot/'))) {
       return handleNetboot(req, res, o.netboot, pathOnly, url);
@@ -300,9 +317,27 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     ) {
       return reply(req, res, 404, 'not found\n');
     }
+    // A .sha256 of a file osbake recorded: the record's sum, whatever a stored sidecar says (a
+    // sidecar that disagrees is logged: the file or its sidecar was changed after it was recorded).
+    const last = check.segments.at(-1);
+    if (last?.endsWith('.sha256') && !check.directory && check.segments.length > 1) {
+      const recorded = (await recordedSums(o)).get(
+        [...check.segments.slice(0, -1), last.slice(0, -7)].join('/'),
+      );
+      if (recorded) {
+        const line = `${recorded}  ${last.slice(0, -7)}\n`;
+        if (found) {
+          const stored = await readFile(found.path, 'utf8').catch(() => '');
+          if (stored.trim().split(/\s+/)[0] !== recorded)
+            log(
+              `warning: ${check.segments.join('/')} differs from the recorded SHA-256; answering the record`,
+            );
+        }
+        return reply(req, res, 200, line, contentTypeOf(last));
+      }
+    }
     if (!found) {
-      // A .sha256 sidecar that is not stored: computed from the file (cached).
-      const last = check.segments.at(-1);
+      // A .sha256 sidecar that is neither stored nor recorded: computed from the file (cached).
       if (last?.endsWith('.sha256') && !check.directory) {
         const base = await containedRealPath(root, [...check.segments.slice(0, -1), last.slice(0, -7)]);
         // Never for a file outside the root or hidden (a symlink to a temporary name is hidden too).
@@ -410,7 +445,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     return reply(req, res, 404, 'not found\n');
   }
 
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     const started = process.hrtime.bigint();
     inFlight.add(res);
     res.on('close', () => {
@@ -436,12 +471,25 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       else res.destroy();
     });
   });
-  // CONNECT is not a request for a file: 405, then the connection is closed (Node would just drop it).
-  server.on('connect', (_req: IncomingMessage, socket: import('node:stream').Duplex) => {
+  // CONNECT is not a request for a file: 405, then the connection is closed (Node would just drop
+  // it); with a proxy's authority-form target ("CONNECT host:443") 400, as nginx answers both.
+  server.on('connect', (req: IncomingMessage, socket: import('node:stream').Duplex) => {
     socket.end(
-      'HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+      req.url?.startsWith('/')
+        ? 'HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+        : 'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
     );
   });
+  // An HTTP/0.9 request line ("GET /file" and no version) has no headers to wait for: Node's parser
+  // would wait for them until its headers timeout. Answered at once with 400 and closed.
+  server.on('connection', (socket: Socket) => {
+    socket.once('data', (chunk: Buffer) => {
+      if (isHttp09RequestLine(chunk))
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+  });
+  // Slow or stalled clients: the headers within 20 s (checked every second), as a file server does.
+  server.headersTimeout = 20_000;
   server.keepAliveTimeout = 5000;
 
   await new Promise<void>((resolve, reject) => {

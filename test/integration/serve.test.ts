@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -199,15 +200,72 @@ describe.each(['nginx', 'node'])(
     it('refuses CONNECT, a duplicate Host and an empty Host (raw requests)', async () => {
       const port = Number(new URL(base).port);
       const status = (text: string) => rawStatusLine(port, text);
-      // CONNECT: 405 from osbake; nginx 1.22's request parser refuses it with 400 before any config.
+      // CONNECT to a proxy's authority (host:port): 400 from both (nginx's parser refuses it so).
       expect(await status('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n')).toBe(
-        engine === 'node' ? 'HTTP/1.1 405 Method Not Allowed' : 'HTTP/1.1 400 Bad Request',
+        'HTTP/1.1 400 Bad Request',
       );
+      // CONNECT with a path: 405, from both.
+      expect(await status('CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n')).toMatch(/^HTTP\/1\.1 405 /);
       expect(await status(`GET ${imagePath} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n`)).toBe(
         'HTTP/1.1 400 Bad Request',
       );
       expect(await status(`GET ${imagePath} HTTP/1.1\r\nHost: \r\n\r\n`)).toBe('HTTP/1.1 400 Bad Request');
       expect(await status('GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')).toBe('HTTP/1.1 400 Bad Request');
+    });
+
+    it('answers Host values, absolute targets and HTTP versions as nginx does (both engines alike)', async () => {
+      const port = Number(new URL(base).port);
+      const status = (text: string) => rawStatusLine(port, text);
+      const get = (host: string) => `GET ${imagePath} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
+      for (const bad of ['a b', 'a..b', 'a/b', '.', 'a\x01b']) {
+        expect(await status(get(bad)), JSON.stringify(bad)).toBe('HTTP/1.1 400 Bad Request');
+      }
+      for (const good of ['osbake.example.org', 'node:8080', '[::1]:80', '10.0.0.1', 'a.']) {
+        expect(await status(get(good)), good).toBe('HTTP/1.1 200 OK');
+      }
+      // The absolute form (RFC 9112 3.2.2) is served; an HTTP/2.0 request line is 505.
+      expect(await status(`GET http://a${imagePath} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`)).toBe(
+        'HTTP/1.1 200 OK',
+      );
+      expect(await status(`GET ${imagePath} HTTP/2.0\r\nHost: a\r\n\r\n`)).toBe(
+        'HTTP/1.1 505 HTTP Version Not Supported',
+      );
+      // HTTP/0.9 (no version, no headers): refused at once, the connection not left waiting.
+      const t0 = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        const s = connect(port, '127.0.0.1');
+        let buf = '';
+        const timer = setTimeout(() => {
+          s.destroy();
+          resolve(`no answer: ${buf}`);
+        }, 5000);
+        s.on('data', (d) => {
+          buf += d.toString();
+        });
+        s.on('close', () => {
+          clearTimeout(timer);
+          resolve(buf);
+        });
+        s.write(`GET ${imagePath}\r\n`);
+      });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(answer).toMatch(/400 Bad Request/);
+      expect(answer).not.toContain(image.subarray(0, 64).toString());
+    });
+
+    it("answers a recorded file's .sha256 from the record, not from a sidecar changed beside it", async () => {
+      const b = fx.builds[0] as { artifact: string; sha256: string };
+      const sidecar = join(fx.store, `builds/${b.artifact}.qcow2.sha256`);
+      const before = readFileSync(sidecar, 'utf8');
+      writeFileSync(sidecar, `${'0'.repeat(64)}  ${b.artifact}.qcow2\n`);
+      try {
+        const r = await raw(base, 'GET', `/builds/${b.artifact}.qcow2.sha256`);
+        expect(r.status).toBe(200);
+        expect(r.body.toString()).toBe(`${b.sha256}  ${b.artifact}.qcow2\n`);
+        await server.until(/differs from the recorded SHA-256; answering the record/, 10_000);
+      } finally {
+        writeFileSync(sidecar, before);
+      }
     });
 
     it('refuses symlinks that leave the root with 403', async () => {
