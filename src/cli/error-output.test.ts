@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../errors.js';
-import { environmentError, withCode } from './error-output.js';
+import { ProcessError, UserError } from '../errors.js';
+import { commandLine, environmentError, processErrorLine, withCode } from './error-output.js';
 
 describe('error output', () => {
   it('puts the code at the end of the first line', () => {
@@ -28,5 +28,24 @@ describe('error output', () => {
   it('leaves bugs alone', () => {
     expect(environmentError(new TypeError('x is undefined'))).toBeUndefined();
     expect(environmentError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' }))).toBeUndefined();
+  });
+});
+
+describe('a child tool that failed', () => {
+  it("is one line: what failed and the tool's own last line; the command is shown quoted and cut", () => {
+    const e = new ProcessError(['mkfs.ext4', '-F', '/tmp/a b.raw'], 1, [
+      'mke2fs 1.47.0',
+      'No space left',
+      '',
+    ]);
+    e.message = `making the root file system: ${e.message}`;
+    expect(withCode(processErrorLine(e), 'E_TOOL')).toBe(
+      'making the root file system: mkfs.ext4 exited with code 1: No space left [E_TOOL]',
+    );
+    expect(commandLine(e.argv)).toBe('mkfs.ext4 -F "/tmp/a b.raw"');
+    expect(commandLine(['x', 'y'.repeat(1000)])).toHaveLength(400);
+    expect(processErrorLine(new ProcessError(['true'], undefined, [], 'SIGKILL'))).toBe(
+      'true was killed by SIGKILL',
+    );
   });
 });

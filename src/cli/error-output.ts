@@ -1,5 +1,5 @@
 /** How errors are shown: the code on the first line; the machine's errno errors as user errors. */
-import { UserError } from '../errors.js';
+import { type ProcessError, UserError } from '../errors.js';
 
 /** The message with its error code at the end of its first line: "what went wrong [E_CODE]". */
 export function withCode(message: string, code: string): string {
@@ -26,3 +26,19 @@ export function environmentError(err: unknown): UserError | undefined {
   const e = err as NodeJS.ErrnoException;
   return new UserError(`E_${code}`, e.message, ENVIRONMENT_ERRNOS[code]);
 }
+
+/** A child tool's failure in one line: what failed and the tool's own last line (pure). */
+export function processErrorLine(err: ProcessError): string {
+  const last = [...err.outputTail].reverse().find((l) => l.trim() !== '');
+  const said = last ? `: ${last.trim().slice(0, 300)}` : '';
+  return `${err.message.split('\n')[0]}${said}`;
+}
+
+/** A command line to show: arguments with spaces quoted, at most 400 characters (pure). */
+export function commandLine(argv: readonly string[]): string {
+  const text = argv.map((a) => (/^[\w./:=@%+,-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+  return text.length > 400 ? `${text.slice(0, 399)}…` : text;
+}
+
+export const TOOL_HINT =
+  'a tool osbake ran failed: its last lines are above, its whole output is in the log (out/); rerun with --debug to step through';

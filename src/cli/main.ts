@@ -21,7 +21,7 @@ import { registerTest } from './commands/test.js';
 import { registerValidate } from './commands/validate.js';
 import { registerVerify } from './commands/verify.js';
 
-import { environmentError, withCode } from './error-output.js';
+import { commandLine, environmentError, processErrorLine, TOOL_HINT, withCode } from './error-output.js';
 import type { GlobalOptions } from './options.js';
 
 function printError(err: unknown, debug: boolean): number {
@@ -52,8 +52,10 @@ function printError(err: unknown, debug: boolean): number {
     return 1;
   }
   if (err instanceof ProcessError) {
-    out.write(`osbake: error: ${err.message}\n`);
-    if (err.outputTail.length > 0) out.write(`${err.outputTail.map((l) => `  | ${l}`).join('\n')}\n`);
+    out.write(`osbake: error: ${withCode(processErrorLine(err), 'E_TOOL')}\n`);
+    out.write(`  command: ${commandLine(err.argv)}\n`);
+    if (err.outputTail.length > 1) out.write(`${err.outputTail.map((l) => `  | ${l}`).join('\n')}\n`);
+    out.write(`hint: ${TOOL_HINT}\n`);
     if (debug && err.stack) out.write(`${err.stack}\n`);
     return 1;
   }
