@@ -51,6 +51,9 @@ function tcgVm(smp: number): string[] {
     '1024',
     '-smp',
     String(smp),
+    // As osbake's boot test: the guest's zstd and sha256 take their fast paths under TCG.
+    '-cpu',
+    'max',
     '-display',
     'none',
     '-nodefaults',

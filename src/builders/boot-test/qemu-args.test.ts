@@ -21,7 +21,7 @@ describe('boot test QEMU argv', () => {
   it('bios: SeaBIOS, no pflash', () => {
     const a = buildQemuArgs({ ...base, firmware: 'bios' });
     expect(a.join(' ')).toBe(
-      'qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -display none -nodefaults -no-user-config ' +
+      'qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -cpu max -display none -nodefaults -no-user-config ' +
         '-drive file=/w/overlay.qcow2,format=qcow2,if=virtio -netdev user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22 ' +
         '-device virtio-net-pci,netdev=n0 -fw_cfg name=opt/osbake/authorized_keys,file=/w/k.pub -serial file:/w/serial.log',
     );
