@@ -10,10 +10,11 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSize } from '../../artifacts/checksum.js';
 import { UserError } from '../../errors.js';
-import { run } from '../../exec/run.js';
+import { capture, run } from '../../exec/run.js';
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
 import { provisionVariables } from '../builder.js';
 import { type ChrootMount, mountChroot } from './mount.js';
+import { rebuildRootFromTree } from './reproducible.js';
 
 export const CHROOT_TOOLS = [
   'ansible-playbook',
@@ -25,6 +26,11 @@ export const CHROOT_TOOLS = [
   'umount',
   'fstrim',
   'chroot',
+  'mkfs.ext4',
+  'debugfs',
+  'dumpe2fs',
+  'e2fsck',
+  'fallocate',
   'git',
 ];
 
@@ -59,9 +65,22 @@ export function ansibleTask(line: string): string | undefined {
   return /^TASK \[(.+)\]/.exec(line)?.[1];
 }
 
+/** SOURCE_DATE_EPOCH of a build: its commit's time (git's committer date). */
+async function commitTime(job: BuildJob): Promise<number> {
+  const out = await capture(['git', '-C', job.project.root, 'show', '-s', '--format=%ct', job.gitCommit], {
+    log: job.log,
+    signal: job.signal,
+  });
+  const t = Number(out.trim());
+  if (!Number.isSafeInteger(t) || t <= 0) throw new UserError('E_GIT', `no commit time for ${job.gitCommit}`);
+  return t;
+}
+
 export function createChrootBuilder(): Builder {
   let mount: ChrootMount | undefined;
   let out: BuilderOutput | undefined;
+  let sourceDateEpoch = 0;
+  let reproducible = false;
   const patchAccess: PatchAccess = { kind: 'http', url: (port) => `http://127.0.0.1:${port}/` };
 
   const paths = (job: BuildJob) => ({
@@ -149,15 +168,24 @@ export function createChrootBuilder(): Builder {
 
   const finish = (job: BuildJob): BuilderStep => ({
     name: 'chroot-finish',
-    title: 'unmounting and converting to qcow2',
+    title: 'unmounting, remaking the root from its tree, converting to qcow2',
     async run() {
       const p = paths(job);
       if (!mount) throw new Error('the image is not mounted');
       // Ansible's module directory inside the image (the cleanup role's /tmp/* does not match it).
       await rm(join(p.root, REMOTE_TEMP), { recursive: true, force: true });
-      job.progress.detail('discarding free blocks');
-      await mount.trim();
       await mount.release();
+      // Same inputs → same bytes: the root made again from its normalised tree (reproducible.ts).
+      sourceDateEpoch = await commitTime(job);
+      reproducible =
+        (await rebuildRootFromTree({
+          rawDisk: p.raw,
+          workDir: job.workDir,
+          sourceDateEpoch,
+          log: job.log,
+          signal: job.signal,
+          progress: (t) => job.progress.detail(t),
+        })) !== undefined;
       await mkdir(join(job.workDir, 'output'), { recursive: true });
       job.progress.detail(`converting to ${job.artifactFile}`);
       await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', p.raw, p.output], {
@@ -179,7 +207,7 @@ export function createChrootBuilder(): Builder {
           packer_run_uuid: randomUUID(),
         },
         accelerator: 'none',
-        extra: {},
+        extra: { source_date_epoch: sourceDateEpoch, reproducible_root: reproducible },
       };
     },
   });
