@@ -15,6 +15,7 @@ import { registerManifest } from './commands/manifest.js';
 import { registerNetboot } from './commands/netboot.js';
 import { registerPackages } from './commands/packages.js';
 import { registerPublish } from './commands/publish.js';
+import { registerRebuild } from './commands/rebuild.js';
 import { registerRelease } from './commands/release.js';
 import { registerServe } from './commands/serve.js';
 import { registerTest } from './commands/test.js';
@@ -85,6 +86,7 @@ export function createProgram(): Command {
   registerImages(program);
   registerRelease(program);
   registerVerify(program);
+  registerRebuild(program);
   registerTest(program);
   registerValidate(program);
   registerClean(program);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isBuildRecord, parsePorcelain } from './provenance.js';
+import { detachedBranchName, isBuildRecord, parsePorcelain } from './provenance.js';
 
 describe('provenance', () => {
   it('parses porcelain -z output including renames', () => {
@@ -17,5 +17,15 @@ describe('provenance', () => {
     expect(isBuildRecord('.osbake/netboot/nodes/52-54-00-12-34-56.json')).toBe(true);
     expect(isBuildRecord('osbake.yaml')).toBe(false);
     expect(isBuildRecord('manifest.json')).toBe(false);
+  });
+});
+
+describe('detachedBranchName', () => {
+  it('is OSBAKE_GIT_BRANCH when set and a branch name, else "detached"', () => {
+    expect(detachedBranchName({})).toBe('detached');
+    expect(detachedBranchName({ OSBAKE_GIT_BRANCH: 'main' })).toBe('main');
+    expect(detachedBranchName({ OSBAKE_GIT_BRANCH: 'release/2026.11' })).toBe('release/2026.11');
+    expect(() => detachedBranchName({ OSBAKE_GIT_BRANCH: 'a b' })).toThrow(/E_USAGE|not a branch name/);
+    expect(() => detachedBranchName({ OSBAKE_GIT_BRANCH: '../x' })).toThrow();
   });
 });

@@ -34,6 +34,23 @@ export function parsePorcelain(out: string): string[] {
   return paths;
 }
 
+/**
+ * The branch name of a detached HEAD: OSBAKE_GIT_BRANCH when set (a CI job that checks out a
+ * commit, `osbake rebuild`'s worktree: the branch the build was made on), else "detached".
+ */
+export function detachedBranchName(env: NodeJS.ProcessEnv = process.env): string {
+  const name = env.OSBAKE_GIT_BRANCH;
+  if (name === undefined || name === '') return 'detached';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$/.test(name) || name.includes('..')) {
+    throw new UserError(
+      'E_USAGE',
+      'OSBAKE_GIT_BRANCH is not a branch name (letters, digits, ".", "_", "/", "-")',
+      'set it to the branch the commit belongs to, or unset it',
+    );
+  }
+  return name;
+}
+
 export async function readProvenance(root: string, log: Logger): Promise<Provenance> {
   const git = (args: string[]) => capture(['git', '-C', root, ...args], { log, tag: 'git' });
   try {
@@ -55,7 +72,7 @@ export async function readProvenance(root: string, log: Logger): Promise<Provena
   });
   const dirtyPaths = parsePorcelain(status.stdout).filter((p) => !isBuildRecord(p));
   return {
-    branch: branchRaw === 'HEAD' ? 'detached' : branchRaw,
+    branch: branchRaw === 'HEAD' ? detachedBranchName() : branchRaw,
     commit,
     shortCommit,
     dirty: dirtyPaths.length > 0,

@@ -76,6 +76,20 @@ async function commitTime(job: BuildJob): Promise<number> {
   return t;
 }
 
+/** The versions of the tools that shape the image's bytes (osbake rebuild reports changes). */
+async function toolVersions(job: BuildJob): Promise<Record<string, string>> {
+  const first = (argv: string[]) =>
+    capture(['sh', '-c', `${argv.join(' ')} 2>&1 | head -n 1`], { log: job.log }).then(
+      (s) => s.trim(),
+      () => 'unknown',
+    );
+  return {
+    mke2fs: await first(['mke2fs', '-V']),
+    'qemu-img': await first(['qemu-img', '--version']),
+    'ansible-playbook': await first(['ansible-playbook', '--version']),
+  };
+}
+
 export function createChrootBuilder(): Builder {
   let mount: ChrootMount | undefined;
   let out: BuilderOutput | undefined;
@@ -207,7 +221,11 @@ export function createChrootBuilder(): Builder {
           packer_run_uuid: randomUUID(),
         },
         accelerator: 'none',
-        extra: { source_date_epoch: sourceDateEpoch, reproducible_root: reproducible },
+        extra: {
+          source_date_epoch: sourceDateEpoch,
+          reproducible_root: reproducible,
+          tools: await toolVersions(job),
+        },
       };
     },
   });
