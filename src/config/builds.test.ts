@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
-import { appendBuild, type BuildEntry, readBuildsManifest } from './builds.js';
+import { appendBuild, type BuildEntry, readBuildsManifest, reproducibleOf } from './builds.js';
 
 function entry(i: number): BuildEntry {
   return {
@@ -82,4 +82,19 @@ describe('manifest.json artifact names', () => {
       await expect(readBuildsManifest(file)).rejects.toThrow(/builds\.0\.custom_data\.artifact/);
     },
   );
+});
+
+describe('reproducibleOf', () => {
+  it('reads osbake rebuild\'s verdict; anything malformed is "never rebuilt"', () => {
+    expect(
+      reproducibleOf({ identical: true, checked: '2026-12-07T02:36:01Z', level: 'bytes', differences: 0 }),
+    ).toEqual({
+      identical: true,
+      checked: '2026-12-07T02:36:01Z',
+      level: 'bytes',
+    });
+    expect(reproducibleOf(undefined)).toBeNull();
+    expect(reproducibleOf({ identical: 'yes', checked: 'x' })).toBeNull();
+    expect(reproducibleOf('bit-identical')).toBeNull();
+  });
 });

@@ -149,3 +149,22 @@ export async function readPackerManifest(file: string): Promise<PackerManifestBu
   if (!build) throw new Error(`${file} records no build of run ${data.last_run_uuid}`);
   return build;
 }
+
+/** osbake rebuild's verdict on a build (custom_data.reproducible). */
+export interface Reproducible {
+  identical: boolean;
+  checked: string;
+  level: string;
+}
+
+/** custom_data.reproducible as the API shows it (pure); null when never rebuilt or malformed. */
+export function reproducibleOf(v: unknown): Reproducible | null {
+  if (!v || typeof v !== 'object') return null;
+  const r = v as Record<string, unknown>;
+  if (typeof r.identical !== 'boolean' || typeof r.checked !== 'string') return null;
+  return {
+    identical: r.identical,
+    checked: r.checked,
+    level: typeof r.level === 'string' ? r.level : 'bytes',
+  };
+}

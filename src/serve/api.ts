@@ -6,7 +6,7 @@
  */
 
 import type { PackageRecord } from '../artifacts/package-list.js';
-import type { BuildEntry } from '../config/builds.js';
+import { type BuildEntry, type Reproducible, reproducibleOf } from '../config/builds.js';
 import { type Release, type ReleaseArtifact, sortReleasesNewestFirst } from '../config/releases.js';
 import { diffSides, type ImageDiff, type PackageSide } from '../release/diff.js';
 
@@ -78,6 +78,8 @@ export interface ApiBuild {
     duration_s?: number;
     checks: number;
   } | null;
+  /** osbake rebuild's last verdict: the same bytes again (or not), and when. */
+  reproducible: Reproducible | null;
   path: string;
   url: string;
   sha256_url: string;
@@ -193,6 +195,7 @@ export function assembleCatalog(inp: CatalogInputs): Catalog {
               checks: d.test.checks?.length ?? 0,
             }
           : null,
+        reproducible: reproducibleOf(d.reproducible),
         path,
         url: storeUrl(path),
         sha256_url: storeUrl(`${path}.sha256`),

@@ -143,6 +143,15 @@ function testCell(b: ApiBuild): string {
   return `<td class="${t.status === 'passed' ? 'clean' : 'dirty'}" title="${esc(what)}">${esc(t.status)}</td>`;
 }
 
+function reproducibleCell(b: ApiBuild): string {
+  const r = b.reproducible;
+  if (!r) return '<td class="muted">–</td>';
+  const when = r.checked.slice(0, 10);
+  return r.identical
+    ? `<td class="clean" title="osbake rebuild, ${esc(r.checked)}">bit-identical ${esc(when)}</td>`
+    : `<td class="dirty" title="osbake rebuild, ${esc(r.checked)}">differs ${esc(when)}</td>`;
+}
+
 function buildsSection(builds: readonly ApiBuild[], packages: Catalog['packages']): string {
   if (builds.length === 0) return '<p class="muted">No builds yet (osbake build &lt;image&gt;).</p>';
   const images = [...new Set(builds.map((b) => b.image))];
@@ -153,12 +162,12 @@ function buildsSection(builds: readonly ApiBuild[], packages: Catalog['packages'
         .map(
           (b) => `<tr class="build" data-artifact="${esc(b.artifact)}">
 <td><code>${esc(b.artifact)}</code>${b.releases.length > 0 ? `<br><span class="muted">in ${esc(b.releases.join(', '))}</span>` : ''}</td>
-<td class="${b.clean ? 'clean' : 'dirty'}">${b.clean ? 'clean' : 'dirty'}</td><td>${esc(b.builder)}</td>${testCell(b)}<td>${esc(b.release ?? '–')}</td><td>${esc(b.date.slice(0, 16).replace('T', ' '))}</td>
+<td class="${b.clean ? 'clean' : 'dirty'}">${b.clean ? 'clean' : 'dirty'}</td><td>${esc(b.builder)}</td>${testCell(b)}${reproducibleCell(b)}<td>${esc(b.release ?? '–')}</td><td>${esc(b.date.slice(0, 16).replace('T', ' '))}</td>
 <td class="num">${esc(b.package_count)}</td>${sizeCell(b.size)}<td class="sha">${shaCell(b.sha256)}</td><td>${commitCell(b.git_commit)}</td>
 <td>${packageList(packages.get(b.artifact), b)}${buildDiff(b)}</td><td>${links(b.url, b.sha256_url, b.present)}</td></tr>`,
         )
         .join('\n');
-      return `<h3>${esc(image)}</h3><table class="builds" data-image="${esc(image)}"><thead><tr><th>build</th><th>state</th><th>builder</th><th>boot test</th><th>release</th><th>date (UTC)</th><th class="num">packages</th><th class="num">size</th><th>sha256</th><th>git commit</th><th>contents</th><th>files</th></tr></thead>
+      return `<h3>${esc(image)}</h3><table class="builds" data-image="${esc(image)}"><thead><tr><th>build</th><th>state</th><th>builder</th><th>boot test</th><th>rebuilt</th><th>release</th><th>date (UTC)</th><th class="num">packages</th><th class="num">size</th><th>sha256</th><th>git commit</th><th>contents</th><th>files</th></tr></thead>
 ${rows}</table>`;
     })
     .join('\n');

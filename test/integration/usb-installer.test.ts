@@ -381,6 +381,32 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
+// Reproducible: the release's build of the real image, made again by osbake rebuild from its
+// commit (a worktree, the shared vanilla cache), has the recorded SHA-256 bit for bit.
+describe('osbake rebuild', () => {
+  it("rebuilds the release's debian12-base bit for bit and records it", async () => {
+    const t0 = Date.now();
+    const r = await runCli(['rebuild', 'debian12-base', RELEASE, '--json'], project.dir, env);
+    console.log(`rebuild debian12-base: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    const result = JSON.parse(r.stdout) as {
+      identical: boolean;
+      rebuilt_sha256: string;
+      recorded_sha256: string;
+    };
+    expect(result.identical).toBe(true);
+    const m = JSON.parse(readFileSync(join(project.dir, 'images/debian12-base/manifest.json'), 'utf8'));
+    const entry = m.builds.find(
+      (b: { custom_data: { artifact: string } }) => b.custom_data.artifact === baseBuild,
+    );
+    expect(result.rebuilt_sha256).toBe(entry.custom_data.sha256);
+    expect(entry.custom_data.reproducible).toMatchObject({ identical: true, level: 'bytes', differences: 0 });
+    expect(entry.custom_data.source_date_epoch).toBeGreaterThan(1_600_000_000);
+    expect(git(project.dir, 'log', '-1', '--format=%s')).toBe(`rebuilt ${baseBuild}: bit-identical`);
+    expect(git(project.dir, 'worktree', 'list')).not.toContain('rebuild-');
+  });
+});
+
 describe('osbake build usb-installer', () => {
   it('builds the stick image with its .sha256 and .bmap, records and releases it as an installer', async () => {
     const t0 = Date.now();
