@@ -60,6 +60,12 @@ export function chrootAnsibleArgs(o: {
   ];
 }
 
+/**
+ * qemu-img convert options of a published qcow2: zstd-compressed clusters (QEMU ≥ 5.1 and libvirt
+ * read them), written by one coroutine (-m 1) so the output is reproducible.
+ */
+export const QCOW2_COMPRESSED = ['-c', '-m', '1', '-o', 'compression_type=zstd'];
+
 /** The task name of an Ansible "TASK [role : name] ****" line. */
 export function ansibleTask(line: string): string | undefined {
   return /^TASK \[(.+)\]/.exec(line)?.[1];
@@ -202,7 +208,9 @@ export function createChrootBuilder(): Builder {
         })) !== undefined;
       await mkdir(join(job.workDir, 'output'), { recursive: true });
       job.progress.detail(`converting to ${job.artifactFile}`);
-      await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', p.raw, p.output], {
+      // Compressed clusters (zstd: 1.2 GB → about 430 MB for debian12-base), one coroutine so the
+      // clusters are written in one order: the same raw disk gives the same qcow2 bytes.
+      await run(['qemu-img', 'convert', ...QCOW2_COMPRESSED, '-f', 'raw', '-O', 'qcow2', p.raw, p.output], {
         log: job.log,
         signal: job.signal,
         echo: job.debug,
