@@ -15,7 +15,7 @@ import { UserError } from '../errors.js';
 import { run, startService } from '../exec/run.js';
 import { disown, own } from '../fsx/owned.js';
 import { createNullLogger } from '../log/logger.js';
-import { TYPES } from './server.js';
+import { TYPES } from './http.js';
 
 export interface NginxFrontOptions {
   /** The store (a real path). */

@@ -3,14 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawStatusLine } from '../../test/fixtures/raw-http.js';
-import {
-  type ArtifactServer,
-  coalesceRanges,
-  createShaCache,
-  hostHeaders,
-  isHttp09RequestLine,
-  startArtifactServer,
-} from './server.js';
+import { coalesceRanges, createShaCache, hostHeaders, isHttp09RequestLine } from './http.js';
+import { type ArtifactServer, startArtifactServer } from './server.js';
 
 describe('artifact server: hostile request lines and headers, several ranges', () => {
   let dir = '';
