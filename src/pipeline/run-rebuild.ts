@@ -8,9 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { sha256File } from '../artifacts/checksum.js';
+import { isVolatile } from '../builders/chroot/reproducible.js';
 import { readBuildsManifest, withManifestLock, writeJsonAtomic } from '../config/builds.js';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, releasesFile } from '../config/releases.js';
@@ -33,6 +34,10 @@ export interface RunRebuildOptions {
   keepWork?: boolean;
 }
 
+export type ReproducibleLevel = 'bytes' | 'files' | 'packages' | 'none';
+const LEVELS: ReproducibleLevel[] = ['none', 'packages', 'files', 'bytes'];
+const EXPECTED_LEVEL: Record<string, ReproducibleLevel> = { chroot: 'bytes', qemu: 'files' };
+
 export interface RebuildResult {
   build: string;
   image: string;
@@ -41,7 +46,10 @@ export interface RebuildResult {
   recorded_sha256: string;
   rebuilt_sha256: string;
   identical: boolean;
-  level: 'bytes';
+  /** The highest level at which the rebuild equals the recorded build. */
+  level: ReproducibleLevel;
+  /** The level this builder's builds must reach (bytes for chroot, files for booted builders). */
+  expected_level: ReproducibleLevel;
   differences: TreeDifference[];
   checked: string;
 }
@@ -95,11 +103,14 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
       'commit, build again, then rebuild that build',
     );
   }
-  if (entry.builder_type !== 'chroot') {
+  // The chroot builder's builds must come back bit for bit; a booted builder's (a VM ran the
+  // playbook) with the same files and packages (bytes of a booted file system are not stable).
+  const expected = EXPECTED_LEVEL[entry.builder_type];
+  if (!expected) {
     throw new UserError(
       'E_REBUILD',
-      `${b.artifact} was built by the ${entry.builder_type} builder; bit-identical rebuilds are the chroot builder's`,
-      'build it with --builder chroot (the default without KVM), then rebuild',
+      `${b.artifact} was built by the ${entry.builder_type} builder, which osbake rebuild cannot run again here`,
+      'rebuild builds of the chroot builder (bit for bit) or of the qemu builder (files and packages)',
     );
   }
   if (!cd.release)
@@ -151,7 +162,7 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
       '--release',
       cd.release,
       '--builder',
-      'chroot',
+      entry.builder_type,
       '--skip-commit',
       '--no-test',
       '--no-publish',
@@ -175,10 +186,25 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
     }
     const rebuilt = join(tree, storeRel, 'builds', fileName);
     const sha = await sha256File(rebuilt);
-    const identical = sha === recorded;
-    const differences = identical
+    const sameBytes = sha === recorded;
+    const found = sameBytes
       ? []
       : await compareImageTrees(join(project.storeDir, 'builds', fileName), rebuilt, scratch, log);
+    // Below the bytes: the files (minus the documented volatile list), then the package sets.
+    const differences = found.filter((d) => d.kind === 'disk' || !isVolatile(d.path));
+    const samePackages =
+      (await readFile(join(project.storeDir, 'builds', `${b.artifact}.packages.tsv`), 'utf8').catch(
+        () => 'a',
+      )) ===
+      (await readFile(join(tree, storeRel, 'builds', `${b.artifact}.packages.tsv`), 'utf8').catch(() => 'b'));
+    const level: ReproducibleLevel = sameBytes
+      ? 'bytes'
+      : differences.every((d) => d.kind === 'disk') && samePackages
+        ? 'files'
+        : samePackages
+          ? 'packages'
+          : 'none';
+    const identical = LEVELS.indexOf(level) >= LEVELS.indexOf(expected);
     const result: RebuildResult = {
       build: b.artifact,
       image: b.image,
@@ -187,7 +213,8 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
       recorded_sha256: recorded,
       rebuilt_sha256: sha,
       identical,
-      level: 'bytes',
+      level,
+      expected_level: expected,
       differences,
       checked: new Date().toISOString(),
     };
@@ -195,9 +222,9 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
     if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else {
       process.stdout.write(
-        identical
+        level === 'bytes'
           ? `bit-identical: ${b.artifact}\n  sha256: ${sha} (recorded and rebuilt)\n`
-          : `DIFFERS: ${b.artifact}\n  recorded: ${recorded}\n  rebuilt:  ${sha}\n${differences
+          : `${identical ? 'same files and packages' : 'DIFFERS'}: ${b.artifact} (level reached: ${level}; expected for ${entry.builder_type}: ${expected})\n  recorded: ${recorded}\n  rebuilt:  ${sha}\n${differences
               .slice(0, 50)
               .map((d) => `  ${d.kind.padEnd(8)} ${d.path}${d.detail ? `  (${d.detail})` : ''}`)
               .join(
@@ -246,7 +273,10 @@ async function recordResult(
     await commitRecord(
       project.root,
       file,
-      [`rebuilt ${artifact}: ${r.identical ? 'bit-identical' : 'DIFFERS'}`, `sha256: ${r.rebuilt_sha256}`],
+      [
+        `rebuilt ${artifact}: ${r.level === 'bytes' ? 'bit-identical' : r.identical ? `same ${r.level}` : 'DIFFERS'}`,
+        `sha256: ${r.rebuilt_sha256}; level: ${r.level}`,
+      ],
       log,
     );
   }

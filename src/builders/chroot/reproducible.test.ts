@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clampShadowDays, normalizeTree, usedInodes, VOLATILE } from './reproducible.js';
+import { clampShadowDays, isVolatile, normalizeTree, usedInodes, VOLATILE } from './reproducible.js';
 
 describe('clampShadowDays', () => {
   it('clamps "last changed" days after the epoch to its day; leaves the rest', () => {
@@ -114,5 +114,22 @@ describe('normalizeTree (on a real directory)', () => {
       rmSync(`${a}.cmd`, { force: true });
       rmSync(`${b}.cmd`, { force: true });
     }
+  });
+});
+
+describe('isVolatile', () => {
+  it('matches the documented list and nothing else', () => {
+    for (const p of [
+      'var/cache/ldconfig/aux-cache',
+      'root/.ansible/tmp/x',
+      'tmp/a',
+      'var/log/apt/history.log',
+      'usr/lib/python3/x/__pycache__/a.pyc',
+      'etc/machine-id',
+      'etc/shadow',
+    ])
+      expect(isVolatile(p), p).toBe(true);
+    for (const p of ['tmp', 'var/log', 'etc/passwd', 'usr/bin/ls', 'root/.bashrc', 'var/lib/dpkg/status'])
+      expect(isVolatile(p), p).toBe(false);
   });
 });

@@ -248,3 +248,17 @@ export async function rebuildRootFromTree(o: ReproducibleRootOptions): Promise<n
   await rm(fresh, { force: true });
   return root.number;
 }
+
+/** Is a path (relative to the root, "/"-separated) one of the VOLATILE list's? (pure) */
+export function isVolatile(path: string): boolean {
+  const under = (dir: string) => path === dir || path.startsWith(`${dir}/`);
+  if (VOLATILE.remove.some(under)) return true;
+  if (VOLATILE.empty.some((d) => path.startsWith(`${d}/`))) return true;
+  if (VOLATILE.truncateBelow.some((d) => path.startsWith(`${d}/`))) return true;
+  if (path.split('/').some((s) => (VOLATILE.removeDirsNamed as readonly string[]).includes(s))) return true;
+  return (
+    (VOLATILE.emptyFiles as readonly string[]).includes(path) ||
+    path === 'etc/shadow' ||
+    path === 'etc/shadow-'
+  );
+}
