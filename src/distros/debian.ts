@@ -247,6 +247,7 @@ export const debian: Distro = {
       signal,
       progress: ctx.progress,
       echo: ctx.debug,
+      seed: ctx.seed,
     });
   },
 

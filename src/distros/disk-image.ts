@@ -5,7 +5,7 @@
  * ESP made with mkfs.vfat --offset and mtools (vfat cannot be mounted here), root=UUID written
  * explicitly (no udev here, so no /dev/disk/by-uuid). Loop devices and mounts are always released.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
@@ -65,9 +65,32 @@ export interface DiskAssembly {
   bootChain: BootChain;
   /** Menu title and GRUB_DISTRIBUTOR (e.g. Debian). */
   distributor: string;
+  /** Seeds the identifiers (diskIds): the same seed, the same GUIDs, UUID and ESP id. */
+  seed: string;
   log: Logger;
   signal: AbortSignal;
   progress: (text: string) => void;
+}
+
+/** A UUID (version 4 form) from a seed and a purpose (pure). */
+export function seededUuid(seed: string, what: string): string {
+  const h = createHash('sha256').update(`${seed}:${what}`).digest();
+  h[6] = ((h[6] ?? 0) & 0x0f) | 0x40;
+  h[8] = ((h[8] ?? 0) & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+/** Every identifier of a hybrid disk, from one seed (pure): the same seed, the same disk ids. */
+export function diskIds(seed: string) {
+  return {
+    gpt: seededUuid(seed, 'gpt'),
+    bios: seededUuid(seed, 'part-bios'),
+    esp: seededUuid(seed, 'part-esp'),
+    root: seededUuid(seed, 'part-root'),
+    rootFs: seededUuid(seed, 'fs-root'),
+    espVolumeId: createHash('sha256').update(`${seed}:esp-volume-id`).digest().subarray(0, 4),
+  };
 }
 
 export function sizeToBytes(size: string): number {
@@ -104,13 +127,14 @@ export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
   const cleanups = new CleanupStack();
   const mnt = `${a.rawDisk}.mnt`;
   const L = HYBRID_LAYOUT;
-  const espId = fatVolumeId(randomBytes(4));
+  const ids = diskIds(a.seed);
+  const espId = fatVolumeId(ids.espVolumeId);
   try {
     a.progress('partitioning disk (GPT: BIOS boot, ESP, root)');
     await rm(a.rawDisk, { force: true });
     await writeFile(a.rawDisk, '');
     await truncate(a.rawDisk, sizeToBytes(a.size));
-    await r(['sfdisk', '--quiet', a.rawDisk], { input: hybridSfdiskScript(L) });
+    await r(['sfdisk', '--quiet', a.rawDisk], { input: hybridSfdiskScript(L, ids) });
     await makeFat({
       image: a.rawDisk,
       offset: L.esp.offset,
@@ -132,7 +156,19 @@ export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
 
     a.progress('making ext4 file system');
     // orphan_file and metadata_csum_seed are newer than what GRUB 2.06 and extlinux 6.04 read.
-    await r(['mkfs.ext4', '-q', '-L', 'root', '-O', '^orphan_file,^metadata_csum_seed', part]);
+    await r([
+      'mkfs.ext4',
+      '-q',
+      '-L',
+      'root',
+      '-U',
+      ids.rootFs,
+      '-E',
+      `hash_seed=${ids.rootFs}`,
+      '-O',
+      '^orphan_file,^metadata_csum_seed',
+      part,
+    ]);
     const uuid = await capture(['blkid', '-s', 'UUID', '-o', 'value', part], { log, signal });
 
     await mkdir(mnt, { recursive: true });
@@ -233,6 +269,9 @@ export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
   }
 }
 
+/** The date of the ESP's files (2023-11-14 22:13:20 UTC): any fixed date; FAT cannot hold 1970. */
+export const ESP_EPOCH = 1_700_000_000;
+
 /**
  * Write files onto a FAT file system with mtools (`image@@offset`: no mount; vfat cannot be
  * mounted here): directories first, files from under `root` or given as text (through `scratch`).
@@ -250,12 +289,14 @@ export async function writeEspFiles(
     const parts = dirname(f.path).split('/');
     for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
   }
-  await run(['mmd', '-i', esp, ...[...dirs].map((d) => `::/${d}`)], { log, signal });
+  // Every FAT entry dated ESP_EPOCH (mtools honours SOURCE_DATE_EPOCH): the same files, the same bytes.
+  const env = { SOURCE_DATE_EPOCH: String(ESP_EPOCH) };
+  await run(['mmd', '-i', esp, ...[...dirs].map((d) => `::/${d}`)], { log, signal, env });
   try {
     for (const f of files) {
       if (f.text !== undefined) await writeFile(scratch, f.text);
       const src = f.text !== undefined ? scratch : join(root, f.from ?? '');
-      await run(['mcopy', '-o', '-i', esp, src, `::/${f.path}`], { log, signal });
+      await run(['mcopy', '-o', '-i', esp, src, `::/${f.path}`], { log, signal, env });
     }
   } finally {
     await rm(scratch, { force: true });

@@ -70,3 +70,27 @@ describe('hybrid disk layout', () => {
     });
   });
 });
+
+describe('seeded disk identifiers', () => {
+  it('the same seed gives the same GUIDs, UUID and ESP id; another seed others; UUIDs well-formed', async () => {
+    const { diskIds, seededUuid } = await import('./disk-image.js');
+    const a = diskIds('debian-bookworm-56b0065d404022d8');
+    expect(diskIds('debian-bookworm-56b0065d404022d8')).toEqual(a);
+    expect(diskIds('debian-bookworm-0000000000000000').rootFs).not.toBe(a.rootFs);
+    for (const u of [a.gpt, a.bios, a.esp, a.root, a.rootFs])
+      expect(u).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set([a.gpt, a.bios, a.esp, a.root, a.rootFs]).size).toBe(5);
+    expect(a.espVolumeId).toHaveLength(4);
+    expect(seededUuid('s', 'x')).toBe(seededUuid('s', 'x'));
+  });
+
+  it('puts them in the sfdisk script: label-id and one uuid per partition', () => {
+    const ids = { gpt: 'a-gpt', bios: 'a-bios', esp: 'a-esp', root: 'a-root' };
+    const script = hybridSfdiskScript(HYBRID_LAYOUT, ids);
+    expect(script).toContain('label-id: a-gpt\n');
+    expect(script).toMatch(/name="bios", uuid=a-bios\n/);
+    expect(script).toMatch(/name="esp", uuid=a-esp\n/);
+    expect(script).toMatch(/name="root", uuid=a-root\n/);
+    expect(hybridSfdiskScript(HYBRID_LAYOUT)).not.toContain('uuid=');
+  });
+});

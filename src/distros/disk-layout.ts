@@ -36,13 +36,19 @@ export const HYBRID_LAYOUT: HybridLayout = {
 export const PARTITION = { bios: 1, esp: 2, root: 3 } as const;
 
 /** sfdisk input for the hybrid layout (pure). */
-export function hybridSfdiskScript(l: HybridLayout = HYBRID_LAYOUT): string {
+export function hybridSfdiskScript(
+  l: HybridLayout = HYBRID_LAYOUT,
+  ids?: { gpt: string; bios: string; esp: string; root: string },
+): string {
   const s = (n: number) => n / SECTOR;
+  // Given identifiers, the table is the same bytes every time (sfdisk picks random GUIDs otherwise).
+  const u = (id: string | undefined) => (id ? `, uuid=${id}` : '');
   return [
     'label: gpt',
-    `start=${s(l.bios.offset)}, size=${s(l.bios.size)}, type=${GPT_TYPE.biosBoot}, name="bios"`,
-    `start=${s(l.esp.offset)}, size=${s(l.esp.size)}, type=${GPT_TYPE.esp}, name="esp"`,
-    `start=${s(l.root.offset)}, type=${GPT_TYPE.rootX86_64}, name="root"`,
+    ...(ids ? [`label-id: ${ids.gpt}`] : []),
+    `start=${s(l.bios.offset)}, size=${s(l.bios.size)}, type=${GPT_TYPE.biosBoot}, name="bios"${u(ids?.bios)}`,
+    `start=${s(l.esp.offset)}, size=${s(l.esp.size)}, type=${GPT_TYPE.esp}, name="esp"${u(ids?.esp)}`,
+    `start=${s(l.root.offset)}, type=${GPT_TYPE.rootX86_64}, name="root"${u(ids?.root)}`,
     '',
   ].join('\n');
 }

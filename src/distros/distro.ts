@@ -16,6 +16,11 @@ export interface BootstrapContext {
   /** Report a sub-step ("bootstrapping rootfs", "installing boot loader"). */
   progress: (text: string) => void;
   debug: boolean;
+  /**
+   * Seeds the disk's identifiers (GPT and partition GUIDs, the root file system's UUID, the ESP's
+   * volume id): the vanilla disk's cache key, so the same inputs make the same identifiers.
+   */
+  seed: string;
 }
 
 export interface Distro {

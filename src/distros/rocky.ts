@@ -172,6 +172,7 @@ export const rocky: Distro = {
       signal,
       progress: ctx.progress,
       echo: ctx.debug,
+      seed: ctx.seed,
     });
   },
 

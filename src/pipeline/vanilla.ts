@@ -75,6 +75,7 @@ export async function ensureVanillaDisk(o: {
           workDir: scratch,
           progress: o.progress,
           debug: o.debug,
+          seed: key,
         },
         built,
       );
