@@ -61,6 +61,8 @@ export const DEBIAN_PACKAGE_FOR: Readonly<Record<string, string>> = {
   chroot: 'coreutils',
   find: 'findutils',
   debugfs: 'e2fsprogs',
+  dumpe2fs: 'e2fsprogs',
+  e2fsck: 'e2fsprogs',
   dnsmasq: 'dnsmasq-base',
 };
 

@@ -103,10 +103,17 @@ describe('osbake CLI', () => {
   it('lists the images', async () => {
     const r = await runCli(['images'], project.dir);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/debian12-base\s+debian bookworm\s+Debian 12/);
+    // No build yet: LATEST BUILD and REBUILT are "–".
+    expect(r.stdout).toMatch(/NAME\s+DISTRO\s+LATEST BUILD\s+REBUILT\s+DESCRIPTION/);
+    expect(r.stdout).toMatch(/debian12-base\s+debian bookworm\s+–\s+–\s+Debian 12/);
     const j = await runCli(['images', '--json'], project.dir);
     expect(JSON.parse(j.stdout)).toEqual([
-      expect.objectContaining({ name: 'debian12-base', distro: 'debian' }),
+      expect.objectContaining({
+        name: 'debian12-base',
+        distro: 'debian',
+        latest_build: null,
+        reproducible: null,
+      }),
     ]);
   });
 
@@ -212,10 +219,10 @@ describe('osbake CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/builder: chroot \(requested\)/);
     expect(r.stderr).toMatch(
-      /osbake: error: checking tools and accelerator: ansible-playbook, qemu-img, losetup, partx, blkid, mount, umount, fstrim, chroot, mmdebstrap, .* not found/,
+      /osbake: error: checking tools and accelerator: ansible-playbook, qemu-img, losetup, partx, blkid, mount, umount, fstrim, chroot, mkfs\.ext4, debugfs, dumpe2fs, e2fsck, fallocate, mmdebstrap, .* not found/,
     );
     expect(r.stderr).toMatch(
-      /hint: install them with: apt-get install ansible qemu-utils mount util-linux coreutils mmdebstrap/,
+      /hint: install them with: apt-get install ansible qemu-utils mount util-linux coreutils e2fsprogs mmdebstrap/,
     );
     expect(r.stderr).not.toMatch(/make sure it is on PATH/);
   });
