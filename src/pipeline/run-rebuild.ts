@@ -17,6 +17,7 @@ import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, releasesFile } from '../config/releases.js';
 import { ReportedError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
+import { trapSignals } from '../exec/signals.js';
 import { makeDirsSync } from '../fsx/input.js';
 import { disown, own } from '../fsx/owned.js';
 import { commitRecord } from '../git/provenance.js';
@@ -167,6 +168,10 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
       '--no-test',
       '--no-publish',
     ];
+    // Ctrl-C or SIGTERM: the child build is stopped (it cleans up after itself), then the worktree
+    // goes (finally below) and the exit is 130.
+    const ac = new AbortController();
+    const untrap = trapSignals(ac, (sig) => say(`osbake: ${sig} received: stopping the rebuild`));
     const code = await new Promise<number>((resolve, reject) => {
       // The worktree's HEAD is detached: the build is told the branch it was made on (its name
       // is part of the artifact's name and of /etc/osbake-release).
@@ -174,9 +179,11 @@ export async function runRebuild(o: RunRebuildOptions): Promise<RebuildResult> {
         stdio: ['ignore', process.stderr, 'inherit'],
         env: { ...process.env, OSBAKE_GIT_BRANCH: cd.git_branch || 'detached' },
       });
+      ac.signal.addEventListener('abort', () => child.kill('SIGINT'), { once: true });
       child.on('error', reject);
       child.on('close', (c, s) => resolve(c ?? (s ? 130 : 1)));
-    });
+    }).finally(untrap);
+    if (ac.signal.aborted) throw ac.signal.reason;
     if (code !== 0) {
       throw new UserError(
         'E_REBUILD',
