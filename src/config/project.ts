@@ -312,15 +312,6 @@ export async function loadProject(start: string): Promise<Project> {
 }
 
 /**
- * mkdir -p without Node's recursive mkdir, which never returns on some paths (under /proc it spins
- * at 100 % CPU: ENOENT from a parent it just "made"): one level at a time from the nearest
- * existing ancestor, so every failure is an error with a code.
- */
-export async function makeDirs(dir: string): Promise<string[]> {
-  return makeDirsSync(dir);
-}
-
-/**
  * The project's directories can be made and written (made for the probe, then removed again): a user error naming the key
  * and path otherwise (EACCES, EROFS, a file in the way, /proc), before any work starts.
  */
@@ -333,7 +324,7 @@ export async function checkProjectDirs(
     const dir = dirs[key];
     let made: string[] = [];
     try {
-      made = await makeDirs(dir);
+      made = makeDirsSync(dir);
       const probe = join(dir, `.osbake-probe-${process.pid}`);
       await writeFile(probe, '');
       await rm(probe, { force: true });

@@ -6,7 +6,8 @@
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { join, normalize, sep } from 'node:path';
+import { join, normalize } from 'node:path';
+import { isInside } from '../fsx/input.js';
 
 export interface RepoServer {
   port: number;
@@ -25,7 +26,7 @@ export function resolveInside(root: string, urlPath: string): string | undefined
   }
   if (decoded.includes('\0')) return undefined;
   const p = normalize(join(root, decoded));
-  return p === root || p.startsWith(root.endsWith(sep) ? root : root + sep) ? p : undefined;
+  return isInside(root, p) ? p : undefined;
 }
 
 export async function startRepoServer(dir: string, onRequest?: (line: string) => void): Promise<RepoServer> {
@@ -39,7 +40,8 @@ export async function startRepoServer(dir: string, onRequest?: (line: string) =>
       }
       const file = resolveInside(root, req.url ?? '/');
       const real = file ? await realpath(file).catch(() => undefined) : undefined;
-      const st = real?.startsWith(root + sep) ? await stat(real).catch(() => undefined) : undefined;
+      const st =
+        real && real !== root && isInside(root, real) ? await stat(real).catch(() => undefined) : undefined;
       if (!real || !st?.isFile()) {
         res.writeHead(404).end();
         return log(404);
