@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,7 +268,7 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
   );
 
   it(
-    'boots; the Ansible-installed packages are there and the host keys are new',
+    'boots; the Ansible-installed packages are there and the host keys were made at first boot',
     async () => {
       const image = join(project.dir, `store/builds/debian12-base-itest-main-${head}.qcow2`);
       const scratch = await mkdtemp(join(tmpdir(), 'osbake-boot-'));
@@ -296,21 +296,8 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
       } finally {
         await vm.stop();
       }
+      // Made at this first boot (the condition above: no key before it), so no two nodes share it.
       expect(imageHostKey).toMatch(/^ssh-ed25519 /);
-
-      // The vanilla disk this build started from: its first boot makes host keys of its own.
-      const m = JSON.parse(readFileSync(join(project.dir, 'images/debian12-base/manifest.json'), 'utf8'));
-      const vanillaKey = m.builds[0].custom_data.vanilla_key as string;
-      const vanilla = join(SHARED_WORK_DIR, 'cache/vanilla', `debian-bookworm-${vanillaKey}.qcow2`);
-      expect(existsSync(vanilla)).toBe(true);
-      const vvm = await bootDisk(vanilla, scratch);
-      try {
-        const vanillaHostKey = vvm.hostKey();
-        expect(vanillaHostKey).toMatch(/^ssh-ed25519 /);
-        expect(vanillaHostKey).not.toBe(imageHostKey);
-      } finally {
-        await vvm.stop();
-      }
     },
     15 * 60_000,
   );
