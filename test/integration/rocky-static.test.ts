@@ -266,7 +266,7 @@ describe('the CLI with rocky8-base and hypervisors (no VM)', () => {
 
   it('lists rocky8-base', async () => {
     const r = await runCli(['images'], project.dir);
-    expect(r.stdout).toMatch(/rocky8-base\s+rocky 8\.10\s+Rocky Linux 8 base image/);
+    expect(r.stdout).toMatch(/rocky8-base\s+rocky 8\.10\s+–\s+–\s+Rocky Linux 8 base image/);
   });
 
   it('--builder libvirt with this Packer: exit 1, one line and the fix, before anything starts', async () => {
