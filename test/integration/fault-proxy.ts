@@ -2,9 +2,10 @@
  * A bad link between a node and osbake serve, for the network-install tests: an HTTP proxy on
  * 127.0.0.1 that passes every request on unchanged (the Host header too, so the node's scripts
  * point back at the proxy) and damages answers for payload.bin:
- *   cut:     the first `cuts` range answers longer than 1 MiB are cut off after 1 MiB (the TCP
- *            connection is closed mid-body, as a flaky link or a restarted server does);
- *   corrupt: the byte at payload.bin offset `at` is flipped in every answer that holds it.
+ *   cuts:      the first `cuts` range answers longer than 1 MiB are cut off after 1 MiB (the TCP
+ *              connection is closed mid-body, as a flaky link or a restarted server does);
+ *   corruptAt: the byte at this payload.bin offset is flipped in every answer that holds it.
+ * Both at once: a link that cuts and corrupts.
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +19,8 @@ export interface FaultProxy {
 
 export async function startFaultProxy(
   upstreamPort: number,
-  fault: { kind: 'cut'; cuts: number } | { kind: 'corrupt'; at: number } | { kind: 'none' },
+  /** cuts: how many long range answers are cut; corruptAt: the payload offset flipped in every answer. */
+  fault: { cuts?: number; corruptAt?: number },
 ): Promise<FaultProxy> {
   const stats = { cut: 0, corrupted: 0, requests: 0 };
   const server: Server = createServer((req, res) => {
@@ -38,12 +40,12 @@ export async function startFaultProxy(
         const start = range ? Number(range[1]) : 0;
         const length = range ? Number(range[2]) - start + 1 : 0;
         let sent = 0;
-        const cutThis = fault.kind === 'cut' && isPayload && length > 2 ** 20 && stats.cut < fault.cuts;
+        const cutThis = isPayload && length > 2 ** 20 && stats.cut < (fault.cuts ?? 0);
         if (cutThis) stats.cut++;
         upRes.on('data', (chunk: Buffer) => {
           let out = chunk;
-          if (fault.kind === 'corrupt' && isPayload) {
-            const i = fault.at - (start + sent);
+          if (fault.corruptAt !== undefined && isPayload) {
+            const i = fault.corruptAt - (start + sent);
             if (i >= 0 && i < chunk.length) {
               out = Buffer.from(chunk);
               out[i] = (out[i] ?? 0) ^ 0xff;

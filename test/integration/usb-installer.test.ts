@@ -588,16 +588,15 @@ describe('osbake build usb-installer', () => {
     });
   });
 
-  // The same signed release over the network: osbake serve --netboot (nginx sends the files), three
+  // The same signed release over the network: osbake serve --netboot (nginx sends the files), two
   // VMs at once booting QEMU's iPXE ROM with user networking; each reaches the server through a
-  // proxy of its own, two of them bad links.
-  it("installs three nodes at once over the network (SeaBIOS through a cutting link, OVMF, and one whose link corrupts a range); the UEFI node's disk boots", async () => {
+  // proxy of its own: a clean one (OVMF), and a link that cuts twice and corrupts a range (SeaBIOS).
+  it('installs two nodes at once over the network: OVMF installs and its disk boots; SeaBIOS through a link that cuts and corrupts resumes, then refuses the range that stays wrong', async () => {
     expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
     const dir = await mkdtemp(join(work, 'netboot-'));
     const NODES = [
       { mac: '52:54:00:0b:00:01', key: '52:54:00:0b:00:01', hostname: 'node01', firmware: 'bios' as const },
       { mac: '52:54:00:0b:00:02', key: '52-54-00-0B-00-02', hostname: 'node02', firmware: 'uefi' as const },
-      { mac: '52:54:00:0b:00:03', key: '5254000b0003', hostname: 'node03', firmware: 'bios' as const },
     ];
     const base = await readFile(join(project.dir, 'osbake.yaml'), 'utf8');
     await writeFile(
@@ -628,9 +627,8 @@ describe('osbake build usb-installer', () => {
       expect(port).toBeGreaterThan(0);
       expect(serve.output()).toContain('netboot: warning: listening on 127.0.0.1 only');
       const proxies = [
-        await startFaultProxy(port, { kind: 'cut', cuts: 2 }),
-        await startFaultProxy(port, { kind: 'none' }),
-        await startFaultProxy(port, { kind: 'corrupt', at: 1000 }),
+        await startFaultProxy(port, { cuts: 2, corruptAt: 1000 }),
+        await startFaultProxy(port, {}),
       ];
       const t0 = Date.now();
       const installs = NODES.map(async (n, i) => {
@@ -665,29 +663,29 @@ describe('osbake build usb-installer', () => {
       });
       const done = await Promise.all(installs);
       for (const p of proxies) await p.close();
-      const [n1, n2, n3] = done;
-      if (!n1 || !n2 || !n3) throw new Error('three nodes');
+      const [n1, n2] = done;
+      if (!n1 || !n2) throw new Error('two nodes');
+      expect(n2.serial, n2.serial.slice(-3000)).toContain(
+        `OSBAKE-INSTALL: OK target=/dev/vda hostname=${n2.hostname}`,
+      );
       for (const n of [n1, n2]) {
-        expect(n.serial, n.serial.slice(-3000)).toContain(
-          `OSBAKE-INSTALL: OK target=/dev/vda hostname=${n.hostname}`,
-        );
         expect(n.serial).toContain(
           `signature: good, signed by Stick Test <stick@example.org> (${fingerprint})`,
         );
-        expect(n.serial).toMatch(/all \d+ ranges verified/);
         expect(n.serial).toContain(`network install from http://10.0.2.2:`);
       }
-      // The cut link: the download went on from where it stopped, twice.
+      expect(n2.serial).toMatch(/all \d+ ranges verified/);
+      // The cutting link: the download went on from where it stopped, twice.
       expect(proxies[0]?.stats.cut).toBe(2);
       expect(n1.serial).toMatch(/download cut at byte \d+ of payload\.bin; resuming/);
       expect(n1.serial).toContain('download resumed 2 times');
-      // The corrupting link: the range is fetched three times, then the install is refused.
-      expect(proxies[2]?.stats.corrupted).toBeGreaterThanOrEqual(3);
-      expect(n3.serial, n3.serial.slice(-3000)).toMatch(
+      // ... and corrupting: the range is fetched three times, then the install is refused.
+      expect(proxies[0]?.stats.corrupted).toBeGreaterThanOrEqual(3);
+      expect(n1.serial, n1.serial.slice(-3000)).toMatch(
         /1 ranges still differ on \/dev\/vda after 3 downloads/,
       );
-      expect(n3.serial).toContain('OSBAKE-INSTALL: FAILED');
-      // What the server knows: done, done, failed (with the log), and an unknown node is refused.
+      expect(n1.serial).toContain('OSBAKE-INSTALL: FAILED');
+      // What the server knows: failed (with the log), done, and an unknown node is refused.
       const api = async () =>
         (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as {
           release: string;
@@ -698,21 +696,21 @@ describe('osbake build usb-installer', () => {
       const view = await api();
       expect(view.release).toBe(RELEASE);
       const state = (mac: string) => view.nodes.find((x) => x.mac === mac);
-      expect(state(n1.mac)?.state).toBe('done');
+      expect(state(n1.mac)?.state).toBe('failed');
+      expect(state(n1.mac)?.message).toMatch(/ranges still differ/);
+      expect(state(n1.mac)?.log).toContain('OSBAKE-INSTALL: FAILED');
       expect(state(n2.mac)?.state).toBe('done');
-      expect(state(n3.mac)?.state).toBe('failed');
-      expect(state(n3.mac)?.message).toMatch(/ranges still differ/);
-      expect(state(n3.mac)?.log).toContain('OSBAKE-INSTALL: FAILED');
       expect(state('52:54:00:ff:ff:ff')?.state).toBe('refused');
       // A node that is done boots from its disk.
-      const again = await (await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=${n1.mac}`)).text();
+      const again = await (await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=${n2.mac}`)).text();
       expect(again).toContain('booting from its disk');
       expect(again).toContain('exit 0');
       const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
       expect(page).toContain('Network installs');
       const listed = await runCli(['netboot', 'nodes'], project.dir, env);
       expect(listed.code, listed.stderr).toBe(0);
-      expect(listed.stdout).toMatch(/52:54:00:0b:00:01\s+node01\s+done/);
+      expect(listed.stdout).toMatch(/52:54:00:0b:00:02\s+node02\s+done/);
+      expect(listed.stdout).toMatch(/52:54:00:0b:00:01\s+node01\s+failed/);
       // The disk installed over the network boots under plain UEFI (the stick cases boot theirs under
       // SeaBIOS and Secure Boot): with a fresh variable store, by the removable-media path.
       const booted = await bootInstalled(n2.target, n2.nodeDir, n2.firmware, n2.hostname);
