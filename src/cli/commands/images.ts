@@ -17,14 +17,19 @@ export function registerImages(program: Command): void {
       const { readImageBuilds } = await import('../../release/image-builds.js');
       const { reproducibleOf } = await import('../../config/builds.js');
       const built = (await readImageBuilds(project)).images;
-      const latest = (name: string) => {
-        const b = [...(built.find((x) => x.image === name)?.builds ?? [])]
-          .sort((x, y) => x.build_time - y.build_time)
-          .at(-1);
-        return b
-          ? { artifact: b.custom_data.artifact, reproducible: reproducibleOf(b.custom_data.reproducible) }
-          : undefined;
-      };
+      // Once per image: its newest build and osbake rebuild's verdict on it.
+      const latestOf = new Map(
+        images.map((i) => {
+          const b = [...(built.find((x) => x.image === i.name)?.builds ?? [])]
+            .sort((x, y) => x.build_time - y.build_time)
+            .at(-1);
+          const v = b
+            ? { artifact: b.custom_data.artifact, reproducible: reproducibleOf(b.custom_data.reproducible) }
+            : undefined;
+          return [i.name, v] as const;
+        }),
+      );
+      const latest = (name: string) => latestOf.get(name);
       const rebuilt = (name: string) => {
         const r = latest(name)?.reproducible;
         return r ? `${r.identical ? 'bit-identical' : 'DIFFERS'} ${r.checked.slice(0, 10)}` : '–';
