@@ -10,7 +10,7 @@ APT_PACKAGES=(
   openssh-client git zstd rsync ca-certificates apt-utils debian-archive-keyring
   rpm createrepo-c dnf xz-utils gpg
   sqlite3 db5.3-util
-  libvirt-clients openssh-server
+  libvirt-clients libvirt-daemon-system openssh-server
   # tests of osbake serve / publish (a throwaway sshd, headless Chromium) and bench/serve.sh (nginx, wrk)
   chromium nginx-light wrk curl
   grub-efi-amd64-bin grub-common grub-pc-bin mtools dosfstools cpio ovmf busybox-static

@@ -2,6 +2,7 @@
 import type { Hypervisor } from '../config/project.js';
 import type { Builder, BuilderType } from './builder.js';
 import { createChrootBuilder } from './chroot/chroot-builder.js';
+import { createVirshBuilder } from './libvirt/libvirt-builder.js';
 import { createLibvirtBuilder, createQemuBuilder } from './packer/packer-builder.js';
 
 export interface BuilderSettings {
@@ -13,7 +14,9 @@ const REGISTRY: Record<BuilderType, (s: BuilderSettings) => Builder> = {
   qemu: () => createQemuBuilder(),
   libvirt: (s) => {
     if (!s.hypervisor) throw new Error('the libvirt builder needs a hypervisor');
-    return createLibvirtBuilder(s.hypervisor);
+    return s.hypervisor.engine === 'packer'
+      ? createLibvirtBuilder(s.hypervisor)
+      : createVirshBuilder(s.hypervisor);
   },
   chroot: () => createChrootBuilder(),
 };

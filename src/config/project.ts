@@ -95,15 +95,44 @@ export const HypervisorSchema = z
       .refine(parses(parseSshAddress), 'must be [user@]host[:port] (port 1-65535)')
       .optional()
       .describe('SSH bastion ([user@]host[:port]) through which the build VM is reached'),
-    pool: libvirtName.default('default').describe('libvirt storage pool holding the vanilla volume'),
-    vanillaVolume: libvirtName.describe(
-      'the pre-made vanilla qcow2 volume in the pool, cloned for every build',
-    ),
+    pool: libvirtName
+      .default('default')
+      .describe(
+        "libvirt storage pool for osbake's volumes (the uploaded vanilla disk, each build's overlay)",
+      ),
+    engine: z
+      .enum(['virsh', 'packer'])
+      .default('virsh')
+      .describe(
+        'virsh: osbake drives libvirt itself (Debian tools, no plugin); packer: Packer >= 1.7 with packer-plugin-libvirt',
+      ),
+    slots: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe('builds this hypervisor runs at once (build --all)'),
+    accelerator: z
+      .enum(['auto', 'kvm', 'tcg'])
+      .default('auto')
+      .describe('auto: KVM when a probe guest runs under it on the hypervisor, else TCG (engine virsh)'),
+    vanillaVolume: libvirtName
+      .optional()
+      .describe(
+        "engine packer: the pre-made vanilla qcow2 volume in the pool, cloned for every build (engine virsh uploads osbake's own)",
+      ),
     network: libvirtName
       .default('default')
-      .describe('libvirt managed network the build VM is attached to (its DHCP lease gives the address)'),
+      .describe(
+        'engine packer: libvirt managed network the build VM is attached to (engine virsh uses user networking)',
+      ),
   })
-  .strict();
+  .strict()
+  .refine((h) => h.engine !== 'packer' || h.vanillaVolume !== undefined, {
+    message: 'engine packer needs vanillaVolume (the pre-made vanilla volume in the pool)',
+    path: ['vanillaVolume'],
+  });
 
 export type Hypervisor = z.output<typeof HypervisorSchema>;
 

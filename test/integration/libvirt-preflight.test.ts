@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLibvirtHost, virshArgs } from '../../src/builders/libvirt/preflight.js';
-import { downloadVolume, parseVolInfoBytes } from '../../src/builders/libvirt/volume.js';
+import { downloadVolumeTo, parseVolInfoBytes } from '../../src/builders/libvirt/virsh.js';
 import { findPacker } from '../../src/builders/packer/packer.js';
 import { type Hypervisor, HypervisorSchema } from '../../src/config/project.js';
 import { UserError } from '../../src/errors.js';
@@ -129,10 +129,12 @@ describe('libvirt preflight against real ssh, sshd, virsh and Packer', () => {
   });
 
   it('no libvirt daemon on a local URI: virsh fails and says so in one line', async () => {
-    const e = await userErrorOf(checkLibvirtHost(hv({ uri: 'qemu:///system' }), { log }));
+    // A socket nobody listens on (a libvirtd may run for the libvirt build test meanwhile).
+    const uri = `qemu:///system?socket=${join(work, 'no-libvirtd.sock')}`;
+    const e = await userErrorOf(checkLibvirtHost({ ...hv({ uri: 'qemu:///system' }), uri }, { log }));
     expect(e.code).toBe('E_LIBVIRT_CONNECT');
     expect(e.message).toMatch(
-      /^hypervisor kvm1: libvirt does not answer on qemu:\/\/\/system: .*(socket|No such file)/,
+      /^hypervisor kvm1: libvirt does not answer on qemu:\/\/\/system\?socket=\S+: .*(socket|No such file)/,
     );
     expect(e.hint).toMatch(/libvirtd \(or virtqemud\)/);
   });
@@ -170,6 +172,7 @@ describe("virsh against libvirt's test driver (pool and volume checks, vol-info 
         uri: 'qemu:///system',
         sshKey: '/unused',
         pool: 'images',
+        engine: 'packer',
         vanillaVolume: 'rocky8-vanilla.qcow2',
       }),
       uri: `test://${join(work, 'node.xml')}`,
@@ -219,13 +222,10 @@ describe("virsh against libvirt's test driver (pool and volume checks, vol-info 
     // The test driver has no volume streams, so the download itself fails here, as virsh says.
     const ac = new AbortController();
     await expect(
-      downloadVolume({
-        hypervisor: h,
-        volume: 'rocky8-vanilla.qcow2',
-        dest: join(work, 'out.qcow2'),
-        log,
-        signal: ac.signal,
-      }),
+      downloadVolumeTo(
+        { hypervisor: h, log, signal: ac.signal },
+        { volume: 'rocky8-vanilla.qcow2', dest: join(work, 'out.qcow2'), progress: () => undefined },
+      ),
     ).rejects.toMatchObject({
       outputTail: expect.arrayContaining([expect.stringMatching(/virStorageVolDownload/)]),
     });

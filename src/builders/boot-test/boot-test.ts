@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessError, UserError } from '../../errors.js';
 import { run, startService } from '../../exec/run.js';
+import { consoleTailLines } from '../../log/console-text.js';
 import type { Logger } from '../../log/logger.js';
 import {
   buildQemuArgs,
@@ -115,15 +116,8 @@ export async function listChecks(dir: string | undefined): Promise<string[]> {
   return out;
 }
 
-const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
-
 async function serialTail(file: string, n = 25): Promise<string[]> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text
-    .replace(ANSI, '')
-    .split(/\r?\n/)
-    .filter((l) => l.trim())
-    .slice(-n);
+  return consoleTailLines(await readFile(file, 'utf8').catch(() => ''), n);
 }
 
 export async function bootTest(o: BootTestOptions): Promise<BootTestResult> {

@@ -164,15 +164,18 @@ export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): P
         `list the pools with: virsh -c ${h.uri} pool-list --all (start it with pool-start), or fix hypervisors[].pool`,
       ),
   );
-  say(`virsh vol-info --pool ${h.pool} ${h.vanillaVolume}`);
-  await attempt(
-    virshArgs(h, ['vol-info', '--pool', h.pool, h.vanillaVolume], o.home),
-    o,
-    (d) =>
-      new UserError(
-        'E_LIBVIRT_VOLUME',
-        `hypervisor ${h.name}: vanilla volume "${h.vanillaVolume}" is not in pool "${h.pool}": ${d}`,
-        `upload it (virsh -c ${h.uri} vol-create-as ${h.pool} ${h.vanillaVolume} 8G --format qcow2, then vol-upload), or fix hypervisors[].vanillaVolume`,
-      ),
-  );
+  if (h.engine === 'packer' && h.vanillaVolume) {
+    const vol = h.vanillaVolume;
+    say(`virsh vol-info --pool ${h.pool} ${vol}`);
+    await attempt(
+      virshArgs(h, ['vol-info', '--pool', h.pool, vol], o.home),
+      o,
+      (d) =>
+        new UserError(
+          'E_LIBVIRT_VOLUME',
+          `hypervisor ${h.name}: vanilla volume "${vol}" is not in pool "${h.pool}": ${d}`,
+          `upload it (virsh -c ${h.uri} vol-create-as ${h.pool} ${vol} 8G --format qcow2, then vol-upload), or fix hypervisors[].vanillaVolume`,
+        ),
+    );
+  }
 }

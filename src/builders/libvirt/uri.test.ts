@@ -3,7 +3,7 @@ import { HypervisorSchema } from '../../config/project.js';
 import { parseSshAddress, sshTargetOfLibvirtUri } from '../../config/ssh-target.js';
 import { checkPackerForLibvirt, lastLine, pluginListed, sshProbeArgs, virshArgs } from './preflight.js';
 import { expandHome, pluginLibvirtUri, virshUri } from './uri.js';
-import { parseVolInfoBytes, volumeDownloadArgs } from './volume.js';
+import { parseVolInfoBytes, volumeDownloadArgs } from './virsh.js';
 
 const hv = HypervisorSchema.parse({
   name: 'kvm1',
@@ -32,7 +32,9 @@ describe('libvirt URIs and argv', () => {
 
   it('adds the plugin and virsh parameters', () => {
     expect(pluginLibvirtUri(hv)).toBe('qemu+ssh://root@kvm1/system?keyfile=/k/id&known_hosts=/k/known_hosts');
-    expect(virshUri(hv)).toBe('qemu+ssh://root@kvm1/system?keyfile=/k/id&no_tty=1');
+    expect(virshUri(hv)).toBe(
+      'qemu+libssh://root@kvm1/system?keyfile=/k/id&known_hosts=/k/known_hosts&known_hosts_verify=normal&sshauth=privkey',
+    );
     expect(virshUri({ ...hv, uri: 'qemu:///system' })).toBe('qemu:///system');
   });
 
@@ -58,7 +60,7 @@ describe('libvirt URIs and argv', () => {
       'virsh',
       '-q',
       '-c',
-      'qemu+ssh://root@kvm1/system?keyfile=/k/id&no_tty=1',
+      'qemu+libssh://root@kvm1/system?keyfile=/k/id&known_hosts=/k/known_hosts&known_hosts_verify=normal&sshauth=privkey',
       'pool-info',
       'images',
     ]);

@@ -1,7 +1,7 @@
 /**
  * libvirt connection URIs for one configured hypervisor (pure). Packer's libvirt plugin dials SSH
- * itself and needs `keyfile` plus `known_hosts` (or `no_verify=1`) in the URI; virsh (libvirt's
- * ssh transport runs the ssh binary) takes `keyfile` and `no_tty=1` so it never prompts.
+ * itself and needs `keyfile` plus `known_hosts` (or `no_verify=1`) in the URI; virsh goes over
+ * libvirt's libssh transport with the same key and known_hosts (host keys are always checked).
  */
 import { homedir } from 'node:os';
 import type { Hypervisor } from '../../config/project.js';
@@ -18,10 +18,15 @@ export function pluginLibvirtUri(h: Hypervisor, home?: string): string {
   return `${h.uri}?keyfile=${expandHome(h.sshKey, home)}&known_hosts=${expandHome(h.knownHosts, home)}`;
 }
 
-/** The URI for virsh -c (preflight, volume download). */
+/**
+ * The URI for virsh -c. libvirt's `ssh` transport ignores known_hosts= (tried: "Host key
+ * verification failed" whatever the file), so osbake dials over libvirt's libssh transport, which
+ * checks the host key against the configured known_hosts and refuses an unknown or changed one.
+ */
 export function virshUri(h: Hypervisor, home?: string): string {
   if (!h.uri.startsWith('qemu+ssh://')) return h.uri;
-  return `${h.uri}?keyfile=${expandHome(h.sshKey, home)}&no_tty=1`;
+  const rest = h.uri.slice('qemu+ssh://'.length);
+  return `qemu+libssh://${rest}?keyfile=${expandHome(h.sshKey, home)}&known_hosts=${expandHome(h.knownHosts, home)}&known_hosts_verify=normal&sshauth=privkey`;
 }
 
 /** ssh argv options that reach `t` with the hypervisor's key, non-interactively. */

@@ -10,10 +10,11 @@ import { readPackerManifest } from '../../config/builds.js';
 import { durationToMs, type Hypervisor } from '../../config/project.js';
 import { ProcessError } from '../../errors.js';
 import { run } from '../../exec/run.js';
+import { consoleTailLines } from '../../log/console-text.js';
 import type { Logger } from '../../log/logger.js';
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
 import { checkLibvirtHost } from '../libvirt/preflight.js';
-import { downloadVolume } from '../libvirt/volume.js';
+import { downloadVolumeTo } from '../libvirt/virsh.js';
 import {
   buildPackerArgs,
   checkTemplateSyntax,
@@ -42,19 +43,8 @@ export function isSshTimeout(messages: string[]): boolean {
   return messages.some((m) => /timeout waiting for ssh|waiting for ssh.*timeout/i.test(m));
 }
 
-/** ANSI colour and cursor sequences, which systemd writes to the serial console. */
-const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
-
 export async function tailOfFile(file: string, lines: number): Promise<string[]> {
-  try {
-    const text = (await readFile(file, 'utf8')).replace(ANSI_ESCAPE, '');
-    return text
-      .split(/\r?\n/)
-      .filter((l) => l.trim())
-      .slice(-lines);
-  } catch {
-    return [];
-  }
+  return consoleTailLines(await readFile(file, 'utf8').catch(() => ''), lines);
 }
 
 /** Kill any QEMU still running from this build's work directory (Packer normally stops it). */
@@ -199,13 +189,14 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
             // The artifact is a volume on the hypervisor ("files": null in Packer's manifest).
             artifactPath = join(job.workDir, job.artifactFile);
             job.progress.detail(`downloading the artifact volume from ${hypervisor.name}`);
-            await downloadVolume({
-              hypervisor,
-              volume: libvirtVolumeName(job.artifactFile),
-              dest: artifactPath,
-              log,
-              signal: job.signal,
-            });
+            await downloadVolumeTo(
+              { hypervisor, log, signal: job.signal },
+              {
+                volume: libvirtVolumeName(job.artifactFile),
+                dest: artifactPath,
+                progress: (t) => job.progress.detail(t),
+              },
+            );
           } else {
             const files = [...res.artifacts.values()].flat();
             artifactPath = files.find((f) => f.endsWith(job.artifactFile)) ?? join(outDir, job.artifactFile);

@@ -112,7 +112,7 @@ export function libvirtBuildVars(i: LibvirtVarsInput): Record<string, PackerVarV
     ...commonVars(i),
     libvirt_uri: pluginLibvirtUri(h, i.home),
     libvirt_pool: h.pool,
-    libvirt_vanilla_volume: h.vanillaVolume,
+    libvirt_vanilla_volume: h.vanillaVolume ?? '',
     libvirt_network: h.network,
     volume_name: libvirtVolumeName(i.artifactFile),
     domain_name: i.domainName,
