@@ -48,7 +48,7 @@ export function chooseBuilder(
     throw new UserError(
       'E_NO_HYPERVISORS',
       `the libvirt builder needs a hypervisor, and ${project.file} lists none`,
-      'add one under hypervisors: (name, uri: qemu+ssh://root@HOST/system, sshKey, pool, vanillaVolume), or use --builder chroot or qemu',
+      'add one under hypervisors: (name, uri: qemu+ssh://root@HOST/system, sshKey, knownHosts, pool), or use --builder chroot or qemu',
     );
   }
   if (o.hypervisor === undefined) return { builder, hypervisor: hvs[0] };

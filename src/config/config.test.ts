@@ -52,7 +52,6 @@ describe('osbake.yaml', () => {
         'builder.accelerator',
         'hypervisors.0.sshKey',
         'hypervisors.0.uri',
-        'hypervisors.0.vanillaVolume',
         'mirrors.debian.main',
         'vm.cpus',
         'vm.diskSize',
@@ -173,7 +172,27 @@ describe('hypervisors and Rocky images', () => {
       knownHosts: '~/.ssh/known_hosts',
       pool: 'default',
       network: 'default',
+      engine: 'virsh',
+      slots: 1,
+      accelerator: 'auto',
     });
+  });
+
+  it('engine packer needs the pre-made vanilla volume; engine virsh brings its own', () => {
+    const { vanillaVolume: _, ...bare } = hv;
+    expect(ProjectConfigSchema.safeParse({ hypervisors: [bare] }).success).toBe(true);
+    const r = ProjectConfigSchema.safeParse({ hypervisors: [{ ...bare, engine: 'packer' }] });
+    expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      [
+        'hypervisors.0.vanillaVolume',
+        'engine packer needs vanillaVolume (the pre-made vanilla volume in the pool)',
+      ],
+    ]);
+    const bad = ProjectConfigSchema.safeParse({ hypervisors: [{ ...bare, slots: 0, engine: 'plugin' }] });
+    expect(bad.error?.issues.map((i) => i.path.join('.')).sort()).toEqual([
+      'hypervisors.0.engine',
+      'hypervisors.0.slots',
+    ]);
   });
 
   it('reports every bad hypervisor key with its path and line', () => {
@@ -190,12 +209,7 @@ describe('hypervisors and Rocky images', () => {
     ].join('\n');
     const issues = issuesOf(() => parseYamlConfig('osbake.yaml', text, ProjectConfigSchema));
     expect(issues.map((i) => `${i.line}:${i.path}`).sort()).toEqual(
-      [
-        '3:hypervisors.0.uri',
-        '6:hypervisors.1.sshKey',
-        '6:hypervisors.1.vanillaVolume',
-        '8:hypervisors.1.bastion',
-      ].sort(),
+      ['3:hypervisors.0.uri', '6:hypervisors.1.sshKey', '8:hypervisors.1.bastion'].sort(),
     );
   });
 

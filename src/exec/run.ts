@@ -332,7 +332,9 @@ export interface Service {
  */
 export function startService(
   argv: readonly string[],
-  opts: Pick<RunOptions, 'log' | 'tag' | 'cwd' | 'env' | 'echo'> & { onStderrLine?: (line: string) => void },
+  opts: Pick<RunOptions, 'log' | 'tag' | 'cwd' | 'env' | 'echo' | 'dieWithParent'> & {
+    onStderrLine?: (line: string) => void;
+  },
 ): Service {
   const { file, args, tag } = startRun(argv, opts);
   const child = execa(file, args, {

@@ -18,9 +18,14 @@ describe('buildHosts', () => {
   it('every hypervisor for libvirt, or the one named', () => {
     const p = project({ builder: { type: 'libvirt' }, hypervisors: [hv('a'), hv('b')] });
     expect(buildHosts(p, {})).toEqual([
-      { name: 'a', hypervisor: 'a' },
-      { name: 'b', hypervisor: 'b' },
+      { name: 'a', hypervisor: 'a', slot: 0 },
+      { name: 'b', hypervisor: 'b', slot: 0 },
     ]);
-    expect(buildHosts(p, { hypervisor: 'b' })).toEqual([{ name: 'b', hypervisor: 'b' }]);
+    expect(buildHosts(p, { hypervisor: 'b' })).toEqual([{ name: 'b', hypervisor: 'b', slot: 0 }]);
+  });
+
+  it('a hypervisor with two slots is two hosts of one name', () => {
+    const p = project({ builder: { type: 'libvirt' }, hypervisors: [{ ...hv('a'), slots: 2 }, hv('b')] });
+    expect(buildHosts(p, {}).map((h) => `${h.name}/${h.slot}`)).toEqual(['a/0', 'a/1', 'b/0']);
   });
 });

@@ -15,9 +15,27 @@ export interface BuildHost {
   name: string;
   /** The hypervisor's name for libvirt builds; absent for the local machine. */
   hypervisor?: string;
+  /** Which of the hypervisor's slots (hypervisors[].slots builds at once). */
+  slot?: number;
 }
 
-/** The hosts --all spreads builds over: the hypervisors for libvirt (or the one named), else this machine. */
+/** Failures that are the build host's, not the image's: its builds go to the other hosts. */
+export const HOST_FAILURE_CODES = new Set([
+  'E_HYPERVISOR_SSH',
+  'E_BASTION_SSH',
+  'E_LIBVIRT_CONNECT',
+  'E_LIBVIRT_POOL',
+]);
+
+export function isHostFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && HOST_FAILURE_CODES.has(code);
+}
+
+/**
+ * The hosts --all spreads builds over: the hypervisors for libvirt (or the one named), each as many
+ * times as it has slots, else this machine.
+ */
 export function buildHosts(
   project: Parameters<typeof chooseBuilder>[0],
   o: { builder?: string; hypervisor?: string },
@@ -25,7 +43,9 @@ export function buildHosts(
   const choice = chooseBuilder(project, o);
   if (!choiceUsesHypervisors(choice)) return [{ name: 'local' }];
   const all = o.hypervisor ? [choice.hypervisor] : project.config.hypervisors;
-  return all.flatMap((h) => (h ? [{ name: h.name, hypervisor: h.name }] : []));
+  return all.flatMap((h) =>
+    h ? Array.from({ length: h.slots }, (_, slot) => ({ name: h.name, hypervisor: h.name, slot })) : [],
+  );
 }
 
 function describe(o: ScheduleOutcome): string {
@@ -58,9 +78,9 @@ export async function runBuildAll(o: RunBuildAllOptions): Promise<ScheduleOutcom
   const ac = new AbortController();
   const untrap = trapSignals(ac, () => undefined);
   const parallel = hosts.length > 1;
-  process.stderr.write(
-    `osbake: building ${names.length} image(s) on ${hosts.map((h) => h.name).join(', ')} (one build per host at a time)\n`,
-  );
+  const hostNames = [...new Set(hosts.map((h) => h.name))];
+  const slots = hosts.length === hostNames.length ? 'one build per host at a time' : `${hosts.length} slots`;
+  process.stderr.write(`osbake: building ${names.length} image(s) on ${hostNames.join(', ')} (${slots})\n`);
   let outcomes: ScheduleOutcome[];
   try {
     outcomes = await runSchedule(
@@ -77,6 +97,11 @@ export async function runBuildAll(o: RunBuildAllOptions): Promise<ScheduleOutcom
       {
         onStart: (image, host) => process.stderr.write(`osbake: [${host.name}] start ${image}\n`),
         onEnd: (r) => process.stderr.write(`osbake: ${describe(r)}\n`),
+        hostFailed: isHostFailure,
+        onHostDown: (host, err) =>
+          process.stderr.write(
+            `osbake: ${host.name} is not usable, its builds go to the other hosts: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`,
+          ),
       },
       ac.signal,
     );

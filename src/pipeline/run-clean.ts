@@ -1,8 +1,16 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
 import { processesRootedIn } from '../builders/chroot/mount.js';
+import {
+  applyHypervisorClean,
+  gatherHypervisorFacts,
+  type HypervisorCleanAction,
+  planHypervisorClean,
+} from '../builders/libvirt/leftovers.js';
+import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
 import { isAlive, ownerAlive, ownerFileOfLockDir, readOwnerFile } from '../config/lock.js';
-import { loadProject, type Project } from '../config/project.js';
+import { durationToMs, type Hypervisor, loadProject, type Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import { ledgerOf, readLedger, stillOwned } from '../fsx/owned.js';
@@ -152,8 +160,93 @@ async function removeOwned(a: CleanAction): Promise<void> {
   await rm(a.path, { recursive: true, force: true });
 }
 
+/** Build ids (8 characters) of this project's work directories: all, and those whose osbake runs. */
+function localBuilds(facts: CleanFacts): { live: Set<string>; known: Set<string> } {
+  const id8 = (p: string) => /-([0-9a-f]{8})$/.exec(basename(p))?.[1];
+  const known = new Set<string>();
+  const live = new Set<string>();
+  for (const w of facts.workDirs) {
+    const id = id8(w.path);
+    if (!id) continue;
+    known.add(id);
+    if (w.ownerAlive) live.add(id);
+  }
+  return { live, known };
+}
+
+/** The hypervisors --hypervisor names (a name, or all). */
+function hypervisorsOf(project: Project, name: string): Hypervisor[] {
+  const all = project.config.hypervisors;
+  const picked = name === 'all' ? all : all.filter((h) => h.name === name);
+  if (picked.length === 0) {
+    throw new UserError(
+      'E_NO_HYPERVISOR',
+      `no hypervisor named "${name}" in ${project.file}`,
+      `configured hypervisors: ${all.map((h) => h.name).join(', ') || 'none'}; or --hypervisor all`,
+    );
+  }
+  return picked;
+}
+
+interface Row {
+  what: string;
+  path: string;
+  why: string;
+  result: string;
+}
+
+/** The leftovers of killed libvirt builds on the hypervisors (domains, overlays, partial uploads). */
+async function cleanHypervisors(
+  project: Project,
+  name: string,
+  facts: CleanFacts,
+  dryRun: boolean,
+): Promise<(HypervisorCleanAction & { result: string })[]> {
+  const { live, known } = localBuilds(facts);
+  const done: (HypervisorCleanAction & { result: string })[] = [];
+  for (const h of hypervisorsOf(project, name)) {
+    let hf: Awaited<ReturnType<typeof gatherHypervisorFacts>>;
+    try {
+      await checkLibvirtHost(h, { log });
+      hf = await gatherHypervisorFacts(h, {
+        log,
+        liveLocalBuilds: live,
+        knownLocalBuilds: known,
+        isAlive,
+        maxBuildS: durationToMs(project.config.builder.buildTimeout) / 1000 + 3600,
+      });
+    } catch (err) {
+      // One unreachable host does not stop the others; it is reported and the exit code says so.
+      const why = (err as Error).message.split('\n')[0] ?? '';
+      done.push({
+        kind: 'hypervisor',
+        hypervisor: h.name,
+        name: '',
+        why: 'not reachable',
+        result: `FAILED: ${why}`,
+      });
+      continue;
+    }
+    for (const a of planHypervisorClean(hf)) {
+      if (dryRun) {
+        done.push({ ...a, result: 'would remove' });
+        continue;
+      }
+      try {
+        await applyHypervisorClean(h, a, log);
+        done.push({ ...a, result: 'removed' });
+      } catch (err) {
+        done.push({ ...a, result: `FAILED: ${(err as Error).message.split('\n')[0]}` });
+      }
+    }
+  }
+  return done;
+}
+
 export async function runClean(o: {
   projectDir: string;
+  /** Also the leftovers on this hypervisor (or all). */
+  hypervisor?: string;
   dryRun?: boolean;
   cacheOlderThan?: string;
   json?: boolean;
@@ -169,7 +262,11 @@ export async function runClean(o: {
     );
   }
   const project = await loadProject(o.projectDir);
+  if (o.hypervisor !== undefined) hypervisorsOf(project, o.hypervisor);
   const facts = await gatherFacts(project);
+  // The hypervisors first: whether a remote build is still ours is judged from the local records.
+  const remote =
+    o.hypervisor === undefined ? [] : await cleanHypervisors(project, o.hypervisor, facts, Boolean(o.dryRun));
   const actions = planClean(facts, limit);
   const done: (CleanAction & { result: string })[] = [];
   for (const a of actions) {
@@ -184,24 +281,29 @@ export async function runClean(o: {
       done.push({ ...a, result: `FAILED: ${(err as Error).message}` });
     }
   }
-  if (o.json) out.write(`${JSON.stringify(done, null, 2)}\n`);
-  else if (done.length === 0) out.write('nothing to clean\n');
+  const rows: Row[] = [
+    ...remote.map((a) => ({ what: a.kind, path: `${a.hypervisor}:${a.name}`, why: a.why, result: a.result })),
+    ...done.map((a) => ({
+      what:
+        a.kind === 'work-dir' && (a.mounts.length || a.loops.length || a.processes.length)
+          ? `work-dir (+${a.mounts.length} mounts, ${a.loops.length} loops, ${a.processes.length} processes)`
+          : a.kind,
+      path: a.path,
+      why: a.why,
+      result: a.result,
+    })),
+  ];
+  if (o.json) out.write(`${JSON.stringify([...remote, ...done], null, 2)}\n`);
+  else if (rows.length === 0) out.write('nothing to clean\n');
   else {
     out.write(
       formatTable(
         ['WHAT', 'PATH', 'WHY', 'RESULT'],
-        done.map((a) => [
-          a.kind === 'work-dir' && (a.mounts.length || a.loops.length || a.processes.length)
-            ? `work-dir (+${a.mounts.length} mounts, ${a.loops.length} loops, ${a.processes.length} processes)`
-            : a.kind,
-          a.path,
-          a.why,
-          a.result,
-        ]),
+        rows.map((r) => [r.what, r.path, r.why, r.result]),
       ),
     );
   }
-  const failed = done.filter((a) => a.result.startsWith('FAILED'));
+  const failed = rows.filter((a) => a.result.startsWith('FAILED'));
   if (failed.length > 0) {
     throw new UserError(
       'E_CLEAN',

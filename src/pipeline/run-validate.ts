@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLAYBOOK } from '../builders/chroot/chroot-builder.js';
+import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
 import { checkTemplateSyntax, findPacker, packerVariants } from '../builders/packer/packer.js';
 import { readBuildsManifest } from '../config/builds.js';
 import { listImageNames, loadImage } from '../config/image.js';
@@ -76,6 +77,12 @@ export async function runValidate(o: {
     if (existsSync(keysDir(project)) || project.config.signing.key)
       await trustRootFiles(keysDir(project), log);
   });
+  // With the libvirt builder, each hypervisor as a build checks it: SSH (host key pinned), libvirt, pool.
+  if (project.config.builder.type === 'libvirt') {
+    for (const h of project.config.hypervisors) {
+      await check(results, `hypervisor ${h.name}`, 'ssh, libvirt, pool', () => checkLibvirtHost(h, { log }));
+    }
+  }
   const names = o.images.length > 0 ? o.images : await listImageNames(project);
   const loaded: ScheduleImage[] = [];
   const work = await mkdtemp(join(tmpdir(), 'osbake-validate-'));

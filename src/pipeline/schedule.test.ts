@@ -127,4 +127,59 @@ describe('runSchedule', () => {
     );
     expect(out.map((o) => o.status)).toEqual(['built', 'skipped']);
   });
+
+  it('a host that is down gives its image to the others and takes no more', async () => {
+    const down = Object.assign(new Error('hypervisor kvm1: cannot log in'), { code: 'E_HYPERVISOR_SSH' });
+    const ran: string[] = [];
+    const hostDown: string[] = [];
+    const out = await runSchedule(
+      [img('a'), img('b'), img('c')],
+      [{ name: 'kvm1' }, { name: 'kvm2' }],
+      async (h, i) => {
+        ran.push(`${h.name}:${i}`);
+        if (h.name === 'kvm1') throw down;
+        await new Promise((r) => setTimeout(r, 5));
+      },
+      {
+        hostFailed: (e) => (e as { code?: string }).code === 'E_HYPERVISOR_SSH',
+        onHostDown: (h) => hostDown.push(h.name),
+      },
+    );
+    expect(out.map((o) => [o.image, o.status, o.host])).toEqual([
+      ['a', 'built', 'kvm2'],
+      ['b', 'built', 'kvm2'],
+      ['c', 'built', 'kvm2'],
+    ]);
+    expect(ran.filter((r) => r.startsWith('kvm1'))).toEqual(['kvm1:a']);
+    expect(hostDown).toEqual(['kvm1']);
+  });
+
+  it("with every host down the images fail with the host's reason", async () => {
+    const down = Object.assign(new Error('no pool'), { code: 'E_LIBVIRT_POOL' });
+    const out = await runSchedule(
+      [img('a'), img('b', ['a'])],
+      [{ name: 'kvm1' }, { name: 'kvm1' }],
+      async () => {
+        throw down;
+      },
+      { hostFailed: () => true },
+    );
+    expect(out.map((o) => [o.image, o.status])).toEqual([
+      ['a', 'failed'],
+      ['b', 'skipped'],
+    ]);
+    expect(out[0]?.error).toBe(down);
+  });
+
+  it('a host with two slots runs two builds at once', async () => {
+    let busy = 0;
+    let most = 0;
+    await runSchedule([img('a'), img('b'), img('c')], [{ name: 'kvm1' }, { name: 'kvm1' }], async () => {
+      busy++;
+      most = Math.max(most, busy);
+      await new Promise((r) => setTimeout(r, 20));
+      busy--;
+    });
+    expect(most).toBe(2);
+  });
 });

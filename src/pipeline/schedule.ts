@@ -90,12 +90,20 @@ export interface ScheduleOutcome {
 export interface ScheduleHooks<H> {
   onStart?: (image: string, host: H) => void;
   onEnd?: (o: ScheduleOutcome) => void;
+  /**
+   * Is this failure the host's, not the image's (down, key refused, no pool)? Then the host takes
+   * no more builds and the image goes back to the queue for the others.
+   */
+  hostFailed?: (error: unknown) => boolean;
+  onHostDown?: (host: H, error: unknown) => void;
 }
 
 /**
- * Run the images in `order` on `hosts`: an image starts once everything it needs has built, on the
- * first free host; a failed image's dependents are skipped, independent images go on. Resolves
- * with one outcome per image, in `order`.
+ * Run the images in `order` on `hosts` (a host with N slots is listed N times under one name): an
+ * image starts once everything it needs has built, on the first free slot; a failed image's
+ * dependents are skipped, independent images go on. A host that fails as a host (hooks.hostFailed)
+ * is dropped and its image requeued; with no host left the rest fail. Resolves with one outcome
+ * per image, in `order`.
  */
 export async function runSchedule<H extends ScheduleHost>(
   images: ScheduleImage[],
@@ -112,11 +120,18 @@ export async function runSchedule<H extends ScheduleHost>(
   const free = [...hosts];
   const running = new Map<string, Promise<void>>();
 
+  // A requeued image goes back to its place in the order.
+  const pendingIndexOf = (img: string) => {
+    const at = order.indexOf(img);
+    const i = pending.findIndex((p) => order.indexOf(p) > at);
+    return i < 0 ? pending.length : i;
+  };
   const finish = (o: ScheduleOutcome) => {
     outcomes.set(o.image, o);
     hooks.onEnd?.(o);
   };
 
+  const down = new Map<string, unknown>();
   for (;;) {
     // Skip everything whose dependency failed or was skipped (transitively, in order).
     for (const img of [...pending]) {
@@ -129,6 +144,19 @@ export async function runSchedule<H extends ScheduleHost>(
         finish({ image: img, status: 'skipped', blockedBy: bad ?? 'interrupted' });
       }
     }
+    // No host left: what is still queued fails with the last host's reason.
+    if (running.size === 0 && free.length === 0 && pending.length > 0) {
+      const why = [...down.values()].at(-1);
+      // Those that could start fail; their dependents are skipped on the next round.
+      const ready = pending.filter((i) =>
+        (needs.get(i) ?? []).every((n) => outcomes.get(n)?.status === 'built'),
+      );
+      for (const img of ready.length > 0 ? ready : [...pending]) {
+        pending.splice(pending.indexOf(img), 1);
+        finish({ image: img, status: 'failed', error: why });
+      }
+      continue;
+    }
     // Start ready images on free hosts.
     for (const img of [...pending]) {
       if (free.length === 0) break;
@@ -138,17 +166,29 @@ export async function runSchedule<H extends ScheduleHost>(
       hooks.onStart?.(img, host);
       const p = runBuildOn(host, img).then(
         () => finish({ image: img, status: 'built', host: host.name }),
-        (error: unknown) => finish({ image: img, status: 'failed', host: host.name, error }),
+        (error: unknown) => {
+          if (hooks.hostFailed?.(error) && !signal?.aborted) {
+            if (!down.has(host.name)) hooks.onHostDown?.(host, error);
+            down.set(host.name, error);
+            for (let i = free.length - 1; i >= 0; i--) if (free[i]?.name === host.name) free.splice(i, 1);
+            pending.splice(pendingIndexOf(img), 0, img);
+            return;
+          }
+          finish({ image: img, status: 'failed', host: host.name, error });
+        },
       );
       running.set(
         img,
         p.finally(() => {
           running.delete(img);
-          free.push(host);
+          if (!down.has(host.name)) free.push(host);
         }),
       );
     }
-    if (running.size === 0) break;
+    if (running.size === 0) {
+      if (pending.length === 0 || free.length > 0) break;
+      continue;
+    }
     await Promise.race(running.values());
   }
   return order.map((i) => outcomes.get(i) as ScheduleOutcome);

@@ -140,11 +140,15 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolve when the port answers with an SSH banner (hostfwd accepts TCP before sshd listens). */
-export async function waitForSshBanner(port: number, timeoutMs: number): Promise<boolean> {
+export async function waitForSshBanner(
+  port: number,
+  timeoutMs: number,
+  host = '127.0.0.1',
+): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((res) => {
-      const s = connect(port, '127.0.0.1');
+      const s = connect(port, host);
       let buf = '';
       const t = setTimeout(() => {
         s.destroy();

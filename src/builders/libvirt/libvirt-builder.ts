@@ -14,6 +14,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileSize, sha256File } from '../../artifacts/checksum.js';
+import { acquireLock } from '../../config/lock.js';
 import type { Hypervisor } from '../../config/project.js';
 import { durationToMs } from '../../config/project.js';
 import { sizeToBytes } from '../../distros/disk-image.js';
@@ -72,12 +73,51 @@ export function forwardedPort(url: string | undefined): number | undefined {
   return Number.isInteger(port) && port > 0 ? port : undefined;
 }
 
+/**
+ * One of the hypervisor's build slots (hypervisors[].slots), as a lock on this machine: two osbake
+ * processes here never run more builds on one hypervisor than it has slots. Waits for a free one.
+ */
+export async function acquireSlot(
+  h: Hypervisor,
+  o: { lockDir: string; signal: AbortSignal; progress: (t: string) => void; waitMs: number },
+): Promise<{ slot: number; release: () => Promise<void> }> {
+  await mkdir(o.lockDir, { recursive: true });
+  const deadline = Date.now() + o.waitMs;
+  let told = false;
+  for (;;) {
+    for (let slot = 0; slot < h.slots; slot++) {
+      try {
+        const release = await acquireLock(join(o.lockDir, `${h.name}.slot-${slot}`), {
+          what: `build slot ${slot + 1} of ${h.slots} on ${h.name}`,
+          waitMs: 0,
+          staleMs: 60_000,
+        });
+        return { slot, release };
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'E_LOCKED') throw err;
+      }
+    }
+    if (o.signal.aborted) throw o.signal.reason;
+    if (Date.now() > deadline) {
+      throw new UserError(
+        'E_LOCKED',
+        `every build slot on ${h.name} (${h.slots}) stayed busy`,
+        'other osbake builds on this machine use the hypervisor; wait, or raise hypervisors[].slots',
+      );
+    }
+    if (!told) o.progress(`waiting for a free build slot on ${h.name} (${h.slots} in use)`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 interface VirshState {
   accel?: HypervisorAccel;
   key?: string;
   guest?: GuestSsh;
   master?: Service;
   domainUp: boolean;
+  releaseSlot?: () => Promise<void>;
   overlayMade: boolean;
   upload?: { uploaded: boolean; bytes: number; ms: number };
   download?: { bytes: number; ms: number };
@@ -218,6 +258,25 @@ export function createVirshBuilder(h: Hypervisor): Builder {
     return false;
   }
 
+  const slot = (job: BuildJob): BuilderStep => ({
+    name: 'libvirt-slot',
+    title: `taking a build slot on ${h.name}`,
+    async run() {
+      const got = await acquireSlot(h, {
+        lockDir: join(job.project.workDir, 'cache', 'hypervisors'),
+        signal: job.signal,
+        progress: (t) => job.progress.detail(t),
+        waitMs: durationToMs(job.project.config.builder.buildTimeout),
+      });
+      st.releaseSlot = got.release;
+      job.log.info({ hypervisor: h.name, slot: got.slot }, 'build slot');
+    },
+    async cleanup() {
+      await st.releaseSlot?.();
+      st.releaseSlot = undefined;
+    },
+  });
+
   const upload = (job: BuildJob): BuilderStep => ({
     name: 'libvirt-upload',
     title: `putting the vanilla disk on ${h.name}`,
@@ -289,6 +348,7 @@ export function createVirshBuilder(h: Hypervisor): Builder {
       st.master = startService(guestMasterArgs(h, guest, forwardedPort(job.patchRepoUrl)), {
         log: job.log,
         tag: 'ssh-master',
+        dieWithParent: true,
       });
       for (let i = 0; i < 100 && !existsSync(guest.control); i++) {
         await new Promise((r) => setTimeout(r, 100));
@@ -478,7 +538,7 @@ export function createVirshBuilder(h: Hypervisor): Builder {
       );
     },
     steps(job) {
-      return [upload(job), boot(job), ansible(job), finish(job)];
+      return [slot(job), upload(job), boot(job), ansible(job), finish(job)];
     },
     output() {
       if (!st.out) throw new Error('the libvirt builder has no output (its steps did not finish)');

@@ -36,6 +36,7 @@ export async function virsh(
       okCodes: o.okCodes,
       timeoutMs: o.timeoutMs ?? 120_000,
       tailLines: 10,
+      dieWithParent: true,
     });
   } catch (err) {
     if (!(err instanceof ProcessError)) throw err;
