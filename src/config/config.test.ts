@@ -257,4 +257,17 @@ describe('checkProjectDirs', () => {
     expect((await readdir(root)).sort()).toEqual(['osbake.yaml', 'store']);
     expect(await readdir(join(root, 'store'))).toEqual([]);
   });
+
+  it('builds checking the same fresh project at once all pass (build --all)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-cfg-'));
+    await writeFile(join(root, 'osbake.yaml'), '');
+    const project = await loadProject(root);
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(Array.from({ length: 4 }, () => checkProjectDirs(project)));
+    }
+    // A directory another check was probing in stays (it is the project's anyway); no probe file does.
+    for (const d of (await readdir(root)).filter((n) => n !== 'osbake.yaml')) {
+      expect(await readdir(join(root, d))).toEqual([]);
+    }
+  });
 });

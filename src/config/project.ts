@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /** osbake.yaml: the project configuration (store, mirrors, builder defaults, VM size, hypervisors). */
 import { existsSync } from 'node:fs';
 import { rm, rmdir, writeFile } from 'node:fs/promises';
@@ -351,22 +352,28 @@ export async function checkProjectDirs(
   const dirs = { workDir: project.workDir, outDir: project.outDir, store: project.storeDir };
   for (const key of keys) {
     const dir = dirs[key];
-    let made: string[] = [];
-    try {
-      made = makeDirsSync(dir);
-      const probe = join(dir, `.osbake-probe-${process.pid}`);
-      await writeFile(probe, '');
-      await rm(probe, { force: true });
-      // A refused build leaves nothing behind: what the probe made is removed again.
-      for (const m of [...made].reverse()) await rmdir(m).catch(() => undefined);
-    } catch (err) {
-      for (const m of [...made].reverse()) await rmdir(m).catch(() => undefined);
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new UserError(
-        'E_NOT_WRITABLE',
-        `${key} ${dir} is not a writable directory (${code})`,
-        `fix ${key} in ${project.file}, or the directory's permissions`,
-      );
+    // Builds running at once (build --all) probe the same directories: one may remove a directory it
+    // made just as another writes its probe there (ENOENT), so that is tried again.
+    for (let attempt = 1; ; attempt++) {
+      let made: string[] = [];
+      try {
+        made = makeDirsSync(dir);
+        const probe = join(dir, `.osbake-probe-${process.pid}-${randomUUID().slice(0, 8)}`);
+        await writeFile(probe, '');
+        await rm(probe, { force: true });
+        // A refused build leaves nothing behind: what the probe made is removed again.
+        for (const m of [...made].reverse()) await rmdir(m).catch(() => undefined);
+        break;
+      } catch (err) {
+        for (const m of [...made].reverse()) await rmdir(m).catch(() => undefined);
+        const code = (err as NodeJS.ErrnoException).code ?? 'error';
+        if (code === 'ENOENT' && attempt < 5) continue;
+        throw new UserError(
+          'E_NOT_WRITABLE',
+          `${key} ${dir} is not a writable directory (${code})`,
+          `fix ${key} in ${project.file}, or the directory's permissions`,
+        );
+      }
     }
   }
 }

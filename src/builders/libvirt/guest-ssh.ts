@@ -53,8 +53,9 @@ export interface GuestSsh {
 /** ssh options for the build VM (the guest's key is fresh each build; the hop's key is pinned). */
 export function guestSshOptions(h: Hypervisor, g: GuestSsh, home?: string): string[] {
   const proxy = guestProxyCommand(h, home);
+  // -o forms only: Ansible hands the same options to sftp and scp, where -p means "preserve".
   return [
-    ...['-i', g.key, '-p', String(g.port)],
+    ...['-o', `IdentityFile=${g.key}`, '-o', 'IdentitiesOnly=yes', '-o', `Port=${g.port}`],
     ...['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'],
     ...['-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20'],
     ...['-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=8'],
