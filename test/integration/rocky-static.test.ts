@@ -251,6 +251,8 @@ describe('the CLI with rocky8-base and hypervisors (no VM)', () => {
         '  - name: kvm1',
         '    uri: qemu+ssh://root@127.0.0.1:1/system',
         '    sshKey: /nonexistent/key',
+        // The Packer-plugin route (the default engine, virsh, is built for real in libvirt-build.test.ts).
+        '    engine: packer',
         '    vanillaVolume: rocky8-vanilla.qcow2',
       ].join('\n'),
     );
