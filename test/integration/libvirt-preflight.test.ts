@@ -1,5 +1,5 @@
 /**
- * The libvirt preflight with real tools (no libvirt daemon runs here): a real sshd (key accepted and
+ * The libvirt preflight with real tools, failures only (the builds themselves: libvirt-build.test.ts): a real sshd (key accepted and
  * refused), ssh to a closed port, the real Packer (1.6.6 cannot load plugins), virsh without a
  * daemon, and libvirt's built-in test driver standing in for a hypervisor's pools and volumes.
  */
@@ -61,6 +61,9 @@ describe('libvirt preflight against real ssh, sshd, virsh and Packer', () => {
         `AuthorizedKeysFile ${join(work, 'authorized_keys')}`,
         'PermitRootLogin prohibit-password',
         'PasswordAuthentication no',
+        // A host where SSH works but libvirt cannot be reached (a libvirtd may run on this machine
+        // for the libvirt build test): neither virt-ssh-helper nor nc is found on its PATH.
+        'SetEnv PATH=/nonexistent',
         'StrictModes no',
         'UsePAM no',
         `PidFile ${join(work, 'sshd.pid')}`,
