@@ -206,6 +206,23 @@ describe('libvirt builder (virsh) on real hypervisors over SSH', () => {
     }
   });
 
+  it('Ctrl-C mid-boot: exit 130, domain and overlay removed on the way out', async () => {
+    const cli = startCli(
+      ['build', 'debian12-base', '--hypervisor', 'hv2', '--release', '1.2', '--skip-commit'],
+      project.dir,
+      {},
+      { group: true },
+    );
+    await cli.until(/booting \(/, 5 * 60_000);
+    expect(osbakeLeftovers(hv2.pool).domains).toHaveLength(1);
+    process.kill(-(cli.child.pid as number), 'SIGINT');
+    const r = await cli.done;
+    expect(r.code).toBe(130);
+    const left = osbakeLeftovers(hv2.pool);
+    expect(left.domains).toEqual([]);
+    expect(left.volumes.filter((v) => v.startsWith('osbake-build-'))).toEqual([]);
+  });
+
   it('kill -9 mid-build leaves a domain and an overlay; clean --hypervisor all removes them, nothing else', async () => {
     const cli = startCli(
       ['build', 'debian12-base', '--hypervisor', 'hv1', '--release', '1.1', '--skip-commit'],
