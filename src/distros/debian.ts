@@ -62,6 +62,12 @@ export const DEBIAN_BOOT_CHAIN: BootChain = {
   biosModules: 'usr/lib/grub/i386-pc',
 };
 
+/**
+ * Debian's signed GRUB for network boot (grub-efi-amd64-signed): prefix /grub on the TFTP server,
+ * reads grub/grub.cfg there; what shim loads as grubx64.efi when a node boots from the network.
+ */
+export const DEBIAN_NET_GRUB = 'usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';
+
 export const KERNEL_ARGS = 'console=tty0 console=ttyS0,115200n8 net.ifnames=0';
 
 export type DebianChannel = 'release' | 'updates' | 'security';

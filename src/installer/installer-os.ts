@@ -9,7 +9,7 @@ import { hashInputs } from '../artifacts/checksum.js';
 import type { ImageDefinition } from '../config/image.js';
 import { acquireLock } from '../config/lock.js';
 import type { Project } from '../config/project.js';
-import { DEBIAN_BOOT_CHAIN, debianSources } from '../distros/debian.js';
+import { DEBIAN_BOOT_CHAIN, DEBIAN_NET_GRUB, debianSources } from '../distros/debian.js';
 import { type BootChain, bootChainFiles } from '../distros/disk-layout.js';
 import { run } from '../exec/run.js';
 import { own } from '../fsx/owned.js';
@@ -17,7 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS, NET_MODULES } from './initramfs.js';
 
 /** Bump when the way the installer OS is assembled changes. */
-export const INSTALLER_OS_FORMAT = 3;
+export const INSTALLER_OS_FORMAT = 4;
 
 export const INSTALLER_OS_PACKAGES = [
   'linux-image-amd64',
@@ -79,6 +79,8 @@ export interface InstallerOs {
   /** The signed UEFI chain for the stick's ESP: bootChain's paths under chainRoot. */
   bootChain: BootChain;
   chainRoot: string;
+  /** The signed chain a node boots from the network under Secure Boot: shim, then Debian's grubnetx64. */
+  netChain: { shim: string; grub: string };
   key: string;
   cached: boolean;
 }
@@ -113,6 +115,10 @@ export async function ensureInstallerOs(o: {
     kernelVersion: (await readFile(join(dir, 'kernel-version'), 'utf8')).trim(),
     bootChain: DEBIAN_BOOT_CHAIN,
     chainRoot: join(dir, 'efi-root'),
+    netChain: {
+      shim: join(dir, 'efi-root', DEBIAN_BOOT_CHAIN.shim),
+      grub: join(dir, 'efi-root', DEBIAN_NET_GRUB),
+    },
     key,
     cached,
   });
@@ -146,7 +152,7 @@ export async function ensureInstallerOs(o: {
       signal: o.signal,
     });
     await copyFile(join(root, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
-    for (const f of bootChainFiles(DEBIAN_BOOT_CHAIN)) {
+    for (const f of [...bootChainFiles(DEBIAN_BOOT_CHAIN), DEBIAN_NET_GRUB]) {
       await mkdir(dirname(join(out, 'efi-root', f)), { recursive: true });
       await copyFile(join(root, f), join(out, 'efi-root', f));
     }

@@ -28,6 +28,8 @@ export interface StickAssembly {
   /** The signed UEFI chain (shim, GRUB, MokManager) at bootChain's paths under chainRoot. */
   bootChain: BootChain;
   chainRoot: string;
+  /** shim and grubnetx64 for a Secure Boot network boot: on the data partition's boot/netboot/. */
+  netChain?: { shim: string; grub: string };
   label: string;
   kernelArgs: string;
   out: string;
@@ -56,6 +58,13 @@ export async function assembleStick(a: StickAssembly): Promise<StickLayout> {
   await r(['cp', a.kernel, join(boot, 'vmlinuz')]);
   await r(['cp', a.initrd, join(boot, 'initrd.img')]);
   await writeFile(join(boot, 'extlinux/extlinux.conf'), extlinuxInstallerConfig(a.kernelArgs));
+  if (a.netChain) {
+    // Not used by the stick itself: osbake serve --netboot hands them out over TFTP (the release's
+    // own signed chain, checked with the stick's SHA-256).
+    await mkdir(join(boot, 'netboot'), { recursive: true });
+    await r(['cp', a.netChain.shim, join(boot, 'netboot', 'bootx64.efi')]);
+    await r(['cp', a.netChain.grub, join(boot, 'netboot', 'grubx64.efi')]);
+  }
   await mkdir(join(a.content, 'logs'), { recursive: true });
 
   const layout = planStickLayout(await duBytes(a.content));

@@ -1,10 +1,12 @@
 /**
  * `osbake netboot dnsmasq-config`: a dnsmasq configuration that adds network boot to a site
  * without touching its DHCP server — proxy DHCP (dnsmasq answers only the boot part, the site's
- * server still hands out addresses) and TFTP of Debian's iPXE binaries. A PXE ROM gets iPXE
- * (undionly.kpxe for BIOS, snponly.efi for UEFI) by TFTP; iPXE, recognised by its option 175 or
- * its user class, gets osbake's boot script by HTTP. Every value is checked: nothing a user
- * typed can add a line to the file.
+ * server still hands out addresses) and TFTP of the directory osbake serve --netboot keeps
+ * (netboot/tftp.ts). A BIOS PXE ROM gets iPXE (undionly.kpxe), which, recognised by its option
+ * 175 or its user class, gets osbake's boot script by HTTP. UEFI gets the signed chain (shim →
+ * grubnetx64 → the installer's signed kernel, all by TFTP), which boots with Secure Boot enforced
+ * and without it; `--uefi ipxe` gives UEFI iPXE instead (snponly.efi: faster, HTTP, but unsigned).
+ * Every value is checked: nothing a user typed can add a line to the file.
  */
 import { isHostIPv4, isPort } from '../config/netboot.js';
 import { UserError } from '../errors.js';
@@ -16,8 +18,10 @@ export interface DnsmasqOptions {
   subnet: string;
   /** Answer on this interface only. */
   iface?: string;
-  /** Where undionly.kpxe and snponly.efi are (Debian's ipxe package: /usr/lib/ipxe). */
+  /** The TFTP root: osbake serve --netboot's (bootx64.efi, grubx64.efi, grub/, undionly.kpxe, …). */
   tftpRoot: string;
+  /** What UEFI nodes load: the signed chain (shim) or iPXE. */
+  uefi?: 'shim' | 'ipxe';
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -69,13 +73,22 @@ export function dnsmasqConfig(o: DnsmasqOptions): string {
     '# iPXE says who it is: option 175, or the user class "iPXE".',
     'dhcp-match=set:ipxe,175',
     'dhcp-userclass=set:ipxe,iPXE',
-    '# A PXE ROM (not yet iPXE) loads iPXE by TFTP from this machine.',
+    '# A PXE ROM (not yet iPXE) loads its first file by TFTP from this machine.',
     'enable-tftp',
     `tftp-root=${o.tftpRoot}`,
     'pxe-prompt="osbake network install",0',
     'pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe',
-    'pxe-service=tag:!ipxe,BC_EFI,"osbake: iPXE (UEFI)",snponly.efi',
-    'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+    ...(o.uefi === 'ipxe'
+      ? [
+          'pxe-service=tag:!ipxe,BC_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+          'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+        ]
+      : [
+          "# UEFI, with or without Secure Boot: shim (signed by the UEFI CA) → grubx64.efi (Debian's",
+          "# signed grubnetx64, reads grub/grub.cfg) → the installer's signed kernel, all by TFTP.",
+          'pxe-service=tag:!ipxe,BC_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi',
+          'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi',
+        ]),
     "# iPXE gets osbake's script by HTTP (a boot file, not a menu: a menu would send iPXE",
     '# to PXE boot-server discovery, and it would load iPXE again).',
     `dhcp-boot=tag:ipxe,${url},,${host}`,

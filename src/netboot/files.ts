@@ -36,6 +36,9 @@ export const NETBOOT_FILES = [
   'SHA256SUMS',
   'SHA256SUMS.asc',
   'image.txt',
+  // The stick's shim and grubnetx64 (boot/netboot/): the Secure Boot network chain.
+  'bootx64.efi',
+  'grubx64.efi',
 ] as const;
 
 export interface NetbootRelease {
@@ -175,12 +178,17 @@ async function extract(
       ['/osbake/SHA256SUMS', 'SHA256SUMS'],
       ['/osbake/SHA256SUMS.asc', 'SHA256SUMS.asc'],
       ['/osbake/image.txt', 'image.txt'],
+      ['/boot/netboot/bootx64.efi', 'bootx64.efi'],
+      ['/boot/netboot/grubx64.efi', 'grubx64.efi'],
     ];
+    // Optional: a stick made before osbake carried the network chain has none (no Secure Boot
+    // over the network from it; iPXE still works).
+    const optional = new Set(['SHA256SUMS.asc', 'bootx64.efi', 'grubx64.efi']);
     // debugfs opens the partition inside the image file (unix_io's offset option): no loop device.
     const script = wanted.map(([from, to]) => `dump ${from} ${join(tmp, to)}\n`).join('');
     await run(['debugfs', '-f', '-', `${stick}?offset=${offset}`], { log, signal, input: script });
     for (const [from, to] of wanted) {
-      if (to !== 'SHA256SUMS.asc' && !existsSync(join(tmp, to))) {
+      if (!optional.has(to) && !existsSync(join(tmp, to))) {
         throw new UserError(
           'E_NETBOOT',
           `the stick ${stick} has no ${from}`,

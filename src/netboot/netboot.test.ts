@@ -244,7 +244,7 @@ describe('dnsmasq-config', () => {
     expect(c).toContain('dhcp-range=10.0.0.0,proxy\n');
     expect(c).toContain('interface=eth1\nbind-interfaces\n');
     expect(c).toContain('pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe\n');
-    expect(c).toContain('pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi\n');
+    expect(c).toContain('pxe-service=tag:!ipxe,X86-64_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi\n');
     expect(c).toContain('dhcp-boot=tag:ipxe,http://10.0.0.5:8080/netboot/boot.ipxe,,10.0.0.5\n');
   });
 

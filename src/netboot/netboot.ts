@@ -20,6 +20,8 @@ export interface NetbootContext {
   config: NetbootConfig;
   /** nodesDirOf(project) */
   nodesDir: string;
+  /** tftpDirOf(project): the Secure Boot chain's TFTP root. */
+  tftpDir: string;
 }
 
 /**
@@ -79,8 +81,6 @@ export function installerArgs(
   cfg: NetbootConfig,
 ): string {
   return [
-    // The EFI stub loads the initrd by its name; iPXE names it after the URL's last segment.
-    'initrd=initrd.img',
     'console=ttyS0,115200n8',
     'console=tty0',
     'panic=30',
@@ -129,7 +129,8 @@ export function nodeScript(
     script: [
       '#!ipxe',
       `echo osbake: installing ${r} (${ctx.release.build}) on ${who}`,
-      `kernel ${base}/netboot/${r}/vmlinuz ${installerArgs(base, r, mac, node, ctx.config)}`,
+      // The EFI stub loads the initrd by its name; iPXE names it after the URL's last segment.
+      `kernel ${base}/netboot/${r}/vmlinuz initrd=initrd.img ${installerArgs(base, r, mac, node, ctx.config)}`,
       `initrd ${base}/netboot/${r}/initrd.img`,
       'boot',
       '',

@@ -7,8 +7,9 @@ import { normalizeMac } from '../config/netboot.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { formatTable } from '../log/table.js';
-import { type DnsmasqOptions, dnsmasqConfig } from './dnsmasq.js';
+import { checkDnsmasqOptions, type DnsmasqOptions, dnsmasqConfig } from './dnsmasq.js';
 import { nodesDirOf, nodesView, readNodes, updateNode } from './netboot.js';
+import { tftpDirOf } from './tftp.js';
 
 type Out = Pick<NodeJS.WriteStream, 'write'>;
 
@@ -73,6 +74,25 @@ export async function runNetbootReinstall(o: {
   }
 }
 
-export function runDnsmasqConfig(o: DnsmasqOptions & { out?: Out }): void {
-  (o.out ?? process.stdout).write(dnsmasqConfig(o));
+export async function runDnsmasqConfig(
+  o: Omit<DnsmasqOptions, 'tftpRoot' | 'uefi'> & {
+    projectDir: string;
+    tftpRoot?: string;
+    uefi: string;
+    out?: Out;
+  },
+): Promise<void> {
+  const uefi = (['shim', 'ipxe'] as const).find((u) => u === o.uefi);
+  if (!uefi) {
+    throw new UserError(
+      'E_USAGE',
+      `--uefi ${JSON.stringify(o.uefi)} is not a loader`,
+      'give --uefi shim or --uefi ipxe',
+    );
+  }
+  // Checked before the project is read: a bad option is said first.
+  const opts = { server: o.server, subnet: o.subnet, ...(o.iface ? { iface: o.iface } : {}), uefi };
+  checkDnsmasqOptions({ ...opts, tftpRoot: o.tftpRoot ?? '/' });
+  const tftpRoot = o.tftpRoot ?? tftpDirOf(await loadProject(o.projectDir));
+  (o.out ?? process.stdout).write(dnsmasqConfig({ ...opts, tftpRoot }));
 }

@@ -284,6 +284,7 @@ const stick: Step<BuildContext> = {
       initrd,
       bootChain: os.bootChain,
       chainRoot: os.chainRoot,
+      netChain: os.netChain,
       label: cfg.label,
       kernelArgs: installerKernelArgs(cfg.label, cfg.kernelArgs),
       out,

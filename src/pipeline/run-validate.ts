@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PLAYBOOK } from '../builders/chroot/chroot-builder.js';
+import { PLAYBOOK } from '../builders/artifact.js';
 import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
 import { checkTemplateSyntax, findPacker, packerVariants } from '../builders/packer/packer.js';
 import { readBuildsManifest } from '../config/builds.js';

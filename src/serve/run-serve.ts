@@ -6,16 +6,14 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { lookup } from 'node:dns/promises';
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { ReportedError, UserError } from '../errors.js';
-import { ignoreFurtherSignals, onInterrupt, trapSignals } from '../exec/signals.js';
-import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
-import { ByteProgress } from '../log/progress.js';
-import { prepareNetboot } from '../netboot/files.js';
-import { type NetbootContext, nodesDirOf } from '../netboot/netboot.js';
+import { ignoreFurtherSignals, onInterrupt } from '../exec/signals.js';
+import type { NetbootContext } from '../netboot/netboot.js';
+import { announceNetboot, netbootContext } from '../netboot/serve-netboot.js';
 import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
 import { startArtifactServer } from './server.js';
 
@@ -131,7 +129,7 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     : 'store/releases/*.json and store/builds/';
   const workers = parseWorkers(o.workers ?? '1');
   const engine = parseEngine(o.engine ?? 'node');
-  const netboot = o.netboot ? await netbootContext(o, sameStore ? project : undefined) : undefined;
+  const netboot = o.netboot ? await netbootContext(o.netboot, sameStore ? project : undefined) : undefined;
   if (cluster.isPrimary && engine !== 'node') {
     const nginx = await findNginx();
     if (nginx)
@@ -182,8 +180,9 @@ export async function runServe(o: RunServeOptions): Promise<void> {
     return;
   }
   out.write(`serving ${server.root} at ${server.url}/ (data: ${dataNote}); Ctrl-C stops\n`);
-  if (netboot) out.write(netbootBanner(netboot, server.url, o.host));
+  const unwatch = netboot ? await announceNetboot(netboot, server.url, o.host, out) : undefined;
   const signal = await stopRequested(false);
+  unwatch?.();
   // The line comes once new connections are refused: whoever waits for it may rely on that.
   const closing = server.close();
   out.write(`${signal}: stopping (requests in flight may finish for 10 s)\n`);
@@ -274,8 +273,9 @@ async function runMaster(
   out.write(
     `serving ${address.root} at ${address.url}/ (data: ${dataNote}; ${count} workers); Ctrl-C stops\n`,
   );
-  if (netboot) out.write(netbootBanner(netboot, address.url, o.host));
+  const unwatch = netboot ? await announceNetboot(netboot, address.url, o.host, out) : undefined;
   const signal = await stopRequested(false);
+  unwatch?.();
   stopping = true;
   const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
   // Each worker is told to stop, stops listening and says "closed" (or exits), then finishes its
@@ -366,9 +366,12 @@ async function runWithNginx(
   out.write(
     `serving ${backend.root} at http://${host}:${front.port}/ (data: ${c.dataNote}; nginx ${front.version} sends the files, ${c.workers} workers); Ctrl-C stops\n`,
   );
-  if (c.netboot) out.write(netbootBanner(c.netboot, `http://${host}:${front.port}`, o.host));
+  const unwatch = c.netboot
+    ? await announceNetboot(c.netboot, `http://${host}:${front.port}`, o.host, out)
+    : undefined;
   const died = front.exited.then((code) => `nginx exited (code ${code})`);
   const signal = await Promise.race([stopRequested(false), died]);
+  unwatch?.();
   if (signal.startsWith('nginx exited')) {
     await front.stop();
     await backend.close();
@@ -383,54 +386,4 @@ async function runWithNginx(
   await front.stop(10_000);
   await backend.close();
   out.write('stopped\n');
-}
-
-/**
- * --netboot: the release's files out of its stick (checked, cached) before anything listens. The
- * master prepares them; each worker finds them cached. Ctrl-C while reading stops the tools.
- */
-async function netbootContext(o: RunServeOptions, project: Project | undefined): Promise<NetbootContext> {
-  if (!project) {
-    throw new UserError(
-      'E_USAGE',
-      '--netboot serves a release of the project: run it inside the project, without --root',
-      'cd into the project (or -C DIR) and run osbake serve --netboot [R]',
-    );
-  }
-  const ac = new AbortController();
-  const untrap = trapSignals(ac, () => undefined);
-  const quiet = cluster.isWorker;
-  const logFile = commandLogFile('serve-netboot');
-  try {
-    const release = await prepareNetboot({
-      project,
-      release: typeof o.netboot === 'string' ? o.netboot : undefined,
-      log: quiet ? createNullLogger() : createFileLogger(logFile),
-      signal: ac.signal,
-      progress: (t) => {
-        if (!quiet) process.stderr.write(`netboot: ${t}\n`);
-      },
-      ...(quiet ? {} : { bytes: new ByteProgress() }),
-    });
-    const nodesDir = nodesDirOf(project);
-    await mkdir(nodesDir, { recursive: true });
-    return { release, config: project.config.netboot, nodesDir };
-  } finally {
-    untrap();
-  }
-}
-
-/** What the banner says of --netboot (pure). */
-export function netbootBanner(nb: NetbootContext, url: string, host: string): string {
-  const configured = Object.keys(nb.config.nodes).length;
-  const lines = [
-    `netboot: release ${nb.release.release} (${nb.release.build}, ${nb.release.ranges} ranges, ${nb.release.payloadBytes} bytes); ${nb.release.checked}`,
-    `netboot: nodes boot ${url}/netboot/boot.ipxe (iPXE); ${configured} node(s) in osbake.yaml, unknown nodes: ${nb.config.unknown}; progress at ${url}/api/netboot`,
-  ];
-  if (/^(127\.|::1$|localhost$)/.test(host) && !nb.config.url) {
-    lines.push(
-      `netboot: warning: listening on ${host} only, which other machines cannot reach: use --host 0.0.0.0 (or this machine's address)`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
 }

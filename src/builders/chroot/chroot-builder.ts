@@ -4,13 +4,12 @@
  * the image's own Ansible playbook over `community.general.chroot` with the same variables as the
  * Packer path → unmount, free blocks discarded → qcow2. Package installs run at native speed.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileSize } from '../../artifacts/checksum.js';
 import { UserError } from '../../errors.js';
 import { capture, run } from '../../exec/run.js';
+import { ansibleTask, PLAYBOOK, writeArtifact } from '../artifact.js';
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
 import { provisionVariables } from '../builder.js';
 import { type ChrootMount, mountChroot } from './mount.js';
@@ -37,9 +36,6 @@ export const CHROOT_TOOLS = [
 /** Where Ansible puts its modules inside the image (removed before the image is closed). */
 const REMOTE_TEMP = 'tmp/.ansible-osbake';
 
-/** The playbook every image keeps at the same place for every builder. */
-export const PLAYBOOK = 'ansible/playbook.yml';
-
 /** The ansible-playbook argv of a chroot build (pure). */
 export function chrootAnsibleArgs(o: {
   root: string;
@@ -58,17 +54,6 @@ export function chrootAnsibleArgs(o: {
     ...(o.debug ? ['-vvv'] : []),
     o.playbook,
   ];
-}
-
-/**
- * qemu-img convert options of a published qcow2: zstd-compressed clusters (QEMU ≥ 5.1 and libvirt
- * read them), written by one coroutine (-m 1) so the output is reproducible.
- */
-export const QCOW2_COMPRESSED = ['-c', '-m', '1', '-o', 'compression_type=zstd'];
-
-/** The task name of an Ansible "TASK [role : name] ****" line. */
-export function ansibleTask(line: string): string | undefined {
-  return /^TASK \[(.+)\]/.exec(line)?.[1];
 }
 
 /** SOURCE_DATE_EPOCH of a build: its commit's time (git's committer date). */
@@ -106,7 +91,6 @@ export function createChrootBuilder(): Builder {
   const paths = (job: BuildJob) => ({
     raw: join(job.workDir, 'disk.raw'),
     root: join(job.workDir, 'root'),
-    output: join(job.workDir, 'output', job.artifactFile),
     vars: join(job.workDir, 'ansible-vars.json'),
   });
 
@@ -206,28 +190,10 @@ export function createChrootBuilder(): Builder {
           signal: job.signal,
           progress: (t) => job.progress.detail(t),
         })) !== undefined;
-      await mkdir(join(job.workDir, 'output'), { recursive: true });
-      job.progress.detail(`converting to ${job.artifactFile}`);
       // Compressed clusters (zstd: 1.2 GB → about 430 MB for debian12-base), one coroutine so the
       // clusters are written in one order: the same raw disk gives the same qcow2 bytes.
-      await run(['qemu-img', 'convert', ...QCOW2_COMPRESSED, '-f', 'raw', '-O', 'qcow2', p.raw, p.output], {
-        log: job.log,
-        signal: job.signal,
-        echo: job.debug,
-      });
-      await rm(p.raw, { force: true });
       out = {
-        artifactPath: p.output,
-        packagesFile: join(job.workDir, 'packages.tsv'),
-        packageStateFile: join(job.workDir, job.distro.packageState.file),
-        record: {
-          name: job.image.name,
-          builder_type: 'chroot',
-          build_time: Math.floor(Date.now() / 1000),
-          files: [{ name: job.artifactFile, size: await fileSize(p.output) }],
-          artifact_id: job.artifactFile,
-          packer_run_uuid: randomUUID(),
-        },
+        ...(await writeArtifact(job, { source: p.raw, format: 'raw', builder: 'chroot' })),
         accelerator: 'none',
         extra: {
           source_date_epoch: sourceDateEpoch,

@@ -2,14 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { HypervisorSchema } from '../../config/project.js';
 import {
   domainXml,
+  isNoDomain,
   isOsbakeVolume,
+  isPortClash,
   overlayVolumeName,
   parseDomainMeta,
   vanillaMarkerName,
   vanillaVolumeName,
 } from './domain.js';
-import { guestEnterCommand, guestMasterArgs, guestProxyCommand, hypervisorSshArgv } from './guest-ssh.js';
-import { forwardedPort, isNoDomain, isPortClash } from './libvirt-builder.js';
+import {
+  forwardedPort,
+  guestEnterCommand,
+  guestMasterArgs,
+  guestProxyCommand,
+  hypervisorSshArgv,
+} from './guest-ssh.js';
+
 import { probeDomainXml } from './remote-accel.js';
 import { parseVolList, transferLine } from './virsh.js';
 

@@ -34,6 +34,23 @@ export function isOsbakeVolume(name: string): boolean {
   return /^osbake-(build-[A-Za-z0-9_-]+\.qcow2|vanilla-[0-9a-f]{16}\.(qcow2|complete))$/.test(name);
 }
 
+/** Where virtlogd writes a build VM's serial console on the hypervisor. */
+export function consoleLogPath(buildId: string): string {
+  return `/var/log/libvirt/qemu/${domainName(buildId)}.serial.log`;
+}
+
+/** Did `virsh create` fail because the forwarded port is taken on the hypervisor? */
+export function isPortClash(lines: readonly string[]): boolean {
+  return lines.some((l) =>
+    /host forwarding rule|Address already in use|could not set up host forwarding/i.test(l),
+  );
+}
+
+/** Does `virsh domstate` say the domain no longer exists? */
+export function isNoDomain(lines: readonly string[]): boolean {
+  return lines.some((l) => /failed to get domain|Domain not found|no domain with matching name/i.test(l));
+}
+
 export interface DomainMeta {
   buildId: string;
   image: string;

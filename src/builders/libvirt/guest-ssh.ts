@@ -93,3 +93,10 @@ export function guestEnterCommand(h: Hypervisor, g: GuestSsh, home?: string): st
   // ssh -J does not apply command-line options to the jump host: spell the hop out.
   return shellQuote(['ssh', ...opts, '-o', `ProxyCommand=${guestProxyCommand(h, home)}`, 'root@127.0.0.1']);
 }
+
+/** The port of the patch bundle's URL as the build VM sees it (forwarded back by the master). */
+export function forwardedPort(url: string | undefined): number | undefined {
+  if (!url) return undefined;
+  const port = Number(new URL(url).port);
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}

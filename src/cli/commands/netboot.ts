@@ -31,15 +31,19 @@ export function registerNetboot(program: Command): void {
   netboot
     .command('dnsmasq-config')
     .description(
-      "print a dnsmasq configuration (proxy DHCP + TFTP of Debian's iPXE) that sends booting nodes to the server, beside the site's own DHCP server",
+      "print a dnsmasq configuration (proxy DHCP + TFTP of osbake serve --netboot's directory: iPXE for BIOS, the signed shim → GRUB chain for UEFI and Secure Boot) that sends booting nodes to the server, beside the site's own DHCP server",
     )
     .requiredOption('--server <url>', 'the osbake server as nodes reach it: http://IPv4[:PORT]')
     .requiredOption('--subnet <net>', "the nodes' network, e.g. 10.0.0.0/24")
     .option('--interface <name>', 'answer on this interface only')
     .option(
       '--tftp-root <dir>',
-      "where undionly.kpxe and snponly.efi are (Debian's ipxe package)",
-      '/usr/lib/ipxe',
+      "the TFTP root (default: the project's .osbake/netboot/tftp, which osbake serve --netboot fills)",
+    )
+    .option(
+      '--uefi <loader>',
+      'what UEFI nodes load: shim (signed chain, Secure Boot or not) or ipxe',
+      'shim',
     )
     .addHelpText(
       'after',
@@ -50,13 +54,23 @@ export function registerNetboot(program: Command): void {
         '  dnsmasq --conf-file=osbake.conf --no-daemon     (as root, on the nodes’ network)',
       ].join('\n'),
     )
-    .action(async (opts: { server: string; subnet: string; interface?: string; tftpRoot: string }) => {
-      const { runDnsmasqConfig } = await import('../../netboot/run-netboot.js');
-      runDnsmasqConfig({
-        server: opts.server,
-        subnet: opts.subnet,
-        tftpRoot: opts.tftpRoot,
-        ...(opts.interface ? { iface: opts.interface } : {}),
-      });
-    });
+    .action(
+      async (opts: {
+        server: string;
+        subnet: string;
+        interface?: string;
+        tftpRoot?: string;
+        uefi: string;
+      }) => {
+        const { runDnsmasqConfig } = await import('../../netboot/run-netboot.js');
+        await runDnsmasqConfig({
+          projectDir: projectDir(),
+          server: opts.server,
+          subnet: opts.subnet,
+          tftpRoot: opts.tftpRoot,
+          uefi: opts.uefi,
+          ...(opts.interface ? { iface: opts.interface } : {}),
+        });
+      },
+    );
 }

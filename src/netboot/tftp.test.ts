@@ -1,0 +1,113 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NetbootSchema } from '../config/netboot.js';
+import { dnsmasqConfig } from './dnsmasq.js';
+import { type NodeRecord, updateNode } from './netboot.js';
+import { grubNetConfig, prepareTftpRoot, refreshGrubConfig } from './tftp.js';
+
+const release = {
+  release: 'r1',
+  dir: '/cache/x',
+  files: ['vmlinuz', 'initrd.img'],
+  stickSha256: 'a'.repeat(64),
+  build: 'debian12-base-r1-main-0123abcd',
+  ranges: 3,
+  payloadBytes: 1000,
+  checked: 'ok',
+};
+const config = NetbootSchema.parse({
+  unknown: 'refuse',
+  nodes: {
+    '52-54-00-AA-BB-01': { hostname: 'node01', target: 'vda', then: 'reboot' },
+    '525400aabb02': { target: '/dev/nvme0n1' },
+  },
+});
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+const done = (mac: string): NodeRecord => ({ mac, state: 'done', release: 'r1', updated: '', events: [] });
+
+describe('grub.cfg of the Secure Boot chain', () => {
+  it('has a branch per configured node with its own kernel line, and refuses the rest', () => {
+    const c = grubNetConfig({ release, config }, [], 8080);
+    expect(c).toContain('if [ "$net_default_mac" = "52:54:00:aa:bb:01" ]; then\n');
+    expect(c).toContain('  linux /r1/vmlinuz console=ttyS0,115200n8');
+    expect(c).toContain('osbake.net=http://${net_default_server}:8080/netboot/r1 ');
+    expect(c).toContain('osbake.report=http://${net_default_server}:8080/netboot/report ');
+    expect(c).toContain(
+      'osbake.mac=52:54:00:aa:bb:01 osbake.target=/dev/vda osbake.hostname=node01 osbake.then=reboot',
+    );
+    expect(c).toContain('osbake.mac=52:54:00:aa:bb:02 osbake.target=/dev/nvme0n1 osbake.then=poweroff');
+    expect(c).toContain('  initrd /r1/initrd.img\n  boot\nfi\n');
+    // The EFI stub's own initrd= loader is iPXE's business: GRUB hands the initrd over itself.
+    expect(c).not.toContain('initrd=initrd.img');
+    expect(c).toMatch(
+      /is not a node of this server \(netboot.unknown: refuse in osbake.yaml\)"\nsleep 5\nexit\n$/,
+    );
+  });
+
+  it('sends a node that is done to its disk (exit: the next boot entry), and gives unknown nodes the menu', () => {
+    const menu = NetbootSchema.parse({ ...config, unknown: 'menu', url: 'http://10.0.0.5:8080' });
+    const c = grubNetConfig({ release, config: menu }, [done('52:54:00:aa:bb:01')], 9999);
+    expect(c).toMatch(
+      /"52:54:00:aa:bb:01" \]; then\n {2}echo "osbake: 52:54:00:aa:bb:01 installed r1; booting from its disk[^\n]*\n {2}exit\nfi/,
+    );
+    expect(c).toContain('osbake.net=http://10.0.0.5:8080/netboot/r1');
+    expect(c).not.toContain('9999');
+    expect(c).toMatch(/\nlinux \/r1\/vmlinuz [^\n]*osbake\.mac=\$\{net_default_mac\} osbake\.then=poweroff/);
+  });
+
+  it('never writes what GRUB would read as script', () => {
+    expect(() => grubNetConfig({ release: { ...release, build: 'x"; reboot; "' }, config }, [], 1)).toThrow(
+      /cannot go into grub.cfg/,
+    );
+    const odd = { ...done('52:54:00:aa:bb:01'), release: '$(x)' };
+    expect(() => grubNetConfig({ release, config }, [odd], 1)).toThrow(/cannot go into grub.cfg/);
+  });
+
+  it('fills the TFTP root from the release files and rewrites grub.cfg when a node record changes', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'osbake-tftp-'));
+    dirs.push(root);
+    const src = join(root, 'cache');
+    await mkdir(src);
+    for (const f of ['vmlinuz', 'initrd.img', 'bootx64.efi', 'grubx64.efi']) await writeFile(join(src, f), f);
+    const nb = {
+      release: { ...release, dir: src },
+      config,
+      nodesDir: join(root, 'nodes'),
+      tftpDir: join(root, 'tftp'),
+    };
+    await mkdir(nb.nodesDir);
+    const t = await prepareTftpRoot(nb, 8080);
+    expect(t.secureBoot).toBe(true);
+    expect(await readFile(join(nb.tftpDir, 'bootx64.efi'), 'utf8')).toBe('bootx64.efi');
+    expect(await readFile(join(nb.tftpDir, 'r1', 'initrd.img'), 'utf8')).toBe('initrd.img');
+    const cfg = join(nb.tftpDir, 'grub', 'grub.cfg');
+    expect(await readFile(cfg, 'utf8')).toContain('osbake.hostname=node01');
+    expect(await refreshGrubConfig(nb, 8080)).toBe(false);
+    await updateNode(nb.nodesDir, '52:54:00:aa:bb:01', { state: 'done', release: 'r1' });
+    expect(await refreshGrubConfig(nb, 8080)).toBe(true);
+    expect(await readFile(cfg, 'utf8')).toContain('booting from its disk');
+  });
+});
+
+describe('dnsmasq-config', () => {
+  const o = {
+    server: 'http://10.0.0.5:8080',
+    subnet: '10.0.0.0/24',
+    tftpRoot: '/srv/osbake/.osbake/netboot/tftp',
+  };
+  it('gives UEFI the signed chain by default, iPXE when asked, BIOS iPXE always', () => {
+    const c = dnsmasqConfig(o);
+    expect(c).toContain('tftp-root=/srv/osbake/.osbake/netboot/tftp\n');
+    expect(c).toContain('pxe-service=tag:!ipxe,X86-64_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi\n');
+    expect(c).toContain('pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe\n');
+    expect(c).not.toContain('snponly.efi');
+    const i = dnsmasqConfig({ ...o, uefi: 'ipxe' });
+    expect(i).toContain('pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi\n');
+    expect(i).not.toContain('bootx64.efi');
+  });
+});
