@@ -76,6 +76,8 @@ export function dnsmasqConfig(o: DnsmasqOptions): string {
     '# A PXE ROM (not yet iPXE) loads its first file by TFTP from this machine.',
     'enable-tftp',
     `tftp-root=${o.tftpRoot}`,
+    '# osbake serve --netboot fills the root: dnsmasq may start first.',
+    'tftp-no-fail',
     'pxe-prompt="osbake network install",0',
     'pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe',
     ...(o.uefi === 'ipxe'

@@ -89,10 +89,7 @@ export function grubNetConfig(
         '  exit',
       );
     } else {
-      const who = word(
-        `${node.hostname ?? mac}${node.target ? ` on ${node.target}` : ''}`.replace(' on ', ':'),
-        'node',
-      );
+      const who = word(`${node.hostname ?? mac}${node.target ? ` on ${node.target}` : ''}`, 'node');
       lines.push(...install('  ', args(mac, node), who));
     }
     lines.push('fi');

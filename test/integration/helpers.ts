@@ -1,6 +1,6 @@
 /** Helpers for integration tests: throwaway projects, the real CLI, and QEMU boots with SSH. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -315,4 +315,34 @@ export function mountsUnder(needle: string): string[] {
   return readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .filter((l) => l.includes(needle));
+}
+
+/**
+ * Debian's signed network boot chain for tests that make a stick by hand: shim-signed and
+ * grub-efi-amd64-signed from the mirror (apt-get download, dpkg-deb -x; nothing installed on this
+ * machine), cached in the shared work dir. The same files the installer OS takes them from.
+ */
+export function debianSignedNetChain(): { shim: string; grubNet: string } {
+  const dir = join(SHARED_WORK_DIR, 'cache', 'test-signed-chain');
+  const shim = join(dir, 'root/usr/lib/shim/shimx64.efi.signed');
+  const grubNet = join(dir, 'root/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed');
+  if (!existsSync(shim) || !existsSync(grubNet)) {
+    // Made aside and renamed: test files running at once never see half of it.
+    const tmp = `${dir}.partial-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(join(tmp, 'debs'), { recursive: true });
+    execFileSync('apt-get', ['download', '-q', 'shim-signed', 'grub-efi-amd64-signed'], {
+      cwd: join(tmp, 'debs'),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    for (const deb of readdirSync(join(tmp, 'debs')).filter((f) => f.endsWith('.deb'))) {
+      execFileSync('dpkg-deb', ['-x', join(tmp, 'debs', deb), join(tmp, 'root')]);
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  return { shim, grubNet };
 }

@@ -10,14 +10,16 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { firmwareArgs, OVMF } from '../../src/builders/boot-test/qemu-args.js';
 import {
   CLI,
+  debianSignedNetChain,
   freePort,
   git,
   makeProject,
@@ -47,6 +49,11 @@ async function makeStick(dir: string): Promise<string> {
   await mkdir(join(c, 'osbake'), { recursive: true });
   await writeFile(join(c, 'boot/vmlinuz'), content.vmlinuz);
   await writeFile(join(c, 'boot/initrd.img'), content.initrd);
+  // Debian's signed shim and grubnetx64, as osbake's stick carries them for the Secure Boot chain.
+  const chain = debianSignedNetChain();
+  await mkdir(join(c, 'boot/netboot'), { recursive: true });
+  await copyFile(chain.shim, join(c, 'boot/netboot/bootx64.efi'));
+  await copyFile(chain.grubNet, join(c, 'boot/netboot/grubx64.efi'));
   // Three ranges of a disk: 4 KiB at 0, 3 MiB at 1 MiB, 5 KiB at 1 GiB.
   const parts = [randomBytes(4096), randomBytes(3 * 2 ** 20), randomBytes(5000)];
   const offsets = [0, 2 ** 20, 2 ** 30];
@@ -457,6 +464,46 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
       // The address came from the site's server, which knows nothing of booting.
       expect(readFileSync(join(dir, 'site.log'), 'utf8')).toMatch(
         new RegExp(`DHCPACK\\(vsite\\) 10\\.77\\.0\\.1\\d\\d ${NODE}`),
+      );
+      // The same node under OVMF with Secure Boot enforced and no iPXE ROM: the proxy sends UEFI
+      // the signed chain, dnsmasq's TFTP serves it from the directory osbake serve keeps (shim →
+      // grubnetx64 → grub/grub.cfg → the node's branch → its kernel), and GRUB refuses this
+      // stick's kernel, which is not signed (random bytes): Secure Boot holds.
+      const qemuIpxe = procs.pop();
+      await qemuIpxe?.kill();
+      const vars = join(dir, 'vars.fd');
+      await copyFile(OVMF.secureboot.vars, vars);
+      const serial = join(dir, 'sb-serial.log');
+      procs.push(
+        background(
+          [
+            ...inNs,
+            ...'qemu-system-x86_64 -accel tcg -m 512 -display none -nodefaults'.split(' '),
+            ...firmwareArgs('secureboot', vars),
+            ...['-netdev', `tap,id=n0,ifname=${tap}b,script=${join(dir, 'tap-up')},downscript=no`],
+            ...['-device', `virtio-net-pci,netdev=n0,mac=${NODE},bootindex=0,romfile=`],
+            ...['-serial', `file:${serial}`],
+          ],
+          join(dir, 'qemu-sb.log'),
+        ),
+      );
+      const serialText = () => (existsSync(serial) ? readFileSync(serial, 'utf8') : '');
+      await waitFor(
+        'GRUB to refuse the unsigned kernel',
+        () => /bad shim signature/.test(serialText()),
+        240_000,
+      ).catch((err: Error) => {
+        throw new Error(
+          `${err.message}\nserial:\n${serialText().slice(-3000)}\nproxy:\n${readFileSync(join(dir, 'proxy.log'), 'utf8').slice(-3000)}`,
+        );
+      });
+      const tftpRoot = join(project.dir, '.osbake', 'netboot', 'tftp');
+      const sent = readFileSync(join(dir, 'proxy.log'), 'utf8');
+      for (const f of ['bootx64.efi', 'grubx64.efi', 'grub/grub.cfg', 'r1/vmlinuz']) {
+        expect(sent).toMatch(new RegExp(`sent ${tftpRoot}/${f} to 10\\.77\\.0\\.1\\d\\d`));
+      }
+      expect(serialText()).toContain(
+        `osbake: installing r1 (debian12-base-r1-main-0123abcd) on rack1-n01 on /dev/sda`,
       );
     } finally {
       for (const p of procs.reverse()) await p.kill();

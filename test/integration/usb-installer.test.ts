@@ -588,15 +588,19 @@ describe('osbake build usb-installer', () => {
     });
   });
 
-  // The same signed release over the network: osbake serve --netboot (nginx sends the files), two
-  // VMs at once booting QEMU's iPXE ROM with user networking; each reaches the server through a
-  // proxy of its own: a clean one (OVMF), and a link that cuts twice and corrupts a range (SeaBIOS).
-  it('installs two nodes at once over the network: OVMF installs and its disk boots; SeaBIOS through a link that cuts and corrupts resumes, then refuses the range that stays wrong', async () => {
+  // The same signed release over the network: osbake serve --netboot (nginx sends the files), three
+  // VMs at once with user networking: two boot QEMU's iPXE ROM and reach the server through a proxy
+  // of their own — a clean one (OVMF), and a link that cuts twice and corrupts a range (SeaBIOS);
+  // the third (OVMF, Secure Boot enforced) boots the signed chain over TFTP from osbake's directory.
+  it('installs three nodes at once over the network: OVMF by iPXE installs and its disk boots; OVMF with Secure Boot by shim → GRUB over TFTP installs; SeaBIOS through a link that cuts and corrupts resumes, then refuses the range that stays wrong', async () => {
     expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
     const dir = await mkdtemp(join(work, 'netboot-'));
     const NODES = [
       { mac: '52:54:00:0b:00:01', key: '52:54:00:0b:00:01', hostname: 'node01', firmware: 'bios' as const },
       { mac: '52:54:00:0b:00:02', key: '52-54-00-0B-00-02', hostname: 'node02', firmware: 'uefi' as const },
+      // Secure Boot enforced: OVMF's own PXE (no iPXE ROM) → shim → grubnetx64 → the signed kernel,
+      // all over TFTP (QEMU's, serving the directory osbake prepares); the payload over HTTP.
+      { mac: '52:54:00:0b:00:03', key: '5254000b0003', hostname: 'node03', firmware: 'secureboot' as const },
     ];
     const base = await readFile(join(project.dir, 'osbake.yaml'), 'utf8');
     await writeFile(
@@ -626,6 +630,12 @@ describe('osbake build usb-installer', () => {
       const port = Number(banner?.[1]);
       expect(port).toBeGreaterThan(0);
       expect(serve.output()).toContain('netboot: warning: listening on 127.0.0.1 only');
+      const tftp = join(project.dir, '.osbake', 'netboot', 'tftp');
+      expect(serve.output()).toContain(
+        `netboot: UEFI with Secure Boot boots bootx64.efi (shim → grubnetx64) from the TFTP root ${tftp}`,
+      );
+      const grubCfg = await readFile(join(tftp, 'grub', 'grub.cfg'), 'utf8');
+      expect(grubCfg).toContain(`osbake.net=http://\${net_default_server}:${port}/netboot/${RELEASE}`);
       const proxies = [
         await startFaultProxy(port, { cuts: 2, corruptAt: 1000 }),
         await startFaultProxy(port, {}),
@@ -646,8 +656,16 @@ describe('osbake build usb-installer', () => {
             [
               ...tcgVm(1),
               ...firmwareArgs(n.firmware, vars),
-              ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${proxy}/netboot/boot.ipxe`],
-              ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},bootindex=0`],
+              ...(n.firmware === 'secureboot'
+                ? [
+                    ...['-netdev', `user,id=n0,tftp=${tftp},bootfile=bootx64.efi`],
+                    // No iPXE ROM: OVMF's own PXE client (iPXE would break shim's TFTP fetch).
+                    ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},bootindex=0,romfile=`],
+                  ]
+                : [
+                    ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${proxy}/netboot/boot.ipxe`],
+                    ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},bootindex=0`],
+                  ]),
               ...['-drive', `file=${target},if=none,id=t,format=qcow2`],
               ...['-device', 'virtio-blk-pci,drive=t,bootindex=1'],
               ...['-serial', `file:${log}`],
@@ -663,12 +681,18 @@ describe('osbake build usb-installer', () => {
       });
       const done = await Promise.all(installs);
       for (const p of proxies) await p.close();
-      const [n1, n2] = done;
-      if (!n1 || !n2) throw new Error('two nodes');
-      expect(n2.serial, n2.serial.slice(-3000)).toContain(
-        `OSBAKE-INSTALL: OK target=/dev/vda hostname=${n2.hostname}`,
-      );
-      for (const n of [n1, n2]) {
+      const [n1, n2, n3] = done;
+      if (!n1 || !n2 || !n3) throw new Error('three nodes');
+      for (const n of [n2, n3]) {
+        expect(n.serial, n.serial.slice(-3000)).toContain(
+          `OSBAKE-INSTALL: OK target=/dev/vda hostname=${n.hostname}`,
+        );
+      }
+      // The signed chain, as the node saw it: GRUB's branch for its MAC, the kernel locked down.
+      expect(n3.serial).toContain(`osbake: installing ${RELEASE} (`);
+      expect(n3.serial).toContain(`on node03 on /dev/vda`);
+      expect(n3.serial).toMatch(/Secure boot enabled/i);
+      for (const n of [n1, n2, n3]) {
         expect(n.serial).toContain(
           `signature: good, signed by Stick Test <stick@example.org> (${fingerprint})`,
         );
@@ -700,6 +724,17 @@ describe('osbake build usb-installer', () => {
       expect(state(n1.mac)?.message).toMatch(/ranges still differ/);
       expect(state(n1.mac)?.log).toContain('OSBAKE-INSTALL: FAILED');
       expect(state(n2.mac)?.state).toBe('done');
+      expect(state(n3.mac)?.state).toBe('done');
+      // ... and its grub.cfg now sends it to its disk (rewritten from the node records).
+      const toDisk = `${n3.mac} installed ${RELEASE}; booting from its disk`;
+      for (
+        let i = 0;
+        i < 20 && !(await readFile(join(tftp, 'grub', 'grub.cfg'), 'utf8')).includes(toDisk);
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(await readFile(join(tftp, 'grub', 'grub.cfg'), 'utf8')).toContain(toDisk);
       expect(state('52:54:00:ff:ff:ff')?.state).toBe('refused');
       // A node that is done boots from its disk.
       const again = await (await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=${n2.mac}`)).text();
