@@ -3,9 +3,14 @@
  * (the ranges, concatenated, zstd-compressed) with a ranges list (offset, length, sha256) that the
  * installer writes with `dd seek=` and verifies by reading back. Holes are never decompressed,
  * transferred or written: an 8 GiB image with 760 MiB of data costs 760 MiB of work.
+ * payload.zst is a sequence of independent zstd frames, one per piece (≤ 16 MiB of one range),
+ * listed in payload.pieces with where each starts in payload.zst and its SHA-256: the stick
+ * decompresses the whole stream, a network install fetches each piece with a range request,
+ * checks it, and decompresses it onto the disk — compressed on the wire, resumable per piece.
  */
 import { createHash } from 'node:crypto';
-import { open, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteProgress } from '../log/progress.js';
@@ -64,12 +69,94 @@ export function formatRangesFile(
   ].join('\n');
 }
 
+/** Most raw bytes in one piece (one zstd frame): what the installer holds in RAM at once. */
+export const PIECE_BYTES = 16 * 2 ** 20;
+
+export interface Piece {
+  /** Where its bytes go on the target disk. */
+  offset: number;
+  length: number;
+  /** Where its frame is in payload.zst, and the frame's SHA-256. */
+  zstOffset: number;
+  zstLength: number;
+  sha256: string;
+}
+
+/** The pieces of the ranges (pure): each range cut into PIECE_BYTES or less, in order. */
+export function pieceRanges(ranges: readonly ByteRange[], pieceBytes = PIECE_BYTES): ByteRange[] {
+  const out: ByteRange[] = [];
+  for (const r of ranges) {
+    for (let o = 0; o < r.length; o += pieceBytes) {
+      out.push({ offset: r.offset + o, length: Math.min(pieceBytes, r.length - o) });
+    }
+  }
+  return out;
+}
+
+/** payload.pieces (pure): "offset length zst_offset zst_length sha256" per line, after a header. */
+export function formatPiecesFile(pieces: readonly Piece[]): string {
+  return [
+    '# osbake payload pieces: each is one zstd frame of payload.zst, decompressed to <length> bytes',
+    '# at byte <offset> of the disk. offset length zst_offset zst_length sha256(frame)',
+    ...pieces.map((p) => `${p.offset} ${p.length} ${p.zstOffset} ${p.zstLength} ${p.sha256}`),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Compress `packed` (the ranges back to back) piece by piece into `out`: one zstd frame each,
+ * concatenated (still one valid .zst stream). Returns the pieces with their frames' places.
+ */
+export async function compressPieces(o: {
+  packed: string;
+  out: string;
+  ranges: readonly ByteRange[];
+  work: string;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<Piece[]> {
+  const src = await open(o.packed, 'r');
+  const dst = await open(o.out, 'w');
+  const pieces: Piece[] = [];
+  const raw = `${o.work}/piece.bin`;
+  const zst = `${o.work}/piece.zst`;
+  let at = 0;
+  let zstAt = 0;
+  try {
+    for (const p of pieceRanges(o.ranges)) {
+      const buf = Buffer.alloc(p.length);
+      const { bytesRead } = await src.read(buf, 0, p.length, at);
+      if (bytesRead !== p.length) throw new Error(`${o.packed}: short read at ${at}`);
+      await writeFile(raw, buf);
+      await run(['zstd', '-q', '-f', '-T0', '-3', raw, '-o', zst], { log: o.log, signal: o.signal });
+      const frame = await readFile(zst);
+      await dst.write(frame);
+      pieces.push({
+        ...p,
+        zstOffset: zstAt,
+        zstLength: frame.length,
+        sha256: createHash('sha256').update(frame).digest('hex'),
+      });
+      at += p.length;
+      zstAt += frame.length;
+    }
+    await dst.sync();
+  } finally {
+    await src.close();
+    await dst.close();
+    await rm(raw, { force: true });
+    await rm(zst, { force: true });
+  }
+  return pieces;
+}
+
 export interface PreparedPayload {
   raw: string;
   rawSize: number;
   bmapFile: string;
   rangesFile: string;
   packedFile: string;
+  piecesFile: string;
   /** Bytes of data ranges (uncompressed). */
   dataBytes: number;
   ranges: number;
@@ -136,9 +223,69 @@ export async function preparePayload(o: {
   o.bytes?.end();
   const rangesFile = `${o.dir}/payload.ranges`;
   await writeFile(rangesFile, formatRangesFile(hashed, bmap.imageSize));
-  o.progress(`compressing ${Math.round(dataBytes / 2 ** 20)} MiB of data (zstd)`);
+  o.progress(`compressing ${Math.round(dataBytes / 2 ** 20)} MiB of data (zstd, one frame per piece)`);
   const packedFile = `${o.dir}/payload.zst`;
-  await run(['zstd', '-q', '-f', '-T0', '-3', packed, '-o', packedFile], { log, signal });
+  const pieces = await compressPieces({ packed, out: packedFile, ranges, work: o.dir, log, signal });
+  const piecesFile = `${o.dir}/payload.pieces`;
+  await writeFile(piecesFile, formatPiecesFile(pieces));
   await rm(packed, { force: true });
-  return { raw, rawSize: bmap.imageSize, bmapFile, rangesFile, packedFile, dataBytes, ranges: hashed.length };
+  return {
+    raw,
+    rawSize: bmap.imageSize,
+    bmapFile,
+    rangesFile,
+    packedFile,
+    piecesFile,
+    dataBytes,
+    ranges: hashed.length,
+  };
+}
+
+/** payload.pieces → pieces (pure; comment and empty lines skipped). */
+export function parsePieces(text: string): Piece[] {
+  const out: Piece[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const f = line.trim().split(/\s+/);
+    const n = f.slice(0, 4).map((x) => (/^\d{1,15}$/.test(x) ? Number(x) : Number.NaN));
+    if (f.length !== 5 || n.some((x) => !Number.isSafeInteger(x)) || !/^[0-9a-f]{64}$/.test(f[4] ?? '')) {
+      throw new UserError(
+        'E_VERIFY',
+        `payload.pieces: bad line "${line.slice(0, 80)}"`,
+        'the stick image is damaged: rebuild it',
+      );
+    }
+    const [offset, length, zstOffset, zstLength] = n as [number, number, number, number];
+    out.push({ offset, length, zstOffset, zstLength, sha256: f[4] as string });
+  }
+  return out;
+}
+
+/**
+ * The pieces cover the ranges exactly, in order, and their frames payload.zst back to back (pure):
+ * a list that is not the stick's own is refused before any node sees it.
+ */
+export function checkPieces(
+  ranges: { offset: number; length: number }[],
+  pieces: { offset: number; length: number; zstOffset: number; zstLength: number }[],
+  zstBytes: number,
+  stick: string,
+): void {
+  const bad = (why: string) =>
+    new UserError('E_VERIFY', `payload.pieces of ${stick} ${why}`, 'the stick image is damaged: rebuild it');
+  let i = 0;
+  let zst = 0;
+  for (const r of ranges) {
+    let at = r.offset;
+    while (at < r.offset + r.length) {
+      const p = pieces[i++];
+      if (!p || p.offset !== at || p.length <= 0 || at + p.length > r.offset + r.length)
+        throw bad(`does not cover the range at ${r.offset}`);
+      if (p.zstOffset !== zst || p.zstLength <= 0) throw bad(`has a frame out of place at ${p.zstOffset}`);
+      at += p.length;
+      zst += p.zstLength;
+    }
+  }
+  if (i !== pieces.length) throw bad('lists more pieces than the ranges hold');
+  if (zst !== zstBytes) throw bad(`frames end at ${zst}, payload.zst at ${zstBytes}`);
 }

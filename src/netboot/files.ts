@@ -1,9 +1,11 @@
 /**
  * The files `osbake serve --netboot` hands to nodes, taken out of release R's own USB stick image —
  * no second installer OS: the installer's kernel and initramfs (/boot on the stick's ext4 data
- * partition), the payload's range list, checksums, signature and image facts, and the payload's
- * data ranges unpacked back to back (payload.bin: range i starts where ranges 0..i-1 end). Read with
- * debugfs (no mount, no root), checked against the stick's SHA256SUMS, cached per stick SHA-256 in
+ * partition), the signed network chain (boot/netboot/), the payload's range list, checksums,
+ * signature and image facts, and the payload itself: compressed as on the stick (payload.zst, one
+ * zstd frame per piece, payload.pieces says where each is) — or, from a stick made before pieces,
+ * unpacked back to back (payload.bin: range i starts where ranges 0..i-1 end). Read with debugfs
+ * (no mount, no root), checked against the stick's SHA256SUMS, cached per stick SHA-256 in
  * <workDir>/cache/netboot/<sha>/ (made under a hidden name, one rename; touched on every use).
  */
 import { existsSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { partitionExtents } from '../disk/loop.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import { disown, own } from '../fsx/owned.js';
+import { checkPieces, parsePieces } from '../installer/payload.js';
 import type { Logger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
 import { checkReleaseForBurn } from '../release/verify.js';
@@ -31,6 +34,9 @@ import { checkReleaseForBurn } from '../release/verify.js';
 export const NETBOOT_FILES = [
   'vmlinuz',
   'initrd.img',
+  'payload.zst',
+  'payload.pieces',
+  // A stick made before pieces: the payload unpacked (its installer fetches this).
   'payload.bin',
   'payload.ranges',
   'SHA256SUMS',
@@ -50,7 +56,10 @@ export interface NetbootRelease {
   /** The payload's build (image.txt build=). */
   build: string;
   ranges: number;
+  /** Bytes a node fetches: payload.zst (pieces), or payload.bin (a stick made before pieces). */
   payloadBytes: number;
+  /** payload.zst in pieces, or payload.bin unpacked. */
+  payloadFile: 'payload.zst' | 'payload.bin';
   /** What was checked, for the banner. */
   checked: string;
 }
@@ -131,7 +140,7 @@ export async function prepareNetboot(o: {
   }
   const cacheRoot = join(o.project.workDir, 'cache', 'netboot');
   const dir = join(cacheRoot, installer.sha256.slice(0, 32));
-  const ready = existsSync(join(dir, 'payload.bin'));
+  const ready = existsSync(join(dir, 'payload.pieces')) || existsSync(join(dir, 'payload.bin'));
   // The release's signature always; the stick's SHA-256 only when its files are not cached yet
   // (the cache entry is named by that SHA-256 and was made from a stick that had it).
   o.progress(`checking release ${name}${ready ? '' : ' and its installer'}`);
@@ -142,6 +151,7 @@ export async function prepareNetboot(o: {
   const files = NETBOOT_FILES.filter((f) => existsSync(join(dir, f)));
   const image = await readFile(join(dir, 'image.txt'), 'utf8');
   const ranges = parsePayloadRanges(await readFile(join(dir, 'payload.ranges'), 'utf8'));
+  const payloadFile = existsSync(join(dir, 'payload.pieces')) ? 'payload.zst' : 'payload.bin';
   return {
     release: name,
     dir,
@@ -149,7 +159,8 @@ export async function prepareNetboot(o: {
     stickSha256: installer.sha256,
     build: /^build=(.*)$/m.exec(image)?.[1] ?? '?',
     ranges: ranges.length,
-    payloadBytes: (await stat(join(dir, 'payload.bin'))).size,
+    payloadBytes: (await stat(join(dir, payloadFile))).size,
+    payloadFile,
     checked,
   };
 }
@@ -175,6 +186,7 @@ async function extract(
       ['/boot/initrd.img', 'initrd.img'],
       ['/osbake/payload.zst', 'payload.zst'],
       ['/osbake/payload.ranges', 'payload.ranges'],
+      ['/osbake/payload.pieces', 'payload.pieces'],
       ['/osbake/SHA256SUMS', 'SHA256SUMS'],
       ['/osbake/SHA256SUMS.asc', 'SHA256SUMS.asc'],
       ['/osbake/image.txt', 'image.txt'],
@@ -183,7 +195,7 @@ async function extract(
     ];
     // Optional: a stick made before osbake carried the network chain has none (no Secure Boot
     // over the network from it; iPXE still works).
-    const optional = new Set(['SHA256SUMS.asc', 'bootx64.efi', 'grubx64.efi']);
+    const optional = new Set(['SHA256SUMS.asc', 'bootx64.efi', 'grubx64.efi', 'payload.pieces']);
     // debugfs opens the partition inside the image file (unix_io's offset option): no loop device.
     const script = wanted.map(([from, to]) => `dump ${from} ${join(tmp, to)}\n`).join('');
     await run(['debugfs', '-f', '-', `${stick}?offset=${offset}`], { log, signal, input: script });
@@ -197,7 +209,8 @@ async function extract(
       }
     }
     const sums = parseSha256Sums(await readFile(join(tmp, 'SHA256SUMS'), 'utf8'));
-    for (const f of ['payload.zst', 'payload.ranges']) {
+    const pieces = existsSync(join(tmp, 'payload.pieces'));
+    for (const f of ['payload.zst', 'payload.ranges', ...(pieces ? ['payload.pieces'] : [])]) {
       const want = sums.get(f);
       const got = await sha256File(join(tmp, f));
       if (want !== got) {
@@ -208,38 +221,16 @@ async function extract(
         );
       }
     }
-    const ranges = parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8'));
-    const total = ranges.reduce((s, r) => s + r.length, 0);
-    o.progress('unpacking the payload (zstd)');
-    // Bytes and ETA: payload.bin's size, looked at twice a second, against the ranges' total.
-    o.bytes?.start('payload.bin', total);
-    let seen = 0;
-    const look = setInterval(() => {
-      stat(join(tmp, 'payload.bin')).then(
-        (st) => {
-          if (st.size > seen) o.bytes?.add(st.size - seen);
-          seen = Math.max(seen, st.size);
-        },
-        () => undefined,
+    if (pieces) {
+      // Served as it is: each node fetches the compressed pieces and decompresses them itself.
+      checkPieces(
+        parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8')),
+        parsePieces(await readFile(join(tmp, 'payload.pieces'), 'utf8')),
+        (await stat(join(tmp, 'payload.zst'))).size,
+        stick,
       );
-    }, 500);
-    try {
-      await run(['zstd', '-q', '-d', '-f', join(tmp, 'payload.zst'), '-o', join(tmp, 'payload.bin')], {
-        log,
-        signal,
-      });
-    } finally {
-      clearInterval(look);
-      o.bytes?.end();
-    }
-    await rm(join(tmp, 'payload.zst'));
-    const size = (await stat(join(tmp, 'payload.bin'))).size;
-    if (size !== total) {
-      throw new UserError(
-        'E_VERIFY',
-        `the payload of ${stick} holds ${size} bytes, its ranges ${total}`,
-        'the stick image is damaged: rebuild it',
-      );
+    } else {
+      await unpackPayload(o, tmp, stick);
     }
     for (const f of NETBOOT_FILES) if (existsSync(join(tmp, f))) await fsyncPath(join(tmp, f));
     const mine = await rename(tmp, dir).then(
@@ -258,5 +249,47 @@ async function extract(
     await rm(tmp, { recursive: true, force: true });
     disown(tmp);
     throw err;
+  }
+}
+
+/** A stick made before pieces: payload.zst unpacked once into payload.bin (its installer fetches that). */
+async function unpackPayload(
+  o: { log: Logger; signal: AbortSignal; progress: (text: string) => void; bytes?: ProgressSink },
+  tmp: string,
+  stick: string,
+): Promise<void> {
+  const { log, signal } = o;
+  const ranges = parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8'));
+  const total = ranges.reduce((s, r) => s + r.length, 0);
+  o.progress('unpacking the payload (zstd)');
+  // Bytes and ETA: payload.bin's size, looked at twice a second, against the ranges' total.
+  o.bytes?.start('payload.bin', total);
+  let seen = 0;
+  const look = setInterval(() => {
+    stat(join(tmp, 'payload.bin')).then(
+      (st) => {
+        if (st.size > seen) o.bytes?.add(st.size - seen);
+        seen = Math.max(seen, st.size);
+      },
+      () => undefined,
+    );
+  }, 500);
+  try {
+    await run(['zstd', '-q', '-d', '-f', join(tmp, 'payload.zst'), '-o', join(tmp, 'payload.bin')], {
+      log,
+      signal,
+    });
+  } finally {
+    clearInterval(look);
+    o.bytes?.end();
+  }
+  await rm(join(tmp, 'payload.zst'));
+  const size = (await stat(join(tmp, 'payload.bin'))).size;
+  if (size !== total) {
+    throw new UserError(
+      'E_VERIFY',
+      `the payload of ${stick} holds ${size} bytes, its ranges ${total}`,
+      'the stick image is damaged: rebuild it',
+    );
   }
 }

@@ -15,6 +15,7 @@ const release = {
   build: 'debian12-base-r1-main-0123abcd',
   ranges: 3,
   payloadBytes: 1000,
+  payloadFile: 'payload.zst' as const,
   checked: 'ok',
 };
 const config = NetbootSchema.parse({

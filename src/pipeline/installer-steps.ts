@@ -229,6 +229,7 @@ const stick: Step<BuildContext> = {
     const moves: [string, string][] = [
       [p.packedFile, join(osb, 'payload.zst')],
       [p.rangesFile, join(osb, 'payload.ranges')],
+      [p.piecesFile, join(osb, 'payload.pieces')],
       [p.bmapFile, join(osb, `${facts.payloadBuild}.bmap`)],
     ];
     const sums: string[] = [];

@@ -1,10 +1,10 @@
 /**
  * A bad link between a node and osbake serve, for the network-install tests: an HTTP proxy on
  * 127.0.0.1 that passes every request on unchanged (the Host header too, so the node's scripts
- * point back at the proxy) and damages answers for payload.bin:
+ * point back at the proxy) and damages answers for the payload (payload.zst, or payload.bin):
  *   cuts:      the first `cuts` range answers longer than 1 MiB are cut off after 1 MiB (the TCP
  *              connection is closed mid-body, as a flaky link or a restarted server does);
- *   corruptAt: the byte at this payload.bin offset is flipped in every answer that holds it.
+ *   corruptAt: the byte at this payload offset is flipped in every answer that holds it.
  * Both at once: a link that cuts and corrupts.
  */
 import { createServer, request, type Server } from 'node:http';
@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 
 export interface FaultProxy {
   port: number;
-  /** Answers cut and bytes flipped so far. */
-  stats: { cut: number; corrupted: number; requests: number };
+  /** Answers cut and bytes flipped so far; body bytes passed to the node. */
+  stats: { cut: number; corrupted: number; requests: number; bytes: number };
   close(): Promise<void>;
 }
 
@@ -22,7 +22,7 @@ export async function startFaultProxy(
   /** cuts: how many long range answers are cut; corruptAt: the payload offset flipped in every answer. */
   fault: { cuts?: number; corruptAt?: number },
 ): Promise<FaultProxy> {
-  const stats = { cut: 0, corrupted: 0, requests: 0 };
+  const stats = { cut: 0, corrupted: 0, requests: 0, bytes: 0 };
   const server: Server = createServer((req, res) => {
     stats.requests++;
     const up = request(
@@ -35,7 +35,7 @@ export async function startFaultProxy(
       },
       (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        const isPayload = (req.url ?? '').endsWith('/payload.bin');
+        const isPayload = /\/payload\.(bin|zst)$/.test(req.url ?? '');
         const range = /^bytes (\d+)-(\d+)\//.exec(String(upRes.headers['content-range'] ?? ''));
         const start = range ? Number(range[1]) : 0;
         const length = range ? Number(range[2]) - start + 1 : 0;
@@ -53,12 +53,14 @@ export async function startFaultProxy(
             }
           }
           if (cutThis && sent + out.length >= 2 ** 20) {
+            stats.bytes += 2 ** 20 - sent;
             res.write(out.subarray(0, 2 ** 20 - sent));
             upRes.destroy();
             res.socket?.destroy();
             return;
           }
           sent += out.length;
+          stats.bytes += out.length;
           res.write(out);
         });
         upRes.on('end', () => res.end());

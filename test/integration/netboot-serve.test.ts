@@ -39,6 +39,8 @@ let work: string;
 let stickFile: string;
 const content = { vmlinuz: randomBytes(300_000), initrd: randomBytes(200_000) };
 let payload: Buffer;
+let zst: Buffer;
+let piecesText: string;
 let rangesText: string;
 let stickSha = '';
 
@@ -60,12 +62,22 @@ async function makeStick(dir: string): Promise<string> {
   payload = Buffer.concat(parts);
   rangesText = `# offset length sha256\n${parts.map((p, i) => `${offsets[i]} ${p.length} ${sha(p)}\n`).join('')}`;
   await writeFile(join(c, 'osbake/payload.ranges'), rangesText);
-  await writeFile(join(dir, 'payload.bin'), payload);
-  execFileSync('zstd', ['-q', '-f', join(dir, 'payload.bin'), '-o', join(c, 'osbake/payload.zst')]);
-  const zst = await readFile(join(c, 'osbake/payload.zst'));
+  // One zstd frame per piece (here: per range), concatenated, and the list of where each is.
+  const frames = parts.map((p) => execFileSync('zstd', ['-q', '-c'], { input: p }));
+  zst = Buffer.concat(frames);
+  let at = 0;
+  piecesText = `# pieces\n${frames
+    .map((f, i) => {
+      const line = `${offsets[i]} ${parts[i]?.length} ${at} ${f.length} ${sha(f)}\n`;
+      at += f.length;
+      return line;
+    })
+    .join('')}`;
+  await writeFile(join(c, 'osbake/payload.zst'), zst);
+  await writeFile(join(c, 'osbake/payload.pieces'), piecesText);
   await writeFile(
     join(c, 'osbake/SHA256SUMS'),
-    `${sha(zst)}  payload.zst\n${sha(rangesText)}  payload.ranges\n`,
+    `${sha(zst)}  payload.zst\n${sha(rangesText)}  payload.ranges\n${sha(piecesText)}  payload.pieces\n`,
   );
   await writeFile(join(c, 'osbake/image.txt'), 'build=debian12-base-r1-main-0123abcd\nraw_size=8589934592\n');
   const stick = join(dir, 'stick.raw');
@@ -242,16 +254,26 @@ describe('osbake serve --netboot', () => {
         expect(sha(k.body)).toBe(sha(content.vmlinuz));
         expect(sha((await http(port, 'GET', '/netboot/r1/initrd.img')).body)).toBe(sha(content.initrd));
         expect((await http(port, 'GET', '/netboot/r1/payload.ranges')).body.toString()).toBe(rangesText);
-        const r = await http(port, 'GET', '/netboot/r1/payload.bin', {
-          headers: { Range: 'bytes=4000-1048999' },
+        expect((await http(port, 'GET', '/netboot/r1/payload.pieces')).body.toString()).toBe(piecesText);
+        // The payload as on the stick (compressed, one frame per piece), with byte ranges: a piece
+        // fetched on its own decompresses to its range.
+        const second = piecesText.split('\n')[2]?.split(' ') ?? [];
+        const [zOff, zLen] = [Number(second[2]), Number(second[3])];
+        const r = await http(port, 'GET', '/netboot/r1/payload.zst', {
+          headers: { Range: `bytes=${zOff}-${zOff + zLen - 1}` },
         });
         expect(r.status).toBe(206);
-        expect(r.headers['content-range']).toBe(`bytes 4000-1048999/${payload.length}`);
-        expect(r.body.equals(payload.subarray(4000, 1049000))).toBe(true);
+        expect(r.headers['content-range']).toBe(`bytes ${zOff}-${zOff + zLen - 1}/${zst.length}`);
+        expect(sha(r.body)).toBe(second[4]);
+        expect(
+          execFileSync('zstd', ['-q', '-d', '-c'], { input: r.body }).equals(
+            payload.subarray(4096, 4096 + 3 * 2 ** 20),
+          ),
+        ).toBe(true);
         if (engine === 'nginx') expect(String(r.headers.server)).toMatch(/^nginx/);
         // Nothing else is under /netboot/: other files, other releases, traversal, the cache's own names.
         for (const p of [
-          '/netboot/r1/payload.zst',
+          '/netboot/r1/payload.bin',
           '/netboot/r2/vmlinuz',
           '/netboot/r1/../r1/vmlinuz',
           '/netboot/r1/',
