@@ -22,6 +22,11 @@ export interface DnsmasqOptions {
   tftpRoot: string;
   /** What UEFI nodes load: the signed chain (shim) or iPXE. */
   uefi?: 'shim' | 'ipxe';
+  /**
+   * "FIRST,LAST": dnsmasq is the nodes' network's DHCP server and hands out these addresses (a
+   * provisioning network of its own). Without it: proxy DHCP beside the site's server.
+   */
+  dhcpRange?: string;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -31,7 +36,12 @@ function bad(what: string, value: string, hint: string): UserError {
 }
 
 /** Check the options and return the server URL without a trailing slash and the network address (pure). */
-export function checkDnsmasqOptions(o: DnsmasqOptions): { server: string; network: string; host: string } {
+export function checkDnsmasqOptions(o: DnsmasqOptions): {
+  server: string;
+  network: string;
+  host: string;
+  range?: { first: string; last: string; mask: string };
+} {
   const m = /^http:\/\/(\d+\.\d+\.\d+\.\d+)(?::(\d{1,5}))?\/?$/.exec(o.server);
   if (
     !m ||
@@ -55,21 +65,56 @@ export function checkDnsmasqOptions(o: DnsmasqOptions): { server: string; networ
   if (!/^\/[A-Za-z0-9_./+-]*$/.test(o.tftpRoot)) {
     throw bad('--tftp-root', o.tftpRoot, 'give an absolute directory path without spaces');
   }
-  return { server: `http://${m[1]}${m[2] ? `:${m[2]}` : ''}`, network: net, host: m[1] as string };
+  let range: { first: string; last: string; mask: string } | undefined;
+  if (o.dhcpRange !== undefined) {
+    const [first = '', last = '', extra] = o.dhcpRange.split(',');
+    const toInt = (a: string) => a.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+    const mask = bits === undefined ? 0 : 2 ** 32 - 2 ** (32 - Number(bits));
+    const inNet = (a: string) =>
+      IPV4.test(a) &&
+      isHostIPv4(a) &&
+      Math.floor(toInt(a) / 2 ** (32 - Number(bits))) === Math.floor(toInt(net) / 2 ** (32 - Number(bits)));
+    if (
+      bits === undefined ||
+      extra !== undefined ||
+      !inNet(first) ||
+      !inNet(last) ||
+      toInt(first) > toInt(last)
+    ) {
+      throw bad(
+        '--dhcp-range',
+        o.dhcpRange,
+        'give FIRST,LAST addresses inside --subnet ADDRESS/BITS, e.g. --subnet 10.0.0.0/24 --dhcp-range 10.0.0.100,10.0.0.199',
+      );
+    }
+    range = { first, last, mask: [24, 16, 8, 0].map((sh) => Math.floor(mask / 2 ** sh) % 256).join('.') };
+  }
+  return { server: `http://${m[1]}${m[2] ? `:${m[2]}` : ''}`, network: net, host: m[1] as string, range };
 }
 
 /** The configuration file (pure). */
 export function dnsmasqConfig(o: DnsmasqOptions): string {
-  const { server, network, host } = checkDnsmasqOptions(o);
+  const { server, network, host, range } = checkDnsmasqOptions(o);
   const url = `${server}/netboot/boot.ipxe`;
-  return [
-    '# osbake netboot dnsmasq-config: network boot for osbake serve --netboot, next to the',
-    "# site's own DHCP server (proxy DHCP: dnsmasq hands out no address, only the boot file).",
-    '# Run: dnsmasq --conf-file=THIS-FILE --no-daemon   (as root; needs UDP 67, 69 and 4011)',
+  const uefiFile = o.uefi === 'ipxe' ? 'snponly.efi' : 'bootx64.efi';
+  const head = [
+    '# osbake netboot dnsmasq-config: network boot for osbake serve --netboot.',
+    ...(range
+      ? [
+          `# dnsmasq is the DHCP server of the nodes' network: addresses ${range.first}-${range.last}.`,
+          '# Run: dnsmasq --conf-file=THIS-FILE --no-daemon   (as root; needs UDP 67 and 69)',
+        ]
+      : [
+          "# Proxy DHCP next to the site's own DHCP server: dnsmasq hands out no address, only the",
+          "# boot file. GRUB (the Secure Boot chain's second stage) does not follow a proxy's answer",
+          '# (rhboot/grub2#56): with Secure Boot nodes, use --dhcp-range on a provisioning network, or',
+          "# give the site's DHCP server next-server = this machine (README: Network install).",
+          '# Run: dnsmasq --conf-file=THIS-FILE --no-daemon   (as root; needs UDP 67, 69 and 4011)',
+        ]),
     'port=0',
     'log-dhcp',
     ...(o.iface ? [`interface=${o.iface}`, 'bind-interfaces'] : []),
-    `dhcp-range=${network},proxy`,
+    range ? `dhcp-range=${range.first},${range.last},${range.mask},12h` : `dhcp-range=${network},proxy`,
     '# iPXE says who it is: option 175, or the user class "iPXE".',
     'dhcp-match=set:ipxe,175',
     'dhcp-userclass=set:ipxe,iPXE',
@@ -78,19 +123,37 @@ export function dnsmasqConfig(o: DnsmasqOptions): string {
     `tftp-root=${o.tftpRoot}`,
     '# osbake serve --netboot fills the root: dnsmasq may start first.',
     'tftp-no-fail',
-    'pxe-prompt="osbake network install",0',
-    'pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe',
     ...(o.uefi === 'ipxe'
-      ? [
-          'pxe-service=tag:!ipxe,BC_EFI,"osbake: iPXE (UEFI)",snponly.efi',
-          'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi',
-        ]
+      ? []
       : [
           "# UEFI, with or without Secure Boot: shim (signed by the UEFI CA) → grubx64.efi (Debian's",
           "# signed grubnetx64, reads grub/grub.cfg) → the installer's signed kernel, all by TFTP.",
-          'pxe-service=tag:!ipxe,BC_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi',
-          'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi',
         ]),
+  ];
+  const boot = range
+    ? [
+        '# UEFI x86-64 firmware says so in option 93 (client architecture 7 or 9).',
+        'dhcp-match=set:efi64,option:client-arch,7',
+        'dhcp-match=set:efi64,option:client-arch,9',
+        `dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,${host}`,
+        `dhcp-boot=tag:!ipxe,tag:efi64,${uefiFile},,${host}`,
+      ]
+    : [
+        'pxe-prompt="osbake network install",0',
+        'pxe-service=tag:!ipxe,x86PC,"osbake: iPXE (BIOS)",undionly.kpxe',
+        ...(o.uefi === 'ipxe'
+          ? [
+              'pxe-service=tag:!ipxe,BC_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+              'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi',
+            ]
+          : [
+              'pxe-service=tag:!ipxe,BC_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi',
+              'pxe-service=tag:!ipxe,X86-64_EFI,"osbake: Secure Boot chain (UEFI)",bootx64.efi',
+            ]),
+      ];
+  return [
+    ...head,
+    ...boot,
     "# iPXE gets osbake's script by HTTP (a boot file, not a menu: a menu would send iPXE",
     '# to PXE boot-server discovery, and it would load iPXE again).',
     `dhcp-boot=tag:ipxe,${url},,${host}`,

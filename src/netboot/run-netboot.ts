@@ -91,8 +91,25 @@ export async function runDnsmasqConfig(
     );
   }
   // Checked before the project is read: a bad option is said first.
-  const opts = { server: o.server, subnet: o.subnet, ...(o.iface ? { iface: o.iface } : {}), uefi };
+  const opts = {
+    server: o.server,
+    subnet: o.subnet,
+    ...(o.iface ? { iface: o.iface } : {}),
+    ...(o.dhcpRange ? { dhcpRange: o.dhcpRange } : {}),
+    uefi,
+  };
   checkDnsmasqOptions({ ...opts, tftpRoot: o.tftpRoot ?? '/' });
-  const tftpRoot = o.tftpRoot ?? tftpDirOf(await loadProject(o.projectDir));
+  const tftpRoot =
+    o.tftpRoot ??
+    tftpDirOf(
+      await loadProject(o.projectDir).catch((err: unknown) => {
+        if ((err as { code?: string }).code !== 'E_NO_PROJECT') throw err;
+        throw new UserError(
+          'E_NO_PROJECT',
+          `no osbake.yaml in ${o.projectDir}: the TFTP root is a project's (.osbake/netboot/tftp)`,
+          'run it in the project that serves --netboot, or give --tftp-root DIR',
+        );
+      }),
+    );
   (o.out ?? process.stdout).write(dnsmasqConfig({ ...opts, tftpRoot }));
 }

@@ -111,4 +111,30 @@ describe('dnsmasq-config', () => {
     expect(i).toContain('pxe-service=tag:!ipxe,X86-64_EFI,"osbake: iPXE (UEFI)",snponly.efi\n');
     expect(i).not.toContain('bootx64.efi');
   });
+
+  it('is the DHCP server of a provisioning network with --dhcp-range (GRUB ignores proxy answers)', () => {
+    const c = dnsmasqConfig({ ...o, subnet: '10.0.0.0/24', dhcpRange: '10.0.0.100,10.0.0.199' });
+    expect(c).toContain('dhcp-range=10.0.0.100,10.0.0.199,255.255.255.0,12h\n');
+    expect(c).not.toContain(',proxy');
+    expect(c).toContain('dhcp-match=set:efi64,option:client-arch,7\n');
+    expect(c).toContain('dhcp-boot=tag:!ipxe,tag:efi64,bootx64.efi,,10.0.0.5\n');
+    expect(c).toContain('dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,10.0.0.5\n');
+    expect(c).toContain('dhcp-boot=tag:ipxe,http://10.0.0.5:8080/netboot/boot.ipxe,,10.0.0.5\n');
+    expect(dnsmasqConfig({ ...o, subnet: '10.1.0.0/16', dhcpRange: '10.1.2.3,10.1.9.9' })).toContain(
+      'dhcp-range=10.1.2.3,10.1.9.9,255.255.0.0,12h',
+    );
+    expect(dnsmasqConfig({ ...o, proxy: undefined } as never)).toContain('GRUB (the Secure Boot chain');
+    for (const r of [
+      '10.0.1.5,10.0.1.9',
+      '10.0.0.9,10.0.0.5',
+      '10.0.0.5',
+      '10.0.0.5,10.0.0.9,x',
+      '10.0.0.5,10.0.0.9\nport=53',
+    ]) {
+      expect(() => dnsmasqConfig({ ...o, subnet: '10.0.0.0/24', dhcpRange: r }), r).toThrow(/--dhcp-range/);
+    }
+    expect(() => dnsmasqConfig({ ...o, subnet: '10.0.0.0', dhcpRange: '10.0.0.5,10.0.0.9' })).toThrow(
+      /--dhcp-range/,
+    );
+  });
 });

@@ -63,7 +63,7 @@ async function makeStick(dir: string): Promise<string> {
   rangesText = `# offset length sha256\n${parts.map((p, i) => `${offsets[i]} ${p.length} ${sha(p)}\n`).join('')}`;
   await writeFile(join(c, 'osbake/payload.ranges'), rangesText);
   // One zstd frame per piece (here: per range), concatenated, and the list of where each is.
-  const frames = parts.map((p) => execFileSync('zstd', ['-q', '-c'], { input: p }));
+  const frames = parts.map((p) => execFileSync('zstd', ['-q', '-c'], { input: p, maxBuffer: 2 ** 26 }));
   zst = Buffer.concat(frames);
   let at = 0;
   piecesText = `# pieces\n${frames
@@ -266,7 +266,7 @@ describe('osbake serve --netboot', () => {
         expect(r.headers['content-range']).toBe(`bytes ${zOff}-${zOff + zLen - 1}/${zst.length}`);
         expect(sha(r.body)).toBe(second[4]);
         expect(
-          execFileSync('zstd', ['-q', '-d', '-c'], { input: r.body }).equals(
+          execFileSync('zstd', ['-q', '-d', '-c'], { input: r.body, maxBuffer: 2 ** 26 }).equals(
             payload.subarray(4096, 4096 + 3 * 2 ** 20),
           ),
         ).toBe(true);
@@ -379,7 +379,7 @@ async function waitFor(what: string, check: () => boolean, ms: number): Promise<
 // SeaBIOS, its NIC's iPXE ROM) on a tap. The node gets its address from the site, the boot file
 // from the proxy, and asks osbake serve for its own script and kernel.
 describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
-  it("a node gets its address from the site's DHCP, the boot script from the proxy, then its own script from osbake serve", async () => {
+  it("a node gets its address from the site's DHCP, the boot script from the proxy, then its own script from osbake serve; under Secure Boot, from dnsmasq as the DHCP server, the signed chain by TFTP, and GRUB refuses an unsigned kernel", async () => {
     const ns = `osbnb${process.pid % 100000}`;
     const site = `${ns}s`;
     const tap = `osbtap${process.pid % 100000}`;
@@ -487,12 +487,36 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
       expect(readFileSync(join(dir, 'site.log'), 'utf8')).toMatch(
         new RegExp(`DHCPACK\\(vsite\\) 10\\.77\\.0\\.1\\d\\d ${NODE}`),
       );
-      // The same node under OVMF with Secure Boot enforced and no iPXE ROM: the proxy sends UEFI
-      // the signed chain, dnsmasq's TFTP serves it from the directory osbake serve keeps (shim →
+      // The same node under OVMF with Secure Boot enforced and no iPXE ROM. GRUB does not follow a
+      // proxy DHCP answer (it asks the site's server for grub.cfg), so this network is made a
+      // provisioning network: dnsmasq-config --dhcp-range makes dnsmasq its DHCP server. It sends
+      // UEFI the signed chain, its TFTP serves it from the directory osbake serve keeps (shim →
       // grubnetx64 → grub/grub.cfg → the node's branch → its kernel), and GRUB refuses this
       // stick's kernel, which is not signed (random bytes): Secure Boot holds.
       const qemuIpxe = procs.pop();
       await qemuIpxe?.kill();
+      for (const p of procs.slice(0, 2)) await p.kill();
+      const full = await runCli(
+        [
+          ...'netboot dnsmasq-config --subnet 10.77.0.0/24 --interface br0'.split(' '),
+          ...['--server', `http://10.77.0.1:${port}`, '--dhcp-range', '10.77.0.160,10.77.0.170'],
+        ],
+        project.dir,
+      );
+      expect(full.code, full.stderr).toBe(0);
+      await writeFile(join(dir, 'full.conf'), full.stdout);
+      procs.push(
+        background(
+          [
+            ...inNs,
+            'dnsmasq',
+            '--no-daemon',
+            `--conf-file=${join(dir, 'full.conf')}`,
+            `--dhcp-leasefile=${join(dir, 'full.leases')}`,
+          ],
+          join(dir, 'full.log'),
+        ),
+      );
       const vars = join(dir, 'vars.fd');
       await copyFile(OVMF.secureboot.vars, vars);
       const serial = join(dir, 'sb-serial.log');
@@ -516,13 +540,14 @@ describe('osbake netboot dnsmasq-config with real dnsmasq', () => {
         240_000,
       ).catch((err: Error) => {
         throw new Error(
-          `${err.message}\nserial:\n${serialText().slice(-3000)}\nproxy:\n${readFileSync(join(dir, 'proxy.log'), 'utf8').slice(-3000)}`,
+          `${err.message}\nserial:\n${serialText().slice(-3000)}\ndnsmasq:\n${readFileSync(join(dir, 'full.log'), 'utf8').slice(-3000)}`,
         );
       });
       const tftpRoot = join(project.dir, '.osbake', 'netboot', 'tftp');
-      const sent = readFileSync(join(dir, 'proxy.log'), 'utf8');
+      const sent = readFileSync(join(dir, 'full.log'), 'utf8');
+      expect(sent).toMatch(new RegExp(`DHCPACK\\(br0\\) 10\\.77\\.0\\.1[67]\\d ${NODE}`));
       for (const f of ['bootx64.efi', 'grubx64.efi', 'grub/grub.cfg', 'r1/vmlinuz']) {
-        expect(sent).toMatch(new RegExp(`sent ${tftpRoot}/${f} to 10\\.77\\.0\\.1\\d\\d`));
+        expect(sent).toMatch(new RegExp(`sent ${tftpRoot}/${f} to 10\\.77\\.0\\.1[67]\\d`));
       }
       expect(serialText()).toContain(
         `osbake: installing r1 (debian12-base-r1-main-0123abcd) on rack1-n01 on /dev/sda`,

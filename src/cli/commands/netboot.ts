@@ -41,6 +41,10 @@ export function registerNetboot(program: Command): void {
       "the TFTP root (default: the project's .osbake/netboot/tftp, which osbake serve --netboot fills)",
     )
     .option(
+      '--dhcp-range <first,last>',
+      "be the nodes' network's DHCP server with these addresses (a provisioning network; Secure Boot nodes need it or the site DHCP's next-server: GRUB ignores proxy DHCP) instead of proxy DHCP beside the site's",
+    )
+    .option(
       '--uefi <loader>',
       'what UEFI nodes load: shim (signed chain, Secure Boot or not) or ipxe',
       'shim',
@@ -61,6 +65,7 @@ export function registerNetboot(program: Command): void {
         interface?: string;
         tftpRoot?: string;
         uefi: string;
+        dhcpRange?: string;
       }) => {
         const { runDnsmasqConfig } = await import('../../netboot/run-netboot.js');
         await runDnsmasqConfig({
@@ -69,6 +74,7 @@ export function registerNetboot(program: Command): void {
           subnet: opts.subnet,
           tftpRoot: opts.tftpRoot,
           uefi: opts.uefi,
+          ...(opts.dhcpRange ? { dhcpRange: opts.dhcpRange } : {}),
           ...(opts.interface ? { iface: opts.interface } : {}),
         });
       },
