@@ -9,6 +9,7 @@ import { newestInstallerRelease, parsePayloadRanges, parseSha256Sums } from './f
 import {
   baseUrl,
   chainScript,
+  installSeconds,
   MAX_UNKNOWN_RECORDS,
   mayRecord,
   nodeScript,
@@ -157,6 +158,9 @@ describe('netboot reports and node records', () => {
     expect(parseReport('mac=x&state=done')).toMatch(/mac/);
     expect(parseReport('mac=525400aabb01&state=hacked')).toMatch(/state/);
     expect(parseReport('mac=525400aabb01&state=writing&percent=101')).toMatch(/percent/);
+    expect(parseReport('mac=525400aabb01&state=writing&bytes=123456')).toMatchObject({ bytes: 123456 });
+    for (const b of ['-1', '1.5', '0x10', '1e9', '9999999999999999'])
+      expect(parseReport(`mac=525400aabb01&state=writing&bytes=${b}`), b).toMatch(/bytes/);
     const r = parseReport(`mac=525400aabb01&state=failed&message=x&log=${'a'.repeat(20_000)}`);
     expect(typeof r === 'object' && r.log?.length).toBe(16_000);
   });
@@ -167,22 +171,34 @@ describe('netboot reports and node records', () => {
     const mac = '52:54:00:aa:bb:01';
     await updateNode(dir, mac, { state: 'booted', address: '10.0.2.15' }, new Date('2026-11-30T10:00:00Z'));
     await updateNode(dir, mac, { state: 'writing', percent: 5 }, new Date('2026-11-30T10:00:10Z'));
-    await updateNode(dir, mac, { state: 'writing', percent: 10 }, new Date('2026-11-30T10:00:20Z'));
+    await updateNode(
+      dir,
+      mac,
+      { state: 'writing', percent: 10, bytes: 5000 },
+      new Date('2026-11-30T10:00:20Z'),
+    );
     const r = await updateNode(
       dir,
       mac,
       { state: 'done', message: 'ok', log: 'l' },
       new Date('2026-11-30T10:01:00Z'),
     );
+    // The installer's byte count stays with the install; the time runs from booted to done.
+    expect(r.bytes).toBe(5000);
+    expect(installSeconds(r)).toBe(60);
+    expect(installSeconds({ ...r, state: 'writing' }, Date.parse('2026-11-30T10:00:30Z'))).toBe(30);
     expect(r.events.map((e) => e.state)).toEqual(['booted', 'writing', 'done']);
     expect(r.events[1]).toEqual({ state: 'writing', at: '2026-11-30T10:00:10.000Z', percent: 10 });
     expect(r.address).toBe('10.0.2.15');
     expect(JSON.parse(await readFile(join(dir, '52-54-00-aa-bb-01.json'), 'utf8')).state).toBe('done');
     const view = nodesView(config, await readNodes(dir));
-    expect(view.map((n) => [n.mac, n.state, n.configured])).toEqual([
-      ['52:54:00:aa:bb:01', 'done', true],
-      ['52:54:00:aa:bb:02', 'waiting', true],
+    expect(view.map((n) => [n.mac, n.state, n.configured, n.bytes, n.seconds])).toEqual([
+      ['52:54:00:aa:bb:01', 'done', true, 5000, 60],
+      ['52:54:00:aa:bb:02', 'waiting', true, undefined, undefined],
     ]);
+    // A new boot starts a new install: no bytes carried over.
+    const again = await updateNode(dir, mac, { state: 'booted' }, new Date('2026-11-30T11:00:00Z'));
+    expect(again.bytes).toBeUndefined();
   });
 });
 

@@ -45,6 +45,8 @@ export interface NodeRecord {
   log?: string;
   release?: string;
   address?: string;
+  /** Payload bytes the installer fetched (its own count, with every retry). */
+  bytes?: number;
   updated: string;
   /** Every state change with its time (the last 50). */
   events: { state: NodeState; at: string; percent?: number }[];
@@ -142,6 +144,7 @@ export interface Report {
   mac: string;
   state: (typeof NODE_STATES)[number];
   percent?: number;
+  bytes?: number;
   message?: string;
   log?: string;
 }
@@ -155,11 +158,14 @@ export function parseReport(body: string): Report | string {
   if (!state) return `state: one of ${NODE_STATES.join(', ')}`;
   const p = f.get('percent');
   if (p !== null && p !== '' && !/^(100|[1-9]?\d)$/.test(p)) return 'percent: a whole number from 0 to 100';
+  const b = f.get('bytes');
+  if (b !== null && b !== '' && !/^(0|[1-9]\d{0,14})$/.test(b)) return 'bytes: a whole number of bytes';
   const clip = (s: string | null, n: number) => (s === null ? undefined : s.replace(/\r/g, '').slice(-n));
   return {
     mac,
     state,
     ...(p ? { percent: Number(p) } : {}),
+    ...(b ? { bytes: Number(b) } : {}),
     ...(f.get('message') !== null ? { message: clip(f.get('message'), 500) } : {}),
     ...(f.get('log') !== null ? { log: clip(f.get('log'), 16_000) } : {}),
   };
@@ -225,7 +231,7 @@ export async function updateNode(
   dir: string,
   mac: string,
   change: Pick<NodeRecord, 'state'> &
-    Partial<Pick<NodeRecord, 'percent' | 'message' | 'log' | 'release' | 'address'>>,
+    Partial<Pick<NodeRecord, 'percent' | 'message' | 'log' | 'release' | 'address' | 'bytes'>>,
   now = new Date(),
 ): Promise<NodeRecord> {
   const old = await readNode(dir, mac);
@@ -255,6 +261,11 @@ export async function updateNode(
     ...(change.log !== undefined ? { log: change.log } : {}),
     ...((change.release ?? old?.release) ? { release: change.release ?? old?.release } : {}),
     ...((change.address ?? old?.address) ? { address: change.address ?? old?.address } : {}),
+    ...(change.bytes !== undefined
+      ? { bytes: change.bytes }
+      : !fresh && old?.bytes !== undefined
+        ? { bytes: old.bytes }
+        : {}),
     updated: at,
     events: events.slice(-50),
   };
@@ -275,10 +286,26 @@ export type NodeView = NodeRecord & {
   target?: string;
   then?: string;
   configured: boolean;
+  /** Seconds from this install's "booted" to its end (done/failed), or to now while it runs. */
+  seconds?: number;
 };
 
+const ENDED: readonly NodeState[] = ['done', 'failed', 'refused'];
+
+/** How long the record's latest install took, or has taken so far (pure). */
+export function installSeconds(
+  r: Pick<NodeRecord, 'events' | 'state'>,
+  now = Date.now(),
+): number | undefined {
+  const start = [...r.events].reverse().find((e) => e.state === 'booted');
+  if (!start) return undefined;
+  const end = ENDED.includes(r.state) ? r.events.at(-1)?.at : undefined;
+  const t = (end ? Date.parse(end) : now) - Date.parse(start.at);
+  return Number.isFinite(t) && t >= 0 ? Math.round(t / 1000) : undefined;
+}
+
 /** Configured nodes (waiting until they boot), then the others, by MAC (pure). */
-export function nodesView(config: NetbootConfig, records: NodeRecord[]): NodeView[] {
+export function nodesView(config: NetbootConfig, records: NodeRecord[], now = Date.now()): NodeView[] {
   const byMac = new Map(records.map((r) => [r.mac, r]));
   const nodes: NodeView[] = [];
   for (const key of Object.keys(config.nodes)) {
@@ -293,9 +320,10 @@ export function nodesView(config: NetbootConfig, records: NodeRecord[]): NodeVie
       ...(n?.target ? { target: n.target } : {}),
       then: n?.then,
       configured: true,
+      seconds: installSeconds(r, now),
     });
   }
-  for (const r of byMac.values()) nodes.push({ ...r, configured: false });
+  for (const r of byMac.values()) nodes.push({ ...r, configured: false, seconds: installSeconds(r, now) });
   return nodes;
 }
 

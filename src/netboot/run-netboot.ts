@@ -6,6 +6,7 @@
 import { normalizeMac } from '../config/netboot.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
+import { formatBytes, formatElapsed } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { checkDnsmasqOptions, type DnsmasqOptions, dnsmasqConfig } from './dnsmasq.js';
 import { nodesDirOf, nodesView, readNodes, updateNode } from './netboot.js';
@@ -18,7 +19,7 @@ async function projectNodes(projectDir: string) {
   return { project, dir: nodesDirOf(project) };
 }
 
-export async function runNetbootNodes(o: { projectDir: string; json?: boolean; out?: Out }): Promise<void> {
+export async function runNetbootStatus(o: { projectDir: string; json?: boolean; out?: Out }): Promise<void> {
   const out = o.out ?? process.stdout;
   const { project, dir } = await projectNodes(o.projectDir);
   const view = { nodes: nodesView(project.config.netboot, await readNodes(dir)) };
@@ -35,10 +36,14 @@ export async function runNetbootNodes(o: { projectDir: string; json?: boolean; o
     n.hostname ?? (n.configured ? '-' : '(unknown)'),
     `${n.state}${n.state === 'writing' && n.percent !== undefined ? ` ${n.percent}%` : ''}`,
     n.release ?? '-',
+    n.bytes === undefined ? '-' : formatBytes(n.bytes),
+    n.seconds === undefined ? '-' : formatElapsed(n.seconds * 1000),
     n.updated ? n.updated.slice(0, 19).replace('T', ' ') : '-',
-    n.message ?? '',
+    (n.message ?? n.log?.trimEnd().split('\n').at(-1) ?? '').slice(0, 100),
   ]);
-  out.write(formatTable(['MAC', 'HOSTNAME', 'STATE', 'RELEASE', 'UPDATED (UTC)', 'MESSAGE'], rows));
+  out.write(
+    formatTable(['MAC', 'HOSTNAME', 'STATE', 'RELEASE', 'BYTES', 'TIME', 'UPDATED (UTC)', 'MESSAGE'], rows),
+  );
 }
 
 export async function runNetbootReinstall(o: {
@@ -51,7 +56,7 @@ export async function runNetbootReinstall(o: {
     throw new UserError(
       'E_USAGE',
       'netboot reinstall needs at least one MAC address',
-      'osbake netboot nodes lists them',
+      'osbake netboot status lists them',
     );
   }
   const macs = o.macs.map((m) => {

@@ -6,7 +6,7 @@
  */
 
 import type { PackageRecord } from '../artifacts/package-list.js';
-import { formatBytes } from '../log/progress.js';
+import { formatBytes, formatElapsed } from '../log/progress.js';
 import type { NetbootView } from '../netboot/netboot.js';
 import type { ImageDiff } from '../release/diff.js';
 import type { ApiArtifact, ApiBuild, ApiRelease, Catalog } from './api.js';
@@ -182,12 +182,12 @@ function netbootSection(n: NetbootView): string {
       const state = `${x.state}${x.state === 'writing' && x.percent !== undefined ? ` ${x.percent} %` : ''}`;
       const log = x.log ? `<details><summary>last log lines</summary><pre>${esc(x.log)}</pre></details>` : '';
       return `<tr class="node" data-mac="${esc(x.mac)}" data-state="${esc(x.state)}"><td><code>${esc(x.mac)}</code></td><td>${esc(x.hostname ?? (x.configured ? '–' : 'unknown node'))}</td><td>${esc(x.target ?? (x.configured ? 'menu' : '–'))}</td>
-<td class="${STATE_CLASS[x.state] ?? ''}">${esc(state)}</td><td>${esc(x.updated ? x.updated.slice(0, 19).replace('T', ' ') : '–')}</td><td>${esc(x.address ?? '–')}</td><td>${esc(x.message ?? '')}${log}</td></tr>`;
+<td class="${STATE_CLASS[x.state] ?? ''}">${esc(state)}</td><td>${x.bytes === undefined ? '–' : esc(formatBytes(x.bytes))}</td><td>${x.seconds === undefined ? '–' : esc(formatElapsed(x.seconds * 1000))}</td><td>${esc(x.updated ? x.updated.slice(0, 19).replace('T', ' ') : '–')}</td><td>${esc(x.address ?? '–')}</td><td>${esc(x.message ?? '')}${log}</td></tr>`;
     })
     .join('\n');
   return `<p>Release <b>${esc(n.release)}</b> (${esc(n.build)}) is served to nodes that boot <code>/netboot/boot.ipxe</code>; unknown nodes: ${esc(n.unknown)}. <a href="/api/netboot">/api/netboot</a></p>
-<table class="netboot"><thead><tr><th>MAC</th><th>hostname</th><th>target</th><th>state</th><th>updated (UTC)</th><th>address</th><th>message</th></tr></thead>
-${rows || '<tr><td colspan="7" class="muted">no node has booted yet and none is configured (netboot.nodes in osbake.yaml)</td></tr>'}</table>`;
+<table class="netboot"><thead><tr><th>MAC</th><th>hostname</th><th>target</th><th>state</th><th>fetched</th><th>time</th><th>updated (UTC)</th><th>address</th><th>message</th></tr></thead>
+${rows || '<tr><td colspan="9" class="muted">no node has booted yet and none is configured (netboot.nodes in osbake.yaml)</td></tr>'}</table>`;
 }
 
 /** The whole page. */

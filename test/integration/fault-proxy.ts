@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 
 export interface FaultProxy {
   port: number;
-  /** Answers cut and bytes flipped so far; body bytes passed to the node. */
-  stats: { cut: number; corrupted: number; requests: number; bytes: number };
+  /** Answers cut and bytes flipped so far; payload bytes passed to the node. */
+  stats: { cut: number; corrupted: number; requests: number; payloadBytes: number };
   close(): Promise<void>;
 }
 
@@ -22,7 +22,7 @@ export async function startFaultProxy(
   /** cuts: how many long range answers are cut; corruptAt: the payload offset flipped in every answer. */
   fault: { cuts?: number; corruptAt?: number },
 ): Promise<FaultProxy> {
-  const stats = { cut: 0, corrupted: 0, requests: 0, bytes: 0 };
+  const stats = { cut: 0, corrupted: 0, requests: 0, payloadBytes: 0 };
   const server: Server = createServer((req, res) => {
     stats.requests++;
     const up = request(
@@ -53,14 +53,14 @@ export async function startFaultProxy(
             }
           }
           if (cutThis && sent + out.length >= 2 ** 20) {
-            stats.bytes += 2 ** 20 - sent;
+            if (isPayload) stats.payloadBytes += 2 ** 20 - sent;
             res.write(out.subarray(0, 2 ** 20 - sent));
             upRes.destroy();
             res.socket?.destroy();
             return;
           }
           sent += out.length;
-          stats.bytes += out.length;
+          if (isPayload) stats.payloadBytes += out.length;
           res.write(out);
         });
         upRes.on('end', () => res.end());

@@ -713,18 +713,30 @@ describe('osbake build usb-installer', () => {
       expect(n1.serial, n1.serial.slice(-3000)).toMatch(
         /the piece at byte \d+ of payload\.zst is still damaged after 3 downloads/,
       );
-      // Compressed on the wire: what the clean link carried for a whole install.
-      const wire = proxies[1]?.stats.bytes ?? 0;
+      // Compressed on the wire: the payload bytes the clean link carried for a whole install — the
+      // compressed payload once, not the ranges' raw bytes; the node's own count agrees.
+      const wire = proxies[1]?.stats.payloadBytes ?? 0;
       console.log(
         `netboot bytes on the wire for ${n2.hostname}: ${wire} (${(wire / 2 ** 20).toFixed(1)} MiB)`,
       );
-      expect(wire).toBeLessThan(250 * 2 ** 20);
+      // ... the compressed payload once (plus the lists), not the ranges' raw bytes.
+      expect(wire).toBeGreaterThanOrEqual(zstBytes);
+      expect(wire).toBeLessThan(zstBytes + 2 ** 20);
+      expect(n2.serial).toContain(`fetched ${wire} bytes of payload.zst`);
       expect(n1.serial).toContain('OSBAKE-INSTALL: FAILED');
       // What the server knows: failed (with the log), done, and an unknown node is refused.
       const api = async () =>
         (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as {
           release: string;
-          nodes: { mac: string; state: string; message?: string; log?: string; hostname?: string }[];
+          nodes: {
+            mac: string;
+            state: string;
+            message?: string;
+            log?: string;
+            hostname?: string;
+            bytes?: number;
+            seconds?: number;
+          }[];
         };
       const unknown = await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=52:54:00:ff:ff:ff`);
       expect(await unknown.text()).toContain('is not a node of this server');
@@ -736,6 +748,9 @@ describe('osbake build usb-installer', () => {
       expect(state(n1.mac)?.log).toContain('OSBAKE-INSTALL: FAILED');
       expect(state(n2.mac)?.state).toBe('done');
       expect(state(n3.mac)?.state).toBe('done');
+      // What the installer reported: the bytes it fetched (as the link counted them), and its time.
+      expect(state(n2.mac)?.bytes).toBe(wire);
+      expect(state(n2.mac)?.seconds).toBeGreaterThan(0);
       // ... and its grub.cfg now sends it to its disk (rewritten from the node records).
       const toDisk = `${n3.mac} installed ${RELEASE}; booting from its disk`;
       for (
@@ -753,7 +768,7 @@ describe('osbake build usb-installer', () => {
       expect(again).toContain('exit 0');
       const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
       expect(page).toContain('Network installs');
-      const listed = await runCli(['netboot', 'nodes'], project.dir, env);
+      const listed = await runCli(['netboot', 'status'], project.dir, env);
       expect(listed.code, listed.stderr).toBe(0);
       expect(listed.stdout).toMatch(/52:54:00:0b:00:02\s+node02\s+done/);
       expect(listed.stdout).toMatch(/52:54:00:0b:00:01\s+node01\s+failed/);

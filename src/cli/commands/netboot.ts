@@ -9,14 +9,15 @@ export function registerNetboot(program: Command): void {
     );
   const projectDir = () => program.opts<GlobalOptions>().project ?? process.cwd();
   netboot
-    .command('nodes')
+    .command('status')
+    .alias('nodes')
     .description(
-      'what each node reported (booted, writing N %, verified, done, failed), and the configured ones',
+      'every node: MAC, name, state (booted, writing N %, verified, done, failed), payload bytes it fetched, how long the install took, its last log line',
     )
-    .option('--json', 'as JSON')
+    .option('--json', 'as JSON (with the last 40 log lines and every state change)')
     .action(async (opts: { json?: boolean }) => {
-      const { runNetbootNodes } = await import('../../netboot/run-netboot.js');
-      await runNetbootNodes({ projectDir: projectDir(), ...opts });
+      const { runNetbootStatus } = await import('../../netboot/run-netboot.js');
+      await runNetbootStatus({ projectDir: projectDir(), ...opts });
     });
   netboot
     .command('reinstall')
