@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,29 +19,9 @@ import {
   readNodes,
   updateNode,
 } from './netboot.js';
+import { config, dirs, release, removeDirs } from './test-fixtures.js';
 
-const release = {
-  release: 'r1',
-  dir: '/cache/x',
-  files: ['vmlinuz', 'initrd.img', 'payload.bin'],
-  stickSha256: 'a'.repeat(64),
-  build: 'debian12-base-r1-main-0123abcd',
-  ranges: 3,
-  payloadBytes: 1000,
-  payloadFile: 'payload.zst' as const,
-  checked: 'ok',
-};
-const config = NetbootSchema.parse({
-  unknown: 'refuse',
-  nodes: {
-    '52-54-00-AA-BB-01': { hostname: 'node01', target: 'vda', then: 'reboot' },
-    '525400aabb02': { target: '/dev/nvme0n1' },
-  },
-});
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+afterAll(removeDirs);
 
 describe('netboot config', () => {
   it('normalizes MAC addresses in any spelling and refuses what is not one', () => {

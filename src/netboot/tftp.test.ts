@@ -1,34 +1,14 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NetbootSchema } from '../config/netboot.js';
 import { dnsmasqConfig } from './dnsmasq.js';
 import { type NodeRecord, updateNode } from './netboot.js';
+import { config, dirs, release, removeDirs } from './test-fixtures.js';
 import { grubNetConfig, prepareTftpRoot, refreshGrubConfig } from './tftp.js';
 
-const release = {
-  release: 'r1',
-  dir: '/cache/x',
-  files: ['vmlinuz', 'initrd.img'],
-  stickSha256: 'a'.repeat(64),
-  build: 'debian12-base-r1-main-0123abcd',
-  ranges: 3,
-  payloadBytes: 1000,
-  payloadFile: 'payload.zst' as const,
-  checked: 'ok',
-};
-const config = NetbootSchema.parse({
-  unknown: 'refuse',
-  nodes: {
-    '52-54-00-AA-BB-01': { hostname: 'node01', target: 'vda', then: 'reboot' },
-    '525400aabb02': { target: '/dev/nvme0n1' },
-  },
-});
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+afterAll(removeDirs);
 const done = (mac: string): NodeRecord => ({ mac, state: 'done', release: 'r1', updated: '', events: [] });
 
 describe('grub.cfg of the Secure Boot chain', () => {
