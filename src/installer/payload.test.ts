@@ -121,6 +121,8 @@ describe('payload pieces', () => {
         work: dir,
         log,
         signal: new AbortController().signal,
+        level: 3,
+        parallel: 3,
       });
       expect(pieces.map((p) => [p.offset, p.length])).toEqual([
         [0, 4096],

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import type { Logger } from '../log/logger.js';
@@ -104,8 +105,15 @@ export function formatPiecesFile(pieces: readonly Piece[]): string {
 }
 
 /**
+ * zstd level of the payload: 19 makes debian12-base's 1.13 GiB of data 35 % smaller than level 3
+ * (what nodes fetch and sticks hold; decompression is as fast), at ~5 s of one core per piece —
+ * paid once per release, pieces compressed side by side on every core.
+ */
+export const PAYLOAD_ZSTD_LEVEL = 19;
+
+/**
  * Compress `packed` (the ranges back to back) piece by piece into `out`: one zstd frame each,
- * concatenated (still one valid .zst stream). Returns the pieces with their frames' places.
+ * concatenated in order (still one valid .zst stream). Returns the pieces with their frames' places.
  */
 export async function compressPieces(o: {
   packed: string;
@@ -114,38 +122,64 @@ export async function compressPieces(o: {
   work: string;
   log: Logger;
   signal: AbortSignal;
+  level?: number;
+  /** Pieces compressed at once (default: one per core). */
+  parallel?: number;
+  progress?: ByteProgress;
 }): Promise<Piece[]> {
+  const list = pieceRanges(o.ranges);
+  const starts: number[] = [];
+  list.reduce((at, p) => {
+    starts.push(at);
+    return at + p.length;
+  }, 0);
+  const frameFile = (i: number) => `${o.work}/piece-${i}.zst`;
   const src = await open(o.packed, 'r');
+  try {
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < list.length; i = next++) {
+        const p = list[i] as ByteRange;
+        const buf = Buffer.alloc(p.length);
+        const { bytesRead } = await src.read(buf, 0, p.length, starts[i]);
+        if (bytesRead !== p.length) throw new Error(`${o.packed}: short read at ${starts[i]}`);
+        const raw = `${o.work}/piece-${i}.bin`;
+        await writeFile(raw, buf);
+        await run(['zstd', '-q', '-f', '-T1', `-${o.level ?? PAYLOAD_ZSTD_LEVEL}`, raw, '-o', frameFile(i)], {
+          log: o.log,
+          signal: o.signal,
+        });
+        await rm(raw, { force: true });
+        o.progress?.add(p.length);
+      }
+    };
+    const n = Math.max(1, Math.min(o.parallel ?? availableParallelism(), list.length));
+    await Promise.all(Array.from({ length: n }, worker));
+  } catch (err) {
+    await Promise.all(list.map((_, i) => rm(frameFile(i), { force: true })));
+    throw err;
+  } finally {
+    await src.close();
+  }
   const dst = await open(o.out, 'w');
   const pieces: Piece[] = [];
-  const raw = `${o.work}/piece.bin`;
-  const zst = `${o.work}/piece.zst`;
-  let at = 0;
   let zstAt = 0;
   try {
-    for (const p of pieceRanges(o.ranges)) {
-      const buf = Buffer.alloc(p.length);
-      const { bytesRead } = await src.read(buf, 0, p.length, at);
-      if (bytesRead !== p.length) throw new Error(`${o.packed}: short read at ${at}`);
-      await writeFile(raw, buf);
-      await run(['zstd', '-q', '-f', '-T0', '-3', raw, '-o', zst], { log: o.log, signal: o.signal });
-      const frame = await readFile(zst);
+    for (const [i, p] of list.entries()) {
+      const frame = await readFile(frameFile(i));
       await dst.write(frame);
+      await rm(frameFile(i), { force: true });
       pieces.push({
         ...p,
         zstOffset: zstAt,
         zstLength: frame.length,
         sha256: createHash('sha256').update(frame).digest('hex'),
       });
-      at += p.length;
       zstAt += frame.length;
     }
     await dst.sync();
   } finally {
-    await src.close();
     await dst.close();
-    await rm(raw, { force: true });
-    await rm(zst, { force: true });
   }
   return pieces;
 }
@@ -223,9 +257,21 @@ export async function preparePayload(o: {
   o.bytes?.end();
   const rangesFile = `${o.dir}/payload.ranges`;
   await writeFile(rangesFile, formatRangesFile(hashed, bmap.imageSize));
-  o.progress(`compressing ${Math.round(dataBytes / 2 ** 20)} MiB of data (zstd, one frame per piece)`);
+  o.progress(
+    `compressing ${Math.round(dataBytes / 2 ** 20)} MiB of data (zstd -${PAYLOAD_ZSTD_LEVEL}, one frame per piece, ${availableParallelism()} at once)`,
+  );
   const packedFile = `${o.dir}/payload.zst`;
-  const pieces = await compressPieces({ packed, out: packedFile, ranges, work: o.dir, log, signal });
+  o.bytes?.start('compressing', dataBytes);
+  const pieces = await compressPieces({
+    packed,
+    out: packedFile,
+    ranges,
+    work: o.dir,
+    log,
+    signal,
+    ...(o.bytes ? { progress: o.bytes } : {}),
+  });
+  o.bytes?.end();
   const piecesFile = `${o.dir}/payload.pieces`;
   await writeFile(piecesFile, formatPiecesFile(pieces));
   await rm(packed, { force: true });
