@@ -462,10 +462,13 @@ describe('osbake build usb-installer', () => {
           'SHA256SUMS.asc',
           `${baseBuild}.bmap`,
           'image.txt',
+          'payload.pieces',
           'payload.ranges',
           'payload.zst',
         ].sort(),
       );
+      // Debian's signed shim and grubnetx64 for serve --netboot's Secure Boot chain.
+      expect((await readdir(join(mnt, 'boot/netboot'))).sort()).toEqual(['bootx64.efi', 'grubx64.efi']);
       expect(await readFile(join(mnt, 'package/site-config.tar'), 'utf8')).toBe(
         'site configuration payload\n',
       );
