@@ -69,6 +69,10 @@ describe('grub.cfg of the Secure Boot chain', () => {
     const cfg = join(nb.tftpDir, 'grub', 'grub.cfg');
     expect(await readFile(cfg, 'utf8')).toContain('osbake.hostname=node01');
     expect(await refreshGrubConfig(nb, 8080)).toBe(false);
+    // A file where the TFTP root belongs: a clear error, nothing written elsewhere.
+    const other = { ...nb, tftpDir: join(root, 'not-a-dir') };
+    await writeFile(other.tftpDir, 'x');
+    await expect(prepareTftpRoot(other, 8080)).rejects.toMatchObject({ code: 'E_INPUT' });
     await updateNode(nb.nodesDir, '52:54:00:aa:bb:01', { state: 'done', release: 'r1' });
     expect(await refreshGrubConfig(nb, 8080)).toBe(true);
     expect(await readFile(cfg, 'utf8')).toContain('booting from its disk');

@@ -14,11 +14,12 @@
  * release's signature exactly as on the stick.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceAtomically, writeFileAtomically } from '../config/atomic.js';
 import { type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
 import type { Project } from '../config/project.js';
+import { checkDirectory } from '../fsx/input.js';
 import { installerArgs, type NetbootContext, type NodeRecord, readNodes } from './netboot.js';
 
 /** The files a TFTP root holds besides grub/ and the release's directory. */
@@ -128,6 +129,9 @@ async function place(from: string, to: string): Promise<void> {
 export async function prepareTftpRoot(nb: NetbootContext, port: number): Promise<TftpRoot> {
   const dir = nb.tftpDir;
   const src = nb.release.dir;
+  // A file where the directory belongs is said plainly (a link to a directory is the user's choice).
+  await checkDirectory(dir, 'the TFTP root');
+  await checkDirectory(join(dir, 'grub'), "the TFTP root's grub directory");
   await mkdir(join(dir, 'grub'), { recursive: true });
   const secureBoot = existsSync(join(src, SHIM)) && existsSync(join(src, NET_GRUB));
   if (secureBoot) {
@@ -146,12 +150,16 @@ export async function prepareTftpRoot(nb: NetbootContext, port: number): Promise
   return { dir, secureBoot, ipxe };
 }
 
-/** Write grub/grub.cfg from the node records when it would change. */
+/** What this process last wrote to each grub.cfg (never read back: whatever sits there is replaced). */
+const written = new Map<string, string>();
+
+/** Write grub/grub.cfg from the node records when it would change (always the first time). */
 export async function refreshGrubConfig(nb: NetbootContext, port: number): Promise<boolean> {
   const file = join(nb.tftpDir, 'grub', 'grub.cfg');
   const text = grubNetConfig(nb, await readNodes(nb.nodesDir), port);
-  if ((await readFile(file, 'utf8').catch(() => '')) === text) return false;
+  if (written.get(file) === text) return false;
   await writeFileAtomically(file, text);
+  written.set(file, text);
   return true;
 }
 
