@@ -595,7 +595,7 @@ describe('osbake build usb-installer', () => {
   // VMs at once with user networking: two boot QEMU's iPXE ROM and reach the server through a proxy
   // of their own — a clean one (OVMF), and a link that cuts twice and corrupts a range (SeaBIOS);
   // the third (OVMF, Secure Boot enforced) boots the signed chain over TFTP from osbake's directory.
-  it('installs three nodes at once over the network: OVMF by iPXE installs and its disk boots; OVMF with Secure Boot by shim → GRUB over TFTP installs; SeaBIOS through a link that cuts and corrupts resumes, then refuses the range that stays wrong', async () => {
+  it('installs three nodes at once over the network: OVMF by iPXE installs and its disk boots; OVMF with Secure Boot by shim → GRUB over TFTP installs; SeaBIOS through a link that cuts and damages a piece resumes, then refuses the piece after 3 downloads', async () => {
     expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
     const dir = await mkdtemp(join(work, 'netboot-'));
     const NODES = [
