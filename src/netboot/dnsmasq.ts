@@ -70,10 +70,13 @@ export function checkDnsmasqOptions(o: DnsmasqOptions): {
     const [first = '', last = '', extra] = o.dhcpRange.split(',');
     const toInt = (a: string) => a.split('.').reduce((n, x) => n * 256 + Number(x), 0);
     const mask = bits === undefined ? 0 : 2 ** 32 - 2 ** (32 - Number(bits));
+    const size = 2 ** (32 - Number(bits));
+    // A host address of the subnet: neither its network nor (from /30 up) its broadcast address.
     const inNet = (a: string) =>
       IPV4.test(a) &&
       isHostIPv4(a) &&
-      Math.floor(toInt(a) / 2 ** (32 - Number(bits))) === Math.floor(toInt(net) / 2 ** (32 - Number(bits)));
+      Math.floor(toInt(a) / size) === Math.floor(toInt(net) / size) &&
+      (size <= 2 || (toInt(a) % size !== 0 && toInt(a) % size !== size - 1));
     if (
       bits === undefined ||
       extra !== undefined ||

@@ -107,13 +107,15 @@ describe('dnsmasq-config', () => {
     expect(dnsmasqConfig({ ...o, subnet: '10.1.0.0/16', dhcpRange: '10.1.2.3,10.1.9.9' })).toContain(
       'dhcp-range=10.1.2.3,10.1.9.9,255.255.0.0,12h',
     );
-    expect(dnsmasqConfig({ ...o, proxy: undefined } as never)).toContain('GRUB (the Secure Boot chain');
+    expect(dnsmasqConfig(o)).toContain('GRUB (the Secure Boot chain');
     for (const r of [
       '10.0.1.5,10.0.1.9',
       '10.0.0.9,10.0.0.5',
       '10.0.0.5',
       '10.0.0.5,10.0.0.9,x',
       '10.0.0.5,10.0.0.9\nport=53',
+      '10.0.0.0,10.0.0.9',
+      '10.0.0.5,10.0.0.255',
     ]) {
       expect(() => dnsmasqConfig({ ...o, subnet: '10.0.0.0/24', dhcpRange: r }), r).toThrow(/--dhcp-range/);
     }
