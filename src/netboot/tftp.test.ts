@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +70,16 @@ describe('grub.cfg of the Secure Boot chain', () => {
     const cfg = join(nb.tftpDir, 'grub', 'grub.cfg');
     expect(await readFile(cfg, 'utf8')).toContain('osbake.hostname=node01');
     expect(await refreshGrubConfig(nb, 8080)).toBe(false);
+    // Serving another release removes what osbake placed for this one, and nothing else.
+    await mkdir(join(nb.tftpDir, 'mine'));
+    await writeFile(join(nb.tftpDir, 'mine', 'keep'), 'the user');
+    await prepareTftpRoot({ ...nb, release: { ...nb.release, release: 'r2' } }, 8080);
+    expect(existsSync(join(nb.tftpDir, 'r1'))).toBe(false);
+    expect(await readFile(join(nb.tftpDir, 'r2', 'vmlinuz'), 'utf8')).toBe('vmlinuz');
+    expect(existsSync(join(nb.tftpDir, 'mine', 'keep'))).toBe(true);
+    await prepareTftpRoot(nb, 8080);
+    expect(existsSync(join(nb.tftpDir, 'r2'))).toBe(false);
+    expect(existsSync(join(nb.tftpDir, 'r1', 'initrd.img'))).toBe(true);
     // A file where the TFTP root belongs: a clear error, nothing written elsewhere.
     const other = { ...nb, tftpDir: join(root, 'not-a-dir') };
     await writeFile(other.tftpDir, 'x');

@@ -14,12 +14,13 @@
  * release's signature exactly as on the stick.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceAtomically, writeFileAtomically } from '../config/atomic.js';
 import { type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
 import type { Project } from '../config/project.js';
-import { checkDirectory } from '../fsx/input.js';
+import { RELEASE_NAME_RE } from '../config/releases.js';
+import { checkDirectory, INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
 import { installerArgs, type NetbootContext, type NodeRecord, readNodes } from './netboot.js';
 
 /** The files a TFTP root holds besides grub/ and the release's directory. */
@@ -140,6 +141,7 @@ export async function prepareTftpRoot(nb: NetbootContext, port: number): Promise
   }
   await mkdir(join(dir, nb.release.release), { recursive: true });
   for (const f of ['vmlinuz', 'initrd.img']) await place(join(src, f), join(dir, nb.release.release, f));
+  await pruneReleases(dir, nb.release.release);
   const ipxe: string[] = [];
   for (const f of IPXE_FILES) {
     if (!existsSync(join(IPXE_DIR, f))) continue;
@@ -152,6 +154,39 @@ export async function prepareTftpRoot(nb: NetbootContext, port: number): Promise
 
 /** What this process last wrote to each grub.cfg (never read back: whatever sits there is replaced). */
 const written = new Map<string, string>();
+
+/** The record of the release directories osbake put into a TFTP root (the only ones it removes). */
+const PLACED = '.osbake-releases.json';
+
+/**
+ * Remove the release directories osbake placed for releases served before (a kernel and an
+ * initramfs each), as recorded in PLACED; record the current one. Anything else there stays.
+ */
+async function pruneReleases(dir: string, current: string): Promise<void> {
+  const file = join(dir, PLACED);
+  let placed: string[] = [];
+  try {
+    const data = parseInputJson(
+      file,
+      await readInputText(file, {
+        what: 'the TFTP root record',
+        maxBytes: INPUT_CAPS.record,
+        noSymlink: true,
+      }),
+      'the TFTP root record',
+    );
+    if (Array.isArray(data)) placed = data.filter((x): x is string => typeof x === 'string');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  for (const r of placed) {
+    // Names as osbake writes them only (a record edited to say "../x" removes nothing).
+    if (r === current || !RELEASE_NAME_RE.test(r)) continue;
+    for (const f of ['vmlinuz', 'initrd.img']) await rm(join(dir, r, f), { force: true });
+    await rmdir(join(dir, r)).catch(() => undefined);
+  }
+  await writeFileAtomically(file, `${JSON.stringify([current])}\n`);
+}
 
 /** Write grub/grub.cfg from the node records when it would change (always the first time). */
 export async function refreshGrubConfig(nb: NetbootContext, port: number): Promise<boolean> {
