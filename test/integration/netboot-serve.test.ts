@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firmwareArgs, OVMF } from '../../src/builders/boot-test/qemu-args.js';
+import type { NetbootView } from '../../src/netboot/netboot.js';
 import {
   CLI,
   debianSignedNetChain,
@@ -297,18 +298,7 @@ describe('osbake serve --netboot', () => {
         expect((await post('mac=52:54:00:0c:00:99&state=booted')).status).toBe(403);
         expect((await post(`mac=${NODE}&state=booted&log=${'x'.repeat(200_000)}`)).status).toBe(413);
         expect((await http(port, 'GET', '/netboot/report')).status).toBe(405);
-        const api = JSON.parse((await http(port, 'GET', '/api/netboot')).body.toString()) as {
-          release: string;
-          nodes: {
-            mac: string;
-            state: string;
-            message?: string;
-            log?: string;
-            hostname?: string;
-            address?: string;
-            events: { state: string }[];
-          }[];
-        };
+        const api = JSON.parse((await http(port, 'GET', '/api/netboot')).body.toString()) as NetbootView;
         expect(api.release).toBe('r1');
         const n = api.nodes.find((x) => x.mac === NODE);
         expect(n).toMatchObject({

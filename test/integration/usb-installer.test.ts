@@ -17,6 +17,7 @@ import { sha256File } from '../../src/artifacts/checksum.js';
 import { bootTest } from '../../src/builders/boot-test/boot-test.js';
 import { type Firmware, firmwareArgs, OVMF } from '../../src/builders/boot-test/qemu-args.js';
 import { createNullLogger } from '../../src/log/logger.js';
+import type { NetbootView } from '../../src/netboot/netboot.js';
 import { startFaultProxy } from './fault-proxy.js';
 import {
   git,
@@ -729,18 +730,7 @@ describe('osbake build usb-installer', () => {
       expect(n1.serial).toContain('OSBAKE-INSTALL: FAILED');
       // What the server knows: failed (with the log), done, and an unknown node is refused.
       const api = async () =>
-        (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as {
-          release: string;
-          nodes: {
-            mac: string;
-            state: string;
-            message?: string;
-            log?: string;
-            hostname?: string;
-            bytes?: number;
-            seconds?: number;
-          }[];
-        };
+        (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as NetbootView;
       const unknown = await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=52:54:00:ff:ff:ff`);
       expect(await unknown.text()).toContain('is not a node of this server');
       const view = await api();
