@@ -69,8 +69,8 @@ export function checkDnsmasqOptions(o: DnsmasqOptions): {
   if (o.dhcpRange !== undefined) {
     const [first = '', last = '', extra] = o.dhcpRange.split(',');
     const toInt = (a: string) => a.split('.').reduce((n, x) => n * 256 + Number(x), 0);
-    const mask = bits === undefined ? 0 : 2 ** 32 - 2 ** (32 - Number(bits));
     const size = 2 ** (32 - Number(bits));
+    const mask = 2 ** 32 - size;
     // A host address of the subnet: neither its network nor (from /30 up) its broadcast address.
     const inNet = (a: string) =>
       IPV4.test(a) &&
