@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -70,6 +70,11 @@ describe('grub.cfg of the Secure Boot chain', () => {
     const cfg = join(nb.tftpDir, 'grub', 'grub.cfg');
     expect(await readFile(cfg, 'utf8')).toContain('osbake.hostname=node01');
     expect(await refreshGrubConfig(nb, 8080)).toBe(false);
+    // Another stick's shim of the same size replaces the one there (a copy is newer than its source).
+    await writeFile(join(src, 'bootx64.efi'), 'BOOTX64.EFI');
+    await utimes(join(src, 'bootx64.efi'), new Date('2026-01-01'), new Date('2026-01-01'));
+    await prepareTftpRoot(nb, 8080);
+    expect(await readFile(join(nb.tftpDir, 'bootx64.efi'), 'utf8')).toBe('BOOTX64.EFI');
     // Serving another release removes what osbake placed for this one, and nothing else.
     await mkdir(join(nb.tftpDir, 'mine'));
     await writeFile(join(nb.tftpDir, 'mine', 'keep'), 'the user');

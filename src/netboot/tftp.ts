@@ -116,10 +116,12 @@ export interface TftpRoot {
   ipxe: string[];
 }
 
-/** Copy a file in whole (temp + rename), unless the same size and time are there already. */
+/**
+ * Copy a file in whole (temp + rename). Always: size and time cannot tell another release's shim
+ * or kernel from the one there (a copy is newer than its source); a node mid-download keeps the
+ * old file, which the rename only unlinks.
+ */
 async function place(from: string, to: string): Promise<void> {
-  const [a, b] = await Promise.all([stat(from), stat(to).catch(() => undefined)]);
-  if (b && b.size === a.size && b.mtimeMs >= a.mtimeMs) return;
   await replaceAtomically(to, (tmp) => copyFile(from, tmp));
 }
 
@@ -151,9 +153,6 @@ export async function prepareTftpRoot(nb: NetbootContext, port: number): Promise
   await refreshGrubConfig(nb, port);
   return { dir, secureBoot, ipxe };
 }
-
-/** What this process last wrote to each grub.cfg (never read back: whatever sits there is replaced). */
-const written = new Map<string, string>();
 
 /** The record of the release directories osbake put into a TFTP root (the only ones it removes). */
 const PLACED = '.osbake-releases.json';
@@ -187,6 +186,9 @@ async function pruneReleases(dir: string, current: string): Promise<void> {
   }
   await writeFileAtomically(file, `${JSON.stringify([current])}\n`);
 }
+
+/** What this process last wrote to each grub.cfg (never read back: whatever sits there is replaced). */
+const written = new Map<string, string>();
 
 /** Write grub/grub.cfg from the node records when it would change (always the first time). */
 export async function refreshGrubConfig(nb: NetbootContext, port: number): Promise<boolean> {
