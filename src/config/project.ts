@@ -9,6 +9,7 @@ import { makeDirsSync } from '../fsx/input.js';
 import { ledgerOf, useLedger } from '../fsx/owned.js';
 import { loadYamlConfig } from './load.js';
 import { NetbootSchema } from './netboot.js';
+import { checkNodes, NodeSchema } from './nodes.js';
 import { parseSshAddress, parseSshUrl } from './ssh-target.js';
 
 export const PROJECT_FILE = 'osbake.yaml';
@@ -270,12 +271,19 @@ export const ProjectConfigSchema = z
       })
       .strict()
       .prefault({}),
+    nodes: z
+      .record(z.string(), NodeSchema)
+      .default({})
+      .describe(
+        "the cluster's machines by name: MAC/serial, hostname, target, addresses, SSH keys, files (network and stick installs)",
+      ),
     netboot: NetbootSchema.prefault({}).describe(
-      'osbake serve --netboot: per-node settings by MAC address, what unknown nodes get',
+      'osbake serve --netboot: what unknown nodes get, the server URL, kernel arguments (netboot.nodes: the older spelling of nodes:)',
     ),
   })
   .strict()
   .superRefine((c, ctx) => {
+    checkNodes(c.nodes, c.netboot, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
     const seen = new Set<string>();
     c.hypervisors.forEach((h, i) => {
       if (seen.has(h.name))

@@ -3,9 +3,12 @@
  * installer needs (with the libraries `ldd` names), the kernel modules that find disks (with their
  * dependencies from modules.dep), the /init script, packed with cpio (newc) and zstd.
  */
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
+import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
+import { INPUT_CAPS, readInputText } from '../fsx/input.js';
 import type { Logger } from '../log/logger.js';
 
 /** Modules every installer loads: virtio, SATA/AHCI, NVMe, SCSI disks, USB storage and keyboards, ext4. */
@@ -268,6 +271,8 @@ export async function initrdWithInit(o: {
   init: string;
   /** The keyring the installer checks the stick's SHA256SUMS.asc with (/etc/osbake/trusted.gpg). */
   trustedKeyring?: Buffer;
+  /** Shell libraries /init sources, by name (/lib/osbake/NAME): identity.sh. */
+  libs?: Record<string, string>;
   work: string;
   out: string;
   log: Logger;
@@ -278,6 +283,10 @@ export async function initrdWithInit(o: {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'init'), o.init, { mode: 0o755 });
   await chmod(join(dir, 'init'), 0o755);
+  for (const [name, text] of Object.entries(o.libs ?? {})) {
+    await mkdir(join(dir, 'lib/osbake'), { recursive: true });
+    await writeFile(join(dir, 'lib/osbake', name), text, { mode: 0o644 });
+  }
   if (o.trustedKeyring) {
     await mkdir(join(dir, 'etc/osbake'), { recursive: true });
     await writeFile(join(dir, 'etc/osbake/trusted.gpg'), o.trustedKeyring, { mode: 0o644 });
@@ -286,4 +295,33 @@ export async function initrdWithInit(o: {
   await packCpio(dir, initArchive, o.log, o.signal);
   await writeFile(o.out, Buffer.concat([await readFile(o.base), await readFile(initArchive)]));
   await rm(dir, { recursive: true, force: true });
+}
+
+/** Shell libraries an installer's /init sources (/lib/osbake/NAME), read from the image's installer/. */
+export const INSTALLER_LIBS = ['identity.sh'] as const;
+
+/**
+ * The libraries `init` sources, read beside it (through the input module). One that init names
+ * but the image definition lacks is refused here: a busybox PID 1 that sources a missing file exits
+ * and the kernel panics on the node.
+ */
+export async function installerLibs(imageDir: string, init: string): Promise<Record<string, string>> {
+  const libs: Record<string, string> = {};
+  for (const name of INSTALLER_LIBS) {
+    if (!init.includes(`/lib/osbake/${name}`)) continue;
+    const file = join(imageDir, 'installer', name);
+    if (!existsSync(file)) {
+      throw new UserError(
+        'E_IMAGE',
+        `${join(imageDir, 'installer', 'init')} sources /lib/osbake/${name}, but ${file} does not exist`,
+        "copy it from osbake's images/usb-installer/installer/",
+      );
+    }
+    libs[name] = await readInputText(file, {
+      what: 'installer library',
+      maxBytes: INPUT_CAPS.config,
+      within: imageDir,
+    });
+  }
+  return libs;
 }

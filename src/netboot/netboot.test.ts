@@ -19,7 +19,7 @@ import {
   readNodes,
   updateNode,
 } from './netboot.js';
-import { config, dirs, release, removeDirs } from './test-fixtures.js';
+import { config, dirs, nodes, release, removeDirs } from './test-fixtures.js';
 
 afterAll(removeDirs);
 
@@ -84,7 +84,7 @@ describe('netboot scripts', () => {
   });
 
   it('boots a known node with its settings on the kernel command line', () => {
-    const s = nodeScript('http://10.0.2.2:8080', { release, config }, '52:54:00:aa:bb:01', undefined);
+    const s = nodeScript('http://10.0.2.2:8080', { release, config, nodes }, '52:54:00:aa:bb:01', undefined);
     expect(s.kind).toBe('install');
     expect(s.script).toContain('kernel http://10.0.2.2:8080/netboot/r1/vmlinuz initrd=initrd.img ');
     expect(s.script).toContain('osbake.net=http://10.0.2.2:8080/netboot/r1 ');
@@ -93,18 +93,18 @@ describe('netboot scripts', () => {
       'osbake.mac=52:54:00:aa:bb:01 osbake.target=/dev/vda osbake.hostname=node01 osbake.then=reboot',
     );
     expect(s.script).toContain('initrd http://10.0.2.2:8080/netboot/r1/initrd.img\nboot\n');
-    const other = nodeScript('http://h', { release, config }, '52:54:00:aa:bb:02', undefined);
+    const other = nodeScript('http://h', { release, config, nodes }, '52:54:00:aa:bb:02', undefined);
     expect(other.script).toContain('osbake.target=/dev/nvme0n1');
     expect(other.script).not.toContain('osbake.hostname=');
   });
 
   it('refuses unknown nodes under unknown: refuse and gives them the menu otherwise', () => {
-    expect(nodeScript('http://h', { release, config }, '52:54:00:00:00:09', undefined)).toMatchObject({
+    expect(nodeScript('http://h', { release, config, nodes }, '52:54:00:00:00:09', undefined)).toMatchObject({
       kind: 'refuse',
     });
     const menu = nodeScript(
       'http://h',
-      { release, config: { ...config, unknown: 'menu' } },
+      { release, config: { ...config, unknown: 'menu' }, nodes },
       '52:54:00:00:00:09',
       undefined,
     );
@@ -119,12 +119,12 @@ describe('netboot scripts', () => {
       updated: '2026-11-30T10:00:00Z',
       events: [],
     };
-    const s = nodeScript('http://h', { release, config }, done.mac, done);
+    const s = nodeScript('http://h', { release, config, nodes }, done.mac, done);
     expect(s.kind).toBe('disk');
     expect(s.script).toContain('exit 0');
-    expect(nodeScript('http://h', { release, config }, done.mac, { ...done, state: 'reinstall' }).kind).toBe(
-      'install',
-    );
+    expect(
+      nodeScript('http://h', { release, config, nodes }, done.mac, { ...done, state: 'reinstall' }).kind,
+    ).toBe('install');
   });
 });
 
@@ -171,7 +171,7 @@ describe('netboot reports and node records', () => {
     expect(r.events[1]).toEqual({ state: 'writing', at: '2026-11-30T10:00:10.000Z', percent: 10 });
     expect(r.address).toBe('10.0.2.15');
     expect(JSON.parse(await readFile(join(dir, '52-54-00-aa-bb-01.json'), 'utf8')).state).toBe('done');
-    const view = nodesView(config, await readNodes(dir));
+    const view = nodesView(nodes, await readNodes(dir));
     expect(view.map((n) => [n.mac, n.state, n.configured, n.bytes, n.seconds])).toEqual([
       ['52:54:00:aa:bb:01', 'done', true, 5000, 60],
       ['52:54:00:aa:bb:02', 'waiting', true, undefined, undefined],
@@ -275,9 +275,9 @@ describe('netboot record limit', () => {
       const rec = { mac, state: 'booted', updated: '2026-12-06T00:00:00Z', events: [] };
       await writeFile(join(dir, `${mac.replaceAll(':', '-')}.json`), JSON.stringify(rec));
     }
-    expect(await mayRecord(dir, config, '52:54:00:aa:bb:01')).toBe(true);
-    expect(await mayRecord(dir, config, '52:54:00:00:00:09')).toBe(false);
-    expect(await mayRecord(dir, config, '02:00:00:00:00:01')).toBe(true); // its record may change
+    expect(await mayRecord(dir, nodes, '52:54:00:aa:bb:01')).toBe(true);
+    expect(await mayRecord(dir, nodes, '52:54:00:00:00:09')).toBe(false);
+    expect(await mayRecord(dir, nodes, '02:00:00:00:00:01')).toBe(true); // its record may change
   });
   it('a damaged record, a FIFO or a symlink as a record is an error naming it, not silently dropped', async () => {
     const { writeFile, symlink } = await import('node:fs/promises');

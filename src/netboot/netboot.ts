@@ -9,7 +9,8 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../config/atomic.js';
-import { type NetbootConfig, type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
+import { type NetbootConfig, normalizeMac } from '../config/netboot.js';
+import { type ClusterNode, nodeByMac } from '../config/nodes.js';
 import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { checkDirectory, INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
@@ -18,6 +19,10 @@ import type { NetbootRelease } from './files.js';
 export interface NetbootContext {
   release: NetbootRelease;
   config: NetbootConfig;
+  /** The project's nodes (nodes: and netboot.nodes, merged). */
+  nodes: readonly ClusterNode[];
+  /** The project's root: node files' sources are read from it. */
+  root: string;
   /** nodesDirOf(project) */
   nodesDir: string;
   /** tftpDirOf(project): the Secure Boot chain's TFTP root. */
@@ -79,7 +84,7 @@ export function installerArgs(
   base: string,
   release: string,
   mac: string,
-  node: NetbootNode | undefined,
+  node: ClusterNode | undefined,
   cfg: NetbootConfig,
 ): string {
   return [
@@ -105,11 +110,11 @@ export type NodeScript = { kind: 'install' | 'refuse' | 'disk'; script: string }
 /** A node's own script (pure): install, refused, or "boot from disk" once it reported done. */
 export function nodeScript(
   base: string,
-  ctx: Pick<NetbootContext, 'release' | 'config'>,
+  ctx: Pick<NetbootContext, 'release' | 'config' | 'nodes'>,
   mac: string,
   record: NodeRecord | undefined,
 ): NodeScript {
-  const node = netbootNode(ctx.config, mac);
+  const node = nodeByMac(ctx.nodes, mac);
   const r = ctx.release.release;
   if (!node && ctx.config.unknown === 'refuse') {
     return {
@@ -175,13 +180,11 @@ export function parseReport(body: string): Report | string {
 export const MAX_UNKNOWN_RECORDS = 4096;
 
 /** May a record be made for this MAC? Configured nodes always; others while there are few records. */
-export async function mayRecord(dir: string, config: NetbootConfig, mac: string): Promise<boolean> {
-  if (netbootNode(config, mac)) return true;
+export async function mayRecord(dir: string, nodes: readonly ClusterNode[], mac: string): Promise<boolean> {
+  if (nodeByMac(nodes, mac)) return true;
   if (await readNode(dir, mac)) return true;
   const names = await readdir(dir).catch(() => [] as string[]);
-  return (
-    names.filter((n) => n.endsWith('.json')).length < MAX_UNKNOWN_RECORDS + Object.keys(config.nodes).length
-  );
+  return names.filter((n) => n.endsWith('.json')).length < MAX_UNKNOWN_RECORDS + nodes.length;
 }
 
 function recordFile(dir: string, mac: string): string {
@@ -282,7 +285,11 @@ export interface NetbootView {
 }
 
 export type NodeView = NodeRecord & {
+  /** The node's name in osbake.yaml nodes: (configured nodes). */
+  name?: string;
   hostname?: string;
+  /** Its static addresses (nodes.NAME.network.addresses). */
+  addresses?: string[];
   target?: string;
   then?: string;
   configured: boolean;
@@ -305,20 +312,31 @@ export function installSeconds(
 }
 
 /** Configured nodes (waiting until they boot), then the others, by MAC (pure). */
-export function nodesView(config: NetbootConfig, records: NodeRecord[], now = Date.now()): NodeView[] {
+export function nodesView(
+  configured: readonly ClusterNode[],
+  records: NodeRecord[],
+  now = Date.now(),
+): NodeView[] {
   const byMac = new Map(records.map((r) => [r.mac, r]));
   const nodes: NodeView[] = [];
-  for (const key of Object.keys(config.nodes)) {
-    const mac = normalizeMac(key);
+  for (const n of configured) {
+    const mac = n.macs[0];
+    // A node without a MAC (found by its serial on the stick) never boots from the network.
     if (!mac) continue;
-    const n = netbootNode(config, mac);
-    const r = byMac.get(mac) ?? { mac, state: 'waiting' as const, updated: '', events: [] };
-    byMac.delete(mac);
+    // Its record: that of whichever of its NICs booted last.
+    const mine = n.macs
+      .map((m) => byMac.get(m))
+      .filter((x): x is NodeRecord => x !== undefined)
+      .sort((a, b) => b.updated.localeCompare(a.updated));
+    for (const m of n.macs) byMac.delete(m);
+    const r = mine[0] ?? { mac, state: 'waiting' as const, updated: '', events: [] };
     nodes.push({
       ...r,
-      ...(n?.hostname ? { hostname: n.hostname } : {}),
-      ...(n?.target ? { target: n.target } : {}),
-      then: n?.then,
+      name: n.name,
+      ...(n.hostname ? { hostname: n.hostname } : {}),
+      ...(n.network?.addresses.length ? { addresses: n.network.addresses } : {}),
+      ...(n.target ? { target: n.target } : {}),
+      then: n.then,
       configured: true,
       seconds: installSeconds(r, now),
     });
@@ -329,7 +347,7 @@ export function nodesView(config: NetbootConfig, records: NodeRecord[], now = Da
 
 /** /api/netboot and the page's section (pure). */
 export function netbootView(
-  ctx: Pick<NetbootContext, 'release' | 'config'>,
+  ctx: Pick<NetbootContext, 'release' | 'config' | 'nodes'>,
   records: NodeRecord[],
 ): NetbootView {
   return {
@@ -337,6 +355,6 @@ export function netbootView(
     build: ctx.release.build,
     unknown: ctx.config.unknown,
     files: ctx.release.files.map((f) => `/netboot/${ctx.release.release}/${f}`),
-    nodes: nodesView(ctx.config, records),
+    nodes: nodesView(ctx.nodes, records),
   };
 }

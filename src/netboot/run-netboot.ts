@@ -4,6 +4,7 @@
  * `dnsmasq-config` (the proxy-DHCP configuration that points a site's nodes at the server).
  */
 import { normalizeMac } from '../config/netboot.js';
+import { projectNodes } from '../config/nodes.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { formatBytes, formatElapsed } from '../log/progress.js';
@@ -14,21 +15,21 @@ import { tftpDirOf } from './tftp.js';
 
 type Out = Pick<NodeJS.WriteStream, 'write'>;
 
-async function projectNodes(projectDir: string) {
+async function projectAndRecords(projectDir: string) {
   const project = await loadProject(projectDir);
   return { project, dir: nodesDirOf(project) };
 }
 
 export async function runNetbootStatus(o: { projectDir: string; json?: boolean; out?: Out }): Promise<void> {
   const out = o.out ?? process.stdout;
-  const { project, dir } = await projectNodes(o.projectDir);
-  const view = { nodes: nodesView(project.config.netboot, await readNodes(dir)) };
+  const { project, dir } = await projectAndRecords(o.projectDir);
+  const view = { nodes: nodesView(projectNodes(project.config), await readNodes(dir)) };
   if (o.json) {
     out.write(`${JSON.stringify(view.nodes, null, 2)}\n`);
     return;
   }
   if (view.nodes.length === 0) {
-    out.write('no node has booted from osbake serve --netboot, and none is in osbake.yaml netboot.nodes\n');
+    out.write('no node has booted from osbake serve --netboot, and none is in osbake.yaml nodes:\n');
     return;
   }
   const rows = view.nodes.map((n) => [
@@ -69,7 +70,7 @@ export async function runNetbootReinstall(o: {
       );
     return mac;
   });
-  const { dir } = await projectNodes(o.projectDir);
+  const { dir } = await projectAndRecords(o.projectDir);
   for (const mac of macs) {
     await updateNode(dir, mac, {
       state: 'reinstall',

@@ -5,9 +5,11 @@
  */
 import cluster from 'node:cluster';
 import { mkdir } from 'node:fs/promises';
+import { projectNodes } from '../config/nodes.js';
 import type { Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
+import { identityBlock } from '../installer/node-identity.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
 import { ByteProgress } from '../log/progress.js';
 import { prepareNetboot } from './files.js';
@@ -48,7 +50,18 @@ export async function netbootContext(
     });
     const nodesDir = nodesDirOf(project);
     await mkdir(nodesDir, { recursive: true });
-    return { release, config: project.config.netboot, nodesDir, tftpDir: tftpDirOf(project) };
+    const nodes = projectNodes(project.config);
+    // The identities' files are read now too: a missing or oversized source stops serve here,
+    // not at a node's install.
+    for (const n of nodes) await identityBlock(n, project.root);
+    return {
+      release,
+      config: project.config.netboot,
+      nodes,
+      root: project.root,
+      nodesDir,
+      tftpDir: tftpDirOf(project),
+    };
   } finally {
     untrap();
   }
@@ -56,7 +69,7 @@ export async function netbootContext(
 
 /** What the banner says of --netboot (pure). */
 export function netbootBanner(nb: NetbootContext, url: string, host: string, tftp?: TftpRoot): string {
-  const configured = Object.keys(nb.config.nodes).length;
+  const configured = nb.nodes.filter((n) => n.macs.length > 0).length;
   const lines = [
     `netboot: release ${nb.release.release} (${nb.release.build}, ${nb.release.ranges} ranges, ${nb.release.payloadBytes} bytes); ${nb.release.checked}`,
     `netboot: nodes boot ${url}/netboot/boot.ipxe (iPXE); ${configured} node(s) in osbake.yaml, unknown nodes: ${nb.config.unknown}; progress at ${url}/api/netboot`,

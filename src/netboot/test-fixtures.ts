@@ -1,6 +1,7 @@
 /** What the netboot unit tests share: a served release, a node configuration, scratch dirs. */
 import { rm } from 'node:fs/promises';
 import { NetbootSchema } from '../config/netboot.js';
+import { clusterNodes } from '../config/nodes.js';
 import type { NetbootRelease } from './files.js';
 
 export const release: NetbootRelease = {
@@ -22,6 +23,9 @@ export const config = NetbootSchema.parse({
     '525400aabb02': { target: '/dev/nvme0n1' },
   },
 });
+
+/** The same nodes as osbake uses them (netboot.nodes is the older spelling of nodes:). */
+export const nodes = clusterNodes({}, config);
 
 /** Scratch directories made by a test file, removed by removeDirs() in its afterAll. */
 export const dirs: string[] = [];

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NetbootSchema } from '../config/netboot.js';
 import { dnsmasqConfig } from './dnsmasq.js';
 import { type NodeRecord, updateNode } from './netboot.js';
-import { config, dirs, release, removeDirs } from './test-fixtures.js';
+import { config, dirs, nodes, release, removeDirs } from './test-fixtures.js';
 import { grubNetConfig, prepareTftpRoot, refreshGrubConfig } from './tftp.js';
 
 afterAll(removeDirs);
@@ -14,7 +14,7 @@ const done = (mac: string): NodeRecord => ({ mac, state: 'done', release: 'r1', 
 
 describe('grub.cfg of the Secure Boot chain', () => {
   it('has a branch per configured node with its own kernel line, and refuses the rest', () => {
-    const c = grubNetConfig({ release, config }, [], 8080);
+    const c = grubNetConfig({ release, config, nodes }, [], 8080);
     expect(c).toContain('if [ "$net_default_mac" = "52:54:00:aa:bb:01" ]; then\n');
     expect(c).toContain('  linux /r1/vmlinuz console=ttyS0,115200n8');
     expect(c).toContain('osbake.net=http://${net_default_server}:8080/netboot/r1 ');
@@ -33,7 +33,7 @@ describe('grub.cfg of the Secure Boot chain', () => {
 
   it('sends a node that is done to its disk (exit: the next boot entry), and gives unknown nodes the menu', () => {
     const menu = NetbootSchema.parse({ ...config, unknown: 'menu', url: 'http://10.0.0.5:8080' });
-    const c = grubNetConfig({ release, config: menu }, [done('52:54:00:aa:bb:01')], 9999);
+    const c = grubNetConfig({ release, config: menu, nodes }, [done('52:54:00:aa:bb:01')], 9999);
     expect(c).toMatch(
       /"52:54:00:aa:bb:01" \]; then\n {2}echo "osbake: 52:54:00:aa:bb:01 installed r1; booting from its disk[^\n]*\n {2}exit\nfi/,
     );
@@ -43,11 +43,11 @@ describe('grub.cfg of the Secure Boot chain', () => {
   });
 
   it('never writes what GRUB would read as script', () => {
-    expect(() => grubNetConfig({ release: { ...release, build: 'x"; reboot; "' }, config }, [], 1)).toThrow(
-      /cannot go into grub.cfg/,
-    );
+    expect(() =>
+      grubNetConfig({ release: { ...release, build: 'x"; reboot; "' }, config, nodes }, [], 1),
+    ).toThrow(/cannot go into grub.cfg/);
     const odd = { ...done('52:54:00:aa:bb:01'), release: '$(x)' };
-    expect(() => grubNetConfig({ release, config }, [odd], 1)).toThrow(/cannot go into grub.cfg/);
+    expect(() => grubNetConfig({ release, config, nodes }, [odd], 1)).toThrow(/cannot go into grub.cfg/);
   });
 
   it('fills the TFTP root from the release files and rewrites grub.cfg when a node record changes', async () => {
@@ -59,6 +59,8 @@ describe('grub.cfg of the Secure Boot chain', () => {
     const nb = {
       release: { ...release, dir: src },
       config,
+      nodes,
+      root: '/nonexistent',
       nodesDir: join(root, 'nodes'),
       tftpDir: join(root, 'tftp'),
     };

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceAtomically, writeFileAtomically } from '../config/atomic.js';
-import { type NetbootNode, netbootNode, normalizeMac } from '../config/netboot.js';
+import type { ClusterNode } from '../config/nodes.js';
 import type { Project } from '../config/project.js';
 import { RELEASE_NAME_RE } from '../config/releases.js';
 import { checkDirectory, INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
@@ -49,7 +49,7 @@ function word(text: string, what: string): string {
  * the port osbake serve listens on.
  */
 export function grubNetConfig(
-  ctx: Pick<NetbootContext, 'release' | 'config'>,
+  ctx: Pick<NetbootContext, 'release' | 'config' | 'nodes'>,
   records: NodeRecord[],
   port: number,
 ): string {
@@ -58,7 +58,7 @@ export function grubNetConfig(
   const HOST = 'osbake-tftp-server';
   const MAC = 'osbake-node-mac';
   const base = ctx.config.url ?? `http://${HOST}:${port}`;
-  const args = (mac: string, node: NetbootNode | undefined) =>
+  const args = (mac: string, node: ClusterNode | undefined) =>
     word(installerArgs(base, r, mac, node, ctx.config), 'kernel arguments')
       .replaceAll(HOST, () => '${net_default_server}')
       .replaceAll(MAC, () => '${net_default_mac}');
@@ -79,23 +79,21 @@ export function grubNetConfig(
       `initrd /${r}/initrd.img`,
       'boot',
     ].map((l) => indent + l);
-  for (const key of Object.keys(ctx.config.nodes)) {
-    const mac = normalizeMac(key);
-    const node = mac ? netbootNode(ctx.config, mac) : undefined;
-    if (!mac || !node) continue;
-    const rec = byMac.get(mac);
-    lines.push(`if [ "$net_default_mac" = "${mac}" ]; then`);
-    if (rec?.state === 'done') {
-      lines.push(
-        `  echo "osbake: ${mac} installed ${word(rec.release ?? r, 'release')}; booting from its disk (osbake netboot reinstall ${mac} installs it again)"`,
-        '  exit',
-      );
-    } else {
-      const who = word(`${node.hostname ?? mac}${node.target ? ` on ${node.target}` : ''}`, 'node');
-      lines.push(...install('  ', args(mac, node), who));
+  for (const node of ctx.nodes)
+    for (const mac of node.macs) {
+      const rec = byMac.get(mac);
+      lines.push(`if [ "$net_default_mac" = "${mac}" ]; then`);
+      if (rec?.state === 'done') {
+        lines.push(
+          `  echo "osbake: ${mac} installed ${word(rec.release ?? r, 'release')}; booting from its disk (osbake netboot reinstall ${mac} installs it again)"`,
+          '  exit',
+        );
+      } else {
+        const who = word(`${node.hostname ?? mac}${node.target ? ` on ${node.target}` : ''}`, 'node');
+        lines.push(...install('  ', args(mac, node), who));
+      }
+      lines.push('fi');
     }
-    lines.push('fi');
-  }
   if (ctx.config.unknown === 'refuse') {
     lines.push(
       'echo "osbake: $net_default_mac is not a node of this server (netboot.unknown: refuse in osbake.yaml)"',

@@ -11,10 +11,12 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileSize, sha256File, sha256Line } from '../artifacts/checksum.js';
 import { readBuildsManifest } from '../config/builds.js';
+import { projectNodes } from '../config/nodes.js';
 import { loadReleases, type ReleaseArtifact, releasesFile, requireRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
-import { initrdWithInit } from '../installer/initramfs.js';
+import { initrdWithInit, installerLibs } from '../installer/initramfs.js';
 import { ensureInstallerOs, type InstallerOs } from '../installer/installer-os.js';
+import { identitiesText } from '../installer/node-identity.js';
 import { type PreparedPayload, preparePayload } from '../installer/payload.js';
 import { assembleStick } from '../installer/stick.js';
 import {
@@ -113,6 +115,10 @@ const releaseCheck: Step<BuildContext> = {
     // The stick's SHA256SUMS is signed at the end: a missing secret key is said now.
     const key = signingKeyOf(ctx.project);
     if (key) await requireSecretKey(key.home, key.fingerprint, ctx.log);
+    // The nodes' identities go onto the stick: their files' sources are read now, and the
+    // installer's libraries must be there (bad input first).
+    await identitiesText(projectNodes(ctx.project.config), ctx.project.root);
+    await installerLibs(ctx.image.dir, await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8'));
   },
 };
 
@@ -238,6 +244,12 @@ const stick: Step<BuildContext> = {
       await rm(from, { force: true });
       sums.push(sha256Line(await sha256File(to), basename(to)));
     }
+    // The nodes' identities (nodes: in osbake.yaml), covered by the signed SHA256SUMS.
+    const identities = await identitiesText(projectNodes(ctx.project.config), ctx.project.root);
+    if (identities !== undefined) {
+      await writeFile(join(osb, 'nodes.conf'), identities);
+      sums.push(sha256Line(await sha256File(join(osb, 'nodes.conf')), 'nodes.conf'));
+    }
     await writeFile(join(osb, 'SHA256SUMS'), sums.join(''));
     // Signed with the project key; the installer checks it with keys/ (inside its initramfs).
     const key = signingKeyOf(ctx.project);
@@ -270,10 +282,12 @@ const stick: Step<BuildContext> = {
     const out = join(ctx.plan.workDir, ctx.plan.artifactFile);
     const cfg = ctx.image.config.installer;
     const initrd = join(ctx.plan.workDir, 'initrd.img');
+    const init = await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8');
     await initrdWithInit({
       ...(trustedKeyring ? { trustedKeyring } : {}),
       base: os.initrd,
-      init: await readFile(join(ctx.image.dir, 'installer', 'init'), 'utf8'),
+      init,
+      libs: await installerLibs(ctx.image.dir, init),
       work: ctx.plan.workDir,
       out: initrd,
       log: ctx.log,

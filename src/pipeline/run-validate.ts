@@ -13,12 +13,14 @@ import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
 import { checkTemplateSyntax, findPacker, packerVariants } from '../builders/packer/packer.js';
 import { readBuildsManifest } from '../config/builds.js';
 import { listImageNames, loadImage } from '../config/image.js';
+import { projectNodes } from '../config/nodes.js';
 import { loadProject } from '../config/project.js';
 import { loadReleases, releasesFile } from '../config/releases.js';
 import { distroOf } from '../distros/index.js';
 import { checkKickstart, kickstartFirmware } from '../distros/kickstart.js';
 import { ConfigError, ProcessError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
+import { identityBlock } from '../installer/node-identity.js';
 import { createNullLogger } from '../log/logger.js';
 import { trustRootFiles } from '../signing/gpg.js';
 import { keysDir, signingKeyOf } from '../signing/project-keys.js';
@@ -77,6 +79,10 @@ export async function runValidate(o: {
     if (existsSync(keysDir(project)) || project.config.signing.key)
       await trustRootFiles(keysDir(project), log);
   });
+  // Each node's identity as serve --netboot and a stick build render it (its files' sources read).
+  for (const node of projectNodes(project.config)) {
+    await check(results, `node ${node.name}`, 'identity', () => identityBlock(node, project.root));
+  }
   // With the libvirt builder, each hypervisor as a build checks it: SSH (host key pinned), libvirt, pool.
   if (project.config.builder.type === 'libvirt') {
     for (const h of project.config.hypervisors) {

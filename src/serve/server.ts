@@ -4,8 +4,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { basename, join, relative, sep } from 'node:path';
 import send from 'send';
-import { netbootNode, normalizeMac } from '../config/netboot.js';
+import { normalizeMac } from '../config/netboot.js';
+import { nodeByMac } from '../config/nodes.js';
 import { UserError } from '../errors.js';
+import { identityBlock } from '../installer/node-identity.js';
 import {
   baseUrl,
   chainScript,
@@ -260,10 +262,10 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
         return reply(req, res, 413, STATUS_BODIES[413] as string, undefined, { Connection: 'close' });
       const report = parseReport(body);
       if (typeof report === 'string') return reply(req, res, 400, `bad report: ${report}\n`);
-      if (!netbootNode(nb.config, report.mac) && nb.config.unknown === 'refuse') {
+      if (!nodeByMac(nb.nodes, report.mac) && nb.config.unknown === 'refuse') {
         return reply(req, res, 403, 'not a node of this server\n');
       }
-      if (!(await mayRecord(nb.nodesDir, nb.config, report.mac))) {
+      if (!(await mayRecord(nb.nodesDir, nb.nodes, report.mac))) {
         return reply(req, res, 429, 'too many unknown nodes recorded\n');
       }
       await updateNode(nb.nodesDir, report.mac, {
@@ -290,14 +292,23 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       const mac = normalizeMac(macText);
       if (!mac) return reply(req, res, 400, 'mac: not a MAC address\n');
       const s = nodeScript(base, nb, mac, await readNode(nb.nodesDir, mac));
-      if (s.kind === 'refuse' && req.method === 'GET' && (await mayRecord(nb.nodesDir, nb.config, mac))) {
+      if (s.kind === 'refuse' && req.method === 'GET' && (await mayRecord(nb.nodesDir, nb.nodes, mac))) {
         await updateNode(nb.nodesDir, mac, {
           state: 'refused',
-          message: 'not in netboot.nodes',
+          message: 'not in nodes: of osbake.yaml',
           address: client(req).address,
         });
       }
       return reply(req, res, 200, s.script, 'text/plain; charset=utf-8', noStore);
+    }
+    // A node's identity (nodes: in osbake.yaml), fetched by its installer; 404 for a node without one.
+    const id = /^\/netboot\/node\/([^/]+)$/.exec(pathOnly);
+    if (id) {
+      const mac = normalizeMac(decodeURIComponent(id[1] as string));
+      if (!mac) return reply(req, res, 400, 'not a MAC address\n');
+      const node = nodeByMac(nb.nodes, mac);
+      if (!node) return reply(req, res, 404, 'no such node\n', undefined, noStore);
+      return reply(req, res, 200, await identityBlock(node, nb.root), 'text/plain; charset=utf-8', noStore);
     }
     const m = /^\/netboot\/([^/]+)\/([^/]+)$/.exec(pathOnly);
     if (m && m[1] === nb.release.release && nb.release.files.includes(m[2] as string)) {
