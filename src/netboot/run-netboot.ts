@@ -34,7 +34,8 @@ export async function runNetbootStatus(o: { projectDir: string; json?: boolean; 
   }
   const rows = view.nodes.map((n) => [
     n.mac,
-    n.hostname ?? (n.configured ? '-' : '(unknown)'),
+    n.hostname ?? n.name ?? (n.configured ? '-' : '(unknown)'),
+    n.addresses?.join(',') ?? (n.configured ? 'dhcp' : '-'),
     `${n.state}${n.state === 'writing' && n.percent !== undefined ? ` ${n.percent}%` : ''}`,
     n.release ?? '-',
     n.bytes === undefined ? '-' : formatBytes(n.bytes),
@@ -43,7 +44,7 @@ export async function runNetbootStatus(o: { projectDir: string; json?: boolean; 
     (n.message ?? n.log?.trimEnd().split('\n').at(-1) ?? '').slice(0, 100),
   ]);
   out.write(
-    formatTable(['MAC', 'HOSTNAME', 'STATE', 'RELEASE', 'BYTES', 'TIME', 'UPDATED (UTC)', 'MESSAGE'], rows),
+    formatTable(['MAC', 'HOSTNAME', 'ADDRESSES', 'STATE', 'RELEASE', 'BYTES', 'TIME', 'UPDATED (UTC)', 'MESSAGE'], rows),
   );
 }
 

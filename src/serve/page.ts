@@ -181,13 +181,13 @@ function netbootSection(n: NetbootView): string {
     .map((x) => {
       const state = `${x.state}${x.state === 'writing' && x.percent !== undefined ? ` ${x.percent} %` : ''}`;
       const log = x.log ? `<details><summary>last log lines</summary><pre>${esc(x.log)}</pre></details>` : '';
-      return `<tr class="node" data-mac="${esc(x.mac)}" data-state="${esc(x.state)}"><td><code>${esc(x.mac)}</code></td><td>${esc(x.hostname ?? (x.configured ? '–' : 'unknown node'))}</td><td>${esc(x.target ?? (x.configured ? 'menu' : '–'))}</td>
+      return `<tr class="node" data-mac="${esc(x.mac)}" data-state="${esc(x.state)}"><td><code>${esc(x.mac)}</code></td><td>${esc(x.name ?? '')}${x.name && x.hostname && x.hostname !== x.name ? ` (${esc(x.hostname)})` : ''}${x.name ? '' : esc(x.hostname ?? (x.configured ? '–' : 'unknown node'))}</td><td>${esc(x.addresses?.join(', ') ?? (x.configured ? 'DHCP' : '–'))}</td><td>${esc(x.target ?? (x.configured ? 'menu' : '–'))}</td>
 <td class="${STATE_CLASS[x.state] ?? ''}">${esc(state)}</td><td>${x.bytes === undefined ? '–' : esc(formatBytes(x.bytes))}</td><td>${x.seconds === undefined ? '–' : esc(formatElapsed(x.seconds * 1000))}</td><td>${esc(x.updated ? x.updated.slice(0, 19).replace('T', ' ') : '–')}</td><td>${esc(x.address ?? '–')}</td><td>${esc(x.message ?? '')}${log}</td></tr>`;
     })
     .join('\n');
   return `<p>Release <b>${esc(n.release)}</b> (${esc(n.build)}) is served to nodes that boot <code>/netboot/boot.ipxe</code>; unknown nodes: ${esc(n.unknown)}. <a href="/api/netboot">/api/netboot</a></p>
-<table class="netboot"><thead><tr><th>MAC</th><th>hostname</th><th>target</th><th>state</th><th>fetched</th><th>time</th><th>updated (UTC)</th><th>address</th><th>message</th></tr></thead>
-${rows || '<tr><td colspan="9" class="muted">no node has booted yet and none is configured (netboot.nodes in osbake.yaml)</td></tr>'}</table>`;
+<table class="netboot"><thead><tr><th>MAC</th><th>node</th><th>addresses</th><th>target</th><th>state</th><th>fetched</th><th>time</th><th>updated (UTC)</th><th>installer's address</th><th>message</th></tr></thead>
+${rows || '<tr><td colspan="10" class="muted">no node has booted yet and none is configured (nodes: in osbake.yaml)</td></tr>'}</table>`;
 }
 
 /** The whole page. */

@@ -8,8 +8,9 @@
  * same firmware and is checked over SSH.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +43,61 @@ let stick: string;
 let stickDataOffset: number | undefined;
 let env: Record<string, string> = {};
 let fingerprint = '';
+/** The SSH key every node is given (nodes.*.authorizedKeys): the test logs in with it. */
+let nodeKey = '';
+
+/**
+ * The cluster as osbake.yaml's nodes: describes it — on the stick (nodes.conf) and served per MAC.
+ * stick-menu is chosen in the BIOS stick's menu; stick-sb is found by its DMI serial (Secure Boot
+ * stick, unattended by its target); node01-07 install over the network, each with its own static
+ * address, the test's SSH key and a login banner that shows its name and address (agetty's \4).
+ */
+const NET_NODES = [
+  // Through a link that cuts twice and damages a piece: refused after 3 downloads.
+  { name: 'node01', mac: '52:54:00:0b:00:01', firmware: 'bios' as const, proxy: 'faulty' as const },
+  // Through a clean proxy that counts the bytes on the wire.
+  { name: 'node02', mac: '52:54:00:0b:00:02', firmware: 'uefi' as const, proxy: 'clean' as const },
+  // Secure Boot enforced: OVMF's own PXE → shim → grubnetx64 → the signed kernel over TFTP.
+  { name: 'node03', mac: '52:54:00:0b:00:03', firmware: 'secureboot' as const },
+  { name: 'node04', mac: '52:54:00:0b:00:04', firmware: 'bios' as const },
+  { name: 'node05', mac: '52:54:00:0b:00:05', firmware: 'uefi' as const },
+  { name: 'node06', mac: '52:54:00:0b:00:06', firmware: 'secureboot' as const },
+  { name: 'node07', mac: '52:54:00:0b:00:07', firmware: 'bios' as const },
+].map((n, i) => ({ ...n, address: `10.0.2.${21 + i}` }));
+
+function nodesYaml(key: string): string {
+  const banner =
+    '      - { path: /etc/issue.d/50-osbake.issue, content: "osbake node \\\\n address \\\\4\\n" }';
+  return [
+    'nodes:',
+    '  stick-menu:',
+    '    hostname: node-menu',
+    '    files:',
+    banner,
+    '  stick-sb:',
+    '    hostname: node-sb',
+    '    serial: OSB-STICK-SB',
+    '    target: vdb',
+    '    then: poweroff',
+    ...NET_NODES.flatMap((n, i) => [
+      `  ${n.name}:`,
+      // Both spellings of a MAC are accepted.
+      `    mac: "${i % 2 ? n.mac.toUpperCase().replaceAll(':', '-') : n.mac}"`,
+      '    target: vda',
+      '    then: poweroff',
+      '    network:',
+      `      addresses: [${n.address}/24]`,
+      '      gateway: 10.0.2.2',
+      '      dns: [10.0.2.3]',
+      '      search: [cluster.example]',
+      '    authorizedKeys:',
+      `      root: ["${key}"]`,
+      '    files:',
+      banner,
+    ]),
+    '',
+  ].join('\n');
+}
 
 /** A headless TCG VM that exits instead of rebooting, with nothing but what is added. */
 function tcgVm(smp: number): string[] {
@@ -240,6 +296,7 @@ async function installFromStick(
   target: string,
   dir: string,
   firmware: Firmware,
+  extra: string[] = [],
 ): Promise<string> {
   const vars = join(dir, 'vars.fd');
   let serial = '';
@@ -254,6 +311,7 @@ async function installFromStick(
         ...['-drive', `file=${copy},if=virtio,format=raw`],
         ...['-drive', `file=${target},if=virtio,format=qcow2`],
         ...['-serial', `file:${log}`],
+        ...extra,
       ],
       INSTALL_TIMEOUT_MS,
       log,
@@ -299,8 +357,14 @@ async function installFromMenu(copy: string, target: string): Promise<string> {
       'ALL DATA ON /dev/vdb  model=virtio_blk  size=10.0 GiB  serial=OSB-TARGET-7 WILL BE ERASED.',
     );
     await vm.answer('Type yes to install on /dev/vdb: ', 'yes');
-    await vm.answer("Hostname (empty: keep the image's): ", 'node01');
+    // The stick's nodes (nodes.conf): none matches this machine, so the menu asks; stick-menu is
+    // the first. Its hostname comes with it (no hostname question).
+    await vm.answer('This machine is node number (empty: none): ', '1');
+    expect(vm.output).toMatch(
+      /Nodes of this stick:\r?\n {2}1\) stick-menu\r?\n {2}2\) stick-sb\r?\n {2}3\) node01/,
+    );
     await vm.answer('After installing: [p]ower off or [r]eboot? ', 'p');
+    expect(vm.output).not.toContain('Hostname (empty');
     await vm.exit();
   } finally {
     vm.kill();
@@ -312,7 +376,13 @@ async function installFromMenu(copy: string, target: string): Promise<string> {
  * Boot an installed disk with osbake's boot test (a fresh variable store under OVMF: nothing in
  * NVRAM) and check the node from inside: hostname, Debian, the grown root file system.
  */
-async function bootInstalled(disk: string, dir: string, firmware: Firmware, hostname = 'node01') {
+async function bootInstalled(
+  disk: string,
+  dir: string,
+  firmware: Firmware,
+  hostname: string,
+  extra: string[] = [],
+) {
   const checks = join(dir, 'checks');
   await mkdir(checks, { recursive: true });
   await writeFile(
@@ -329,6 +399,7 @@ async function bootInstalled(disk: string, dir: string, firmware: Firmware, host
       'last=$(( $(blockdev --getsz /dev/vda) - 1 ))',
       'test "$(dd if=/dev/vda bs=512 skip=$last count=1 status=none | head -c 8)" = "EFI PART"',
       'findmnt -n -o FSTYPE /boot/efi | grep -qx vfat',
+      ...extra,
       '',
     ].join('\n'),
     { mode: 0o755 },
@@ -345,6 +416,127 @@ async function bootInstalled(disk: string, dir: string, firmware: Firmware, host
   });
 }
 
+/** CPU seconds (user + system, with waited-for children) of a process and all its descendants. */
+function treeCpuSeconds(root: number): number {
+  const procs = new Map<number, { ppid: number; ticks: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) in parentheses.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const n = (i: number) => Number(f[i - 3]);
+      procs.set(Number(d), { ppid: n(4), ticks: n(14) + n(15) + n(16) + n(17) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, i = 0; p > 1 && i < 64; p = procs.get(p)?.ppid ?? 0, i++) if (p === root) return true;
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, p] of procs) if (inTree(pid)) ticks += p.ticks;
+  return ticks / 100;
+}
+
+/** A TCP port free on 127.0.0.1 now. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/**
+ * Boot a node's installed disk under its own firmware (fresh variable store) until its login
+ * banner shows its name and address, then log in with the key it was given: SSH is forwarded to
+ * the node's static address. A boot that hangs (TCG, FACTS) gets one more try.
+ */
+async function bootNode(n: {
+  name: string;
+  firmware: Firmware;
+  mac: string;
+  address: string;
+  target: string;
+  nodeDir: string;
+}): Promise<{ console: string; ssh: string }> {
+  const wanted = `osbake node ${n.name} address ${n.address}`;
+  let text = '';
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const port = await freePort();
+    const vars = join(n.nodeDir, 'boot-vars.fd');
+    if (n.firmware !== 'bios') await copyFile(OVMF[n.firmware].vars, vars);
+    const log = join(n.nodeDir, `boot-${attempt}.log`);
+    const qemu = spawn(
+      'qemu-system-x86_64',
+      [
+        ...tcgVm(1),
+        ...firmwareArgs(n.firmware, vars),
+        ...['-drive', `file=${n.target},if=none,id=t,format=qcow2`],
+        ...['-device', 'virtio-blk-pci,drive=t,bootindex=0'],
+        ...['-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-${n.address}:22`],
+        ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},romfile=`],
+        ...['-serial', `file:${log}`],
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<void>((r) => qemu.on('exit', () => r()));
+    try {
+      const deadline = Date.now() + 10 * 60_000;
+      while (Date.now() < deadline && qemu.exitCode === null) {
+        text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+        if (text.includes(wanted)) break;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      if (!text.includes(wanted)) {
+        console.log(`${n.name}: no login banner on boot ${attempt}${attempt === 1 ? ', booting again' : ''}`);
+        continue;
+      }
+      const script = [
+        'echo "hostname=$(hostname)"',
+        'ip -4 -o addr show',
+        'ip route',
+        'resolvectl status',
+        'sb=$(od -An -t u1 /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | awk "{ print \\$NF }")',
+        '[ "$sb" = 1 ] && echo "SecureBoot enabled"',
+        'true',
+      ].join('; ');
+      let ssh = '';
+      for (let i = 0; i < 30 && !ssh; i++) {
+        try {
+          ssh = execFileSync(
+            'ssh',
+            [
+              ...['-i', join(work, 'node_key'), '-p', String(port)],
+              ...[
+                '-o',
+                'StrictHostKeyChecking=no',
+                '-o',
+                'UserKnownHostsFile=/dev/null',
+                '-o',
+                'BatchMode=yes',
+              ],
+              ...['-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR'],
+              'root@127.0.0.1',
+              script,
+            ],
+            { encoding: 'utf8', timeout: 60_000 },
+          );
+        } catch {
+          await new Promise((r) => setTimeout(r, 3000));
+        }
+      }
+      return { console: text, ssh };
+    } finally {
+      qemu.kill('SIGKILL');
+      await exited;
+    }
+  }
+  return { console: text, ssh: '' };
+}
+
 beforeAll(async () => {
   project = await makeProject();
   work = await mkdtemp(join(tmpdir(), 'osbake-usb-'));
@@ -359,6 +551,22 @@ beforeAll(async () => {
   const init = await runCli(['keys', 'init', '--uid', 'Stick Test <stick@example.org>'], dir, env);
   if (init.code !== 0) throw new Error(init.stderr);
   fingerprint = /made ([0-9A-F]{40})/.exec(init.stdout)?.[1] ?? '';
+  execFileSync('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    'nodes@test',
+    '-f',
+    join(work, 'node_key'),
+  ]);
+  nodeKey = (await readFile(join(work, 'node_key.pub'), 'utf8')).trim();
+  const yaml = await readFile(join(dir, 'osbake.yaml'), 'utf8');
+  await writeFile(join(dir, 'osbake.yaml'), `${yaml.trimEnd()}\n${nodesYaml(nodeKey)}`);
+  const validate = await runCli(['validate', 'usb-installer'], dir, env);
+  if (validate.code !== 0) throw new Error(`validate: ${validate.stdout}${validate.stderr}`);
   git(dir, 'add', '-A');
   git(dir, 'commit', '-q', '-m', 'usb-installer and the project key');
   // Release R's image as a user makes it: the repository's own debian12-base definition, the whole
@@ -521,19 +729,29 @@ describe('osbake build usb-installer', () => {
         expect(burn.code, burn.stderr + burn.stdout).toBe(0);
         expect(burn.stdout).toMatch(/verified \d+ range/);
       }
-      const conf =
+      // Unattended: the stick finds this machine's node (stick-sb) by its DMI serial number, and
+      // the node's target makes the install unattended.
+      const conf = how === 'from the menu' ? 'console=ttyS0\n' : 'onerror=poweroff\n';
+      const node =
         how === 'from the menu'
-          ? 'console=ttyS0\n'
-          : 'target=/dev/vdb\nhostname=node01\nthen=poweroff\nonerror=poweroff\n';
+          ? { name: 'stick-menu', hostname: 'node-menu' }
+          : { name: 'stick-sb', hostname: 'node-sb' };
       await withDataPartition(copy, (mnt) => writeFile(join(mnt, 'installer.conf'), conf), 'rw');
       const target = join(dir, 'target.qcow2');
       const t0 = Date.now();
       const serial =
         how === 'from the menu'
           ? await installFromMenu(copy, target)
-          : await installFromStick(copy, target, dir, firmware);
+          : await installFromStick(copy, target, dir, firmware, ['-smbios', 'type=1,serial=OSB-STICK-SB']);
       console.log(`${firmware}: install ${how} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-      expect(serial, serial.slice(-3000)).toContain('OSBAKE-INSTALL: OK target=/dev/vdb hostname=node01');
+      expect(serial, serial.slice(-3000)).toContain(
+        `OSBAKE-INSTALL: OK target=/dev/vdb hostname=${node.hostname} node=${node.name}`,
+      );
+      expect(serial).toContain(
+        how === 'from the menu'
+          ? 'node stick-menu (chosen in the menu)'
+          : "node stick-sb (by this machine's serial number OSB-STICK-SB)",
+      );
       expect(serial).toMatch(/all \d+ ranges verified/);
       expect(serial).toContain('verifying the payload checksums');
       // Before writing: the signature of SHA256SUMS, checked with the keys inside the initramfs.
@@ -547,7 +765,10 @@ describe('osbake build usb-installer', () => {
         expect(await readFile(join(mnt, 'logs', logs[0] as string), 'utf8')).toContain('OSBAKE-INSTALL: OK');
       });
       // The GPT backup header was moved to the end of the 10 GiB disk, the root partition grown.
-      const installed = await bootInstalled(target, dir, firmware);
+      const installed = await bootInstalled(target, dir, firmware, node.hostname, [
+        // stick-menu's file: its login banner.
+        ...(node.name === 'stick-menu' ? ['grep -q "osbake node" /etc/issue.d/50-osbake.issue'] : []),
+      ]);
       expect(installed.reason ?? '', JSON.stringify(installed.checks)).toBe('');
       expect(installed.boot_mode).toBe(firmware);
       expect(installed.passed).toBe(true);
@@ -592,37 +813,18 @@ describe('osbake build usb-installer', () => {
     });
   });
 
-  // The same signed release over the network: osbake serve --netboot (nginx sends the files), three
-  // VMs at once with user networking: two boot QEMU's iPXE ROM and reach the server through a proxy
-  // of their own — a clean one (OVMF), and a link that cuts twice and corrupts a range (SeaBIOS);
-  // the third (OVMF, Secure Boot enforced) boots the signed chain over TFTP from osbake's directory.
-  it('installs three nodes at once over the network: OVMF by iPXE installs and its disk boots; OVMF with Secure Boot by shim → GRUB over TFTP installs; SeaBIOS through a link that cuts and damages a piece resumes, then refuses the piece after 3 downloads', async () => {
+  // The same signed release over the network: osbake serve --netboot (nginx sends the files), seven
+  // VMs at once with user networking, each node of osbake.yaml nodes: with its own static address:
+  // two SeaBIOS and two OVMF boot QEMU's iPXE ROM (node02 through a proxy that counts the bytes on
+  // the wire), two OVMF with Secure Boot enforced boot the signed chain over TFTP from osbake's
+  // directory, and node01 (SeaBIOS) goes through a link that cuts twice and corrupts a piece. Then
+  // the six installed disks boot at once, each under its own firmware, and show their name and
+  // address on the serial console; the test logs in to each with the key the node was given.
+  it('installs six nodes at once over the network (2 SeaBIOS, 2 UEFI by iPXE, 2 Secure Boot by shim → GRUB over TFTP), each with its own identity; every disk boots under its firmware with its hostname, static address and SSH key; a node behind a damaging link resumes, then refuses the piece after 3 downloads', async () => {
     expect(stick && existsSync(stick), 'the build test must have made the stick').toBeTruthy();
     const dir = await mkdtemp(join(work, 'netboot-'));
-    const NODES = [
-      { mac: '52:54:00:0b:00:01', key: '52:54:00:0b:00:01', hostname: 'node01', firmware: 'bios' as const },
-      { mac: '52:54:00:0b:00:02', key: '52-54-00-0B-00-02', hostname: 'node02', firmware: 'uefi' as const },
-      // Secure Boot enforced: OVMF's own PXE (no iPXE ROM) → shim → grubnetx64 → the signed kernel,
-      // all over TFTP (QEMU's, serving the directory osbake prepares); the payload over HTTP.
-      { mac: '52:54:00:0b:00:03', key: '5254000b0003', hostname: 'node03', firmware: 'secureboot' as const },
-    ];
     const base = await readFile(join(project.dir, 'osbake.yaml'), 'utf8');
-    await writeFile(
-      join(project.dir, 'osbake.yaml'),
-      [
-        base.trimEnd(),
-        'netboot:',
-        '  unknown: refuse',
-        '  nodes:',
-        ...NODES.flatMap((n) => [
-          `    "${n.key}":`,
-          `      hostname: ${n.hostname}`,
-          '      target: vda',
-          '      then: poweroff',
-        ]),
-        '',
-      ].join('\n'),
-    );
+    await writeFile(join(project.dir, 'osbake.yaml'), `${base.trimEnd()}\nnetboot:\n  unknown: refuse\n`);
     const serve = startCli(
       ['serve', '--netboot', RELEASE, '--port', '0', '--engine', 'nginx', '--workers', '2'],
       project.dir,
@@ -634,30 +836,40 @@ describe('osbake build usb-installer', () => {
       const port = Number(banner?.[1]);
       expect(port).toBeGreaterThan(0);
       expect(serve.output()).toContain('netboot: warning: listening on 127.0.0.1 only');
+      expect(serve.output()).toContain('8 node(s) in osbake.yaml');
       const tftp = join(project.dir, '.osbake', 'netboot', 'tftp');
       expect(serve.output()).toContain(
         `netboot: UEFI with Secure Boot boots bootx64.efi (shim → grubnetx64) from the TFTP root ${tftp}`,
       );
       const grubCfg = await readFile(join(tftp, 'grub', 'grub.cfg'), 'utf8');
       expect(grubCfg).toContain(`osbake.net=http://\${net_default_server}:${port}/netboot/${RELEASE}`);
+      // Each node's identity, as its installer fetches it; none for a stranger.
+      const idOf = (mac: string) => fetch(`http://127.0.0.1:${port}/netboot/node/${mac}`);
+      const id3 = await (await idOf('52:54:00:0b:00:03')).text();
+      expect(id3).toMatch(/^node node03\nhostname node03\nmac 52:54:00:0b:00:03\ntarget \/dev\/vda\n/);
+      expect(id3).toContain('address 10.0.2.23/24\ngateway 10.0.2.2\ndns 10.0.2.3\nsearch cluster.example\n');
+      expect(id3).toContain(`key root ${Buffer.from(nodeKey).toString('base64')}\n`);
+      expect((await idOf('52:54:00:ff:ff:ff')).status).toBe(404);
+      expect((await idOf('not-a-mac')).status).toBe(400);
       // The payload as on the stick (zstd, one frame per piece): the damaged byte lies halfway, so
       // the two cuts come first.
       const zstBytes = Number(
         /netboot: release [^ ]+ \([^,]+, \d+ ranges, (\d+) bytes\)/.exec(serve.output())?.[1],
       );
       expect(zstBytes).toBeGreaterThan(100 * 2 ** 20);
-      const proxies = [
-        await startFaultProxy(port, { cuts: 2, corruptAt: Math.floor(zstBytes / 2) }),
-        await startFaultProxy(port, {}),
-      ];
+      const proxies = {
+        faulty: await startFaultProxy(port, { cuts: 2, corruptAt: Math.floor(zstBytes / 2) }),
+        clean: await startFaultProxy(port, {}),
+      };
+      const cpuBefore = treeCpuSeconds(serve.child.pid as number);
       const t0 = Date.now();
-      const installs = NODES.map(async (n, i) => {
-        const nodeDir = join(dir, n.hostname);
+      const installs = NET_NODES.map(async (n) => {
+        const nodeDir = join(dir, n.name);
         await mkdir(nodeDir);
         const target = join(nodeDir, 'target.qcow2');
         const vars = join(nodeDir, 'vars.fd');
         const log = join(nodeDir, 'serial.log');
-        const proxy = proxies[i]?.port;
+        const via = n.proxy ? proxies[n.proxy].port : port;
         // A boot that hangs before the installer starts (TCG, see FACTS) gets one more try.
         for (let attempt = 1; attempt <= 2; attempt++) {
           execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', target, '10G']);
@@ -673,7 +885,7 @@ describe('osbake build usb-installer', () => {
                     ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},bootindex=0,romfile=`],
                   ]
                 : [
-                    ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${proxy}/netboot/boot.ipxe`],
+                    ...['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${via}/netboot/boot.ipxe`],
                     ...['-device', `virtio-net-pci,netdev=n0,mac=${n.mac},bootindex=0`],
                   ]),
               ...['-drive', `file=${target},if=none,id=t,format=qcow2`],
@@ -686,66 +898,75 @@ describe('osbake build usb-installer', () => {
           const serial = existsSync(log) ? readFileSync(log, 'utf8') : '';
           if (exited || serial.includes('osbake-installer:')) break;
         }
-        console.log(`netboot ${n.hostname} (${n.firmware}): ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-        return { ...n, target, nodeDir, serial: existsSync(log) ? readFileSync(log, 'utf8') : '' };
+        const seconds = Math.round((Date.now() - t0) / 1000);
+        console.log(`netboot ${n.name} (${n.firmware}): installed in ${seconds} s`);
+        return { ...n, target, nodeDir, seconds, serial: existsSync(log) ? readFileSync(log, 'utf8') : '' };
       });
       const done = await Promise.all(installs);
-      for (const p of proxies) await p.close();
-      const [n1, n2, n3] = done;
-      if (!n1 || !n2 || !n3) throw new Error('three nodes');
-      for (const n of [n2, n3]) {
-        expect(n.serial, n.serial.slice(-3000)).toContain(
-          `OSBAKE-INSTALL: OK target=/dev/vda hostname=${n.hostname}`,
+      const totalSeconds = Math.round((Date.now() - t0) / 1000);
+      const serverCpu = treeCpuSeconds(serve.child.pid as number) - cpuBefore;
+      for (const p of Object.values(proxies)) await p.close();
+      const [n1, n2] = done;
+      if (!n1 || !n2) throw new Error('seven nodes');
+      const good = done.slice(1);
+      for (const n of good) {
+        expect(n.serial, `${n.name}: ${n.serial.slice(-3000)}`).toContain(
+          `OSBAKE-INSTALL: OK target=/dev/vda hostname=${n.name} node=${n.name}`,
         );
+        expect(n.serial).toContain(`node ${n.name}: identity from the server`);
+        expect(n.serial).toContain(`network: systemd-networkd unit 10-osbake-node.network on ${n.mac}`);
+        expect(n.serial).toContain('ssh: a key for root (ssh-ed25519 nodes@test)');
+        expect(n.serial).toMatch(/all \d+ ranges verified/);
+        // The signed chain, as the Secure Boot nodes saw it: GRUB's branch for its MAC, the kernel locked down.
+        if (n.firmware === 'secureboot') {
+          expect(n.serial).toContain(`on ${n.name} on /dev/vda`);
+          expect(n.serial).toMatch(/Secure boot enabled/i);
+        }
       }
-      // The signed chain, as the node saw it: GRUB's branch for its MAC, the kernel locked down.
-      expect(n3.serial).toContain(`osbake: installing ${RELEASE} (`);
-      expect(n3.serial).toContain(`on node03 on /dev/vda`);
-      expect(n3.serial).toMatch(/Secure boot enabled/i);
-      for (const n of [n1, n2, n3]) {
+      for (const n of done) {
         expect(n.serial).toContain(
           `signature: good, signed by Stick Test <stick@example.org> (${fingerprint})`,
         );
-        expect(n.serial).toContain(`network install from http://10.0.2.2:`);
+        expect(n.serial).toContain('network install from http://10.0.2.2:');
       }
-      expect(n2.serial).toMatch(/all \d+ ranges verified/);
       // The cutting link: the download went on from where it stopped, twice.
-      expect(proxies[0]?.stats.cut).toBe(2);
+      expect(proxies.faulty.stats.cut).toBe(2);
       expect(n1.serial).toMatch(/download cut at byte \d+ of payload\.zst; resuming/);
       // ... and corrupting: the piece is fetched three times, never written, and the install refused.
-      expect(proxies[0]?.stats.corrupted).toBe(3);
+      expect(proxies.faulty.stats.corrupted).toBe(3);
       expect(n1.serial, n1.serial.slice(-3000)).toMatch(
         /the piece at byte \d+ of payload\.zst is still damaged after 3 downloads/,
       );
+      expect(n1.serial).toContain('OSBAKE-INSTALL: FAILED');
       // Compressed on the wire: the payload bytes the clean link carried for a whole install — the
-      // compressed payload once, not the ranges' raw bytes; the node's own count agrees.
-      const wire = proxies[1]?.stats.payloadBytes ?? 0;
-      console.log(
-        `netboot bytes on the wire for ${n2.hostname}: ${wire} (${(wire / 2 ** 20).toFixed(1)} MiB)`,
-      );
-      // ... the compressed payload once (plus the lists), not the ranges' raw bytes.
+      // compressed payload once (plus the lists), not the ranges' raw bytes; the node's own count agrees.
+      const wire = proxies.clean.stats.payloadBytes;
       expect(wire).toBeGreaterThanOrEqual(zstBytes);
       expect(wire).toBeLessThan(zstBytes + 2 ** 20);
       expect(n2.serial).toContain(`fetched ${wire} bytes of payload.zst`);
-      expect(n1.serial).toContain('OSBAKE-INSTALL: FAILED');
-      // What the server knows: failed (with the log), done, and an unknown node is refused.
-      const api = async () =>
-        (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as NetbootView;
-      const unknown = await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=52:54:00:ff:ff:ff`);
-      expect(await unknown.text()).toContain('is not a node of this server');
-      const view = await api();
+      // What the server knows: failed (with the log), done with the bytes and time each reported.
+      const view = (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as NetbootView;
       expect(view.release).toBe(RELEASE);
       const state = (mac: string) => view.nodes.find((x) => x.mac === mac);
       expect(state(n1.mac)?.state).toBe('failed');
       expect(state(n1.mac)?.message).toMatch(/still damaged after 3 downloads/);
       expect(state(n1.mac)?.log).toContain('OSBAKE-INSTALL: FAILED');
-      expect(state(n2.mac)?.state).toBe('done');
-      expect(state(n3.mac)?.state).toBe('done');
-      // What the installer reported: the bytes it fetched (as the link counted them), and its time.
-      expect(state(n2.mac)?.bytes).toBe(wire);
-      expect(state(n2.mac)?.seconds).toBeGreaterThan(0);
-      // ... and its grub.cfg now sends it to its disk (rewritten from the node records).
-      const toDisk = `${n3.mac} installed ${RELEASE}; booting from its disk`;
+      for (const n of good) {
+        expect(state(n.mac)).toMatchObject({ state: 'done', name: n.name, addresses: [`${n.address}/24`] });
+        expect(state(n.mac)?.bytes).toBe(wire);
+        expect(state(n.mac)?.seconds).toBeGreaterThan(0);
+      }
+      console.log(
+        [
+          `netboot: ${good.length} nodes installed at once in ${totalSeconds} s; server CPU ${serverCpu.toFixed(1)} s`,
+          ...good.map(
+            (n) =>
+              `  ${n.name} ${n.firmware}: ${state(n.mac)?.seconds} s (installer), ${state(n.mac)?.bytes} bytes (${((state(n.mac)?.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB) on the wire`,
+          ),
+        ].join('\n'),
+      );
+      // ... and grub.cfg now sends the Secure Boot nodes to their disks (rewritten from the records).
+      const toDisk = `${NET_NODES[2]?.mac} installed ${RELEASE}; booting from its disk`;
       for (
         let i = 0;
         i < 20 && !(await readFile(join(tftp, 'grub', 'grub.cfg'), 'utf8')).includes(toDisk);
@@ -754,22 +975,47 @@ describe('osbake build usb-installer', () => {
         await new Promise((r) => setTimeout(r, 500));
       }
       expect(await readFile(join(tftp, 'grub', 'grub.cfg'), 'utf8')).toContain(toDisk);
-      expect(state('52:54:00:ff:ff:ff')?.state).toBe('refused');
-      // A node that is done boots from its disk.
+      // An unknown node is refused; a node that is done boots from its disk.
+      const unknown = await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=52:54:00:ff:ff:ff`);
+      expect(await unknown.text()).toContain('is not a node of this server');
+      expect(
+        (await (await fetch(`http://127.0.0.1:${port}/api/netboot`)).json()) as NetbootView,
+      ).toMatchObject({
+        nodes: expect.arrayContaining([
+          expect.objectContaining({ mac: '52:54:00:ff:ff:ff', state: 'refused' }),
+        ]),
+      });
       const again = await (await fetch(`http://127.0.0.1:${port}/netboot/boot.ipxe?mac=${n2.mac}`)).text();
       expect(again).toContain('booting from its disk');
       expect(again).toContain('exit 0');
       const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
       expect(page).toContain('Network installs');
+      expect(page).toContain(`${NET_NODES[3]?.address}/24`);
       const listed = await runCli(['netboot', 'status'], project.dir, env);
       expect(listed.code, listed.stderr).toBe(0);
-      expect(listed.stdout).toMatch(/52:54:00:0b:00:02\s+node02\s+done/);
-      expect(listed.stdout).toMatch(/52:54:00:0b:00:01\s+node01\s+failed/);
-      // The disk installed over the network boots under plain UEFI (the stick cases boot theirs under
-      // SeaBIOS and Secure Boot): with a fresh variable store, by the removable-media path.
-      const booted = await bootInstalled(n2.target, n2.nodeDir, n2.firmware, n2.hostname);
-      expect(booted.reason ?? '', JSON.stringify(booted.checks)).toBe('');
-      expect(booted.passed).toBe(true);
+      expect(listed.stdout).toMatch(/52:54:00:0b:00:02\s+node02\s+10\.0\.2\.22\/24\s+done/);
+      expect(listed.stdout).toMatch(/52:54:00:0b:00:01\s+node01\s+10\.0\.2\.21\/24\s+failed/);
+
+      // Every installed disk boots at once under its own firmware (a fresh variable store: the
+      // removable-media path) and comes up as its node: name and address on the serial console,
+      // the address configured, the test's key let in.
+      const t1 = Date.now();
+      const boots = await Promise.all(good.map((n) => bootNode(n)));
+      console.log(
+        `netboot: the six installed disks booted at once in ${Math.round((Date.now() - t1) / 1000)} s`,
+      );
+      for (const [i, b] of boots.entries()) {
+        const n = good[i] as (typeof good)[number];
+        expect(b.console, `${n.name}: ${b.console.slice(-2000)}`).toContain(
+          `osbake node ${n.name} address ${n.address}`,
+        );
+        expect(b.console).toContain(`${n.name} login:`);
+        expect(b.ssh, `${n.name} over SSH`).toContain(`hostname=${n.name}\n`);
+        expect(b.ssh).toMatch(new RegExp(`inet ${n.address.replaceAll('.', '\\.')}/24 `));
+        expect(b.ssh).toContain('default via 10.0.2.2 ');
+        expect(b.ssh).toContain('DNS Domain: cluster.example');
+        if (n.firmware === 'secureboot') expect(b.ssh).toContain('SecureBoot enabled');
+      }
     } finally {
       serve.child.kill('SIGINT');
       await serve.done;
