@@ -146,7 +146,7 @@ export function readmeTxt(f: StickFacts): string {
     'offset, length, sha256; osbake/payload.zst: those ranges concatenated, zstd), reads every range',
     'back and compares its SHA-256, grows the last partition and its ext4 file system to the disk,',
     "sets the hostname and the node's identity (osbake/nodes.conf: addresses, SSH keys, files; the",
-    "node is found by node= in installer.conf, a MAC of this machine, its DMI serial, or the menu),",
+    'node is found by node= in installer.conf, a MAC of this machine, its DMI serial, or the menu),',
     'and logs to the console and to logs/ on this partition.',
     '',
     'Files:',

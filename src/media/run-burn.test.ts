@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatCandidates, refusalError } from './run-burn.js';
+import { refusalError } from './burn-common.js';
+import { formatCandidates } from './run-burn.js';
 
 describe('formatCandidates', () => {
   it('shows each disk with what burn would say', () => {

@@ -44,7 +44,10 @@ export async function runNetbootStatus(o: { projectDir: string; json?: boolean; 
     (n.message ?? n.log?.trimEnd().split('\n').at(-1) ?? '').slice(0, 100),
   ]);
   out.write(
-    formatTable(['MAC', 'HOSTNAME', 'ADDRESSES', 'STATE', 'RELEASE', 'BYTES', 'TIME', 'UPDATED (UTC)', 'MESSAGE'], rows),
+    formatTable(
+      ['MAC', 'HOSTNAME', 'ADDRESSES', 'STATE', 'RELEASE', 'BYTES', 'TIME', 'UPDATED (UTC)', 'MESSAGE'],
+      rows,
+    ),
   );
 }
 
