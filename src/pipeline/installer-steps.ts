@@ -30,7 +30,7 @@ import { ByteProgress } from '../log/progress.js';
 import { writeBmapFor } from '../media/bmap.js';
 import { manifestFileOf } from '../release/image-builds.js';
 import { imageArtifact, latestCleanBuild } from '../release/plan.js';
-import { checkStoreArtifact } from '../release/verify.js';
+import { checkStoreArtifact } from '../release/verify-artifact.js';
 import { detachSign, keyringFromDir, requireSecretKey } from '../signing/gpg.js';
 import { keysDir, signingKeyOf } from '../signing/project-keys.js';
 import type { BuildContext } from './context.js';

@@ -23,7 +23,7 @@ import { signingKeyOf } from '../signing/project-keys.js';
 import { readImageBuilds } from './image-builds.js';
 import { type PatchChoice, planRelease, type ReleasePlan } from './plan.js';
 import { releaseJson, releaseRecordFiles, writeReleaseRecords } from './signature.js';
-import { checkStoreArtifact, describeResult, type VerifyResult } from './verify.js';
+import { checkStoreArtifact, describeResult, type VerifyResult } from './verify-artifact.js';
 
 export interface RunReleaseOptions {
   projectDir: string;

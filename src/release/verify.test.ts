@@ -10,13 +10,13 @@ import { mirrorUrl } from '../artifacts/naming.js';
 import { type Release, type ReleaseArtifact, writeRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import type { ProgressSink } from '../log/progress.js';
+import { verifyRelease } from './verify.js';
 import {
   checkMirrorArtifact,
   checkStoreArtifact,
   describeResult,
   sidecarProblem,
-  verifyRelease,
-} from './verify.js';
+} from './verify-artifact.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
