@@ -105,20 +105,28 @@ export function startCli(
     done,
     /** Everything printed so far (stdout, then stderr). */
     output: () => `${stdout}${stderr}`,
+    /** Wait for output matching re; fails at once when the process ends first (no wait for nothing). */
     until: (re: RegExp, timeoutMs: number) =>
       new Promise<void>((res, rej) => {
         const t = setTimeout(
           () => rej(new Error(`timeout waiting for ${re}\n${stdout}\n${stderr}`)),
           timeoutMs,
         );
-        waiters.push({
+        const waiter = {
           re,
           resolve: () => {
             clearTimeout(t);
             res();
           },
-        });
+        };
+        waiters.push(waiter);
         check();
+        void done.then((r) => {
+          if (!waiters.includes(waiter)) return;
+          waiters.splice(waiters.indexOf(waiter), 1);
+          clearTimeout(t);
+          rej(new Error(`exited (${r.code ?? r.signal}) before ${re}\n${stdout}\n${stderr}`));
+        });
       }),
   };
 }

@@ -21,6 +21,7 @@ import { createNullLogger } from '../../src/log/logger.js';
 import type { NetbootView } from '../../src/netboot/netboot.js';
 import { startFaultProxy } from './fault-proxy.js';
 import {
+  freePort,
   git,
   loopDevicesBacking,
   makeProject,
@@ -440,15 +441,6 @@ function treeCpuSeconds(root: number): number {
   return ticks / 100;
 }
 
-/** A TCP port free on 127.0.0.1 now. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 /**
  * Boot a node's installed disk under its own firmware (fresh variable store) until its login
  * banner shows its name and address, then log in with the key it was given: SSH is forwarded to
@@ -671,11 +663,19 @@ describe('osbake build usb-installer', () => {
           'SHA256SUMS.asc',
           `${baseBuild}.bmap`,
           'image.txt',
+          // nodes: of osbake.yaml, covered by the signed SHA256SUMS.
+          'nodes.conf',
           'payload.pieces',
           'payload.ranges',
           'payload.zst',
         ].sort(),
       );
+      expect(await readFile(join(mnt, 'osbake/SHA256SUMS'), 'utf8')).toMatch(
+        /^[0-9a-f]{64} {2}nodes\.conf$/m,
+      );
+      const conf = await readFile(join(mnt, 'osbake/nodes.conf'), 'utf8');
+      expect(conf.match(/^node /gm)?.length).toBe(9);
+      expect(conf).toContain('node stick-sb\nhostname node-sb\nserial OSB-STICK-SB\ntarget /dev/vdb\n');
       // Debian's signed shim and grubnetx64 for serve --netboot's Secure Boot chain.
       expect((await readdir(join(mnt, 'boot/netboot'))).sort()).toEqual(['bootx64.efi', 'grubx64.efi']);
       expect(await readFile(join(mnt, 'package/site-config.tar'), 'utf8')).toBe(
@@ -851,14 +851,14 @@ describe('osbake build usb-installer', () => {
       expect(id3).toContain(`key root ${Buffer.from(nodeKey).toString('base64')}\n`);
       expect((await idOf('52:54:00:ff:ff:ff')).status).toBe(404);
       expect((await idOf('not-a-mac')).status).toBe(400);
-      // The payload as on the stick (zstd, one frame per piece): the damaged byte lies halfway, so
+      // The payload as on the stick (zstd, one frame per piece): the damaged byte lies a tenth in, so
       // the two cuts come first.
       const zstBytes = Number(
         /netboot: release [^ ]+ \([^,]+, \d+ ranges, (\d+) bytes\)/.exec(serve.output())?.[1],
       );
       expect(zstBytes).toBeGreaterThan(100 * 2 ** 20);
       const proxies = {
-        faulty: await startFaultProxy(port, { cuts: 2, corruptAt: Math.floor(zstBytes / 2) }),
+        faulty: await startFaultProxy(port, { cuts: 2, corruptAt: Math.floor(zstBytes / 10) }),
         clean: await startFaultProxy(port, {}),
       };
       const cpuBefore = treeCpuSeconds(serve.child.pid as number);
