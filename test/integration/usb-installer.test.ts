@@ -10,7 +10,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -514,7 +513,7 @@ async function bootNode(n: {
               'root@127.0.0.1',
               script,
             ],
-            { encoding: 'utf8', timeout: 60_000 },
+            { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] },
           );
         } catch {
           await new Promise((r) => setTimeout(r, 3000));
@@ -836,7 +835,7 @@ describe('osbake build usb-installer', () => {
       const port = Number(banner?.[1]);
       expect(port).toBeGreaterThan(0);
       expect(serve.output()).toContain('netboot: warning: listening on 127.0.0.1 only');
-      expect(serve.output()).toContain('8 node(s) in osbake.yaml');
+      expect(serve.output()).toContain('7 node(s) in osbake.yaml');
       const tftp = join(project.dir, '.osbake', 'netboot', 'tftp');
       expect(serve.output()).toContain(
         `netboot: UEFI with Secure Boot boots bootx64.efi (shim → grubnetx64) from the TFTP root ${tftp}`,
