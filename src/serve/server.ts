@@ -302,9 +302,10 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
       return reply(req, res, 200, s.script, 'text/plain; charset=utf-8', noStore);
     }
     // A node's identity (nodes: in osbake.yaml), fetched by its installer; 404 for a node without one.
-    const id = /^\/netboot\/node\/([^/]+)$/.exec(pathOnly);
-    if (id) {
-      const mac = normalizeMac(decodeURIComponent(id[1] as string));
+    if (/^\/netboot\/node\/[^/]+$/.test(pathOnly)) {
+      // Decoded as every path is (a malformed escape is a 400, not an error of the server).
+      const p = checkRequestPath(pathOnly);
+      const mac = p.ok ? normalizeMac(p.segments[2] ?? '') : undefined;
       if (!mac) return reply(req, res, 400, 'not a MAC address\n');
       const node = nodeByMac(nb.nodes, mac);
       if (!node) return reply(req, res, 404, 'no such node\n', undefined, noStore);

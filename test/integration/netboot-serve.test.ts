@@ -298,6 +298,13 @@ describe('osbake serve --netboot', () => {
         expect((await post('mac=52:54:00:0c:00:99&state=booted')).status).toBe(403);
         expect((await post(`mac=${NODE}&state=booted&log=${'x'.repeat(200_000)}`)).status).toBe(413);
         expect((await http(port, 'GET', '/netboot/report')).status).toBe(405);
+        // A node's identity: by MAC (percent-encoded too); a stranger 404, a malformed escape 400.
+        const id = await http(port, 'GET', `/netboot/node/${NODE.replaceAll(':', '%3A')}`);
+        expect(id.status).toBe(200);
+        expect(id.body.toString()).toMatch(/^node rack1-n01\nhostname rack1-n01\nmac 52:54:00:0c:00:01\n/);
+        expect((await http(port, 'GET', '/netboot/node/52:54:00:0c:00:99')).status).toBe(404);
+        expect((await http(port, 'GET', '/netboot/node/%E0%A4%A')).status).toBe(400);
+        expect((await http(port, 'GET', '/netboot/node/not-a-mac')).status).toBe(400);
         const api = JSON.parse((await http(port, 'GET', '/api/netboot')).body.toString()) as NetbootView;
         expect(api.release).toBe('r1');
         const n = api.nodes.find((x) => x.mac === NODE);
