@@ -29,7 +29,8 @@ export function canonicalIp(address: string): string {
   return new URL(`http://[${address}]/`).hostname.slice(1, -1);
 }
 
-function ipv4ToInt(a: string): number {
+/** "10.0.2.21" → its 32-bit number (pure; a checked IPv4 address). */
+export function ipv4ToInt(a: string): number {
   return a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
 }
 
@@ -53,7 +54,7 @@ export function inSubnet(cidr: { address: string; prefix: number; family: 4 | 6 
 }
 
 /** Why an IPv4 host address cannot be that of a host in its subnet, or undefined (pure). */
-function ipv4HostProblem(cidr: { address: string; prefix: number }): string | undefined {
+export function ipv4HostProblem(cidr: { address: string; prefix: number }): string | undefined {
   const first = Number(cidr.address.split('.')[0]);
   if (first === 0 || first === 127 || first >= 224)
     return 'is not a host address (0/8, loopback, multicast or reserved)';
@@ -353,9 +354,11 @@ export function checkNodes(
     else owners.set(k, who);
   };
   const all = clusterNodes(nodes, netboot);
+  const named = new Map<string, number>();
+  for (const n of all) named.set(n.name, (named.get(n.name) ?? 0) + 1);
   for (const n of all) {
     const path = nodes[n.name] ? ['nodes', n.name] : ['netboot', 'nodes'];
-    if (nodes[n.name] && all.filter((x) => x.name === n.name).length > 1)
+    if (nodes[n.name] && (named.get(n.name) ?? 0) > 1)
       add(path, `node ${n.name} is also in netboot.nodes: keep it in one place (nodes:)`);
     for (const m of n.macs) claim('MAC', m, n.name, [...path, 'mac']);
     if (n.serial) claim('serial', n.serial, n.name, [...path, 'serial']);

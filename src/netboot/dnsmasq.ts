@@ -9,6 +9,7 @@
  * Every value is checked: nothing a user typed can add a line to the file.
  */
 import { isHostIPv4, isPort } from '../config/netboot.js';
+import { inSubnet, ipv4HostProblem, ipv4ToInt } from '../config/nodes.js';
 import { UserError } from '../errors.js';
 
 export interface DnsmasqOptions {
@@ -68,21 +69,21 @@ export function checkDnsmasqOptions(o: DnsmasqOptions): {
   let range: { first: string; last: string; mask: string } | undefined;
   if (o.dhcpRange !== undefined) {
     const [first = '', last = '', extra] = o.dhcpRange.split(',');
-    const toInt = (a: string) => a.split('.').reduce((n, x) => n * 256 + Number(x), 0);
-    const size = 2 ** (32 - Number(bits));
-    const mask = 2 ** 32 - size;
-    // A host address of the subnet: neither its network nor (from /30 up) its broadcast address.
+    const prefix = Number(bits);
+    const mask = 2 ** 32 - 2 ** (32 - prefix);
+    // A host address of the subnet: neither its network nor (from /30 up) its broadcast address —
+    // the same rules as a node's address in nodes: (config/nodes.ts).
     const inNet = (a: string) =>
       IPV4.test(a) &&
       isHostIPv4(a) &&
-      Math.floor(toInt(a) / size) === Math.floor(toInt(net) / size) &&
-      (size <= 2 || (toInt(a) % size !== 0 && toInt(a) % size !== size - 1));
+      inSubnet({ address: net, prefix, family: 4 }, a) &&
+      ipv4HostProblem({ address: a, prefix }) === undefined;
     if (
       bits === undefined ||
       extra !== undefined ||
       !inNet(first) ||
       !inNet(last) ||
-      toInt(first) > toInt(last)
+      ipv4ToInt(first) > ipv4ToInt(last)
     ) {
       throw bad(
         '--dhcp-range',
