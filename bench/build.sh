@@ -14,13 +14,9 @@ PACKER_ROUNDS="${PACKER_ROUNDS:-$ROUNDS}"
 WORK="$(mktemp -d /var/tmp/osbake-bench-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 P="$WORK/project"
-mkdir -p "$P/images"
-cp -r "$REPO/images/debian12-base" "$P/images/"
-rm -f "$P/images/debian12-base/manifest.json"
-sed "s|^workDir:.*|workDir: $WORK/osbake|" "$REPO/osbake.yaml" > "$P/osbake.yaml"
-printf 'store/\nout/\n' > "$P/.gitignore"
-git -C "$P" init -q -b main && git -C "$P" add -A
-git -C "$P" -c user.email=b@b -c user.name=bench commit -qm bench
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+make_image_project "$REPO" "$WORK" "$P"
 
 now() { date +%s.%N; }
 declare -A SUM COUNT

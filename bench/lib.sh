@@ -26,3 +26,16 @@ YAML
   git -C "$p" init -q -b main && git -C "$p" add -A
   git -C "$p" -c user.email=b@b -c user.name=bench commit -qm bench
 }
+
+# make_image_project REPO WORK P: a throwaway project in P holding the repository's debian12-base
+# definition (no build record), its work directory WORK/osbake (caches of its own), one commit.
+make_image_project() {
+  local repo="$1" work="$2" p="$3"
+  mkdir -p "$p/images"
+  cp -r "$repo/images/debian12-base" "$p/images/"
+  rm -f "$p/images/debian12-base/manifest.json"
+  sed "s|^workDir:.*|workDir: $work/osbake|" "$repo/osbake.yaml" > "$p/osbake.yaml"
+  printf 'store/\nout/\n' > "$p/.gitignore"
+  git -C "$p" init -q -b main && git -C "$p" add -A
+  git -C "$p" -c user.email=b@b -c user.name=bench commit -qm bench
+}

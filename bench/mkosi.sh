@@ -16,13 +16,9 @@ command -v mkosi >/dev/null || { echo "apt-get install mkosi" >&2; exit 2; }
 WORK="$(mktemp -d /var/tmp/osbake-bench-mkosi-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 P="$WORK/project"
-mkdir -p "$P/images"
-cp -r "$REPO/images/debian12-base" "$P/images/"
-rm -f "$P/images/debian12-base/manifest.json"
-sed "s|^workDir:.*|workDir: $WORK/osbake|" "$REPO/osbake.yaml" > "$P/osbake.yaml"
-printf 'store/\nout/\n' > "$P/.gitignore"
-git -C "$P" init -q -b main && git -C "$P" add -A
-git -C "$P" -c user.email=b@b -c user.name=bench commit -qm bench
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+make_image_project "$REPO" "$WORK" "$P"
 
 # The same package list: osbake's vanilla packages + the image's base_packages.
 PKGS="$(node --input-type=module -e "
