@@ -14,6 +14,22 @@ const noBuildTools = {
   PATH: process.env.OSBAKE_E2E_BIN,
 };
 
+/**
+ * Integration tests that boot no VM and build no image (nginx, sshd + rsync, dnf, rpmbuild, Packer's
+ * validate, libvirt's preflight): they take little CPU, so they run in a fork beside the VM tests.
+ */
+const LIGHT_INTEGRATION = [
+  'test/integration/burn.test.ts',
+  'test/integration/libvirt-preflight.test.ts',
+  'test/integration/manifest-processes.test.ts',
+  'test/integration/publish.test.ts',
+  'test/integration/rocky-bootstrap.test.ts',
+  'test/integration/rocky-static.test.ts',
+  'test/integration/rpm-bundle.test.ts',
+  'test/integration/serve.test.ts',
+  'test/integration/template-check.test.ts',
+];
+
 export default defineConfig({
   test: {
     // A focused test (.only) must not silence the rest of the suite, in CI or anywhere.
@@ -45,11 +61,24 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: LIGHT_INTEGRATION,
           // Real builds boot VMs under TCG: minutes, not seconds. Each test sets its own timeout too.
           testTimeout: 30 * 60_000,
           hookTimeout: 10 * 60_000,
           globalSetup: ['test/integration/global-setup.ts'],
           // One VM build at a time: the machine has 2 cores.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
+      {
+        // Real tools, no VM and no image build: these run beside the VM tests, in a fork of their own.
+        test: {
+          name: 'integration-light',
+          include: LIGHT_INTEGRATION,
+          testTimeout: 5 * 60_000,
+          hookTimeout: 5 * 60_000,
+          globalSetup: ['test/integration/global-setup.ts'],
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
         },

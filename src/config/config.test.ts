@@ -93,11 +93,16 @@ describe('image.yaml', () => {
     expect(cfg.suite).toBe('bookworm');
     expect(cfg.packer.template).toBe('.');
     expect(cfg.vanilla.packages).toEqual([]);
+    expect(cfg.installer.compressionLevel).toBe(19);
   });
 
   it.each([
     [{ name: 'Bad Name', distro: 'debian' }, 'name'],
     [{ name: 'x', distro: 'debian', vanilla: { packages: [''] } }, 'vanilla.packages.0'],
+    [{ name: 'x', distro: 'debian', installer: { compressionLevel: 0 } }, 'installer.compressionLevel'],
+    [{ name: 'x', distro: 'debian', installer: { compressionLevel: 20 } }, 'installer.compressionLevel'],
+    [{ name: 'x', distro: 'debian', installer: { compressionLevel: 9.5 } }, 'installer.compressionLevel'],
+    [{ name: 'x', distro: 'debian', installer: { compressionLevel: '9' } }, 'installer.compressionLevel'],
     [{ name: 'x', distro: 'debian', vm: { diskSize: '8T' } }, 'vm.diskSize'],
   ])('rejects %j at %s', (input, path) => {
     const r = ImageConfigSchema.safeParse(input);

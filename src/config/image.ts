@@ -157,6 +157,15 @@ export const ImageConfigSchema = z
             'extra kernel modules in the installer initramfs (disk and USB drivers are always there)',
           ),
         kernelArgs: oneLine.default('').describe('extra kernel command line of the installer'),
+        compressionLevel: z
+          .number()
+          .int('must be a whole number')
+          .min(1, 'must be 1-19 (zstd levels)')
+          .max(19, 'must be 1-19 (zstd levels)')
+          .default(19)
+          .describe(
+            "zstd level of the payload's pieces: 19 (default) is the smallest on the stick and the wire; lower builds faster, installs as fast",
+          ),
       })
       .strict()
       .prefault({}),

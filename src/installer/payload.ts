@@ -3,7 +3,7 @@
  * (the ranges, concatenated, zstd-compressed) with a ranges list (offset, length, sha256) that the
  * installer writes with `dd seek=` and verifies by reading back. Holes are never decompressed,
  * transferred or written: an 8 GiB image with 760 MiB of data costs 760 MiB of work.
- * payload.zst is a sequence of independent zstd frames, one per piece (≤ 16 MiB of one range),
+ * payload.zst is a sequence of independent zstd frames, one per piece (≤ 64 MiB of one range),
  * listed in payload.pieces with where each starts in payload.zst and its SHA-256: the stick
  * decompresses the whole stream, a network install fetches each piece with a range request,
  * checks it, and decompresses it onto the disk — compressed on the wire, resumable per piece.
@@ -70,8 +70,17 @@ export function formatRangesFile(
   ].join('\n');
 }
 
-/** Most raw bytes in one piece (one zstd frame): what the installer holds in RAM at once. */
-export const PIECE_BYTES = 16 * 2 ** 20;
+/**
+ * Most raw bytes in one piece (one zstd frame): what the installer holds in RAM at once (the piece,
+ * its frame and zstd's window: ~150 MiB). Measured on debian12-base's 1,148 MiB of data at zstd -19:
+ * 16 MiB pieces 291.9 MB on the wire, 64 MiB pieces with a window as long as the piece 272.3 MB
+ * (−6.7 %, ~17 % more compression time); xz -9e --x86 of 16 MiB pieces would be −7.3 % at 7× the
+ * decompression time. Resume and re-fetch stay per piece (~15 MB compressed).
+ */
+export const PIECE_BYTES = 64 * 2 ** 20;
+
+/** zstd's window for a piece: the whole piece (2^26 = PIECE_BYTES), within zstd -d's default limit (2^27). */
+export const PIECE_WINDOW_LOG = 26;
 
 export interface Piece {
   /** Where its bytes go on the target disk. */
@@ -145,10 +154,20 @@ export async function compressPieces(o: {
         if (bytesRead !== p.length) throw new Error(`${o.packed}: short read at ${starts[i]}`);
         const raw = `${o.work}/piece-${i}.bin`;
         await writeFile(raw, buf);
-        await run(['zstd', '-q', '-f', '-T1', `-${o.level ?? PAYLOAD_ZSTD_LEVEL}`, raw, '-o', frameFile(i)], {
-          log: o.log,
-          signal: o.signal,
-        });
+        await run(
+          [
+            'zstd',
+            '-q',
+            '-f',
+            '-T1',
+            `-${o.level ?? PAYLOAD_ZSTD_LEVEL}`,
+            `--long=${PIECE_WINDOW_LOG}`,
+            raw,
+            '-o',
+            frameFile(i),
+          ],
+          { log: o.log, signal: o.signal },
+        );
         await rm(raw, { force: true });
         o.progress?.add(p.length);
       }
@@ -240,6 +259,8 @@ export async function preparePayload(o: {
   signal: AbortSignal;
   progress: (t: string) => void;
   bytes?: ByteProgress;
+  /** zstd level (default PAYLOAD_ZSTD_LEVEL). */
+  level?: number;
 }): Promise<PreparedPayload> {
   const { log, signal } = o;
   const raw = `${o.dir}/${o.name}.raw`;
@@ -257,8 +278,9 @@ export async function preparePayload(o: {
   o.bytes?.end();
   const rangesFile = `${o.dir}/payload.ranges`;
   await writeFile(rangesFile, formatRangesFile(hashed, bmap.imageSize));
+  const level = o.level ?? PAYLOAD_ZSTD_LEVEL;
   o.progress(
-    `compressing ${Math.round(dataBytes / 2 ** 20)} MiB of data (zstd -${PAYLOAD_ZSTD_LEVEL}, one frame per piece, ${availableParallelism()} at once)`,
+    `compressing ${Math.round(dataBytes / 2 ** 20)} MiB of data (zstd -${level} --long=${PIECE_WINDOW_LOG}, one frame per piece of ≤ ${PIECE_BYTES / 2 ** 20} MiB, ${availableParallelism()} at once)`,
   );
   const packedFile = `${o.dir}/payload.zst`;
   o.bytes?.start('compressing', dataBytes);
@@ -269,6 +291,7 @@ export async function preparePayload(o: {
     work: o.dir,
     log,
     signal,
+    level,
     ...(o.bytes ? { progress: o.bytes } : {}),
   });
   o.bytes?.end();

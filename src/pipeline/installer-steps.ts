@@ -194,6 +194,7 @@ const payload: Step<BuildContext> = {
       signal: ctx.signal,
       progress: (t) => ctx.progress.detail(t),
       bytes: new ByteProgress(),
+      level: ctx.image.config.installer.compressionLevel,
     });
     // The stick does not need the raw image (only its data ranges).
     await rm(st.payload.raw, { force: true });
