@@ -4,24 +4,30 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type AcceleratorChoice, parseAccelerator, selectAccelerator } from '../builders/accel.js';
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
-import type { Builder, BuildJob } from '../builders/builder.js';
-import { choiceNeedsAccelerator, chooseBuilder, resolveAutoBuilder } from '../builders/choice.js';
+import type { Builder, BuilderType, BuildJob } from '../builders/builder.js';
+import {
+  type BuilderChoice,
+  choiceNeedsAccelerator,
+  chooseBuilder,
+  resolveAutoBuilder,
+} from '../builders/choice.js';
 import { createBuilder } from '../builders/registry.js';
-import { loadImage, PACKER_MANAGED_VARS } from '../config/image.js';
-import { checkProjectDirs, loadProject } from '../config/project.js';
+import { type ImageDefinition, loadImage, PACKER_MANAGED_VARS } from '../config/image.js';
+import { checkProjectDirs, loadProject, type Project } from '../config/project.js';
 import { assertReleaseName } from '../config/releases.js';
+import type { Distro } from '../distros/distro.js';
 import { distroOf } from '../distros/index.js';
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
 import { INPUT_CAPS, readInputText } from '../fsx/input.js';
-import { readProvenance } from '../git/provenance.js';
-import { createFileLogger, createNullLogger } from '../log/logger.js';
+import { type Provenance, readProvenance } from '../git/provenance.js';
+import { createFileLogger, createNullLogger, type Logger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { publishAfterBuild } from '../publish/publish.js';
 import { type BuildRequest, planBuild } from './build.js';
 import type { BuildContext } from './context.js';
 import { INSTALLER_STEPS } from './installer-steps.js';
-import { runSteps } from './runner.js';
+import { type RunnerResult, runSteps } from './runner.js';
 import { imageSteps } from './steps/index.js';
 
 export interface RunBuildOptions {
@@ -97,7 +103,21 @@ async function checkVarFile(file: string): Promise<void> {
   }
 }
 
-export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
+/** A build's inputs, every one checked before any slow work (bad input first). */
+interface CheckedBuild {
+  project: Project;
+  image: ImageDefinition;
+  distro: Distro;
+  installer: boolean;
+  choice: BuilderChoice;
+  resolved: { builder: BuilderType; reason: string };
+  prov: Provenance;
+  accel: AcceleratorChoice | undefined;
+  req: BuildRequest;
+}
+
+/** Check the request, the project, the image, the tree and the tools' inputs; probe the accelerator. */
+async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
   const accelerator = parseAccelerator(o.accelerator);
   if (!o.release && !o.createPatches) {
     throw new UserError(
@@ -172,6 +192,98 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       `e.g. osbake build ${o.image} --release 2026.11`,
     );
   }
+  return { project, image, distro, installer, choice, resolved, prov, accel, req };
+}
+
+/** The build's summary for --json (pure). */
+function summaryJson(
+  ctx: BuildContext,
+  result: RunnerResult,
+  c: Pick<CheckedBuild, 'resolved'>,
+): Record<string, unknown> {
+  const { plan, builder } = ctx;
+  return {
+    artifact: plan.artifact,
+    image: ctx.image.name,
+    release: plan.release ?? null,
+    file: `${plan.storeBuildsDir}/${plan.artifactFile}`,
+    size: ctx.size,
+    sha256: ctx.sha256,
+    packages: ctx.packages?.length ?? null,
+    builder: builder?.type ?? 'installer',
+    builder_reason: builder ? c.resolved.reason : null,
+    accelerator: ctx.recordAccelerator ?? null,
+    test: ctx.test ?? (builder ? { skipped: true } : null),
+    patch_bundle: ctx.createdBundle
+      ? {
+          id: ctx.createdBundle.id,
+          path: ctx.createdBundle.path,
+          packages: ctx.createdBundle.packages,
+        }
+      : null,
+    applied_patch_bundle: ctx.appliedBundle ?? null,
+    manifest: plan.manifestFile,
+    committed: ctx.committed,
+    log: plan.logFile,
+    duration_s: Math.round((Date.now() - ctx.startedAt) / 100) / 10,
+    phases: Object.fromEntries(result.timings.map((t) => [t.name, Math.round(t.ms / 100) / 10])),
+  };
+}
+
+/** The build's summary as the lines a person reads (pure). */
+function summaryText(ctx: BuildContext, result: RunnerResult, installer: boolean): string {
+  const { plan, builder } = ctx;
+  const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
+  return [
+    `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${builder ? builder.describe() : 'installer, no VM'})`,
+    `  image:    ${plan.storeBuildsDir}/${plan.artifactFile}`,
+    `  size:     ${ctx.size} bytes`,
+    `  sha256:   ${ctx.sha256}`,
+    ...(installer
+      ? [`  bmap:     ${plan.storeBuildsDir}/${plan.artifactFile}.bmap`]
+      : [`  packages: ${ctx.packages?.length}`]),
+    ...(ctx.test
+      ? [
+          `  test:     passed (${ctx.test.firmware}, ${ctx.test.accelerator.toUpperCase()}, ${ctx.test.duration_s} s, ${ctx.test.checks.length} image checks)`,
+        ]
+      : builder
+        ? ['  test:     skipped (--no-test)']
+        : []),
+    ...(ctx.createdBundle
+      ? [
+          `  patches:  ${ctx.project.storeDir}/${ctx.createdBundle.path} (${ctx.createdBundle.packages} packages)`,
+        ]
+      : []),
+    ...(ctx.appliedBundle ? [`  applied:  patch bundle ${ctx.appliedBundle.id}`] : []),
+    `  manifest: ${plan.manifestFile}${ctx.committed ? ' (committed)' : ' (not committed)'}`,
+    `  phases:   ${timings}`,
+    '',
+  ].join('\n');
+}
+
+/** The end of a run in the log: outcome, timings, and why it failed (message, code, hint, output). */
+function logBuildEnd(log: Logger, result: RunnerResult): void {
+  log.info(
+    {
+      outcome: result.outcome,
+      timings: result.timings,
+      failedStep: result.failedStep,
+      ...(result.error
+        ? {
+            error: result.error.message,
+            code: (result.error as { code?: unknown }).code,
+            hint: (result.error as { hint?: unknown }).hint,
+            outputTail: (result.error as { outputTail?: unknown }).outputTail,
+          }
+        : {}),
+    },
+    'build end',
+  );
+}
+
+export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
+  const c = await checkBuild(o);
+  const { project, image, distro, installer, choice, resolved, prov, accel, req } = c;
   // Every input is checked: only now may osbake touch the project's directories.
   await checkProjectDirs(project);
   const plan = planBuild(project, image, prov, req);
@@ -242,23 +354,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
         progress.say(`osbake: warning: cleanup of ${step.name} failed: ${String(err)}`);
       },
     });
-    log.info(
-      {
-        outcome: result.outcome,
-        timings: result.timings,
-        failedStep: result.failedStep,
-        // Why, in the log too: the message, its code and hint, and a failed command's last lines.
-        ...(result.error
-          ? {
-              error: result.error.message,
-              code: (result.error as { code?: unknown }).code,
-              hint: (result.error as { hint?: unknown }).hint,
-              outputTail: (result.error as { outputTail?: unknown }).outputTail,
-            }
-          : {}),
-      },
-      'build end',
-    );
+    logBuildEnd(log, result);
     progress.stop();
     if (result.error) {
       if (result.outcome === 'failure') {
@@ -268,69 +364,10 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       }
       throw result.error;
     }
-    const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
-    if (o.json) {
-      process.stdout.write(
-        `${JSON.stringify(
-          {
-            artifact: plan.artifact,
-            image: image.name,
-            release: plan.release ?? null,
-            file: `${plan.storeBuildsDir}/${plan.artifactFile}`,
-            size: ctx.size,
-            sha256: ctx.sha256,
-            packages: ctx.packages?.length ?? null,
-            builder: builder?.type ?? 'installer',
-            builder_reason: builder ? resolved.reason : null,
-            accelerator: ctx.recordAccelerator ?? null,
-            test: ctx.test ?? (builder ? { skipped: true } : null),
-            patch_bundle: ctx.createdBundle
-              ? {
-                  id: ctx.createdBundle.id,
-                  path: ctx.createdBundle.path,
-                  packages: ctx.createdBundle.packages,
-                }
-              : null,
-            applied_patch_bundle: ctx.appliedBundle ?? null,
-            manifest: plan.manifestFile,
-            committed: ctx.committed,
-            log: plan.logFile,
-            duration_s: Math.round((Date.now() - ctx.startedAt) / 100) / 10,
-            phases: Object.fromEntries(result.timings.map((t) => [t.name, Math.round(t.ms / 100) / 10])),
-          },
-          null,
-          2,
-        )}\n`,
-      );
-      await publishAfterBuild(project, plan.artifact, { skip: o.noPublish, signal: ac.signal, log });
-      return ctx;
-    }
     process.stdout.write(
-      [
-        `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${builder ? builder.describe() : 'installer, no VM'})`,
-        `  image:    ${plan.storeBuildsDir}/${plan.artifactFile}`,
-        `  size:     ${ctx.size} bytes`,
-        `  sha256:   ${ctx.sha256}`,
-        ...(installer
-          ? [`  bmap:     ${plan.storeBuildsDir}/${plan.artifactFile}.bmap`]
-          : [`  packages: ${ctx.packages?.length}`]),
-        ...(ctx.test
-          ? [
-              `  test:     passed (${ctx.test.firmware}, ${ctx.test.accelerator.toUpperCase()}, ${ctx.test.duration_s} s, ${ctx.test.checks.length} image checks)`,
-            ]
-          : builder
-            ? ['  test:     skipped (--no-test)']
-            : []),
-        ...(ctx.createdBundle
-          ? [
-              `  patches:  ${ctx.project.storeDir}/${ctx.createdBundle.path} (${ctx.createdBundle.packages} packages)`,
-            ]
-          : []),
-        ...(ctx.appliedBundle ? [`  applied:  patch bundle ${ctx.appliedBundle.id}`] : []),
-        `  manifest: ${plan.manifestFile}${ctx.committed ? ' (committed)' : ' (not committed)'}`,
-        `  phases:   ${timings}`,
-        '',
-      ].join('\n'),
+      o.json
+        ? `${JSON.stringify(summaryJson(ctx, result, c), null, 2)}\n`
+        : summaryText(ctx, result, installer),
     );
     await publishAfterBuild(project, plan.artifact, { skip: o.noPublish, signal: ac.signal, log });
     return ctx;

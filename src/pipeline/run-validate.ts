@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLAYBOOK } from '../builders/artifact.js';
+import { choiceUsesHypervisors } from '../builders/choice.js';
 import { checkLibvirtHost } from '../builders/libvirt/preflight.js';
 import { checkTemplateSyntax, findPacker, packerVariants } from '../builders/packer/packer.js';
 import { readBuildsManifest } from '../config/builds.js';
@@ -84,7 +85,7 @@ export async function runValidate(o: {
     await check(results, `node ${node.name}`, 'identity', () => identityBlock(node, project.root));
   }
   // With the libvirt builder, each hypervisor as a build checks it: SSH (host key pinned), libvirt, pool.
-  if (project.config.builder.type === 'libvirt') {
+  if (choiceUsesHypervisors({ builder: project.config.builder.type })) {
     for (const h of project.config.hypervisors) {
       await check(results, `hypervisor ${h.name}`, 'ssh, libvirt, pool', () => checkLibvirtHost(h, { log }));
     }
