@@ -24,7 +24,7 @@ import { type Provenance, readProvenance } from '../git/provenance.js';
 import { createFileLogger, createNullLogger, type Logger } from '../log/logger.js';
 import { formatElapsed, Progress } from '../log/progress.js';
 import { publishAfterBuild } from '../publish/publish.js';
-import { type BuildRequest, planBuild } from './build.js';
+import { type BuildPlan, type BuildRequest, planBuild } from './build.js';
 import type { BuildContext } from './context.js';
 import { INSTALLER_STEPS } from './installer-steps.js';
 import { type RunnerResult, runSteps } from './runner.js';
@@ -281,9 +281,56 @@ function logBuildEnd(log: Logger, result: RunnerResult): void {
   );
 }
 
+/** The context the steps share, with the job its builder sees. */
+function buildContext(
+  o: RunBuildOptions,
+  c: CheckedBuild,
+  r: { plan: BuildPlan; log: Logger; progress: Progress; signal: AbortSignal; builder: Builder | undefined },
+): BuildContext {
+  const { project, image, distro, prov, accel, req, resolved } = c;
+  const { plan, log, progress, signal, builder } = r;
+  const job: BuildJob = {
+    project,
+    image,
+    distro,
+    log,
+    progress,
+    signal,
+    debug: o.debug,
+    buildId: plan.buildId,
+    workDir: plan.workDir,
+    artifact: plan.artifact,
+    artifactFile: plan.artifactFile,
+    release: plan.release ?? 'unreleased',
+    gitCommit: prov.commit,
+    accel,
+    userVars: { vars: o.packerVars ?? [], varFiles: (o.packerVarFiles ?? []).map((f) => resolve(f)) },
+  };
+  const ctx: BuildContext = {
+    project,
+    image,
+    distro,
+    req,
+    plan,
+    prov,
+    log,
+    progress,
+    signal,
+    startedAt: Date.now(),
+    builder,
+    builderReason: resolved.reason,
+    job,
+    accel,
+    published: [],
+    recorded: false,
+    committed: false,
+  };
+  return ctx;
+}
+
 export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const c = await checkBuild(o);
-  const { project, image, distro, installer, choice, resolved, prov, accel, req } = c;
+  const { project, image, installer, choice, resolved, prov, accel, req } = c;
   // Every input is checked: only now may osbake touch the project's directories.
   await checkProjectDirs(project);
   const plan = planBuild(project, image, prov, req);
@@ -304,42 +351,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     progress.say(`builder: ${builder.type} (${resolved.reason})`);
     if (accel && !o.noTest) progress.say(`accelerator: ${accel.accelerator.toUpperCase()} (${accel.reason})`);
   }
-  const job: BuildJob = {
-    project,
-    image,
-    distro,
-    log,
-    progress,
-    signal: ac.signal,
-    debug: o.debug,
-    buildId: plan.buildId,
-    workDir: plan.workDir,
-    artifact: plan.artifact,
-    artifactFile: plan.artifactFile,
-    release: plan.release ?? 'unreleased',
-    gitCommit: prov.commit,
-    accel,
-    userVars: { vars: o.packerVars ?? [], varFiles: (o.packerVarFiles ?? []).map((f) => resolve(f)) },
-  };
-  const ctx: BuildContext = {
-    project,
-    image,
-    distro,
-    req,
-    plan,
-    prov,
-    log,
-    progress,
-    signal: ac.signal,
-    startedAt: Date.now(),
-    builder,
-    builderReason: resolved.reason,
-    job,
-    accel,
-    published: [],
-    recorded: false,
-    committed: false,
-  };
+  const ctx = buildContext(o, c, { plan, log, progress, signal: ac.signal, builder });
   log.info({ builder: resolved, accel }, 'builder');
   try {
     const steps = builder ? imageSteps(builder, ctx) : INSTALLER_STEPS;
