@@ -22,6 +22,7 @@ const LIGHT_INTEGRATION = [
   'test/integration/burn.test.ts',
   'test/integration/libvirt-preflight.test.ts',
   'test/integration/manifest-processes.test.ts',
+  'test/integration/nm-keyfile.test.ts',
   'test/integration/publish.test.ts',
   'test/integration/rocky-bootstrap.test.ts',
   'test/integration/rocky-static.test.ts',

@@ -3,21 +3,19 @@
  * by node-identity.ts, against scratch roots laid out as the Debian image (systemd-networkd) and the
  * Rocky image (NetworkManager). The network install test boots a real node with them.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { canRunIdentitySh, identitySh } from '../../test/identity-sh.js';
 import { parseYamlConfig } from '../config/load.js';
 import { projectNodes } from '../config/nodes.js';
 import { ProjectConfigSchema } from '../config/project.js';
 import { identitiesText, identityBlock } from './node-identity.js';
 
-const LIB = join(import.meta.dirname, '../../images/usb-installer/installer/identity.sh');
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDkSTpFunTaDA6i4HF4TZcfHXgNjiXG224xtfrOr5s2c ops@site';
-const busybox = spawnSync('busybox', ['true']).status === 0;
-const root = process.getuid?.() === 0;
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -83,23 +81,13 @@ async function installedRoot(dir: string, kind: 'debian' | 'rocky'): Promise<str
   return r;
 }
 
-/** Run identity.sh functions in busybox sh; log and fail as /init has them. */
-function sh(s: { sys: string; tmp: string }, script: string) {
-  const r = spawnSync(
-    'busybox',
-    ['sh', '-c', `log() { echo "LOG $*"; }; fail() { echo "FAIL $*"; exit 9; }; . "${LIB}"; ${script}`],
-    { encoding: 'utf8', env: { PATH: process.env.PATH, ID_SYS: s.sys, ID_TMP: s.tmp } },
-  );
-  return { code: r.status, out: r.stdout + r.stderr };
-}
-
-describe.skipIf(!busybox || !root)('installer identity.sh (busybox sh)', () => {
+describe.skipIf(!canRunIdentitySh)('installer identity.sh (busybox sh)', () => {
   it('writes a Debian node: systemd-networkd unit, keys per user, files; resolv.conf of resolved left alone', async () => {
     const s = await scratch();
     const nodes = projectNodes(parseYamlConfig('osbake.yaml', CONFIG, ProjectConfigSchema));
     await writeFile(join(s.tmp, 'identity'), await identityBlock(nodes[0] as never, s.project));
     const r = await installedRoot(s.dir, 'debian');
-    const run = sh(s, `id_apply "${r}"`);
+    const run = identitySh(s, `id_apply "${r}"`);
     expect(run.code, run.out).toBe(0);
     expect(await readFile(join(r, 'etc/systemd/network/10-osbake-node.network'), 'utf8')).toBe(
       [
@@ -134,7 +122,7 @@ describe.skipIf(!busybox || !root)('installer identity.sh (busybox sh)', () => {
       'stub-resolv.conf',
     );
     // Again (a reinstall onto the same root): the key is not added twice.
-    expect(sh(s, `id_apply "${r}"`).code).toBe(0);
+    expect(identitySh(s, `id_apply "${r}"`).code).toBe(0);
     expect(await readFile(ak, 'utf8')).toBe(`${KEY}\n`);
   });
 
@@ -143,7 +131,7 @@ describe.skipIf(!busybox || !root)('installer identity.sh (busybox sh)', () => {
     const nodes = projectNodes(parseYamlConfig('osbake.yaml', CONFIG, ProjectConfigSchema));
     const r = await installedRoot(s.dir, 'rocky');
     await writeFile(join(s.tmp, 'identity'), await identityBlock(nodes[0] as never, s.project));
-    expect(sh(s, `id_apply "${r}"`).code).toBe(0);
+    expect(identitySh(s, `id_apply "${r}"`).code).toBe(0);
     const nm = join(r, 'etc/NetworkManager/system-connections/osbake-node.nmconnection');
     const text = await readFile(nm, 'utf8');
     expect(text).toContain('[ethernet]\nmac-address=52:54:00:0b:00:01\n');
@@ -154,7 +142,7 @@ describe.skipIf(!busybox || !root)('installer identity.sh (busybox sh)', () => {
     expect(statSync(nm).mode & 0o777).toBe(0o600);
     // node02 (DHCP, no MAC): the first NIC of the machine.
     await writeFile(join(s.tmp, 'identity'), await identityBlock(nodes[1] as never, s.project));
-    expect(sh(s, `id_apply "${r}"`).code).toBe(0);
+    expect(identitySh(s, `id_apply "${r}"`).code).toBe(0);
     const dhcp = await readFile(nm, 'utf8');
     expect(dhcp).toContain('mac-address=52:54:00:99:99:99');
     expect(dhcp).toContain('[ipv4]\nmethod=auto\ndns=10.0.2.3;\n');
@@ -165,21 +153,21 @@ describe.skipIf(!busybox || !root)('installer identity.sh (busybox sh)', () => {
     const nodes = projectNodes(parseYamlConfig('osbake.yaml', CONFIG, ProjectConfigSchema));
     const conf = join(s.dir, 'nodes.conf');
     await writeFile(conf, (await identitiesText(nodes, s.project)) as string);
-    let run = sh(s, `id_choose "${conf}" node01 && id_get target && id_get then`);
+    let run = identitySh(s, `id_choose "${conf}" node01 && id_get target && id_get then`);
     expect(run.out).toContain('LOG node node01 (named in the settings)\n/dev/vda\nreboot\n');
-    run = sh(s, `id_choose "${conf}" nope`);
+    run = identitySh(s, `id_choose "${conf}" nope`);
     expect(run.code).toBe(9);
     expect(run.out).toContain('FAIL node=nope: no such node in nodes.conf (node01 node02 )');
     // By serial (this "machine" has MAC ..:99 and serial OSB-0002).
-    run = sh(s, `id_choose "${conf}" "" && id_get node`);
+    run = identitySh(s, `id_choose "${conf}" "" && id_get node`);
     expect(run.out).toContain("LOG node node02 (by this machine's serial number OSB-0002)\nnode02\n");
     // By MAC: a NIC with node01's address.
     await writeFile(join(s.sys, 'class/net/eth0/address'), '52:54:00:0b:00:01\n');
-    run = sh(s, `id_choose "${conf}" "" && id_get node`);
+    run = identitySh(s, `id_choose "${conf}" "" && id_get node`);
     expect(run.out).toContain('LOG node node01 (by the MAC 52:54:00:0b:00:01 of this machine)\nnode01\n');
     await writeFile(join(s.sys, 'class/net/eth0/address'), '52:54:00:77:77:77\n');
     await writeFile(join(s.sys, 'class/dmi/id/product_serial'), 'OTHER\n');
-    run = sh(s, `id_choose "${conf}" ""; echo rc=$?`);
+    run = identitySh(s, `id_choose "${conf}" ""; echo rc=$?`);
     expect(run.out).toContain(
       'no node of nodes.conf matches this machine (MACs 52:54:00:77:77:77 serial OTHER)',
     );
@@ -196,19 +184,19 @@ describe.skipIf(!busybox || !root)('installer identity.sh (busybox sh)', () => {
     await symlink(outside, join(r, 'etc/cluster'));
     const block = (lines: string) => writeFile(join(s.tmp, 'identity'), `node n1\n${lines}\nend\n`);
     await block(`file 0644 /etc/cluster/hosts ${Buffer.from('x').toString('base64')}`);
-    let run = sh(s, `id_apply "${r}"`);
+    let run = identitySh(s, `id_apply "${r}"`);
     expect(run.code).toBe(9);
     expect(run.out).toContain(
       'FAIL /etc/cluster/hosts in the installed system is or lies under a symbolic link',
     );
     expect(existsSync(join(outside, 'hosts'))).toBe(false);
     await block(`key nobody ${Buffer.from(KEY).toString('base64')}`);
-    run = sh(s, `id_apply "${r}"`);
+    run = identitySh(s, `id_apply "${r}"`);
     expect(run.out).toContain('FAIL user nobody (authorizedKeys) does not exist in the installed system');
     await rm(join(r, 'usr'), { recursive: true });
     await chmod(r, 0o755);
     await block('nic 52:54:00:00:00:01\ndhcp yes');
-    run = sh(s, `id_apply "${r}"`);
+    run = identitySh(s, `id_apply "${r}"`);
     expect(run.out).toContain('FAIL the installed system has neither NetworkManager nor systemd-networkd');
   });
 });

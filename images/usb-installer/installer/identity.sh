@@ -95,7 +95,9 @@ id_network() { # root
     {
       printf '[connection]\nid=osbake-node\ntype=ethernet\nautoconnect=true\nautoconnect-priority=100\n\n'
       printf '[ethernet]\nmac-address=%s\n\n[ipv4]\n' "$nic"
-      if [ "$dhcp" = yes ]; then echo 'method=auto'; else echo 'method=manual'; fi
+      # No IPv4 at all (an IPv6-only node, dhcp: false): disabled — NetworkManager refuses
+      # method=manual without an address.
+      if [ "$dhcp" = yes ]; then echo 'method=auto'; elif [ -n "$a4" ]; then echo 'method=manual'; else echo 'method=disabled'; fi
       i=1
       for a in $a4; do echo "address$i=$a"; i=$((i + 1)); done
       [ -n "$(id_get gateway)" ] && echo "gateway=$(id_get gateway)"
