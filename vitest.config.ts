@@ -73,15 +73,17 @@ export default defineConfig({
         },
       },
       {
-        // Real tools, no VM and no image build: these run beside the VM tests, in a fork of their own.
+        // Real tools, no VM and no image build: these run beside the VM tests, in a worker thread.
         test: {
           name: 'integration-light',
           include: LIGHT_INTEGRATION,
           testTimeout: 5 * 60_000,
           hookTimeout: 5 * 60_000,
           globalSetup: ['test/integration/global-setup.ts'],
-          pool: 'forks',
-          poolOptions: { forks: { singleFork: true } },
+          // Another pool than the VM tests' (forks): vitest runs different pools at the same time,
+          // and projects of one pool with singleFork one after the other.
+          pool: 'threads',
+          poolOptions: { threads: { singleThread: true } },
         },
       },
     ],
