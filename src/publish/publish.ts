@@ -9,8 +9,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
-import { loadProject, type Project } from '../config/project.js';
-import { loadReleases, releasesFile, requireRelease } from '../config/releases.js';
+import type { Project } from '../config/project.js';
 import { parseSshUrl } from '../config/ssh-target.js';
 import { ProcessError, UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
@@ -20,10 +19,8 @@ import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { readImageBuilds } from '../release/image-builds.js';
 import { resolveBuild } from '../release/packages.js';
-import { releaseRecordPaths } from '../release/signature.js';
 import {
   orderFiles,
-  PARTIAL_DIR,
   parseRsyncProgress,
   parseRsyncStats,
   parseSha256sum,
@@ -253,21 +250,6 @@ export function resolveSshSettings(
   return { target, knownHosts, identityFile: identity };
 }
 
-export interface RunPublishOptions {
-  projectDir: string;
-  build?: string;
-  release?: string;
-  to?: string;
-  knownHosts?: string;
-  identity?: string;
-  bwlimitKiB?: number;
-  signal?: AbortSignal;
-  out?: Out;
-  progress?: ProgressSink;
-  /** Every command and its output (default: nothing logged). */
-  log?: Logger;
-}
-
 /** The store files of one build (image, its sidecars and the patch bundle it made). */
 export async function buildFiles(
   project: Project,
@@ -281,57 +263,6 @@ export async function buildFiles(
   const bundle = entry?.custom_data.patch_bundle?.path;
   if (bundle) main.unshift(bundle);
   return { artifact: b.artifact, files: orderFiles(main, (r) => existsSync(join(project.storeDir, r))) };
-}
-
-export async function runPublish(o: RunPublishOptions): Promise<PublishedFile[]> {
-  const out = o.out ?? process.stdout;
-  if ((o.build === undefined) === (o.release === undefined)) {
-    throw new UserError(
-      'E_USAGE',
-      'osbake publish needs a build or --release R (one of them)',
-      'e.g. osbake publish debian12-base, or osbake publish --release 2026.11',
-    );
-  }
-  const project = await loadProject(o.projectDir);
-  const ssh = resolveSshSettings(project, o);
-  let files: string[];
-  const expected = new Map<string, string>();
-  let what: string;
-  if (o.release !== undefined) {
-    const file = releasesFile(project);
-    const release = requireRelease(file, await loadReleases(file), o.release);
-    for (const a of release.artifacts) expected.set(a.path, a.sha256);
-    const exists = (r: string) => existsSync(join(project.storeDir, r));
-    // The release's records (R.SHA256SUMS, signatures, R.json) after every artifact.
-    files = orderFiles(
-      release.artifacts.map((a) => a.path),
-      exists,
-      releaseRecordPaths(o.release).filter(exists),
-    );
-    what = `release ${o.release}`;
-  } else {
-    const b = await buildFiles(project, o.build as string);
-    files = b.files;
-    what = b.artifact;
-  }
-  const dest = `${ssh.target.user ? `${ssh.target.user}@` : ''}${ssh.target.host}:${ssh.target.path}`;
-  out.write(
-    `publishing ${what} (${files.length} files) to ${dest} (temporary names, ${PARTIAL_DIR}/ for resumes)\n`,
-  );
-  const results = await publishFiles({
-    ssh,
-    storeDir: project.storeDir,
-    files,
-    expected,
-    bwlimitKiB: o.bwlimitKiB,
-    signal: o.signal,
-    progress: o.progress,
-    out,
-    log: o.log,
-  });
-  out.write(formatPublished(results));
-  out.write(`published ${what} to ${dest}: ${results.length} files, sha256 checked on the mirror\n`);
-  return results;
 }
 
 /**

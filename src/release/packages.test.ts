@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { buildEntry } from '../../test/fixtures/build-entry.js';
 import type { BuildEntry } from '../config/builds.js';
 import { type ReleaseArtifact, writeRelease } from '../config/releases.js';
-import { resolveBuild, runDiff, runPackages } from './packages.js';
+import { resolveBuild } from './packages.js';
 import type { ImageBuilds } from './plan.js';
+import { runDiff, runPackages } from './run-packages.js';
 
 function entry(artifact: string, t: number): BuildEntry {
   return buildEntry({ image: 'x', artifact, time: t, files: null });

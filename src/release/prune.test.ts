@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildEntry } from '../../test/fixtures/build-entry.js';
 import { type BuildEntry, type BuildsManifest, readBuildsManifest } from '../config/builds.js';
-import { planPrune, runPrune } from './prune.js';
+import { planPrune } from './prune.js';
+import { runPrune } from './run-prune.js';
 
 function entry(artifact: string, t: number, dirty = false): BuildEntry {
   return buildEntry({ artifact, time: t, dirty });

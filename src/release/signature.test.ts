@@ -14,8 +14,8 @@ import { buildEntry } from '../../test/fixtures/build-entry.js';
 import { loadReleases } from '../config/releases.js';
 import { parseGpgvStatus } from '../signing/gpg.js';
 import { runKeysInit, runKeysList, setSigningKey } from '../signing/run-keys.js';
-import { runRelease } from './apply.js';
-import { verifyRelease } from './verify.js';
+import { runRelease } from './run-release.js';
+import { runVerify } from './run-verify.js';
 
 const sha = (b: string) => createHash('sha256').update(b).digest('hex');
 const silent = { write: () => true };
@@ -66,7 +66,7 @@ async function verify(root: string) {
     },
   };
   try {
-    await verifyRelease({ projectDir: root, release: R, out, progress: noProgress });
+    await runVerify({ projectDir: root, release: R, out, progress: noProgress });
     return { ok: true, text };
   } catch (err) {
     return { ok: false, text, err: err as { code?: string; message: string } };
@@ -161,13 +161,13 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
           return true;
         },
       };
-      await verifyRelease({ projectDir: root, release: R, mirror: srv.url, out, progress: noProgress });
+      await runVerify({ projectDir: root, release: R, mirror: srv.url, out, progress: noProgress });
       expect(text).toContain(
         `signature: release ${R}: good signature by Test Releases <rel@example.org> (${fpr})`,
       );
       await writeFile(file, good.replace('"date": "2026-12-01"', '"date": "2026-12-03"'));
       await expect(
-        verifyRelease({ projectDir: root, release: R, mirror: srv.url, out: silent, progress: noProgress }),
+        runVerify({ projectDir: root, release: R, mirror: srv.url, out: silent, progress: noProgress }),
       ).rejects.toMatchObject({
         code: 'E_SIGNATURE',
         message: expect.stringMatching(new RegExp(`release ${R} in ${srv.url}: BAD signature`)),
@@ -269,7 +269,7 @@ describe('keys and signed releases (real gpg, gpgv)', () => {
       expect(v.err?.code).toBe('E_SIGNATURE');
       expect(v.err?.message).toMatch(/no keys\/ directory \(the trust root\)/);
       let text = '';
-      await verifyRelease({
+      await runVerify({
         projectDir: root,
         release: R,
         progress: noProgress,

@@ -10,7 +10,7 @@ import { mirrorUrl } from '../artifacts/naming.js';
 import { type Release, type ReleaseArtifact, writeRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import type { ProgressSink } from '../log/progress.js';
-import { verifyRelease } from './verify.js';
+import { runVerify } from './run-verify.js';
 import {
   checkMirrorArtifact,
   checkStoreArtifact,
@@ -188,7 +188,7 @@ describe('osbake verify', () => {
         return true;
       },
     };
-    const err = await verifyRelease({
+    const err = await runVerify({
       projectDir: project.root,
       release: '2026.11',
       mirror: base,
@@ -219,28 +219,28 @@ describe('osbake verify', () => {
     };
     await writeFile(json, JSON.stringify(stale));
     try {
-      await expect(
-        verifyRelease({ projectDir: project.root, release: '2026.11', out: silent }),
-      ).rejects.toThrow(/releases\/2026\.11\.json disagrees with .*manifest\.yaml for release 2026\.11: /);
+      await expect(runVerify({ projectDir: project.root, release: '2026.11', out: silent })).rejects.toThrow(
+        /releases\/2026\.11\.json disagrees with .*manifest\.yaml for release 2026\.11: /,
+      );
       await writeFile(json, JSON.stringify({ ...stale, artifacts: project.release.artifacts }));
       // Same list: the store's own failures remain (bad, gone, p 1), not a disagreement.
-      await expect(
-        verifyRelease({ projectDir: project.root, release: '2026.11', out: silent }),
-      ).rejects.toThrow(/3 of 4 artifact\(s\) of release 2026\.11 failed verification/);
+      await expect(runVerify({ projectDir: project.root, release: '2026.11', out: silent })).rejects.toThrow(
+        /3 of 4 artifact\(s\) of release 2026\.11 failed verification/,
+      );
     } finally {
       await rm(json, { force: true });
     }
   });
 
   it('names the known releases for an unknown one, and refuses a non-HTTP mirror', async () => {
+    await expect(runVerify({ projectDir: project.root, release: 'nope', out: silent })).rejects.toMatchObject(
+      {
+        code: 'E_NO_RELEASE',
+        hint: 'known releases: 2026.11',
+      },
+    );
     await expect(
-      verifyRelease({ projectDir: project.root, release: 'nope', out: silent }),
-    ).rejects.toMatchObject({
-      code: 'E_NO_RELEASE',
-      hint: 'known releases: 2026.11',
-    });
-    await expect(
-      verifyRelease({ projectDir: project.root, release: '2026.11', mirror: 'ftp://x', out: silent }),
+      runVerify({ projectDir: project.root, release: '2026.11', mirror: 'ftp://x', out: silent }),
     ).rejects.toMatchObject({ code: 'E_USAGE' });
   });
 

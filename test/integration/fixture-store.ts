@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BuildEntry } from '../../src/config/builds.js';
 import { type Release, setReleaseInYaml } from '../../src/config/releases.js';
-import { releaseJson } from '../../src/release/apply.js';
+import { releaseJson } from '../../src/release/run-release.js';
 import { git, makeProject, type TempProject } from './helpers.js';
 
 export interface FixtureBuild {

@@ -14,7 +14,7 @@ export function registerDiff(program: Command): void {
     )
     .action(async (a: string, b: string, opts: { json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
-      const { runDiff } = await import('../../release/packages.js');
+      const { runDiff } = await import('../../release/run-packages.js');
       await runDiff({ projectDir: g.project ?? process.cwd(), a, b, json: Boolean(opts.json) });
     });
 }

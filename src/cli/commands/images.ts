@@ -8,59 +8,7 @@ export function registerImages(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
-      const { listImageNames, loadImage } = await import('../../config/image.js');
-      const { loadProject } = await import('../../config/project.js');
-      const project = await loadProject(g.project ?? process.cwd());
-      const names = await listImageNames(project);
-      const images = await Promise.all(names.map((n) => loadImage(project, n)));
-      // The latest build of each image and osbake rebuild's last verdict on it.
-      const { readImageBuilds } = await import('../../release/image-builds.js');
-      const { reproducibleOf } = await import('../../config/builds.js');
-      const built = (await readImageBuilds(project)).images;
-      // Once per image: its newest build and osbake rebuild's verdict on it.
-      const latestOf = new Map(
-        images.map((i) => {
-          const b = [...(built.find((x) => x.image === i.name)?.builds ?? [])]
-            .sort((x, y) => x.build_time - y.build_time)
-            .at(-1);
-          const v = b
-            ? { artifact: b.custom_data.artifact, reproducible: reproducibleOf(b.custom_data.reproducible) }
-            : undefined;
-          return [i.name, v] as const;
-        }),
-      );
-      const latest = (name: string) => latestOf.get(name);
-      const rebuilt = (name: string) => {
-        const r = latest(name)?.reproducible;
-        return r ? `${r.identical ? 'bit-identical' : 'DIFFERS'} ${r.checked.slice(0, 10)}` : '–';
-      };
-      if (opts.json) {
-        const rows = images.map((i) => ({
-          name: i.name,
-          distro: i.config.distro,
-          suite: i.config.suite,
-          description: i.config.description,
-          latest_build: latest(i.name)?.artifact ?? null,
-          reproducible: latest(i.name)?.reproducible ?? null,
-        }));
-        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-        return;
-      }
-      if (images.length === 0) {
-        process.stdout.write('no images (create images/<name>/image.yaml)\n');
-        return;
-      }
-      const w = Math.max(...images.map((i) => i.name.length), 4);
-      const lw = Math.max(...images.map((i) => (latest(i.name)?.artifact ?? '–').length), 12);
-      process.stdout.write(
-        `${'NAME'.padEnd(w)}  DISTRO           ${'LATEST BUILD'.padEnd(lw)}  ${'REBUILT'.padEnd(24)}  DESCRIPTION\n`,
-      );
-      for (const i of images) {
-        const distro = `${i.config.distro} ${i.config.suite}`.padEnd(15);
-        const last = (latest(i.name)?.artifact ?? '–').padEnd(lw);
-        process.stdout.write(
-          `${i.name.padEnd(w)}  ${distro}  ${last}  ${rebuilt(i.name).padEnd(24)}  ${i.config.description}\n`,
-        );
-      }
+      const { runImages } = await import('../../release/run-images.js');
+      await runImages({ projectDir: g.project ?? process.cwd(), json: Boolean(opts.json) });
     });
 }

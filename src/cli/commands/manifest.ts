@@ -18,7 +18,7 @@ export function registerManifest(program: Command): void {
     )
     .action(async (image: string | undefined, opts: { dryRun?: boolean; json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
-      const { runPrune } = await import('../../release/prune.js');
+      const { runPrune } = await import('../../release/run-prune.js');
       const plans = await runPrune({
         projectDir: g.project ?? process.cwd(),
         image,

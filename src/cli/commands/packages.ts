@@ -13,7 +13,7 @@ export function registerPackages(program: Command): void {
     )
     .action(async (build: string, opts: { json?: boolean }) => {
       const g = program.opts<GlobalOptions>();
-      const { runPackages } = await import('../../release/packages.js');
+      const { runPackages } = await import('../../release/run-packages.js');
       await runPackages({ projectDir: g.project ?? process.cwd(), build, json: Boolean(opts.json) });
     });
 }

@@ -45,7 +45,7 @@ export function registerPublish(program: Command): void {
           );
         }
         // Loaded on use: other verbs do not pay for the build pipeline's modules.
-        const { runPublish } = await import('../../publish/publish.js');
+        const { runPublish } = await import('../../publish/run-publish.js');
         const { trapSignals } = await import('../../exec/signals.js');
         const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
         const logFile = commandLogFile('publish');

@@ -37,7 +37,7 @@ export function registerRelease(program: Command): void {
             'give one: --patches BUNDLE-ID to record that bundle, --no-patches to record none',
           );
         }
-        const { runRelease } = await import('../../release/apply.js');
+        const { runRelease } = await import('../../release/run-release.js');
         const plan = await runRelease({
           projectDir: g.project ?? process.cwd(),
           release,

@@ -30,8 +30,8 @@ export function registerVerify(program: Command): void {
     )
     .action(async (release: string, opts: { mirror?: string; json?: boolean; skipSignature?: boolean }) => {
       const g = program.opts<GlobalOptions>();
-      const { verifyRelease } = await import('../../release/verify.js');
-      await verifyRelease({
+      const { runVerify } = await import('../../release/run-verify.js');
+      await runVerify({
         projectDir: g.project ?? process.cwd(),
         release,
         mirror: opts.mirror,

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { buildEntry } from '../../test/fixtures/build-entry.js';
 import type { BuildEntry } from '../config/builds.js';
 import { loadReleases } from '../config/releases.js';
-import { patchChoice, runRelease } from './apply.js';
+import { patchChoice, runRelease } from './run-release.js';
 
 const sha = (b: string) => createHash('sha256').update(b).digest('hex');
 const silent = { write: () => true };
