@@ -5,13 +5,12 @@
  * Packer path → unmount, free blocks discarded → qcow2. Package installs run at native speed.
  */
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../errors.js';
 import { capture, run } from '../../exec/run.js';
-import { ansibleTask, PLAYBOOK, writeArtifact } from '../artifact.js';
+import { PLAYBOOK, runPlaybook, writeArtifact, writePlaybookVars } from '../artifact.js';
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
-import { provisionVariables } from '../builder.js';
 import { type ChrootMount, mountChroot } from './mount.js';
 import { rebuildRootFromTree } from './reproducible.js';
 
@@ -81,20 +80,65 @@ async function toolVersions(job: BuildJob): Promise<Record<string, string>> {
   };
 }
 
+/** One chroot build's state, shared by its steps. */
+interface ChrootBuild {
+  mount?: ChrootMount;
+  out?: BuilderOutput;
+}
+
+const paths = (job: BuildJob) => ({
+  raw: join(job.workDir, 'disk.raw'),
+  root: join(job.workDir, 'root'),
+  vars: join(job.workDir, 'ansible-vars.json'),
+});
+
 export function createChrootBuilder(): Builder {
-  let mount: ChrootMount | undefined;
-  let out: BuilderOutput | undefined;
-  let sourceDateEpoch = 0;
-  let reproducible = false;
+  const b: ChrootBuild = {};
   const patchAccess: PatchAccess = { kind: 'http', url: (port) => `http://127.0.0.1:${port}/` };
+  return {
+    type: 'chroot',
+    tools: CHROOT_TOOLS,
+    vanilla: 'always',
+    patchAccess,
+    preflight,
+    steps(job) {
+      return [copyDiskStep(job), mountStep(b, job), ansibleStep(job), finishStep(b, job)];
+    },
+    output() {
+      if (!b.out) throw new Error('the chroot builder has no output (its steps did not finish)');
+      return b.out;
+    },
+    describe() {
+      return 'chroot, no VM';
+    },
+  };
+}
 
-  const paths = (job: BuildJob) => ({
-    raw: join(job.workDir, 'disk.raw'),
-    root: join(job.workDir, 'root'),
-    vars: join(job.workDir, 'ansible-vars.json'),
-  });
+/** The playbook, root (loop devices, mounts, chroot); --var means nothing here (said). */
+async function preflight(job: BuildJob): Promise<void> {
+  if (!existsSync(join(job.image.dir, PLAYBOOK))) {
+    throw new UserError(
+      'E_NO_PLAYBOOK',
+      `${join(job.image.dir, PLAYBOOK)} does not exist`,
+      `the chroot builder runs the image's ${PLAYBOOK}; add it, or build with --builder qemu`,
+    );
+  }
+  if ((job.userVars?.vars.length ?? 0) + (job.userVars?.varFiles.length ?? 0) > 0) {
+    job.progress.say(
+      'note: --var/--var-file set Packer variables; the chroot builder runs no Packer template',
+    );
+  }
+  if (process.getuid?.() !== 0) {
+    throw new UserError(
+      'E_NOT_ROOT',
+      'the chroot builder needs root (loop devices, mounts, chroot)',
+      'run osbake as root (sudo), or build with --builder qemu',
+    );
+  }
+}
 
-  const copyDisk = (job: BuildJob): BuilderStep => ({
+function copyDiskStep(job: BuildJob): BuilderStep {
+  return {
     name: 'working-copy',
     title: 'copying the vanilla disk to a raw working copy',
     async run() {
@@ -111,77 +155,63 @@ export function createChrootBuilder(): Builder {
         echo: job.debug,
       });
     },
-  });
+  };
+}
 
-  const mountStep = (job: BuildJob): BuilderStep => ({
+function mountStep(b: ChrootBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'chroot-mount',
     title: 'mounting the image for the chroot',
     async run() {
       const p = paths(job);
-      mount = await mountChroot({
+      b.mount = await mountChroot({
         rawDisk: p.raw,
         root: p.root,
         guards: job.distro.chrootGuards,
         log: job.log,
         signal: job.signal,
       });
-      job.progress.detail(`mounted on ${p.root} (${mount.loop})`);
+      job.progress.detail(`mounted on ${p.root} (${b.mount.loop})`);
     },
     async cleanup() {
-      await mount?.release();
+      await b.mount?.release();
     },
-  });
+  };
+}
 
-  const ansible = (job: BuildJob): BuilderStep => ({
+function ansibleStep(job: BuildJob): BuilderStep {
+  return {
     name: 'ansible',
     title: "running the image's Ansible playbook in the chroot",
     async run() {
       const p = paths(job);
       // preflight refused a missing playbook before any work.
       const playbook = join(job.image.dir, PLAYBOOK);
-      const vars = {
-        ...provisionVariables(job, job.patchRepoUrl ?? ''),
-        patch_repo_dir: '',
-        ansible_python_interpreter: '/usr/bin/python3',
-      };
-      await writeFile(p.vars, `${JSON.stringify(vars, null, 2)}\n`);
-      await run(chrootAnsibleArgs({ root: p.root, playbook, varsFile: p.vars, debug: job.debug }), {
-        log: job.log,
-        tag: 'ansible',
-        cwd: job.image.dir,
-        signal: job.signal,
-        dieWithParent: true,
-        echo: job.debug,
-        env: {
-          ANSIBLE_HOST_KEY_CHECKING: 'False',
-          ANSIBLE_NOCOLOR: '1',
-          ANSIBLE_FORCE_COLOR: '0',
-          ANSIBLE_RETRY_FILES_ENABLED: 'False',
-          ANSIBLE_LOCAL_TEMP: join(job.workDir, 'ansible-tmp'),
+      await writePlaybookVars(job, p.vars);
+      await runPlaybook(
+        job,
+        chrootAnsibleArgs({ root: p.root, playbook, varsFile: p.vars, debug: job.debug }),
+        {
           ANSIBLE_REMOTE_TEMP: `/${REMOTE_TEMP}`,
-          PYTHONUNBUFFERED: '1',
         },
-        onLine: (line) => {
-          const task = ansibleTask(line);
-          if (task) job.progress.task(task);
-        },
-        tailLines: 30,
-      });
+      );
     },
-  });
+  };
+}
 
-  const finish = (job: BuildJob): BuilderStep => ({
+function finishStep(b: ChrootBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'chroot-finish',
     title: 'unmounting, remaking the root from its tree, converting to qcow2',
     async run() {
       const p = paths(job);
-      if (!mount) throw new Error('the image is not mounted');
+      if (!b.mount) throw new Error('the image is not mounted');
       // Ansible's module directory inside the image (the cleanup role's /tmp/* does not match it).
       await rm(join(p.root, REMOTE_TEMP), { recursive: true, force: true });
-      await mount.release();
+      await b.mount.release();
       // Same inputs → same bytes: the root made again from its normalised tree (reproducible.ts).
-      sourceDateEpoch = await commitTime(job);
-      reproducible =
+      const sourceDateEpoch = await commitTime(job);
+      const reproducible =
         (await rebuildRootFromTree({
           rawDisk: p.raw,
           workDir: job.workDir,
@@ -192,7 +222,7 @@ export function createChrootBuilder(): Builder {
         })) !== undefined;
       // Compressed clusters (zstd: 1.2 GB → about 430 MB for debian12-base), one coroutine so the
       // clusters are written in one order: the same raw disk gives the same qcow2 bytes.
-      out = {
+      b.out = {
         ...(await writeArtifact(job, { source: p.raw, format: 'raw', builder: 'chroot' })),
         accelerator: 'none',
         extra: {
@@ -201,44 +231,6 @@ export function createChrootBuilder(): Builder {
           tools: await toolVersions(job),
         },
       };
-    },
-  });
-
-  return {
-    type: 'chroot',
-    tools: CHROOT_TOOLS,
-    vanilla: 'always',
-    patchAccess,
-    async preflight(job) {
-      if (!existsSync(join(job.image.dir, PLAYBOOK))) {
-        throw new UserError(
-          'E_NO_PLAYBOOK',
-          `${join(job.image.dir, PLAYBOOK)} does not exist`,
-          `the chroot builder runs the image's ${PLAYBOOK}; add it, or build with --builder qemu`,
-        );
-      }
-      if ((job.userVars?.vars.length ?? 0) + (job.userVars?.varFiles.length ?? 0) > 0) {
-        job.progress.say(
-          'note: --var/--var-file set Packer variables; the chroot builder runs no Packer template',
-        );
-      }
-      if (process.getuid?.() !== 0) {
-        throw new UserError(
-          'E_NOT_ROOT',
-          'the chroot builder needs root (loop devices, mounts, chroot)',
-          'run osbake as root (sudo), or build with --builder qemu',
-        );
-      }
-    },
-    steps(job) {
-      return [copyDisk(job), mountStep(job), ansible(job), finish(job)];
-    },
-    output() {
-      if (!out) throw new Error('the chroot builder has no output (its steps did not finish)');
-      return out;
-    },
-    describe() {
-      return 'chroot, no VM';
     },
   };
 }

@@ -17,9 +17,8 @@ import { durationToMs } from '../../config/project.js';
 import { ProcessError, UserError } from '../../errors.js';
 import { run, shellQuote } from '../../exec/run.js';
 import { waitForEnter } from '../../log/prompt.js';
-import { ansibleTask, PLAYBOOK, writeArtifact } from '../artifact.js';
+import { PLAYBOOK, runPlaybook, writeArtifact, writePlaybookVars } from '../artifact.js';
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
-import { provisionVariables } from '../builder.js';
 import { BuildVm } from './build-vm.js';
 import { overlayVolumeName } from './domain.js';
 import { type GuestSsh, guestSshOptions } from './guest-ssh.js';
@@ -36,30 +35,90 @@ interface VirshState {
   releaseSlot?: () => Promise<void>;
   upload?: { uploaded: boolean; bytes: number; ms: number };
   download?: { bytes: number; ms: number };
+  /** The vanilla disk's SHA-256: its volume's name on the hypervisor. */
+  vanillaSha?: string;
   out?: BuilderOutput;
 }
 
+/** One build on hypervisor h: its state, shared by the steps below. */
+interface VirshBuild {
+  h: Hypervisor;
+  st: VirshState;
+}
+
+const virshCtx = (h: Hypervisor, job: BuildJob): VirshContext & { signal: AbortSignal } => ({
+  hypervisor: h,
+  log: job.log,
+  signal: job.signal,
+});
+
+const paths = (job: BuildJob) => ({
+  overlay: join(job.workDir, 'overlay.qcow2'),
+  vars: join(job.workDir, 'ansible-vars.json'),
+  inventory: join(job.workDir, 'inventory.ini'),
+});
+
+const hypervisorCache = (job: BuildJob) => join(job.project.workDir, 'cache', 'hypervisors');
+
 export function createVirshBuilder(h: Hypervisor): Builder {
-  const st: VirshState = {};
+  const b: VirshBuild = { h, st: {} };
   // The build VM reaches the patch bundle at its own 127.0.0.1:PORT, which the master forwards here.
   const patchAccess: PatchAccess = { kind: 'http', url: (port) => `http://127.0.0.1:${port}/` };
-  const ctx = (job: BuildJob): VirshContext & { signal: AbortSignal } => ({
-    hypervisor: h,
+  return {
+    type: 'libvirt',
+    tools: VIRSH_TOOLS,
+    vanilla: 'always',
+    patchAccess,
+    preflight: (job) => preflight(b, job),
+    steps(job) {
+      return [
+        slotStep(b, job),
+        uploadStep(b, job),
+        bootStep(b, job),
+        ansibleStep(b, job),
+        finishStep(b, job),
+      ];
+    },
+    output() {
+      if (!b.st.out) throw new Error('the libvirt builder has no output (its steps did not finish)');
+      return b.st.out;
+    },
+    describe() {
+      return `libvirt on ${h.name}, ${b.st.accel?.accelerator.toUpperCase() ?? 'TCG'}`;
+    },
+  };
+}
+
+/** The playbook, the host (SSH, libvirt, pool) and the accelerator it offers (a KVM probe guest). */
+async function preflight({ h, st }: VirshBuild, job: BuildJob): Promise<void> {
+  if (!existsSync(join(job.image.dir, PLAYBOOK))) {
+    throw new UserError(
+      'E_NO_PLAYBOOK',
+      `${join(job.image.dir, PLAYBOOK)} does not exist`,
+      `the libvirt builder runs the image's ${PLAYBOOK} in the build VM; add it`,
+    );
+  }
+  await checkLibvirtHost(h, {
     log: job.log,
     signal: job.signal,
+    progress: (t) => job.progress.detail(t),
   });
-  const paths = (job: BuildJob) => ({
-    overlay: join(job.workDir, 'overlay.qcow2'),
-    vars: join(job.workDir, 'ansible-vars.json'),
-    inventory: join(job.workDir, 'inventory.ini'),
+  st.accel = await chooseHypervisorAccelerator(virshCtx(h, job), {
+    cacheDir: hypervisorCache(job),
+    progress: (t) => job.progress.detail(t),
   });
+  job.progress.say(
+    `hypervisor: ${h.name} (${h.uri}), ${st.accel.accelerator.toUpperCase()}: ${st.accel.reason}`,
+  );
+}
 
-  const slot = (job: BuildJob): BuilderStep => ({
+function slotStep({ h, st }: VirshBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'libvirt-slot',
     title: `taking a build slot on ${h.name}`,
     async run() {
       const got = await acquireSlot(h, {
-        lockDir: join(job.project.workDir, 'cache', 'hypervisors'),
+        lockDir: hypervisorCache(job),
         signal: job.signal,
         progress: (t) => job.progress.detail(t),
         waitMs: durationToMs(job.project.config.builder.buildTimeout),
@@ -71,120 +130,106 @@ export function createVirshBuilder(h: Hypervisor): Builder {
       await st.releaseSlot?.();
       st.releaseSlot = undefined;
     },
-  });
+  };
+}
 
-  const upload = (job: BuildJob): BuilderStep => ({
+function uploadStep({ h, st }: VirshBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'libvirt-upload',
     title: `putting the vanilla disk on ${h.name}`,
     async run() {
       if (!job.vanillaDisk) throw new Error('the libvirt builder needs the vanilla disk');
       job.progress.detail('hashing the vanilla disk');
       const sha = await sha256File(job.vanillaDisk);
-      st.upload = await ensureVanillaVolume(
-        { ...ctx(job), signal: job.signal },
-        {
-          disk: job.vanillaDisk,
-          sha256: sha,
-          lockDir: join(job.project.workDir, 'cache', 'hypervisors'),
-          progress: (t) => job.progress.detail(t),
-        },
-      );
+      st.upload = await ensureVanillaVolume(virshCtx(h, job), {
+        disk: job.vanillaDisk,
+        sha256: sha,
+        lockDir: hypervisorCache(job),
+        progress: (t) => job.progress.detail(t),
+      });
       job.progress.detail(
         st.upload.uploaded
           ? `uploaded ${st.upload.bytes} bytes in ${Math.round(st.upload.ms / 100) / 10} s (${rate(st.upload.bytes, st.upload.ms)})`
           : `the vanilla disk is already on ${h.name}`,
       );
-      vanillaSha = sha;
+      st.vanillaSha = sha;
     },
-  });
-  let vanillaSha = '';
+  };
+}
 
-  const boot = (job: BuildJob): BuilderStep => ({
+function bootStep({ h, st }: VirshBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'libvirt-vm',
     title: `starting the build VM on ${h.name}`,
     async run() {
       st.vm = new BuildVm(h, job, st.accel?.accelerator ?? 'tcg');
-      await st.vm.boot(vanillaSha);
+      await st.vm.boot(st.vanillaSha ?? '');
     },
     async cleanup() {
       await st.vm?.remove();
     },
-  });
+  };
+}
 
-  async function debugPause(job: BuildJob, why: string): Promise<void> {
-    if (!job.debug || !st.vm?.guest) return;
-    await waitForEnter(`${[why, ...st.vm.enterLines()].join('\n')}\npress Enter to go on`, job.signal);
-  }
+/** --debug: stop with the VM up and say how to reach it. */
+async function debugPause(st: VirshState, job: BuildJob, why: string): Promise<void> {
+  if (!job.debug || !st.vm?.guest) return;
+  await waitForEnter(`${[why, ...st.vm.enterLines()].join('\n')}\npress Enter to go on`, job.signal);
+}
 
-  const ansible = (job: BuildJob): BuilderStep => ({
+function ansibleStep({ h, st }: VirshBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'ansible',
     title: `running the image's Ansible playbook in the build VM on ${h.name}`,
     async run() {
-      const p = paths(job);
       const guest = st.vm?.guest as GuestSsh;
-      await debugPause(job, '--debug: the build VM is up, before provisioning.');
-      const vars = {
-        ...provisionVariables(job, job.patchRepoUrl ?? ''),
-        patch_repo_dir: '',
-        ansible_python_interpreter: '/usr/bin/python3',
-      };
-      await writeFile(p.vars, `${JSON.stringify(vars, null, 2)}\n`);
-      await writeFile(
-        p.inventory,
-        `build-vm ansible_host=127.0.0.1 ansible_port=${guest.port} ansible_user=root\n`,
-      );
-      const argv = [
-        'ansible-playbook',
-        '--inventory',
-        p.inventory,
-        '--private-key',
-        guest.key,
-        '--extra-vars',
-        `@${p.vars}`,
-        ...(job.debug ? ['-vvv'] : []),
-        join(job.image.dir, PLAYBOOK),
-      ];
+      await debugPause(st, job, '--debug: the build VM is up, before provisioning.');
+      const argv = await ansibleArgv(job, guest);
       try {
-        await run(argv, {
-          log: job.log,
-          tag: 'ansible',
-          cwd: job.image.dir,
-          signal: job.signal,
-          dieWithParent: true,
-          echo: job.debug,
-          env: {
-            // Every connection rides on osbake's master (ControlPath); ssh_args are split with shlex.
-            ANSIBLE_SSH_ARGS: shellQuote([...guestSshOptions(h, guest), '-o', 'ControlMaster=auto']),
-            ANSIBLE_HOST_KEY_CHECKING: 'False',
-            ANSIBLE_PIPELINING: 'True',
-            ANSIBLE_NOCOLOR: '1',
-            ANSIBLE_FORCE_COLOR: '0',
-            ANSIBLE_RETRY_FILES_ENABLED: 'False',
-            ANSIBLE_LOCAL_TEMP: join(job.workDir, 'ansible-tmp'),
-            PYTHONUNBUFFERED: '1',
-          },
-          onLine: (line) => {
-            const task = ansibleTask(line);
-            if (task) job.progress.task(task);
-          },
-          tailLines: 30,
+        await runPlaybook(job, argv, {
+          // Every connection rides on osbake's master (ControlPath); ssh_args are split with shlex.
+          ANSIBLE_SSH_ARGS: shellQuote([...guestSshOptions(h, guest), '-o', 'ControlMaster=auto']),
+          ANSIBLE_PIPELINING: 'True',
         });
       } catch (err) {
         if (err instanceof ProcessError && !job.signal.aborted) {
-          await debugPause(job, '--debug: a task failed; the build VM is kept until you go on.');
+          await debugPause(st, job, '--debug: a task failed; the build VM is kept until you go on.');
         }
         throw err;
       }
     },
-  });
+  };
+}
 
-  const finish = (job: BuildJob): BuilderStep => ({
+/** The playbook's command line, with its variables and an inventory of the one guest written. */
+async function ansibleArgv(job: BuildJob, guest: GuestSsh): Promise<string[]> {
+  const p = paths(job);
+  await writePlaybookVars(job, p.vars);
+  await writeFile(
+    p.inventory,
+    `build-vm ansible_host=127.0.0.1 ansible_port=${guest.port} ansible_user=root\n`,
+  );
+  return [
+    'ansible-playbook',
+    '--inventory',
+    p.inventory,
+    '--private-key',
+    guest.key,
+    '--extra-vars',
+    `@${p.vars}`,
+    ...(job.debug ? ['-vvv'] : []),
+    join(job.image.dir, PLAYBOOK),
+  ];
+}
+
+function finishStep({ h, st }: VirshBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'libvirt-finish',
     title: `powering off, downloading the disk from ${h.name}, compressing it`,
     async run() {
       const p = paths(job);
       await (st.vm as BuildVm).powerOff();
-      st.download = await downloadVolumeTo(ctx(job), {
+      st.download = await downloadVolumeTo(virshCtx(h, job), {
         volume: overlayVolumeName(job.buildId),
         dest: p.overlay,
         progress: (t) => job.progress.detail(t),
@@ -207,47 +252,6 @@ export function createVirshBuilder(h: Hypervisor): Builder {
           overlay_download: st.download,
         },
       };
-    },
-  });
-
-  return {
-    type: 'libvirt',
-    tools: VIRSH_TOOLS,
-    vanilla: 'always',
-    patchAccess,
-    async preflight(job) {
-      if (!existsSync(join(job.image.dir, PLAYBOOK))) {
-        throw new UserError(
-          'E_NO_PLAYBOOK',
-          `${join(job.image.dir, PLAYBOOK)} does not exist`,
-          `the libvirt builder runs the image's ${PLAYBOOK} in the build VM; add it`,
-        );
-      }
-      await checkLibvirtHost(h, {
-        log: job.log,
-        signal: job.signal,
-        progress: (t) => job.progress.detail(t),
-      });
-      st.accel = await chooseHypervisorAccelerator(
-        { ...ctx(job), signal: job.signal },
-        {
-          cacheDir: join(job.project.workDir, 'cache', 'hypervisors'),
-          progress: (t) => job.progress.detail(t),
-        },
-      );
-      job.progress.say(
-        `hypervisor: ${h.name} (${h.uri}), ${st.accel.accelerator.toUpperCase()}: ${st.accel.reason}`,
-      );
-    },
-    steps(job) {
-      return [slot(job), upload(job), boot(job), ansible(job), finish(job)];
-    },
-    output() {
-      if (!st.out) throw new Error('the libvirt builder has no output (its steps did not finish)');
-      return st.out;
-    },
-    describe() {
-      return `libvirt on ${h.name}, ${st.accel?.accelerator.toUpperCase() ?? 'TCG'}`;
     },
   };
 }

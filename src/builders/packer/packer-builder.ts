@@ -74,59 +74,113 @@ interface PackerState {
   out?: BuilderOutput;
 }
 
+/** One Packer build: qemu here, or libvirt on a hypervisor (the plugin), and its state. */
+interface PackerBuild {
+  kind: 'qemu' | 'libvirt';
+  hypervisor: Hypervisor | undefined;
+  st: PackerState;
+}
+
 function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | undefined): Builder {
-  const st: PackerState = {};
+  const b: PackerBuild = { kind, hypervisor, st: {} };
   const patchAccess: PatchAccess =
     kind === 'libvirt'
       ? { kind: 'directory' }
       : // QEMU's user network shows the host as 10.0.2.2.
         { kind: 'http', url: (port) => `http://10.0.2.2:${port}/` };
+  return {
+    type: kind,
+    tools: kind === 'libvirt' ? LIBVIRT_TOOLS : QEMU_TOOLS,
+    vanilla: kind === 'qemu' ? 'distro' : 'never',
+    patchAccess,
+    preflight: (job) => preflight(b, job),
+    steps(job) {
+      const url = () => job.patchRepoUrl ?? '';
+      return kind === 'libvirt' ? [packerStep(b, job, url)] : [sshKeyStep(b, job), packerStep(b, job, url)];
+    },
+    output() {
+      if (!b.st.out) throw new Error(`the ${kind} builder has no output (its steps did not finish)`);
+      return b.st.out;
+    },
+    describe() {
+      return hypervisor
+        ? `Packer libvirt on ${hypervisor.name}`
+        : `Packer qemu, ${b.st.out?.accelerator.toUpperCase() ?? 'TCG'}`;
+    },
+  };
+}
 
-  function vars(job: BuildJob, patchRepoUrl: string) {
-    const merged = mergeUserVars(
-      osbakeVars(job, patchRepoUrl),
-      new Set(Object.keys(job.image.config.packer.variables)),
-      { vars: job.userVars?.vars ?? [], varFiles: job.userVars?.varFiles ?? [] },
-      process.env,
-    );
-    return merged;
+/** Packer's version, the template's syntax, the hypervisor, the variables — before any work. */
+async function preflight(b: PackerBuild, job: BuildJob): Promise<void> {
+  const { st, kind, hypervisor } = b;
+  st.packerVersion = await findPacker(job.log);
+  await checkTemplateSyntax({
+    templateDir: job.image.templateDir,
+    workDir: job.workDir,
+    version: st.packerVersion,
+    builder: kind,
+    log: job.log,
+  });
+  if (hypervisor) {
+    await checkLibvirtHost(hypervisor, {
+      log: job.log,
+      signal: job.signal,
+      packer: st.packerVersion,
+      progress: (t) => job.progress.detail(t),
+    });
+    job.progress.say(`hypervisor: ${hypervisor.name} (${hypervisor.uri})`);
   }
+  // --var / PKR_VAR_ problems are refused here, before any work; what the environment sets is said.
+  for (const n of packerVars(b, job, '').notes) job.progress.say(`packer variable ${n}`);
+  job.log.info({ packer: st.packerVersion.text }, 'packer');
+}
 
-  function osbakeVars(job: BuildJob, patchRepoUrl: string) {
-    const { project, image } = job;
-    const common = {
-      distroVars: job.distro.buildVariables(project, image),
-      imageVars: image.config.packer.variables,
-      packageState: job.distro.packageState,
-      workDir: job.workDir,
-      artifactFile: job.artifactFile,
-      artifact: job.artifact,
-      imageName: image.name,
-      release: job.release,
-      gitCommit: job.gitCommit,
-      cpus: image.config.vm.cpus ?? project.config.vm.cpus,
-      memory: image.config.vm.memory ?? project.config.vm.memory,
-      diskSize: image.config.vm.diskSize ?? project.config.vm.diskSize,
-      sshTimeout: project.config.builder.sshTimeout,
-      patchRepoUrl,
-    };
-    if (hypervisor) {
-      return libvirtBuildVars({
-        ...common,
-        hypervisor,
-        domainName: `osbake-${job.buildId}`,
-        patchRepoDir: job.patchRepoDir ?? '',
-      });
-    }
-    return qemuBuildVars({
+/** osbake's variables with the image's and the user's (--var, --var-file, PKR_VAR_) merged in. */
+function packerVars(b: PackerBuild, job: BuildJob, patchRepoUrl: string) {
+  return mergeUserVars(
+    osbakeVars(b, job, patchRepoUrl),
+    new Set(Object.keys(job.image.config.packer.variables)),
+    { vars: job.userVars?.vars ?? [], varFiles: job.userVars?.varFiles ?? [] },
+    process.env,
+  );
+}
+
+function osbakeVars({ st, hypervisor }: PackerBuild, job: BuildJob, patchRepoUrl: string) {
+  const { project, image } = job;
+  const common = {
+    distroVars: job.distro.buildVariables(project, image),
+    imageVars: image.config.packer.variables,
+    packageState: job.distro.packageState,
+    workDir: job.workDir,
+    artifactFile: job.artifactFile,
+    artifact: job.artifact,
+    imageName: image.name,
+    release: job.release,
+    gitCommit: job.gitCommit,
+    cpus: image.config.vm.cpus ?? project.config.vm.cpus,
+    memory: image.config.vm.memory ?? project.config.vm.memory,
+    diskSize: image.config.vm.diskSize ?? project.config.vm.diskSize,
+    sshTimeout: project.config.builder.sshTimeout,
+    patchRepoUrl,
+  };
+  if (hypervisor) {
+    return libvirtBuildVars({
       ...common,
-      vanillaDisk: job.vanillaDisk,
-      keyFile: st.keyFile ?? '',
-      accelerator: job.accel?.accelerator ?? 'tcg',
+      hypervisor,
+      domainName: `osbake-${job.buildId}`,
+      patchRepoDir: job.patchRepoDir ?? '',
     });
   }
+  return qemuBuildVars({
+    ...common,
+    vanillaDisk: job.vanillaDisk,
+    keyFile: st.keyFile ?? '',
+    accelerator: job.accel?.accelerator ?? 'tcg',
+  });
+}
 
-  const sshKey = (job: BuildJob): BuilderStep => ({
+function sshKeyStep({ st }: PackerBuild, job: BuildJob): BuilderStep {
+  return {
     name: 'ssh-key',
     title: 'generating the build SSH key',
     async run() {
@@ -137,80 +191,26 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
       });
       st.keyFile = key;
     },
-  });
+  };
+}
 
-  const packer = (job: BuildJob, patchRepoUrl: () => string): BuilderStep => ({
+function packerStep(b: PackerBuild, job: BuildJob, patchRepoUrl: () => string): BuilderStep {
+  const { st, kind } = b;
+  return {
     name: 'packer',
     title: 'running packer build',
     async run() {
-      const { log } = job;
       const templateDir = join(job.workDir, 'template');
       await stageTemplate(job.image.templateDir, templateDir, st.packerVersion as PackerVersion, {
         builder: kind,
         publicKeyFile: st.keyFile ? `${st.keyFile}.pub` : undefined,
       });
-      const outDir = join(job.workDir, 'output');
       const serial = join(job.workDir, 'serial.log');
       const attempts = 1 + job.project.config.builder.retries;
       for (let attempt = 1; ; attempt++) {
         await truncate(serial, 0).catch(() => undefined);
-        const argv = buildPackerArgs({
-          templateDir,
-          vars: vars(job, patchRepoUrl()).vars,
-          varFiles: job.userVars?.varFiles,
-          debug: job.debug,
-          onError: job.debug ? 'ask' : 'cleanup',
-        });
         try {
-          const res = await runPackerBuild({
-            argv,
-            cwd: job.workDir,
-            log,
-            signal: job.signal,
-            interactive: job.debug,
-            echo: job.debug,
-            // --debug waits for the user at every step: no overall limit then.
-            timeoutMs: job.debug ? undefined : durationToMs(job.project.config.builder.buildTimeout),
-            onEvent: (e) => {
-              if (e.kind === 'step') {
-                job.progress.detail(e.text);
-                const ssh = st.keyFile ? sshCommandFromStep(e.text, st.keyFile) : undefined;
-                if (ssh) {
-                  st.sshCommand = ssh;
-                  log.info({ ssh }, 'enter the build VM with');
-                  if (job.debug) job.progress.say(`enter the build VM: ${ssh}`);
-                }
-              } else if (e.kind === 'task') job.progress.task(e.text);
-              else if (e.kind === 'error') log.error({ src: 'packer' }, e.text);
-            },
-          });
-          let artifactPath: string;
-          if (hypervisor) {
-            // The artifact is a volume on the hypervisor ("files": null in Packer's manifest).
-            artifactPath = join(job.workDir, job.artifactFile);
-            job.progress.detail(`downloading the artifact volume from ${hypervisor.name}`);
-            await downloadVolumeTo(
-              { hypervisor, log, signal: job.signal },
-              {
-                volume: libvirtVolumeName(job.artifactFile),
-                dest: artifactPath,
-                progress: (t) => job.progress.detail(t),
-              },
-            );
-          } else {
-            const files = [...res.artifacts.values()].flat();
-            artifactPath = files.find((f) => f.endsWith(job.artifactFile)) ?? join(outDir, job.artifactFile);
-            if (!existsSync(artifactPath))
-              throw new Error(`packer reported success but ${artifactPath} does not exist`);
-          }
-          st.out = {
-            artifactPath,
-            packagesFile: join(job.workDir, 'packages.tsv'),
-            packageStateFile: join(job.workDir, job.distro.packageState.file),
-            record: await readPackerManifest(join(job.workDir, 'packer-manifest.json')),
-            accelerator: hypervisor ? `libvirt:${hypervisor.name}` : (job.accel?.accelerator ?? 'tcg'),
-            extra: { packer_version: st.packerVersion?.text },
-          };
+          st.out = await packerOnce(b, job, templateDir, patchRepoUrl());
           return;
         } catch (err) {
           if (!(err instanceof ProcessError)) throw err;
@@ -218,8 +218,8 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
           const timedOut = isSshTimeout(err.outputTail);
           if (timedOut && attempt < attempts && !job.signal.aborted) {
             job.progress.say(`the build VM never answered SSH (attempt ${attempt}/${attempts}); retrying`);
-            log.warn({ serialTail }, 'ssh timeout, retrying');
-            await killStrayQemu(job.workDir, log);
+            job.log.warn({ serialTail }, 'ssh timeout, retrying');
+            await killStrayQemu(job.workDir, job.log);
             continue;
           }
           const tail = [...err.outputTail.slice(-15)];
@@ -234,48 +234,74 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
     async cleanup() {
       await killStrayQemu(job.workDir, job.log);
     },
-  });
+  };
+}
 
+/** One `packer build` (progress, the SSH command to enter the VM) and the artifact it made. */
+async function packerOnce(
+  b: PackerBuild,
+  job: BuildJob,
+  templateDir: string,
+  patchRepoUrl: string,
+): Promise<BuilderOutput> {
+  const { st, hypervisor } = b;
+  const { log } = job;
+  const argv = buildPackerArgs({
+    templateDir,
+    vars: packerVars(b, job, patchRepoUrl).vars,
+    varFiles: job.userVars?.varFiles,
+    debug: job.debug,
+    onError: job.debug ? 'ask' : 'cleanup',
+  });
+  const res = await runPackerBuild({
+    argv,
+    cwd: job.workDir,
+    log,
+    signal: job.signal,
+    interactive: job.debug,
+    echo: job.debug,
+    // --debug waits for the user at every step: no overall limit then.
+    timeoutMs: job.debug ? undefined : durationToMs(job.project.config.builder.buildTimeout),
+    onEvent: (e) => {
+      if (e.kind === 'step') {
+        job.progress.detail(e.text);
+        const ssh = st.keyFile ? sshCommandFromStep(e.text, st.keyFile) : undefined;
+        if (ssh) {
+          st.sshCommand = ssh;
+          log.info({ ssh }, 'enter the build VM with');
+          if (job.debug) job.progress.say(`enter the build VM: ${ssh}`);
+        }
+      } else if (e.kind === 'task') job.progress.task(e.text);
+      else if (e.kind === 'error') log.error({ src: 'packer' }, e.text);
+    },
+  });
+  let artifactPath: string;
+  if (hypervisor) {
+    // The artifact is a volume on the hypervisor ("files": null in Packer's manifest).
+    artifactPath = join(job.workDir, job.artifactFile);
+    job.progress.detail(`downloading the artifact volume from ${hypervisor.name}`);
+    await downloadVolumeTo(
+      { hypervisor, log, signal: job.signal },
+      {
+        volume: libvirtVolumeName(job.artifactFile),
+        dest: artifactPath,
+        progress: (t) => job.progress.detail(t),
+      },
+    );
+  } else {
+    const files = [...res.artifacts.values()].flat();
+    const outDir = join(job.workDir, 'output');
+    artifactPath = files.find((f) => f.endsWith(job.artifactFile)) ?? join(outDir, job.artifactFile);
+    if (!existsSync(artifactPath))
+      throw new Error(`packer reported success but ${artifactPath} does not exist`);
+  }
   return {
-    type: kind,
-    tools: kind === 'libvirt' ? LIBVIRT_TOOLS : QEMU_TOOLS,
-    vanilla: kind === 'qemu' ? 'distro' : 'never',
-    patchAccess,
-    async preflight(job) {
-      st.packerVersion = await findPacker(job.log);
-      await checkTemplateSyntax({
-        templateDir: job.image.templateDir,
-        workDir: job.workDir,
-        version: st.packerVersion,
-        builder: kind,
-        log: job.log,
-      });
-      if (hypervisor) {
-        await checkLibvirtHost(hypervisor, {
-          log: job.log,
-          signal: job.signal,
-          packer: st.packerVersion,
-          progress: (t) => job.progress.detail(t),
-        });
-        job.progress.say(`hypervisor: ${hypervisor.name} (${hypervisor.uri})`);
-      }
-      // --var / PKR_VAR_ problems are refused here, before any work; what the environment sets is said.
-      for (const n of vars(job, '').notes) job.progress.say(`packer variable ${n}`);
-      job.log.info({ packer: st.packerVersion.text }, 'packer');
-    },
-    steps(job) {
-      const url = () => job.patchRepoUrl ?? '';
-      return kind === 'libvirt' ? [packer(job, url)] : [sshKey(job), packer(job, url)];
-    },
-    output() {
-      if (!st.out) throw new Error(`the ${kind} builder has no output (its steps did not finish)`);
-      return st.out;
-    },
-    describe() {
-      return hypervisor
-        ? `Packer libvirt on ${hypervisor.name}`
-        : `Packer qemu, ${st.out?.accelerator.toUpperCase() ?? 'TCG'}`;
-    },
+    artifactPath,
+    packagesFile: join(job.workDir, 'packages.tsv'),
+    packageStateFile: join(job.workDir, job.distro.packageState.file),
+    record: await readPackerManifest(join(job.workDir, 'packer-manifest.json')),
+    accelerator: hypervisor ? `libvirt:${hypervisor.name}` : (job.accel?.accelerator ?? 'tcg'),
+    extra: { packer_version: st.packerVersion?.text },
   };
 }
 
