@@ -16,7 +16,7 @@ const noBuildTools = {
 
 /**
  * Integration tests that boot no VM and build no image (nginx, sshd + rsync, dnf, rpmbuild, Packer's
- * validate, libvirt's preflight): they take little CPU, so they run in a fork beside the VM tests.
+ * validate, libvirt's preflight): a project of their own, to run them alone in ~3 min.
  */
 const LIGHT_INTEGRATION = [
   'test/integration/burn.test.ts',
@@ -73,17 +73,18 @@ export default defineConfig({
         },
       },
       {
-        // Real tools, no VM and no image build: these run beside the VM tests, in a worker thread.
+        // Real tools, no VM and no image build (run alone: npm run test:integration -- --project integration-light).
         test: {
           name: 'integration-light',
           include: LIGHT_INTEGRATION,
           testTimeout: 5 * 60_000,
           hookTimeout: 5 * 60_000,
           globalSetup: ['test/integration/global-setup.ts'],
-          // Another pool than the VM tests' (forks): vitest runs different pools at the same time,
-          // and projects of one pool with singleFork one after the other.
-          pool: 'threads',
-          poolOptions: { threads: { singleThread: true } },
+          // In the forks pool with singleFork, as the VM tests: vitest runs them one project after
+          // the other. (Run in the threads pool, beside the VM tests and the unit/e2e forks, serve's
+          // graceful Ctrl-C test failed once under that load: kept out of the CI until understood.)
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],
