@@ -13,8 +13,11 @@ import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
 import type { AcceleratorChoice } from './accel.js';
 
-export type BuilderType = 'qemu' | 'libvirt' | 'chroot';
-export const BUILDER_TYPES: readonly BuilderType[] = ['qemu', 'libvirt', 'chroot'];
+/** The builders of disk images (image.yaml kind: image): --builder or osbake.yaml builder.type chooses. */
+export type DiskBuilderType = 'qemu' | 'libvirt' | 'chroot';
+export const DISK_BUILDER_TYPES: readonly DiskBuilderType[] = ['qemu', 'libvirt', 'chroot'];
+/** Every builder: a disk builder, or the installer's (image.yaml kind: installer chooses it). */
+export type BuilderType = DiskBuilderType | 'installer';
 
 export type Outcome = 'success' | 'failure' | 'interrupted';
 
@@ -42,7 +45,7 @@ export interface BuildJob {
   /** The build's own scratch directory (removed afterwards unless --keep-work). */
   workDir: string;
   artifact: string;
-  /** <artifact>.qcow2 */
+  /** <artifact>.<the builder's artifactExt> */
   artifactFile: string;
   release: string;
   gitCommit: string;
@@ -62,10 +65,15 @@ export interface BuildJob {
 export interface BuilderOutput {
   /** The disk image (qcow2) in the work directory. */
   artifactPath: string;
-  /** name TAB version TAB arch, written by the image's cleanup role. */
-  packagesFile: string;
+  /**
+   * name TAB version TAB arch, written by the image's cleanup role (a disk image must have one);
+   * absent when the artifact has no package list of its own (an installer stick).
+   */
+  packagesFile?: string;
   /** The distro's package-manager state (dpkg status, rpm NEVRA list) for --create-patches. */
-  packageStateFile: string;
+  packageStateFile?: string;
+  /** Files published beside the artifact (src → name in builds/), before the artifact itself. */
+  companions?: { src: string; name: string }[];
   /** The manifest.json record in Packer's shape. */
   record: PackerManifestBuild;
   /** manifest.json custom_data.accelerator: kvm, tcg, libvirt:<hypervisor>, none. */
@@ -79,7 +87,9 @@ export type PatchAccess =
   /** an HTTP server on this machine, seen by the build at `url(port)` */
   | { kind: 'http'; url: (port: number) => string }
   /** the directory itself (Ansible copies it into a remote VM) */
-  | { kind: 'directory' };
+  | { kind: 'directory' }
+  /** none: the build applies no bundle (an installer carries release R's image as it is) */
+  | { kind: 'none' };
 
 export interface Builder {
   readonly type: BuilderType;
@@ -91,6 +101,12 @@ export interface Builder {
    */
   readonly vanilla: 'always' | 'distro' | 'never';
   readonly patchAccess: PatchAccess;
+  /** The artifact's file name extension in the store. */
+  readonly artifactExt: 'qcow2' | 'raw';
+  /** Does the pipeline boot-test the artifact (unless --no-test)? A disk image yes, a stick no. */
+  readonly bootTest: boolean;
+  /** Checks of the build's inputs that need none of its tools: run first (bad input before a missing tool). */
+  checkInputs?(job: BuildJob): Promise<void>;
   /** Checks before any slow work: versions, hosts, permissions. No side effects but the work dir. */
   preflight(job: BuildJob): Promise<void>;
   /** The steps between the vanilla disk and post-processing. */

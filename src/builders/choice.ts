@@ -3,13 +3,14 @@
  * (pure), then `auto` resolved by the KVM probe: Packer qemu with KVM, chroot without it.
  */
 
+import type { ImageConfig } from '../config/image.js';
 import type { Hypervisor, Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import type { AcceleratorChoice } from './accel.js';
-import { BUILDER_TYPES, type BuilderType } from './builder.js';
+import { type BuilderType, DISK_BUILDER_TYPES, type DiskBuilderType } from './builder.js';
 
-export type RequestedBuilder = BuilderType | 'auto';
-export const BUILDER_CHOICES: readonly RequestedBuilder[] = ['auto', ...BUILDER_TYPES];
+export type RequestedBuilder = DiskBuilderType | 'auto';
+export const BUILDER_CHOICES: readonly RequestedBuilder[] = ['auto', ...DISK_BUILDER_TYPES];
 
 export interface BuilderChoice {
   builder: RequestedBuilder;
@@ -67,7 +68,7 @@ export function chooseBuilder(
 export function resolveAutoBuilder(
   requested: RequestedBuilder,
   accel: AcceleratorChoice | undefined,
-): { builder: BuilderType; reason: string } {
+): { builder: DiskBuilderType; reason: string } {
   if (requested !== 'auto') return { builder: requested, reason: 'requested' };
   if (accel?.accelerator === 'kvm') return { builder: 'qemu', reason: `auto: KVM works (${accel.reason})` };
   return { builder: 'chroot', reason: `auto: no KVM (${accel?.reason ?? 'not probed'}), so no VM: chroot` };
@@ -81,4 +82,54 @@ export function choiceNeedsAccelerator(choice: Pick<BuilderChoice, 'builder'>): 
 /** Does this choice build on configured hypervisors (libvirt) rather than on this machine? (pure) */
 export function choiceUsesHypervisors(choice: Pick<BuilderChoice, 'builder'>): boolean {
   return choice.builder === 'libvirt';
+}
+
+type ImageKind = ImageConfig['kind'];
+
+/**
+ * The builder that runs an image (pure): the installer builder for image.yaml kind: installer
+ * (whatever --builder or osbake.yaml chose for disk images: build --all passes them to every image),
+ * else the chosen disk builder with `auto` resolved.
+ */
+export function resolveBuilder(
+  kind: ImageKind,
+  requested: RequestedBuilder,
+  accel: AcceleratorChoice | undefined,
+): { builder: BuilderType; reason: string } {
+  if (kind === 'installer') return { builder: 'installer', reason: 'image.yaml kind: installer' };
+  return resolveAutoBuilder(requested, accel);
+}
+
+/** Does the build run a VM on this machine whose accelerator must be probed first? (pure) */
+export function buildNeedsAccelerator(
+  kind: ImageKind,
+  choice: Pick<BuilderChoice, 'builder'>,
+  noTest: boolean | undefined,
+): boolean {
+  if (kind === 'installer') return false;
+  return choiceNeedsAccelerator(choice) || !noTest;
+}
+
+/** The request's options that depend on the image's kind (pure; bad input before any work). */
+export function checkKindOptions(
+  kind: ImageKind,
+  o: { image: string; release?: string; createPatches?: boolean; packageFile?: string },
+): void {
+  if (kind === 'installer') {
+    if (!o.release || o.createPatches) {
+      throw new UserError(
+        'E_USAGE',
+        `${o.image} is an installer: it needs --release <R> (the release whose image it carries) and no --create-patches`,
+        `e.g. osbake build ${o.image} --release 2026.11`,
+      );
+    }
+    return;
+  }
+  if (o.packageFile) {
+    throw new UserError(
+      'E_USAGE',
+      `--package is for installer images; ${o.image} is a disk image (image.yaml kind: ${kind})`,
+      'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
+    );
+  }
 }

@@ -2,12 +2,15 @@
 import type { Hypervisor } from '../config/project.js';
 import type { Builder, BuilderType } from './builder.js';
 import { createChrootBuilder } from './chroot/chroot-builder.js';
+import { createInstallerBuilder } from './installer/installer-builder.js';
 import { createVirshBuilder } from './libvirt/libvirt-builder.js';
 import { createLibvirtBuilder, createQemuBuilder } from './packer/packer-builder.js';
 
 export interface BuilderSettings {
   /** The hypervisor a libvirt build runs on. */
   hypervisor?: Hypervisor;
+  /** --package FILE: put on an installer's stick. */
+  packageFile?: string;
 }
 
 const REGISTRY: Record<BuilderType, (s: BuilderSettings) => Builder> = {
@@ -19,6 +22,7 @@ const REGISTRY: Record<BuilderType, (s: BuilderSettings) => Builder> = {
       : createVirshBuilder(s.hypervisor);
   },
   chroot: () => createChrootBuilder(),
+  installer: (s) => createInstallerBuilder({ packageFile: s.packageFile }),
 };
 
 export function createBuilder(type: BuilderType, s: BuilderSettings = {}): Builder {

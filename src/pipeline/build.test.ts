@@ -33,7 +33,7 @@ const prov = {
 
 describe('planBuild', () => {
   it('names the artifact, log and work dir', () => {
-    const plan = planBuild(project, image, prov, { release: '2026.11' }, '12345678-aaaa');
+    const plan = planBuild(project, image, prov, { release: '2026.11' }, 'qcow2', '12345678-aaaa');
     expect(plan).toMatchObject({
       artifact: 'debian12-base-2026.11-main-ffffffff',
       artifactFile: 'debian12-base-2026.11-main-ffffffff.qcow2',

@@ -39,7 +39,7 @@ export interface BuildPlan {
   image: string;
   release?: string;
   artifact: string;
-  /** File name in the store: <artifact>.qcow2 (Packer builds) or <artifact>.raw (installers) */
+  /** File name in the store: <artifact>.<the builder's artifactExt> (.qcow2 disks, .raw sticks) */
   artifactFile: string;
   buildId: string;
   workDir: string;
@@ -54,6 +54,7 @@ export function planBuild(
   image: ImageDefinition,
   prov: Provenance,
   req: Pick<BuildRequest, 'release'>,
+  ext: 'qcow2' | 'raw' = 'qcow2',
   buildId: string = randomUUID(),
 ): BuildPlan {
   const artifact = artifactName({
@@ -67,7 +68,7 @@ export function planBuild(
     image: image.name,
     release: req.release,
     artifact,
-    artifactFile: `${artifact}.${image.config.kind === 'installer' ? 'raw' : 'qcow2'}`,
+    artifactFile: `${artifact}.${ext}`,
     buildId,
     workDir: join(project.workDir, 'work', `${image.name}-${buildId.slice(0, 8)}`),
     // One log per run: <image>-<commit>-<build id>.log (a rebuild of one commit keeps both logs).

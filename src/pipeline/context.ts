@@ -26,10 +26,10 @@ export interface BuildContext {
   progress: Progress;
   signal: AbortSignal;
   startedAt: number;
-  /** The builder of a disk image (absent for kind: installer, which has steps of its own). */
-  builder?: Builder;
+  /** The builder: a disk image's (chroot, qemu, libvirt) or an installer's. */
+  builder: Builder;
   /** Why this builder (auto: the KVM probe's answer). */
-  builderReason?: string;
+  builderReason: string;
   /** The build as its builder sees it (vanilla disk, patch repository, accelerator). */
   job: BuildJob;
   accel?: AcceleratorChoice;
@@ -50,7 +50,7 @@ export interface BuildContext {
   test?: BootTestResult;
   recorded: boolean;
   committed: boolean;
-  /** The manifest.json build record (Packer's shape), from the builder or the installer steps. */
+  /** The manifest.json build record (Packer's shape), from the builder. */
   recordAs?: PackerManifestBuild;
   /** manifest.json custom_data.accelerator. */
   recordAccelerator?: string;

@@ -7,9 +7,10 @@ import { parseFirmware } from '../builders/boot-test/qemu-args.js';
 import type { Builder, BuilderType, BuildJob } from '../builders/builder.js';
 import {
   type BuilderChoice,
-  choiceNeedsAccelerator,
+  buildNeedsAccelerator,
+  checkKindOptions,
   chooseBuilder,
-  resolveAutoBuilder,
+  resolveBuilder,
 } from '../builders/choice.js';
 import { createBuilder } from '../builders/registry.js';
 import { type ImageDefinition, loadImage, PACKER_MANAGED_VARS } from '../config/image.js';
@@ -26,7 +27,6 @@ import { formatElapsed, Progress } from '../log/progress.js';
 import { publishAfterBuild } from '../publish/publish.js';
 import { type BuildPlan, type BuildRequest, planBuild } from './build.js';
 import type { BuildContext } from './context.js';
-import { INSTALLER_STEPS } from './installer-steps.js';
 import { type RunnerResult, runSteps } from './runner.js';
 import { imageSteps } from './steps/index.js';
 
@@ -108,7 +108,6 @@ interface CheckedBuild {
   project: Project;
   image: ImageDefinition;
   distro: Distro;
-  installer: boolean;
   choice: BuilderChoice;
   resolved: { builder: BuilderType; reason: string };
   prov: Provenance;
@@ -131,8 +130,8 @@ async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
   const project = await loadProject(o.projectDir);
   const image = await loadImage(project, o.image);
   const distro = distroOf(image);
-  const installer = image.config.kind === 'installer';
   const choice = chooseBuilder(project, o);
+  checkKindOptions(image.config.kind, o);
   if (o.createPatches) distro.checkPatchSources(project, image);
   const prov = await readProvenance(project.root, createNullLogger());
   if (prov.dirty && !o.skipCommit) {
@@ -146,15 +145,14 @@ async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
   // The accelerator: the qemu builder runs its VM with it, every build's boot test too, and `auto`
   // chooses the builder by it. Probed once, briefly (KVM guests can hang instead of failing).
   let accel: AcceleratorChoice | undefined;
-  const needsVm = choiceNeedsAccelerator(choice) || !o.noTest;
-  if (!installer && needsVm) {
+  if (buildNeedsAccelerator(image.config.kind, choice, o.noTest)) {
     accel = await selectAccelerator(
       accelerator ?? project.config.builder.accelerator,
       project.config.builder.kvmProbeTimeoutMs,
       createNullLogger(),
     );
   }
-  const resolved = resolveAutoBuilder(choice.builder, accel);
+  const resolved = resolveBuilder(image.config.kind, choice.builder, accel);
   const req: BuildRequest = {
     image: o.image,
     release: o.release,
@@ -169,13 +167,6 @@ async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
     firmware,
     packageFile: o.packageFile ? resolve(o.packageFile) : undefined,
   };
-  if (o.packageFile && !installer) {
-    throw new UserError(
-      'E_USAGE',
-      `--package is for installer images; ${o.image} is a disk image (image.yaml kind: ${image.config.kind})`,
-      'e.g. osbake build usb-installer --release 2026.11 --package site.tar.gz',
-    );
-  }
   checkUserVars(o.packerVars ?? []);
   for (const f of o.packerVarFiles ?? []) await checkVarFile(f);
   if (o.packageFile && !existsSync(o.packageFile)) {
@@ -185,14 +176,7 @@ async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
       'give the file to put on the stick',
     );
   }
-  if (installer && (!o.release || o.createPatches)) {
-    throw new UserError(
-      'E_USAGE',
-      `${o.image} is an installer: it needs --release <R> (the release whose image it carries) and no --create-patches`,
-      `e.g. osbake build ${o.image} --release 2026.11`,
-    );
-  }
-  return { project, image, distro, installer, choice, resolved, prov, accel, req };
+  return { project, image, distro, choice, resolved, prov, accel, req };
 }
 
 /** The build's summary for --json (pure). */
@@ -210,10 +194,10 @@ function summaryJson(
     size: ctx.size,
     sha256: ctx.sha256,
     packages: ctx.packages?.length ?? null,
-    builder: builder?.type ?? 'installer',
-    builder_reason: builder ? c.resolved.reason : null,
+    builder: builder.type,
+    builder_reason: c.resolved.reason,
     accelerator: ctx.recordAccelerator ?? null,
-    test: ctx.test ?? (builder ? { skipped: true } : null),
+    test: ctx.test ?? (builder.bootTest ? { skipped: true } : null),
     patch_bundle: ctx.createdBundle
       ? {
           id: ctx.createdBundle.id,
@@ -231,22 +215,22 @@ function summaryJson(
 }
 
 /** The build's summary as the lines a person reads (pure). */
-function summaryText(ctx: BuildContext, result: RunnerResult, installer: boolean): string {
+function summaryText(ctx: BuildContext, result: RunnerResult): string {
   const { plan, builder } = ctx;
   const timings = result.timings.map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}s`).join(', ');
+  const bmap = ctx.extraArtifacts?.find((a) => a.name.endsWith('.bmap'));
   return [
-    `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${builder ? builder.describe() : 'installer, no VM'})`,
+    `built ${plan.artifact} in ${formatElapsed(Date.now() - ctx.startedAt)} (${builder.describe()})`,
     `  image:    ${plan.storeBuildsDir}/${plan.artifactFile}`,
     `  size:     ${ctx.size} bytes`,
     `  sha256:   ${ctx.sha256}`,
-    ...(installer
-      ? [`  bmap:     ${plan.storeBuildsDir}/${plan.artifactFile}.bmap`]
-      : [`  packages: ${ctx.packages?.length}`]),
+    ...(bmap ? [`  bmap:     ${plan.storeBuildsDir}/${bmap.name}`] : []),
+    ...(ctx.packagesFile ? [`  packages: ${ctx.packages?.length}`] : []),
     ...(ctx.test
       ? [
           `  test:     passed (${ctx.test.firmware}, ${ctx.test.accelerator.toUpperCase()}, ${ctx.test.duration_s} s, ${ctx.test.checks.length} image checks)`,
         ]
-      : builder
+      : builder.bootTest
         ? ['  test:     skipped (--no-test)']
         : []),
     ...(ctx.createdBundle
@@ -285,7 +269,7 @@ function logBuildEnd(log: Logger, result: RunnerResult): void {
 function buildContext(
   o: RunBuildOptions,
   c: CheckedBuild,
-  r: { plan: BuildPlan; log: Logger; progress: Progress; signal: AbortSignal; builder: Builder | undefined },
+  r: { plan: BuildPlan; log: Logger; progress: Progress; signal: AbortSignal; builder: Builder },
 ): BuildContext {
   const { project, image, distro, prov, accel, req, resolved } = c;
   const { plan, log, progress, signal, builder } = r;
@@ -330,10 +314,14 @@ function buildContext(
 
 export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
   const c = await checkBuild(o);
-  const { project, image, installer, choice, resolved, prov, accel, req } = c;
+  const { project, image, choice, resolved, prov, accel, req } = c;
   // Every input is checked: only now may osbake touch the project's directories.
   await checkProjectDirs(project);
-  const plan = planBuild(project, image, prov, req);
+  const builder = createBuilder(resolved.builder, {
+    hypervisor: choice.hypervisor,
+    packageFile: req.packageFile,
+  });
+  const plan = planBuild(project, image, prov, req, builder.artifactExt);
   const log = createFileLogger(plan.logFile);
   log.info({ plan, prov, req }, 'build start');
   // Parallel builds (build --all over several hosts) print plain lines: one status line cannot show two.
@@ -344,17 +332,14 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
     log.warn({ signal: s }, 'interrupted');
     progress.say(`osbake: ${s} received: stopping the build and cleaning up`);
   });
-  const builder: Builder | undefined = installer
-    ? undefined
-    : createBuilder(resolved.builder, { hypervisor: choice.hypervisor });
-  if (builder) {
-    progress.say(`builder: ${builder.type} (${resolved.reason})`);
-    if (accel && !o.noTest) progress.say(`accelerator: ${accel.accelerator.toUpperCase()} (${accel.reason})`);
+  progress.say(`builder: ${builder.type} (${resolved.reason})`);
+  if (accel && builder.bootTest && !o.noTest) {
+    progress.say(`accelerator: ${accel.accelerator.toUpperCase()} (${accel.reason})`);
   }
   const ctx = buildContext(o, c, { plan, log, progress, signal: ac.signal, builder });
   log.info({ builder: resolved, accel }, 'builder');
   try {
-    const steps = builder ? imageSteps(builder, ctx) : INSTALLER_STEPS;
+    const steps = imageSteps(builder, ctx);
     const result = await runSteps(steps, ctx, ac.signal, {
       onStepStart: (i, total, step) => {
         log.info({ step: step.name }, `step ${i + 1}/${total}: ${step.title}`);
@@ -377,9 +362,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildContext> {
       throw result.error;
     }
     process.stdout.write(
-      o.json
-        ? `${JSON.stringify(summaryJson(ctx, result, c), null, 2)}\n`
-        : summaryText(ctx, result, installer),
+      o.json ? `${JSON.stringify(summaryJson(ctx, result, c), null, 2)}\n` : summaryText(ctx, result),
     );
     await publishAfterBuild(project, plan.artifact, { skip: o.noPublish, signal: ac.signal, log });
     return ctx;

@@ -204,7 +204,7 @@ describe('osbake CLI', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /osbake: error: checking tools and accelerator: packer, qemu-system-x86_64, .* not found/,
+      /osbake: error: checking inputs, tools and accelerator: packer, qemu-system-x86_64, .* not found/,
     );
     expect(r.stderr).toMatch(
       /hint: install them with: apt-get install packer qemu-system-x86 qemu-utils ansible/,
@@ -219,7 +219,7 @@ describe('osbake CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/builder: chroot \(requested\)/);
     expect(r.stderr).toMatch(
-      /osbake: error: checking tools and accelerator: ansible-playbook, qemu-img, losetup, partx, blkid, mount, umount, fstrim, chroot, mkfs\.ext4, debugfs, dumpe2fs, e2fsck, fallocate, mmdebstrap, .* not found/,
+      /osbake: error: checking inputs, tools and accelerator: ansible-playbook, qemu-img, losetup, partx, blkid, mount, umount, fstrim, chroot, mkfs\.ext4, debugfs, dumpe2fs, e2fsck, fallocate, mmdebstrap, .* not found/,
     );
     expect(r.stderr).toMatch(
       /hint: install them with: apt-get install ansible qemu-utils mount util-linux coreutils e2fsprogs mmdebstrap/,

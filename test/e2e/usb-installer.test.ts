@@ -64,7 +64,7 @@ describe('osbake build usb-installer (errors)', () => {
     const r = await runCli(['build', 'usb-installer', '--release', 'r9'], project.dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /osbake: error: checking release R.s image in the store: no release "r9" in .*manifest\.yaml/,
+      /osbake: error: checking inputs, tools and accelerator: no release "r9" in .*manifest\.yaml/,
     );
     expect(r.stderr).toMatch(/hint: known releases: r1/);
   });

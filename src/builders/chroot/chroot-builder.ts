@@ -100,6 +100,8 @@ export function createChrootBuilder(): Builder {
     tools: CHROOT_TOOLS,
     vanilla: 'always',
     patchAccess,
+    artifactExt: 'qcow2',
+    bootTest: true,
     preflight,
     steps(job) {
       return [copyDiskStep(job), mountStep(b, job), ansibleStep(job), finishStep(b, job)];

@@ -69,6 +69,8 @@ export function createVirshBuilder(h: Hypervisor): Builder {
     tools: VIRSH_TOOLS,
     vanilla: 'always',
     patchAccess,
+    artifactExt: 'qcow2',
+    bootTest: true,
     preflight: (job) => preflight(b, job),
     steps(job) {
       return [

@@ -93,6 +93,8 @@ function createPackerBuilder(kind: 'qemu' | 'libvirt', hypervisor: Hypervisor | 
     tools: kind === 'libvirt' ? LIBVIRT_TOOLS : QEMU_TOOLS,
     vanilla: kind === 'qemu' ? 'distro' : 'never',
     patchAccess,
+    artifactExt: 'qcow2',
+    bootTest: true,
     preflight: (job) => preflight(b, job),
     steps(job) {
       const url = () => job.patchRepoUrl ?? '';

@@ -1,4 +1,4 @@
-/** The steps of a disk-image build, in order; the builder contributes the provisioning ones. */
+/** The steps of a build, in order; the builder contributes its own between vanilla and post-process. */
 import type { Builder } from '../../builders/builder.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
@@ -15,13 +15,14 @@ import { vanilla } from './vanilla.js';
 
 export function imageSteps(builder: Builder, ctx: BuildContext): Step<BuildContext>[] {
   const { req } = ctx;
+  const patches = builder.patchAccess.kind !== 'none' && (req.release || req.createPatches);
   return [
     preflight,
-    ...(req.release || req.createPatches ? [patchSource] : []),
-    vanilla,
+    ...(patches ? [patchSource] : []),
+    ...(builder.vanilla === 'never' ? [] : [vanilla]),
     ...builderSteps(builder, ctx),
     postProcess,
-    ...(req.noTest ? [] : [bootTestStep]),
+    ...(builder.bootTest && !req.noTest ? [bootTestStep] : []),
     ...(req.createPatches ? [createPatches] : []),
     publish,
     record,

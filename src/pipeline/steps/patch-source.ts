@@ -122,8 +122,8 @@ export const patchSource: Step<BuildContext> = {
     useImage(ctx, withReleaseChannelOnly(ctx.image));
     ctx.appliedBundle = { id: m.id, sha256: ref.sha256, packages: m.packages.length };
     ctx.job.patchRepoDir = dir;
-    const access = ctx.builder?.patchAccess;
-    if (access?.kind !== 'http') {
+    const access = ctx.builder.patchAccess;
+    if (access.kind !== 'http') {
       // A VM on a remote hypervisor cannot reach a server on this machine; Ansible copies the
       // repository into it over its SSH connection (through the bastion, if any).
       ctx.progress.say(`applying patch bundle ${m.id} (${m.packages.length} packages), copied in by Ansible`);

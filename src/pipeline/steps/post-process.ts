@@ -1,4 +1,4 @@
-/** post-process: size, SHA-256 and the package list of the artifact. */
+/** post-process: size, SHA-256 and the package list of the artifact (when its builder hands one). */
 import { existsSync } from 'node:fs';
 import { fileSize, sha256File } from '../../artifacts/checksum.js';
 import { readPackageList } from '../../artifacts/package-list.js';
@@ -8,13 +8,18 @@ import type { Step } from '../step.js';
 
 export const postProcess: Step<BuildContext> = {
   name: 'post-process',
-  title: 'checksumming and reading the package list',
+  title: 'checksumming the artifact (and reading its package list)',
   async run(ctx) {
     const file = ctx.artifactPath as string;
     ctx.size = await fileSize(file);
     ctx.progress.detail(`sha256 of ${(ctx.size / 2 ** 20).toFixed(0)} MiB`);
     ctx.sha256 = await sha256File(file);
-    if (!ctx.packagesFile || !existsSync(ctx.packagesFile)) {
+    if (ctx.packagesFile === undefined) {
+      // The builder hands no package list: the artifact has none of its own (an installer stick).
+      ctx.packages = [];
+      return;
+    }
+    if (!existsSync(ctx.packagesFile)) {
       throw new UserError(
         'E_NO_PACKAGE_LIST',
         'the image did not produce a package list',

@@ -14,27 +14,6 @@ import type { Step } from '../step.js';
 /** In every build's work directory: the owner process (see osbake clean). */
 export const WORK_OWNER_FILE = '.osbake-owner';
 
-/** Tools the installer steps run (no Packer, no VM). */
-export const INSTALLER_TOOLS_REQUIRED = [
-  'git',
-  'mmdebstrap',
-  'qemu-img',
-  'filefrag',
-  'zstd',
-  'cpio',
-  'extlinux',
-  'mkfs.vfat',
-  'mlabel',
-  'mcopy',
-  'mmd',
-  'sfdisk',
-  'losetup',
-  'partx',
-  'mknod',
-  'mkfs.ext4',
-  'mount',
-];
-
 /** Tools that are not on PATH (pure: takes PATH and an existence check). */
 export function missingTools(
   tools: readonly string[],
@@ -50,11 +29,10 @@ export function missingTools(
 /** Every tool this build will run. */
 export function toolsOf(ctx: BuildContext): string[] {
   const b = ctx.builder;
-  if (!b) return INSTALLER_TOOLS_REQUIRED;
   return [
     ...b.tools,
     ...(needsHostVanilla(b, ctx.distro) ? ctx.distro.vanillaTools : []),
-    ...(ctx.req.noTest ? [] : BOOT_TEST_TOOLS),
+    ...(b.bootTest && !ctx.req.noTest ? BOOT_TEST_TOOLS : []),
   ];
 }
 
@@ -70,18 +48,16 @@ export function missingToolsError(missing: string[]): UserError {
 
 export const preflight: Step<BuildContext> = {
   name: 'preflight',
-  title: 'checking tools and accelerator',
+  title: 'checking inputs, tools and accelerator',
   async run(ctx) {
+    // The builder's checks of its inputs first: bad input is said before a missing tool.
+    await ctx.builder.checkInputs?.(ctx.job);
     const missing = missingTools(toolsOf(ctx), process.env.PATH ?? '', existsSync);
     if (missing.length > 0) throw missingToolsError(missing);
     await mkdir(ctx.plan.workDir, { recursive: true });
     // Whose work directory this is: osbake clean removes it only once this process is gone.
     own(ctx.plan.workDir, 'work-dir');
     await writeFile(join(ctx.plan.workDir, WORK_OWNER_FILE), JSON.stringify(currentOwner()));
-    if (!ctx.builder) {
-      ctx.log.info({ kind: 'installer' }, 'preflight');
-      return;
-    }
     if (needsHostVanilla(ctx.builder, ctx.distro)) ctx.distro.checkBootstrap(ctx.project, ctx.image);
     await ctx.builder.preflight(ctx.job);
     ctx.log.info({ builder: ctx.builder.type, accel: ctx.accel }, 'preflight');

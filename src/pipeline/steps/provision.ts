@@ -21,6 +21,7 @@ export function builderSteps(builder: Builder, ctx: BuildContext): Step<BuildCon
       c.recordAs = out.record;
       c.recordAccelerator = out.accelerator;
       c.recordExtra = { ...c.recordExtra, ...out.extra };
+      c.extraArtifacts = out.companions;
     },
   });
   return steps;

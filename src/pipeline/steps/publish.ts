@@ -9,8 +9,8 @@ import { UserError } from '../../errors.js';
 import type { BuildContext } from '../context.js';
 import type { Step } from '../step.js';
 
-/** Packer builds also publish the package list, the SBOM and (--create-patches) the bundle. */
-async function publishPackerExtras(ctx: BuildContext, dir: string): Promise<void> {
+/** A build with a package list also publishes it, the SBOM and (--create-patches) the bundle. */
+async function publishPackageExtras(ctx: BuildContext, dir: string, packagesFile: string): Promise<void> {
   const pkgs = join(dir, `${ctx.plan.artifact}.packages.tsv`);
   const b = ctx.createdBundle;
   if (b) {
@@ -42,7 +42,7 @@ async function publishPackerExtras(ctx: BuildContext, dir: string): Promise<void
       packages: ctx.packages ?? [],
     }),
   );
-  await placeFileAtomic(ctx.packagesFile as string, pkgs);
+  await placeFileAtomic(packagesFile, pkgs);
 }
 
 export const publish: Step<BuildContext> = {
@@ -64,7 +64,7 @@ export const publish: Step<BuildContext> = {
       ctx.published.push(to);
       await placeFileAtomic(extra.src, to, true);
     }
-    if (ctx.image.config.kind === 'image') await publishPackerExtras(ctx, dir);
+    if (ctx.packagesFile) await publishPackageExtras(ctx, dir, ctx.packagesFile);
     ctx.published.push(sum, dest);
     await writeTextAtomic(sum, sha256Line(ctx.sha256 as string, ctx.plan.artifactFile));
     ctx.progress.detail(`moving ${ctx.plan.artifactFile}`);

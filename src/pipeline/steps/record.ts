@@ -20,11 +20,16 @@ export const record: Step<BuildContext> = {
       durationS: (Date.now() - ctx.startedAt) / 1000,
       accelerator: ctx.recordAccelerator ?? 'none',
       extra: {
-        ...(ctx.builder ? { builder: ctx.builder.type, builder_reason: ctx.builderReason } : {}),
+        builder: ctx.builder.type,
+        builder_reason: ctx.builderReason,
         ...ctx.recordExtra,
         vanilla_key: ctx.vanilla?.key,
         log_file: relative(ctx.project.root, ctx.plan.logFile),
-        ...(ctx.test ? { test: ctx.test } : ctx.req.noTest && ctx.builder ? { test: { skipped: true } } : {}),
+        ...(ctx.test
+          ? { test: ctx.test }
+          : ctx.req.noTest && ctx.builder.bootTest
+            ? { test: { skipped: true } }
+            : {}),
         ...(ctx.createdBundle
           ? {
               patch_bundle: {

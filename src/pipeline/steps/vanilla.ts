@@ -8,9 +8,9 @@ export const vanilla: Step<BuildContext> = {
   name: 'vanilla',
   title: 'preparing the vanilla disk',
   async run(ctx) {
-    if (!ctx.builder || !needsHostVanilla(ctx.builder, ctx.distro)) {
+    if (!needsHostVanilla(ctx.builder, ctx.distro)) {
       ctx.progress.say(
-        `vanilla disk: none (the ${ctx.builder?.type} builder's template provides the first disk)`,
+        `vanilla disk: none (the ${ctx.builder.type} builder's template provides the first disk)`,
       );
       return;
     }

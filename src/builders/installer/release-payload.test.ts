@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ReleaseArtifact } from '../config/releases.js';
-import { UserError } from '../errors.js';
-import { findPayloadArtifact } from './installer-steps.js';
+import type { ReleaseArtifact } from '../../config/releases.js';
+import { UserError } from '../../errors.js';
+import { findPayloadArtifact } from './release-payload.js';
 
 const art = (name: string, kind: ReleaseArtifact['kind']): ReleaseArtifact => ({
   name,
