@@ -129,7 +129,9 @@ export function formatByteProgress(s: ByteProgressState, width = 120): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
-type ProgressOut = Pick<NodeJS.WriteStream, 'write'> & { columns?: number };
+/** Where a verb writes its text (process.stdout, or a test's collector). */
+export type TextOut = Pick<NodeJS.WriteStream, 'write'>;
+type ProgressOut = TextOut & { columns?: number };
 
 /**
  * Progress of one transfer or checksum (bytes, rate, ETA) on stderr: a status line rewritten at

@@ -5,6 +5,7 @@
 import { createInterface } from 'node:readline/promises';
 import { UserError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { formatBytes } from '../log/progress.js';
 import type { ByteSink } from './bmap.js';
 import { locateImage, type PreparedImage, prepareImage } from './burn-source.js';
@@ -31,8 +32,8 @@ export interface BurnOptions {
    * installer's recorded checksum); returns the line to show, throws when it does not hold.
    */
   checkRelease?: (release: string) => Promise<string>;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
-  err?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
+  err?: TextOut;
   input?: NodeJS.ReadableStream & { isTTY?: boolean };
   log?: Logger;
   /** The log's file, named when writing starts and in errors. */

@@ -7,6 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
 import type { Logger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { mappedBytes } from './bmap-format.js';
 import { writeImage } from './burn.js';
@@ -68,7 +69,7 @@ export async function classifyTarget(path: string): Promise<'block' | 'file'> {
 export async function burnToFile(
   o: BurnOptions,
   dest: string,
-  io: { log: Logger; say: (l: string) => void; out: Pick<NodeJS.WriteStream, 'write'> },
+  io: { log: Logger; say: (l: string) => void; out: TextOut },
 ): Promise<WriteImageResult | undefined> {
   const { log, say, out } = io;
   const existing = await stat(dest).catch(() => undefined);

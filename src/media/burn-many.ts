@@ -5,6 +5,7 @@
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
 import type { Logger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { mappedBytes } from './bmap-format.js';
@@ -57,7 +58,7 @@ export async function burnMany(
   io: {
     log: Logger;
     say: (l: string) => void;
-    out: Pick<NodeJS.WriteStream, 'write'>;
+    out: TextOut;
     forced: ReturnType<typeof parseForce>;
     holes: HoleMode;
   },

@@ -7,20 +7,23 @@ import { normalizeMac } from '../config/netboot.js';
 import { projectNodes } from '../config/nodes.js';
 import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
+import type { TextOut } from '../log/progress.js';
 import { formatBytes, formatElapsed } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { checkDnsmasqOptions, type DnsmasqOptions, dnsmasqConfig } from './dnsmasq.js';
 import { nodesDirOf, nodesView, readNodes, updateNode } from './netboot.js';
 import { tftpDirOf } from './tftp.js';
 
-type Out = Pick<NodeJS.WriteStream, 'write'>;
-
 async function projectAndRecords(projectDir: string) {
   const project = await loadProject(projectDir);
   return { project, dir: nodesDirOf(project) };
 }
 
-export async function runNetbootStatus(o: { projectDir: string; json?: boolean; out?: Out }): Promise<void> {
+export async function runNetbootStatus(o: {
+  projectDir: string;
+  json?: boolean;
+  out?: TextOut;
+}): Promise<void> {
   const out = o.out ?? process.stdout;
   const { project, dir } = await projectAndRecords(o.projectDir);
   const view = { nodes: nodesView(projectNodes(project.config), await readNodes(dir)) };
@@ -54,7 +57,7 @@ export async function runNetbootStatus(o: { projectDir: string; json?: boolean; 
 export async function runNetbootReinstall(o: {
   projectDir: string;
   macs: string[];
-  out?: Out;
+  out?: TextOut;
 }): Promise<void> {
   const out = o.out ?? process.stdout;
   if (o.macs.length === 0) {
@@ -89,7 +92,7 @@ export async function runDnsmasqConfig(
     projectDir: string;
     tftpRoot?: string;
     uefi: string;
-    out?: Out;
+    out?: TextOut;
   },
 ): Promise<void> {
   const uefi = (['shim', 'ipxe'] as const).find((u) => u === o.uefi);

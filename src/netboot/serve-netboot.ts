@@ -11,12 +11,11 @@ import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
 import { identityBlock } from '../installer/node-identity.js';
 import { commandLogFile, createFileLogger, createNullLogger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { ByteProgress } from '../log/progress.js';
 import { prepareNetboot } from './files.js';
 import { type NetbootContext, nodesDirOf } from './netboot.js';
 import { prepareTftpRoot, type TftpRoot, tftpDirOf, watchNodeRecords } from './tftp.js';
-
-type Out = Pick<NodeJS.WriteStream, 'write'>;
 
 /**
  * --netboot [R]: the release's files out of its stick (checked, cached) before anything listens.
@@ -97,7 +96,7 @@ export async function announceNetboot(
   nb: NetbootContext,
   url: string,
   host: string,
-  out: Out,
+  out: TextOut,
 ): Promise<() => void> {
   const port = Number(new URL(url).port || 80);
   const tftp = await prepareTftpRoot(nb, port);

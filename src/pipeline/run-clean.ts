@@ -15,6 +15,7 @@ import { UserError } from '../errors.js';
 import { capture, run } from '../exec/run.js';
 import { ledgerOf, readLedger, stillOwned } from '../fsx/owned.js';
 import { createNullLogger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import {
   type CacheFact,
@@ -250,7 +251,7 @@ export async function runClean(o: {
   dryRun?: boolean;
   cacheOlderThan?: string;
   json?: boolean;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
 }): Promise<CleanAction[]> {
   const out = o.out ?? process.stdout;
   const limit = parseAge(o.cacheOlderThan ?? '30d');

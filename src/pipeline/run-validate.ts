@@ -23,6 +23,7 @@ import { ConfigError, ProcessError, UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import { identityBlock } from '../installer/node-identity.js';
 import { createNullLogger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { trustRootFiles } from '../signing/gpg.js';
 import { keysDir, signingKeyOf } from '../signing/project-keys.js';
 import { planSchedule, type ScheduleImage } from './schedule.js';
@@ -66,7 +67,7 @@ export async function runValidate(o: {
   projectDir: string;
   images: string[];
   json?: boolean;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
 }): Promise<ValidateResult[]> {
   const out = o.out ?? process.stdout;
   const log = createNullLogger();

@@ -14,7 +14,7 @@ import { parseSshUrl } from '../config/ssh-target.js';
 import { ProcessError, UserError, withContext } from '../errors.js';
 import { run } from '../exec/run.js';
 import { createNullLogger, type Logger } from '../log/logger.js';
-import type { ProgressSink } from '../log/progress.js';
+import type { ProgressSink, TextOut } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { readImageBuilds } from '../release/image-builds.js';
@@ -29,8 +29,6 @@ import {
   type SshSettings,
   sshArgv,
 } from './publish-plan.js';
-
-type Out = Pick<NodeJS.WriteStream, 'write'>;
 
 export interface PublishedFile {
   rel: string;
@@ -52,7 +50,7 @@ export interface PublishFilesOptions {
   log?: Logger;
   signal?: AbortSignal;
   progress?: ProgressSink;
-  out?: Out;
+  out?: TextOut;
 }
 
 /** ssh's own failures (host key, authentication, connection) as one line with a hint. */
@@ -272,7 +270,7 @@ export async function buildFiles(
 export async function publishAfterBuild(
   project: Project,
   artifact: string,
-  o: { skip?: boolean; signal?: AbortSignal; log?: Logger; out?: Out },
+  o: { skip?: boolean; signal?: AbortSignal; log?: Logger; out?: TextOut },
 ): Promise<PublishedFile[] | undefined> {
   const to = project.config.publish.to;
   if (o.skip || !to || !project.config.publish.afterBuild) return undefined;

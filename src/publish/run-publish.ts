@@ -5,7 +5,7 @@ import { loadProject } from '../config/project.js';
 import { loadReleases, releasesFile, requireRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { ProgressSink } from '../log/progress.js';
+import type { ProgressSink, TextOut } from '../log/progress.js';
 import { releaseRecordPaths } from '../release/signature.js';
 import {
   buildFiles,
@@ -16,8 +16,6 @@ import {
 } from './publish.js';
 import { orderFiles, PARTIAL_DIR } from './publish-plan.js';
 
-type Out = Pick<NodeJS.WriteStream, 'write'>;
-
 export interface RunPublishOptions {
   projectDir: string;
   build?: string;
@@ -27,7 +25,7 @@ export interface RunPublishOptions {
   identity?: string;
   bwlimitKiB?: number;
   signal?: AbortSignal;
-  out?: Out;
+  out?: TextOut;
   progress?: ProgressSink;
   /** Every command and its output (default: nothing logged). */
   log?: Logger;

@@ -2,11 +2,10 @@
 import { reproducibleOf } from '../config/builds.js';
 import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
+import type { TextOut } from '../log/progress.js';
 import { readImageBuilds } from './image-builds.js';
 
-type Out = Pick<NodeJS.WriteStream, 'write'>;
-
-export async function runImages(o: { projectDir: string; json: boolean; out?: Out }): Promise<void> {
+export async function runImages(o: { projectDir: string; json: boolean; out?: TextOut }): Promise<void> {
   const out = o.out ?? process.stdout;
   const project = await loadProject(o.projectDir);
   const names = await listImageNames(project);

@@ -2,13 +2,12 @@
 import { basename } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, type ReleasesFile, releasesFile } from '../config/releases.js';
+import type { TextOut } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { diffSides, formatImageDiff, type PackageSide } from './diff.js';
 import { readImageBuilds } from './image-builds.js';
 import { existsInStore, readBuildPackages, resolveBuild } from './packages.js';
 import type { ImageBuilds } from './plan.js';
-
-type Out = Pick<NodeJS.WriteStream, 'write'>;
 
 /** One side of a diff: a release (its images) or one build. */
 async function resolveSide(
@@ -34,7 +33,7 @@ async function resolveSide(
   return side;
 }
 
-export async function runPackages(o: { projectDir: string; build: string; json: boolean; out?: Out }) {
+export async function runPackages(o: { projectDir: string; build: string; json: boolean; out?: TextOut }) {
   const out = o.out ?? process.stdout;
   const project = await loadProject(o.projectDir);
   const { images } = await readImageBuilds(project);
@@ -53,7 +52,7 @@ export async function runPackages(o: { projectDir: string; build: string; json: 
   );
 }
 
-export async function runDiff(o: { projectDir: string; a: string; b: string; json: boolean; out?: Out }) {
+export async function runDiff(o: { projectDir: string; a: string; b: string; json: boolean; out?: TextOut }) {
   const out = o.out ?? process.stdout;
   const project = await loadProject(o.projectDir);
   const { images } = await readImageBuilds(project);

@@ -4,15 +4,15 @@ import { relative } from 'node:path';
 import { readBuildsManifest, withManifestLock, writeJsonAtomic } from '../config/builds.js';
 import { listImageNames, loadImage } from '../config/image.js';
 import { loadProject } from '../config/project.js';
+import type { TextOut } from '../log/progress.js';
 import { manifestFileOf } from './image-builds.js';
-
 import { formatPrunePlan, type PrunePlan, planPrune } from './prune.js';
 
 export interface PruneOptions {
   projectDir: string;
   image?: string;
   dryRun: boolean;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
 }
 
 export async function runPrune(o: PruneOptions): Promise<PrunePlan[]> {

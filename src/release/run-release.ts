@@ -15,7 +15,7 @@ import {
 import { UserError, withContext } from '../errors.js';
 import { commitRecord, readProvenance } from '../git/provenance.js';
 import { createNullLogger } from '../log/logger.js';
-import type { ProgressSink } from '../log/progress.js';
+import type { ProgressSink, TextOut } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { requireSecretKey } from '../signing/gpg.js';
@@ -33,7 +33,7 @@ export interface RunReleaseOptions {
   force: boolean;
   /** Write manifest.yaml but do not commit it (as build --skip-commit does with manifest.json). */
   skipCommit?: boolean;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
   progress?: ProgressSink;
   /** The project commit to record (default: git rev-parse HEAD). */
   gitCommit?: string;

@@ -4,6 +4,7 @@ import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, type Release, releasesFile, requireRelease } from '../config/releases.js';
 import { UserError } from '../errors.js';
 import { createNullLogger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { ByteProgress, type ProgressSink } from '../log/progress.js';
 import { checkReleaseSignature } from './signature.js';
 import { checkStoreReleaseJson, compareReleaseRecords, fetchMirrorRelease } from './verify.js';
@@ -18,7 +19,7 @@ export interface VerifyOptions {
   projectDir: string;
   release: string;
   mirror?: string;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
   progress?: ProgressSink;
   /** Print the results as JSON instead of the table. */
   json?: boolean;
@@ -33,7 +34,7 @@ export interface VerifyOptions {
  */
 async function releaseToVerify(
   o: VerifyOptions,
-  out: Pick<NodeJS.WriteStream, 'write'>,
+  out: TextOut,
 ): Promise<{ release: Release; project?: Project; yamlFile?: string }> {
   let project: Project | undefined;
   try {

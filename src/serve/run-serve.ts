@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
 import { ReportedError, UserError } from '../errors.js';
 import { ignoreFurtherSignals, onInterrupt } from '../exec/signals.js';
+import type { TextOut } from '../log/progress.js';
 import type { NetbootContext } from '../netboot/netboot.js';
 import { announceNetboot, netbootContext } from '../netboot/serve-netboot.js';
 import { findNginx, freePortOn, type NginxFront, startNginxFront } from './nginx.js';
@@ -30,7 +31,7 @@ export interface RunServeOptions {
   engine?: string;
   /** --netboot [R]: true for the newest release with an installer, or its name. */
   netboot?: string | boolean;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
 }
 
 export const ENGINES = ['auto', 'nginx', 'node'] as const;

@@ -11,6 +11,7 @@ import { loadProject } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { capture } from '../exec/run.js';
 import { createNullLogger } from '../log/logger.js';
+import type { TextOut } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { exportPublicKey, generateKey, type KeyInfo, parseColonKeys, trustRootFiles } from './gpg.js';
 import { gnupgHome, KEYS_DIR, keyFileName, keysDir } from './project-keys.js';
@@ -40,7 +41,7 @@ export async function runKeysInit(o: {
   uid?: string;
   expire?: string;
   gnupgHome?: string;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
 }): Promise<string> {
   const out = o.out ?? process.stdout;
   const project = await loadProject(o.projectDir);
@@ -97,7 +98,7 @@ export interface ListedKey extends KeyInfo {
 export async function runKeysList(o: {
   projectDir: string;
   json?: boolean;
-  out?: Pick<NodeJS.WriteStream, 'write'>;
+  out?: TextOut;
 }): Promise<ListedKey[]> {
   const out = o.out ?? process.stdout;
   const project = await loadProject(o.projectDir);
