@@ -13,6 +13,7 @@ import { PLAYBOOK, runPlaybook, writeArtifact, writePlaybookVars } from '../arti
 import type { Builder, BuilderOutput, BuilderStep, BuildJob, PatchAccess } from '../builder.js';
 import { type ChrootMount, mountChroot } from './mount.js';
 import { rebuildRootFromTree } from './reproducible.js';
+import { toolVersions } from './tool-versions.js';
 
 export const CHROOT_TOOLS = [
   'ansible-playbook',
@@ -64,20 +65,6 @@ async function commitTime(job: BuildJob): Promise<number> {
   const t = Number(out.trim());
   if (!Number.isSafeInteger(t) || t <= 0) throw new UserError('E_GIT', `no commit time for ${job.gitCommit}`);
   return t;
-}
-
-/** The versions of the tools that shape the image's bytes (osbake rebuild reports changes). */
-async function toolVersions(job: BuildJob): Promise<Record<string, string>> {
-  const first = (argv: string[]) =>
-    capture(['sh', '-c', `${argv.join(' ')} 2>&1 | head -n 1`], { log: job.log }).then(
-      (s) => s.trim(),
-      () => 'unknown',
-    );
-  return {
-    mke2fs: await first(['mke2fs', '-V']),
-    'qemu-img': await first(['qemu-img', '--version']),
-    'ansible-playbook': await first(['ansible-playbook', '--version']),
-  };
 }
 
 /** One chroot build's state, shared by its steps. */
@@ -230,7 +217,7 @@ function finishStep(b: ChrootBuild, job: BuildJob): BuilderStep {
         extra: {
           source_date_epoch: sourceDateEpoch,
           reproducible_root: reproducible,
-          tools: await toolVersions(job),
+          tools: await toolVersions(job.log),
         },
       };
     },
