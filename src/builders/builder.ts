@@ -8,6 +8,7 @@
 import type { PackerManifestBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
+import type { ReleaseName } from '../config/releases.js';
 import type { Distro } from '../distros/distro.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
@@ -47,7 +48,8 @@ export interface BuildJob {
   artifact: string;
   /** <artifact>.<the builder's artifactExt> */
   artifactFile: string;
-  release: string;
+  /** The release (checked), or 'unreleased' for --create-patches without --release. */
+  release: ReleaseName | 'unreleased';
   gitCommit: string;
   /** The accelerator chosen in preflight (KVM probe), when the build or its boot test runs QEMU here. */
   accel?: AcceleratorChoice;

@@ -7,6 +7,7 @@ import {
   assertReleaseName,
   isStoreRelativePath,
   loadReleases,
+  parseReleaseName,
   parseReleases,
   type Release,
   requireRelease,
@@ -270,11 +271,14 @@ describe('manifest.yaml writer', () => {
 describe('release names (one rule for build, release and every verb)', () => {
   it.each(['2026.11', 'r1', 'dev', 'v1.2.3-rc_1', 'constructor', 'a'.repeat(64)])('accepts %s', (n) => {
     expect(() => assertReleaseName(n)).not.toThrow();
+    // Parsed once into its own type: the same text, now a ReleaseName.
+    expect(parseReleaseName(n)).toBe(n);
   });
   it.each(['1.0/..', '../x', '1..0', 'a b', '-rf', '.hidden', '', 'a'.repeat(65), 'r\n1', 'ü'])(
     'refuses %j with the rule as the hint',
     (n) => {
       expect(() => assertReleaseName(n)).toThrow(/is not a valid release name/);
+      expect(() => parseReleaseName(n)).toThrow(/is not a valid release name/);
     },
   );
 });

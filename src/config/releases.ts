@@ -108,8 +108,11 @@ export function releasesFile(project: Pick<Project, 'root'>): string {
   return join(project.root, RELEASES_FILE);
 }
 
-/** Check a release name given on the command line. */
-export function assertReleaseName(name: string): void {
+/** A release name that has been checked (parseReleaseName is the only way to make one). */
+export type ReleaseName = string & { readonly __releaseName: unique symbol };
+
+/** A release name given on the command line, checked once into its own type. */
+export function parseReleaseName(name: string): ReleaseName {
   if (!RELEASE_NAME_RE.test(name)) {
     throw new UserError(
       'E_USAGE',
@@ -117,6 +120,12 @@ export function assertReleaseName(name: string): void {
       `release names ${RELEASE_NAME_RULE}, e.g. 2026.11`,
     );
   }
+  return name as ReleaseName;
+}
+
+/** Check a release name given on the command line. */
+export function assertReleaseName(name: string): asserts name is ReleaseName {
+  parseReleaseName(name);
 }
 
 /**

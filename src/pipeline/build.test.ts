@@ -4,6 +4,7 @@ import { isSshTimeout } from '../builders/packer/packer-builder.js';
 import { BuildEntrySchema } from '../config/builds.js';
 import { ImageConfigSchema } from '../config/image.js';
 import { ProjectConfigSchema } from '../config/project.js';
+import { parseReleaseName } from '../config/releases.js';
 import { buildManifestEntry, planBuild } from './build.js';
 import { missingTools } from './steps/preflight.js';
 
@@ -33,7 +34,14 @@ const prov = {
 
 describe('planBuild', () => {
   it('names the artifact, log and work dir', () => {
-    const plan = planBuild(project, image, prov, { release: '2026.11' }, 'qcow2', '12345678-aaaa');
+    const plan = planBuild(
+      project,
+      image,
+      prov,
+      { release: parseReleaseName('2026.11') },
+      'qcow2',
+      '12345678-aaaa',
+    );
     expect(plan).toMatchObject({
       artifact: 'debian12-base-2026.11-main-ffffffff',
       artifactFile: 'debian12-base-2026.11-main-ffffffff.qcow2',
@@ -44,13 +52,15 @@ describe('planBuild', () => {
   });
 
   it('marks dirty trees', () => {
-    expect(planBuild(project, image, { ...prov, dirty: true }, { release: 'r' }).artifact).toMatch(/-dirty$/);
+    expect(
+      planBuild(project, image, { ...prov, dirty: true }, { release: parseReleaseName('r') }).artifact,
+    ).toMatch(/-dirty$/);
   });
 });
 
 describe('buildManifestEntry', () => {
   it('produces a valid Packer-shaped entry with osbake custom_data', () => {
-    const plan = planBuild(project, image, prov, { release: 'r1' });
+    const plan = planBuild(project, image, prov, { release: parseReleaseName('r1') });
     const e = buildManifestEntry({
       plan,
       prov,

@@ -10,12 +10,13 @@ import type { BuilderType } from '../builders/builder.js';
 import type { BuildEntry, PackerManifestBuild } from '../config/builds.js';
 import type { ImageDefinition } from '../config/image.js';
 import type { Project } from '../config/project.js';
+import type { ReleaseName } from '../config/releases.js';
 import type { Provenance } from '../git/provenance.js';
 import { OSBAKE_VERSION } from '../version.js';
 
 export interface BuildRequest {
   image: string;
-  release?: string;
+  release?: ReleaseName;
   skipCommit: boolean;
   debug: boolean;
   /** Also make a security-patch bundle from the built image (--release then optional). */
@@ -37,7 +38,7 @@ export interface BuildRequest {
 
 export interface BuildPlan {
   image: string;
-  release?: string;
+  release?: ReleaseName;
   artifact: string;
   /** File name in the store: <artifact>.<the builder's artifactExt> (.qcow2 disks, .raw sticks) */
   artifactFile: string;

@@ -8,6 +8,7 @@ import { buildSbom, rpmPurl } from '../artifacts/sbom.js';
 import { BuildEntrySchema, readPackerManifest } from '../config/builds.js';
 import { ImageConfigSchema } from '../config/image.js';
 import { ProjectConfigSchema } from '../config/project.js';
+import { parseReleaseName } from '../config/releases.js';
 import { buildManifestEntry, planBuild } from './build.js';
 
 const KEY = '/var/lib/libvirt/images/rocky8-base-r1-main-ffffffff.qcow2';
@@ -58,7 +59,7 @@ describe('recording a libvirt build', () => {
       dirty: false,
       dirtyPaths: [],
     };
-    const plan = planBuild(project, image, prov, { release: 'r1' });
+    const plan = planBuild(project, image, prov, { release: parseReleaseName('r1') });
     const e = buildManifestEntry({
       plan,
       prov,

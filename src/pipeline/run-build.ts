@@ -15,7 +15,7 @@ import {
 import { createBuilder } from '../builders/registry.js';
 import { type ImageDefinition, loadImage, PACKER_MANAGED_VARS } from '../config/image.js';
 import { checkProjectDirs, loadProject, type Project } from '../config/project.js';
-import { assertReleaseName } from '../config/releases.js';
+import { parseReleaseName } from '../config/releases.js';
 import type { Distro } from '../distros/distro.js';
 import { distroOf } from '../distros/index.js';
 import { UserError } from '../errors.js';
@@ -125,7 +125,7 @@ async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
       `e.g. osbake build ${o.image} --release 2026.11 (the release this image belongs to)`,
     );
   }
-  if (o.release !== undefined) assertReleaseName(o.release);
+  const release = o.release === undefined ? undefined : parseReleaseName(o.release);
   const firmware = o.firmware === undefined ? undefined : parseFirmware(o.firmware);
   const project = await loadProject(o.projectDir);
   const image = await loadImage(project, o.image);
@@ -155,7 +155,7 @@ async function checkBuild(o: RunBuildOptions): Promise<CheckedBuild> {
   const resolved = resolveBuilder(image.config.kind, choice.builder, accel);
   const req: BuildRequest = {
     image: o.image,
-    release: o.release,
+    release,
     skipCommit: o.skipCommit,
     debug: o.debug,
     createPatches: o.createPatches,
