@@ -23,9 +23,7 @@ import {
 } from './devices.js';
 
 /** The per-drive table of a burn to several drives (pure). */
-export function formatManyResults(
-  rows: readonly { device: string; size: number; model: string; serial: string; result: TargetResult }[],
-): string {
+export function formatManyResults(rows: readonly ManyRow[]): string {
   return formatTable(
     ['DEVICE', 'SIZE', 'MODEL', 'SERIAL', 'RESULT', 'WRITE', 'VERIFY'],
     rows.map((r) => [
@@ -45,25 +43,14 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/**
- * osbake burn IMAGE DEV1 DEV2 ...: every drive passes the same checks first (any refusal stops
- * the burn before anything is written), the image is prepared and read once, written to all,
- * each read back; a drive that fails does not stop the others; a table (or --json) at the end
- * and exit 1 when any drive failed.
- */
-export async function burnMany(
-  o: BurnOptions,
+type ManyRow = { device: string; size: number; model: string; serial: string; result: TargetResult };
+
+/** Every named drive, checked as one drive would be (size aside: the image is not prepared yet). */
+async function checkDrives(
   devices: readonly string[],
   state: Awaited<ReturnType<typeof readSystemState>>,
-  io: {
-    log: Logger;
-    say: (l: string) => void;
-    out: TextOut;
-    forced: ReturnType<typeof parseForce>;
-    holes: HoleMode;
-  },
-): Promise<void> {
-  const { log, say, out, forced } = io;
+  forced: ReturnType<typeof parseForce>,
+): Promise<LsblkNode[]> {
   const disks: LsblkNode[] = [];
   for (const d of devices) {
     if ((await classifyTarget(d)) === 'file') {
@@ -90,6 +77,52 @@ export async function burnMany(
     if (early.length > 0) throw refusalError(disk.path, early);
     disks.push(disk);
   }
+  return disks;
+}
+
+/** The per-drive results as --json prints them (pure). */
+function manyResultsJson(rows: readonly ManyRow[]): string {
+  return `${JSON.stringify(
+    rows.map((r) => ({
+      device: r.device,
+      size: r.size,
+      model: r.model,
+      serial: r.serial,
+      ok: r.result.ok,
+      ...(r.result.ok
+        ? {
+            written: r.result.written,
+            write_s: r.result.writeSeconds,
+            verify_s: r.result.verifySeconds ?? null,
+            holes: r.result.holes,
+          }
+        : { error: errorText(r.result.error) }),
+    })),
+    null,
+    2,
+  )}\n`;
+}
+
+/**
+ * osbake burn IMAGE DEV1 DEV2 ...: every drive passes the same checks first (any refusal stops
+ * the burn before anything is written), the image is prepared and read once, written to all,
+ * each read back; a drive that fails does not stop the others; a table (or --json) at the end
+ * and exit 1 when any drive failed.
+ */
+export async function burnMany(
+  o: BurnOptions,
+  devices: readonly string[],
+  state: Awaited<ReturnType<typeof readSystemState>>,
+  io: {
+    log: Logger;
+    say: (l: string) => void;
+    out: TextOut;
+    forced: ReturnType<typeof parseForce>;
+    holes: HoleMode;
+  },
+): Promise<void> {
+  const { log, say, out, forced } = io;
+  const disks = await checkDrives(devices, state, forced);
   const progress = o.progress ?? new ByteProgress();
   const prepared = await prepareSource(o, { log, say }, progress);
   try {
@@ -132,36 +165,14 @@ export async function burnMany(
     } finally {
       untrap();
     }
-    const rows = disks.map((d, i) => ({
+    const rows: ManyRow[] = disks.map((d, i) => ({
       device: d.path,
       size: d.size,
       model: d.model ?? '',
       serial: d.serial ?? '',
       result: results[i] as TargetResult,
     }));
-    if (o.json) {
-      out.write(
-        `${JSON.stringify(
-          rows.map((r) => ({
-            device: r.device,
-            size: r.size,
-            model: r.model,
-            serial: r.serial,
-            ok: r.result.ok,
-            ...(r.result.ok
-              ? {
-                  written: r.result.written,
-                  write_s: r.result.writeSeconds,
-                  verify_s: r.result.verifySeconds ?? null,
-                  holes: r.result.holes,
-                }
-              : { error: errorText(r.result.error) }),
-          })),
-          null,
-          2,
-        )}\n`,
-      );
-    } else out.write(formatManyResults(rows));
+    out.write(o.json ? manyResultsJson(rows) : formatManyResults(rows));
     const failed = rows.filter((r) => !r.result.ok);
     if (failed.length > 0) {
       throw new UserError(

@@ -5,8 +5,8 @@
  */
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
-import { createNullLogger } from '../log/logger.js';
-import { ByteProgress, formatBytes } from '../log/progress.js';
+import { createNullLogger, type Logger } from '../log/logger.js';
+import { ByteProgress, formatBytes, type TextOut } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { mappedBytes } from './bmap-format.js';
 import { writeImage } from './burn.js';
@@ -19,6 +19,7 @@ import {
   type Candidate,
   candidates,
   findDevice,
+  type LsblkNode,
   parseForce,
   readSystemState,
   remainingRefusals,
@@ -52,13 +53,8 @@ export function formatCandidates(list: readonly Candidate[]): string {
   );
 }
 
-/** The burn verb. Returns the write result (undefined for listings and dry runs). */
-export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefined> {
-  const out = o.out ?? process.stdout;
-  const err = o.err ?? process.stderr;
-  const say = (line: string) => err.write(`${line}\n`);
-  const log = o.log ?? createNullLogger();
-  const forced = parseForce(o.force);
+/** --holes, and an image without a device (or the reverse): usage errors before anything is read. */
+function checkBurnArguments(o: BurnOptions): HoleMode {
   const holes = (o.holes ?? 'auto') as HoleMode;
   if (!HOLE_MODES.includes(holes)) {
     throw new UserError(
@@ -78,46 +74,40 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
       'osbake burn <image|release> <device>; osbake burn alone lists the drives',
     );
   }
-  const state = await readSystemState(log);
+  return holes;
+}
 
-  if (!o.device) {
-    const list = candidates(state);
-    if (o.json) out.write(`${JSON.stringify(list, null, 2)}\n`);
-    else {
-      out.write(formatCandidates(list));
-      out.write('\nwrite an image: osbake burn <image|release> <device>\n');
-    }
-    return undefined;
-  }
-  if (!o.source)
-    throw new UserError(
-      'E_USAGE',
-      'osbake burn needs an image before the device',
-      'osbake burn <image|release> <device>',
-    );
+/** What one write did, as the lines a person reads (pure). */
+function writeReport(r: WriteImageResult, device: string, ranges: number): string {
+  return [
+    `wrote ${formatBytes(r.written)} to ${device} in ${r.writeSeconds.toFixed(1)} s (${rate(r.written, r.writeSeconds)}, synced); holes ${r.holes}`,
+    r.verifySeconds !== undefined
+      ? `verified ${ranges} range(s) read back from ${device} in ${r.verifySeconds.toFixed(1)} s: all match the bmap`
+      : 'not verified (--no-verify)',
+    '',
+  ].join('\n');
+}
 
-  if (o.devices && o.devices.length > 1) {
-    await burnMany(o, o.devices, state, { log, say, out, forced, holes });
-    return undefined;
-  }
-  const target = await classifyTarget(o.device);
-  if (target === 'file') return burnToFile(o, o.device, { log, say, out });
-
-  const disk = findDevice(state, o.device);
-  if (!disk) {
-    throw new UserError(
-      'E_BURN_NO_DEVICE',
-      `no block device ${o.device}`,
-      'osbake burn (without arguments) lists the disks',
-    );
-  }
+/** One drive: checked, the image prepared, checked against its size, confirmed, written, read back. */
+async function burnOneDrive(
+  o: BurnOptions,
+  disk: LsblkNode,
+  state: Awaited<ReturnType<typeof readSystemState>>,
+  io: {
+    log: Logger;
+    say: (l: string) => void;
+    out: TextOut;
+    forced: ReturnType<typeof parseForce>;
+    holes: HoleMode;
+  },
+): Promise<WriteImageResult | undefined> {
+  const { log, say, out, forced, holes } = io;
   // Everything but the size first: no conversion or bmap work for a device that is refused anyway.
   const early = remainingRefusals(
     assessTarget(disk, state, 0).filter((r) => r.check !== 'size'),
     forced,
   );
   if (early.length > 0) throw refusalError(disk.path, early);
-
   const progress = o.progress ?? new ByteProgress();
   const prepared = await prepareSource(o, { log, say }, progress);
   try {
@@ -154,16 +144,7 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
         signal: ac.signal,
         beforeVerify: o.beforeVerify,
       });
-      out.write(
-        `wrote ${formatBytes(r.written)} to ${disk.path} in ${r.writeSeconds.toFixed(1)} s (${rate(r.written, r.writeSeconds)}, synced); holes ${r.holes}\n`,
-      );
-      if (r.verifySeconds !== undefined) {
-        out.write(
-          `verified ${bmap.ranges.length} range(s) read back from ${disk.path} in ${r.verifySeconds.toFixed(1)} s: all match the bmap\n`,
-        );
-      } else {
-        out.write('not verified (--no-verify)\n');
-      }
+      out.write(writeReport(r, disk.path, bmap.ranges.length));
       return r;
     } finally {
       untrap();
@@ -171,6 +152,47 @@ export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefi
   } finally {
     await prepared.cleanup();
   }
+}
+
+/** The burn verb. Returns the write result (undefined for listings and dry runs). */
+export async function runBurn(o: BurnOptions): Promise<WriteImageResult | undefined> {
+  const out = o.out ?? process.stdout;
+  const err = o.err ?? process.stderr;
+  const say = (line: string) => err.write(`${line}\n`);
+  const log = o.log ?? createNullLogger();
+  const forced = parseForce(o.force);
+  const holes = checkBurnArguments(o);
+  const state = await readSystemState(log);
+  if (!o.device) {
+    const list = candidates(state);
+    if (o.json) out.write(`${JSON.stringify(list, null, 2)}\n`);
+    else {
+      out.write(formatCandidates(list));
+      out.write('\nwrite an image: osbake burn <image|release> <device>\n');
+    }
+    return undefined;
+  }
+  if (!o.source)
+    throw new UserError(
+      'E_USAGE',
+      'osbake burn needs an image before the device',
+      'osbake burn <image|release> <device>',
+    );
+  if (o.devices && o.devices.length > 1) {
+    await burnMany(o, o.devices, state, { log, say, out, forced, holes });
+    return undefined;
+  }
+  const target = await classifyTarget(o.device);
+  if (target === 'file') return burnToFile(o, o.device, { log, say, out });
+  const disk = findDevice(state, o.device);
+  if (!disk) {
+    throw new UserError(
+      'E_BURN_NO_DEVICE',
+      `no block device ${o.device}`,
+      'osbake burn (without arguments) lists the disks',
+    );
+  }
+  return burnOneDrive(o, disk, state, { log, say, out, forced, holes });
 }
 
 /** Kernel names of whole disks and partitions (sda, vdb1, nvme0n1, mmcblk0, loop3). */
