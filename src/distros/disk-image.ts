@@ -119,153 +119,168 @@ export class CleanupStack {
   }
 }
 
+/** Run helpers of one assembly: r takes the signal; rc (cleanups) does not, so it runs after an abort too. */
+interface Assembly {
+  a: DiskAssembly;
+  r: (argv: string[], extra?: { input?: string }) => ReturnType<typeof run>;
+  rc: (argv: string[]) => ReturnType<typeof run>;
+  cleanups: CleanupStack;
+  /** Where the root file system is mounted while it is filled. */
+  mnt: string;
+}
+
+/** The GPT (BIOS boot, ESP, root) on a sparse file of the image's size, and the ESP's FAT. */
+async function partitionDisk(x: Assembly, ids: ReturnType<typeof diskIds>, espMkfsId: string): Promise<void> {
+  const { a } = x;
+  a.progress('partitioning disk (GPT: BIOS boot, ESP, root)');
+  await rm(a.rawDisk, { force: true });
+  await writeFile(a.rawDisk, '');
+  await truncate(a.rawDisk, sizeToBytes(a.size));
+  await x.r(['sfdisk', '--quiet', a.rawDisk], { input: hybridSfdiskScript(HYBRID_LAYOUT, ids) });
+  await makeFat({
+    image: a.rawDisk,
+    offset: HYBRID_LAYOUT.esp.offset,
+    size: HYBRID_LAYOUT.esp.size,
+    label: 'EFI',
+    volumeId: espMkfsId,
+    log: a.log,
+    signal: a.signal,
+  });
+}
+
+/**
+ * The root file system through a loop device of its own (offset + size limit): GRUB's BIOS
+ * set-up then sees it as a whole disk of the device map (a partition of a loop device is a disk
+ * GRUB cannot map: "cannot find a GRUB drive for /dev/loopNp3"). No partx needed. Made, mounted
+ * at x.mnt; returns the device and the file system's UUID.
+ */
+async function makeRootFs(x: Assembly, rootFsId: string): Promise<{ part: string; uuid: string }> {
+  const { a } = x;
+  const root = (await partitionExtents(a.rawDisk, a.log, a.signal)).find((p) => p.number === PARTITION.root);
+  if (!root) throw new Error(`${a.rawDisk} has no partition ${PARTITION.root}`);
+  const rootDev = await attachExtent(a.rawDisk, root, { log: a.log, signal: a.signal });
+  x.cleanups.push(`detach ${rootDev.device}`, () => rootDev.detach());
+  const part = rootDev.device;
+  a.progress('making ext4 file system');
+  // orphan_file and metadata_csum_seed are newer than what GRUB 2.06 and extlinux 6.04 read.
+  await x.r([
+    'mkfs.ext4',
+    ...['-q', '-L', 'root', '-U', rootFsId, '-E', `hash_seed=${rootFsId}`],
+    ...['-O', '^orphan_file,^metadata_csum_seed', part],
+  ]);
+  const uuid = await capture(['blkid', '-s', 'UUID', '-o', 'value', part], { log: a.log, signal: a.signal });
+  await mkdir(x.mnt, { recursive: true });
+  await x.r(['mount', part, x.mnt]);
+  x.cleanups.push(`unmount ${x.mnt}`, async () => {
+    await x.rc(['umount', x.mnt]);
+    await rm(x.mnt, { recursive: true, force: true });
+  });
+  return { part, uuid };
+}
+
+/** The bootstrapped root unpacked, with the files that name this disk: fstab, hostname, GRUB's config. */
+async function fillRoot(x: Assembly, uuid: string, espUuid: string): Promise<void> {
+  const { a, mnt } = x;
+  a.progress('copying root file system');
+  await x.r(['tar', '-xpf', a.rootfsTar, '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', mnt]);
+  await writeFile(join(mnt, 'etc/fstab'), fstab(uuid, espUuid));
+  await writeFile(join(mnt, 'etc/hostname'), `${a.hostname}\n`);
+  await writeFile(
+    join(mnt, 'etc/hosts'),
+    `127.0.0.1\tlocalhost\n127.0.1.1\t${a.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+  );
+  await mkdir(join(mnt, 'boot/efi'), { recursive: true });
+  await mkdir(join(mnt, 'etc/default/grub.d'), { recursive: true });
+  await writeFile(
+    join(mnt, 'etc/default/grub.d/osbake.cfg'),
+    grubDefaults(uuid, a.kernelArgs, a.distributor),
+  );
+  await mkdir(join(mnt, 'boot/grub/i386-pc'), { recursive: true });
+  await writeFile(
+    join(mnt, 'boot/grub/grub.cfg'),
+    rootGrubConfig(uuid, a.kernelArgs, `${a.distributor} GNU/Linux`),
+  );
+}
+
+/**
+ * What grub-install does, with a core.img that finds /boot/grub by the root's UUID instead of a
+ * BIOS drive number guessed on this machine: the image's own modules, grub-mkimage, and
+ * grub-bios-setup to write boot.img into the protective MBR and core.img into the BIOS boot
+ * partition.
+ */
+async function installBiosGrub(x: Assembly, part: string, uuid: string): Promise<void> {
+  const { a, mnt } = x;
+  a.progress('installing GRUB for BIOS (BIOS boot partition)');
+  const chain = a.bootChain;
+  for (const f of [...bootChainFiles(chain), chain.biosModules]) {
+    if (!existsSync(join(mnt, f))) {
+      throw new UserError(
+        'E_BOOT_CHAIN',
+        `the root file system has no /${f}: the disk could not boot under both BIOS and UEFI`,
+        'keep the boot loader packages in the vanilla package list (they are added by default)',
+      );
+    }
+  }
+  const grubPc = join(mnt, 'boot/grub/i386-pc');
+  await x.r(['cp', '-a', `${join(mnt, chain.biosModules)}/.`, `${grubPc}/`]);
+  // The early config inside the root (removed again), so the image's own grub-mkimage, run in
+  // the root, reads it: the tool of the same GRUB version as the modules (another suite than
+  // the host's may have another GRUB); the host's grub-mkimage where the image has none.
+  const early = join(mnt, 'boot/grub/.osbake-core.cfg');
+  const deviceMap = `${a.rawDisk}.device.map`;
+  x.cleanups.push('remove GRUB set-up files', async () => {
+    await rm(early, { force: true });
+    await rm(deviceMap, { force: true });
+  });
+  await writeFile(early, biosCoreConfig(uuid));
+  const own = existsSync(join(mnt, 'usr/bin/grub-mkimage'));
+  const inRoot = (p: string) => (own ? `/${relative(mnt, p)}` : p);
+  await x.r([
+    ...(own ? ['chroot', mnt] : []),
+    ...['grub-mkimage', '-O', 'i386-pc', '-d', inRoot(grubPc), '-o', inRoot(join(grubPc, 'core.img'))],
+    ...['-c', inRoot(early), '-p', '/boot/grub', ...BIOS_CORE_MODULES],
+  ]);
+  await rm(early, { force: true });
+  await writeFile(deviceMap, `(hd0) ${a.rawDisk}\n(hd1) ${part}\n`);
+  await x.r([
+    GRUB_BIOS_SETUP,
+    '--skip-fs-probe',
+    '--device-map',
+    deviceMap,
+    '--directory',
+    grubPc,
+    a.rawDisk,
+  ]);
+}
+
 export async function assembleHybridDisk(a: DiskAssembly): Promise<void> {
-  const { log, signal } = a;
-  const r = (argv: string[], extra: { input?: string } = {}) => run(argv, { log, signal, ...extra });
-  // Cleanups must run even after an abort, so they do not take the signal.
-  const rc = (argv: string[]) => run(argv, { log });
-  const cleanups = new CleanupStack();
-  const mnt = `${a.rawDisk}.mnt`;
-  const L = HYBRID_LAYOUT;
+  const x: Assembly = {
+    a,
+    r: (argv, extra = {}) => run(argv, { log: a.log, signal: a.signal, ...extra }),
+    // Cleanups must run even after an abort, so they do not take the signal.
+    rc: (argv) => run(argv, { log: a.log }),
+    cleanups: new CleanupStack(),
+    mnt: `${a.rawDisk}.mnt`,
+  };
   const ids = diskIds(a.seed);
   const espId = fatVolumeId(ids.espVolumeId);
   try {
-    a.progress('partitioning disk (GPT: BIOS boot, ESP, root)');
-    await rm(a.rawDisk, { force: true });
-    await writeFile(a.rawDisk, '');
-    await truncate(a.rawDisk, sizeToBytes(a.size));
-    await r(['sfdisk', '--quiet', a.rawDisk], { input: hybridSfdiskScript(L, ids) });
-    await makeFat({
-      image: a.rawDisk,
-      offset: L.esp.offset,
-      size: L.esp.size,
-      label: 'EFI',
-      volumeId: espId.mkfs,
-      log,
-      signal,
-    });
-
-    // The root file system through a loop device of its own (offset + size limit): GRUB's BIOS
-    // set-up then sees it as a whole disk of the device map below (a partition of a loop device
-    // is a disk GRUB cannot map: "cannot find a GRUB drive for /dev/loopNp3"). No partx needed.
-    const root = (await partitionExtents(a.rawDisk, log, signal)).find((p) => p.number === PARTITION.root);
-    if (!root) throw new Error(`${a.rawDisk} has no partition ${PARTITION.root}`);
-    const rootDev = await attachExtent(a.rawDisk, root, { log, signal });
-    cleanups.push(`detach ${rootDev.device}`, () => rootDev.detach());
-    const part = rootDev.device;
-
-    a.progress('making ext4 file system');
-    // orphan_file and metadata_csum_seed are newer than what GRUB 2.06 and extlinux 6.04 read.
-    await r([
-      'mkfs.ext4',
-      '-q',
-      '-L',
-      'root',
-      '-U',
-      ids.rootFs,
-      '-E',
-      `hash_seed=${ids.rootFs}`,
-      '-O',
-      '^orphan_file,^metadata_csum_seed',
-      part,
-    ]);
-    const uuid = await capture(['blkid', '-s', 'UUID', '-o', 'value', part], { log, signal });
-
-    await mkdir(mnt, { recursive: true });
-    await r(['mount', part, mnt]);
-    cleanups.push(`unmount ${mnt}`, async () => {
-      await rc(['umount', mnt]);
-      await rm(mnt, { recursive: true, force: true });
-    });
-
-    a.progress('copying root file system');
-    await r(['tar', '-xpf', a.rootfsTar, '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', mnt]);
-    await writeFile(join(mnt, 'etc/fstab'), fstab(uuid, espId.uuid));
-    await writeFile(join(mnt, 'etc/hostname'), `${a.hostname}\n`);
-    await writeFile(
-      join(mnt, 'etc/hosts'),
-      `127.0.0.1\tlocalhost\n127.0.1.1\t${a.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
-    );
-    await mkdir(join(mnt, 'boot/efi'), { recursive: true });
-    await mkdir(join(mnt, 'etc/default/grub.d'), { recursive: true });
-    await writeFile(
-      join(mnt, 'etc/default/grub.d/osbake.cfg'),
-      grubDefaults(uuid, a.kernelArgs, a.distributor),
-    );
-    await mkdir(join(mnt, 'boot/grub/i386-pc'), { recursive: true });
-    await writeFile(
-      join(mnt, 'boot/grub/grub.cfg'),
-      rootGrubConfig(uuid, a.kernelArgs, `${a.distributor} GNU/Linux`),
-    );
-
-    a.progress('installing GRUB for BIOS (BIOS boot partition)');
-    const chain = a.bootChain;
-    for (const f of [...bootChainFiles(chain), chain.biosModules]) {
-      if (!existsSync(join(mnt, f))) {
-        throw new UserError(
-          'E_BOOT_CHAIN',
-          `the root file system has no /${f}: the disk could not boot under both BIOS and UEFI`,
-          'keep the boot loader packages in the vanilla package list (they are added by default)',
-        );
-      }
-    }
-    // What grub-install does, with a core.img that finds /boot/grub by the root's UUID instead
-    // of a BIOS drive number guessed on this machine: the image's own modules, grub-mkimage, and
-    // grub-bios-setup to write boot.img into the protective MBR and core.img into the BIOS boot
-    // partition.
-    const grubPc = join(mnt, 'boot/grub/i386-pc');
-    await r(['cp', '-a', `${join(mnt, chain.biosModules)}/.`, `${grubPc}/`]);
-    // The early config inside the root (removed again), so the image's own grub-mkimage, run in
-    // the root, reads it: the tool of the same GRUB version as the modules (another suite than
-    // the host's may have another GRUB); the host's grub-mkimage where the image has none.
-    const early = join(mnt, 'boot/grub/.osbake-core.cfg');
-    const deviceMap = `${a.rawDisk}.device.map`;
-    cleanups.push('remove GRUB set-up files', async () => {
-      await rm(early, { force: true });
-      await rm(deviceMap, { force: true });
-    });
-    await writeFile(early, biosCoreConfig(uuid));
-    const own = existsSync(join(mnt, 'usr/bin/grub-mkimage'));
-    const inRoot = (p: string) => (own ? `/${relative(mnt, p)}` : p);
-    await r([
-      ...(own ? ['chroot', mnt] : []),
-      'grub-mkimage',
-      '-O',
-      'i386-pc',
-      '-d',
-      inRoot(grubPc),
-      '-o',
-      inRoot(join(grubPc, 'core.img')),
-      '-c',
-      inRoot(early),
-      '-p',
-      '/boot/grub',
-      ...BIOS_CORE_MODULES,
-    ]);
-    await rm(early, { force: true });
-    await writeFile(deviceMap, `(hd0) ${a.rawDisk}\n(hd1) ${part}\n`);
-    await r([
-      GRUB_BIOS_SETUP,
-      '--skip-fs-probe',
-      '--device-map',
-      deviceMap,
-      '--directory',
-      grubPc,
-      a.rawDisk,
-    ]);
-
+    await partitionDisk(x, ids, espId.mkfs);
+    const { part, uuid } = await makeRootFs(x, ids.rootFs);
+    await fillRoot(x, uuid, espId.uuid);
+    await installBiosGrub(x, part, uuid);
     a.progress('EFI system partition (signed shim and GRUB, mtools)');
     await writeEspFiles(
-      `${a.rawDisk}@@${L.esp.offset}`,
-      espFiles(chain, espGrubConfig(uuid)),
-      mnt,
+      `${a.rawDisk}@@${HYBRID_LAYOUT.esp.offset}`,
+      espFiles(a.bootChain, espGrubConfig(uuid)),
+      x.mnt,
       `${a.rawDisk}.esp.cfg`,
-      log,
-      signal,
+      a.log,
+      a.signal,
     );
-    await r(['sync', '-f', mnt]);
+    await x.r(['sync', '-f', x.mnt]);
   } finally {
-    await cleanups.runAll(log);
+    await x.cleanups.runAll(a.log);
   }
 }
 
