@@ -187,12 +187,13 @@ function describeChange(c: ArtifactChange): string {
   return `${what}: ${c.artifact.path} has a different sha256/size than recorded`;
 }
 
-/** Plan release R (pure): throws UserError when there is nothing to record or --force is needed. */
-export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePlan {
-  const notes: string[] = [];
-  const existing = facts.existing;
-  const recorded = existing?.artifacts ?? [];
-
+/** Each image's latest clean build for R, as the artifact to record (pure); notes for the others. */
+function imageCandidates(
+  req: ReleaseRequest,
+  facts: ReleaseFacts,
+  recorded: readonly ReleaseArtifact[],
+  notes: string[],
+): { candidates: Map<string, ReleaseArtifact>; dirtyOnly: number } {
   const candidates = new Map<string, ReleaseArtifact>();
   let dirtyOnly = 0;
   for (const img of [...facts.images].sort((a, b) => a.image.localeCompare(b.image))) {
@@ -212,10 +213,20 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
         (kept ? '; keeping the recorded artifact' : '; skipped'),
     );
   }
+  return { candidates, dirtyOnly };
+}
 
+/**
+ * The recorded artifacts merged with the candidates and the chosen bundle (pure): each recorded
+ * one unchanged, changed, kept or removed, in its recorded order; new ones added after.
+ */
+function mergeArtifacts(
+  req: ReleaseRequest,
+  recorded: readonly ReleaseArtifact[],
+  candidates: Map<string, ReleaseArtifact>,
+  bundle: ReleaseArtifact | undefined,
+): { changes: ArtifactChange[]; artifacts: ReleaseArtifact[] } {
   const recordedBundles = recorded.filter((a) => a.kind === 'patch-bundle');
-  const bundle = chooseBundle(req, listBundles(facts.images), recordedBundles, notes);
-
   const changes: ArtifactChange[] = [];
   const artifacts: ReleaseArtifact[] = [];
   // The recorded bundle the chosen one replaces: the same id, else the first recorded bundle.
@@ -223,16 +234,14 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
     ? (recordedBundles.find((a) => a.name === bundle.name) ?? recordedBundles[0])
     : undefined;
   let bundlePlaced = false;
+  const left = new Map(candidates);
   for (const old of recorded) {
-    if (old.kind !== 'patch-bundle' && candidates.has(old.name)) {
-      const next = candidates.get(old.name) as ReleaseArtifact;
-      candidates.delete(old.name);
-      changes.push({
-        status: sameArtifact(old, next) ? 'unchanged' : 'changed',
-        artifact: next,
-        previous: old,
-      });
-      artifacts.push(sameArtifact(old, next) ? old : next);
+    const next = old.kind !== 'patch-bundle' ? left.get(old.name) : undefined;
+    if (next) {
+      left.delete(old.name);
+      const same = sameArtifact(old, next);
+      changes.push({ status: same ? 'unchanged' : 'changed', artifact: next, previous: old });
+      artifacts.push(same ? old : next);
     } else if (old.kind === 'patch-bundle' && req.patches.mode !== 'newest') {
       if (bundle && old === pairWith) {
         bundlePlaced = true;
@@ -248,7 +257,7 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
       artifacts.push(old);
     }
   }
-  for (const a of candidates.values()) {
+  for (const a of left.values()) {
     changes.push({ status: 'added', artifact: a });
     artifacts.push(a);
   }
@@ -256,7 +265,18 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
     changes.push({ status: 'added', artifact: bundle });
     artifacts.push(bundle);
   }
+  return { changes, artifacts };
+}
 
+/** Plan release R (pure): throws UserError when there is nothing to record or --force is needed. */
+export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePlan {
+  const notes: string[] = [];
+  const existing = facts.existing;
+  const recorded = existing?.artifacts ?? [];
+  const { candidates, dirtyOnly } = imageCandidates(req, facts, recorded, notes);
+  const recordedBundles = recorded.filter((a) => a.kind === 'patch-bundle');
+  const bundle = chooseBundle(req, listBundles(facts.images), recordedBundles, notes);
+  const { changes, artifacts } = mergeArtifacts(req, recorded, candidates, bundle);
   if (artifacts.length === 0) {
     throw new UserError(
       'E_RELEASE_EMPTY',
@@ -266,7 +286,6 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
         : `build one first: osbake build <image> --release ${req.release}`,
     );
   }
-
   const risky = changes.filter((c) => c.status === 'changed' || c.status === 'removed');
   if (risky.length > 0 && !req.force) {
     throw new UserError(
@@ -275,12 +294,11 @@ export function planRelease(req: ReleaseRequest, facts: ReleaseFacts): ReleasePl
       `pass --force to replace them, or record a new release name`,
     );
   }
-
   const changed = !existing || changes.some((c) => c.status !== 'unchanged' && c.status !== 'kept');
   const restamp = !existing || risky.length > 0;
   const entry: Release = {
-    date: restamp ? facts.date : (existing as Release).date,
-    git_commit: restamp ? facts.gitCommit : (existing as Release).git_commit,
+    date: restamp || !existing ? facts.date : existing.date,
+    git_commit: restamp || !existing ? facts.gitCommit : existing.git_commit,
     artifacts,
   };
   return { release: req.release, entry, previous: existing, changes, notes, changed };
