@@ -98,6 +98,94 @@ export interface ScheduleHooks<H> {
   onHostDown?: (host: H, error: unknown) => void;
 }
 
+/** The state of one schedule run: the queue, the free host slots, the builds running, the outcomes. */
+interface ScheduleState<H extends ScheduleHost> {
+  order: string[];
+  needs: Map<string, string[]>;
+  outcomes: Map<string, ScheduleOutcome>;
+  pending: string[];
+  free: H[];
+  running: Map<string, Promise<void>>;
+  /** Hosts dropped as hosts, with their last error. */
+  down: Map<string, unknown>;
+  finish(o: ScheduleOutcome): void;
+}
+
+const builtAll = <H extends ScheduleHost>(st: ScheduleState<H>, img: string) =>
+  (st.needs.get(img) ?? []).every((n) => st.outcomes.get(n)?.status === 'built');
+
+/** Skip everything whose dependency failed or was skipped (transitively, in order), or all after an abort. */
+function skipBlocked<H extends ScheduleHost>(st: ScheduleState<H>, signal?: AbortSignal): void {
+  for (const img of [...st.pending]) {
+    const bad = (st.needs.get(img) ?? []).find((n) => {
+      const s = st.outcomes.get(n)?.status;
+      return s === 'failed' || s === 'skipped';
+    });
+    if (bad !== undefined || signal?.aborted) {
+      st.pending.splice(st.pending.indexOf(img), 1);
+      st.finish({ image: img, status: 'skipped', blockedBy: bad ?? 'interrupted' });
+    }
+  }
+}
+
+/** No host left: the images that could start fail with the last host's reason (or all, if none could). */
+function failStranded<H extends ScheduleHost>(st: ScheduleState<H>): void {
+  const why = [...st.down.values()].at(-1);
+  // Those that could start fail; their dependents are skipped on the next round.
+  const ready = st.pending.filter((i) => builtAll(st, i));
+  for (const img of ready.length > 0 ? ready : [...st.pending]) {
+    st.pending.splice(st.pending.indexOf(img), 1);
+    st.finish({ image: img, status: 'failed', error: why });
+  }
+}
+
+/**
+ * Start each ready image on a free slot. A build that fails as its host's failure drops the host
+ * (every slot of it) and puts the image back at its place in the order.
+ */
+function startReady<H extends ScheduleHost>(
+  st: ScheduleState<H>,
+  runBuildOn: (host: H, image: string) => Promise<void>,
+  hooks: ScheduleHooks<H>,
+  signal?: AbortSignal,
+): void {
+  // A requeued image goes back to its place in the order.
+  const pendingIndexOf = (img: string) => {
+    const at = st.order.indexOf(img);
+    const i = st.pending.findIndex((p) => st.order.indexOf(p) > at);
+    return i < 0 ? st.pending.length : i;
+  };
+  for (const img of [...st.pending]) {
+    const host = st.free[0];
+    if (!host) break;
+    if (!builtAll(st, img)) continue;
+    st.free.shift();
+    st.pending.splice(st.pending.indexOf(img), 1);
+    hooks.onStart?.(img, host);
+    const p = runBuildOn(host, img).then(
+      () => st.finish({ image: img, status: 'built', host: host.name }),
+      (error: unknown) => {
+        if (hooks.hostFailed?.(error) && !signal?.aborted) {
+          if (!st.down.has(host.name)) hooks.onHostDown?.(host, error);
+          st.down.set(host.name, error);
+          for (let i = st.free.length - 1; i >= 0; i--)
+            if (st.free[i]?.name === host.name) st.free.splice(i, 1);
+          st.pending.splice(pendingIndexOf(img), 0, img);
+          return;
+        }
+        st.finish({ image: img, status: 'failed', host: host.name, error });
+      },
+    );
+    st.running.set(
+      img,
+      p.finally(() => {
+        st.running.delete(img);
+        if (!st.down.has(host.name)) st.free.push(host);
+      }),
+    );
+  }
+}
+
 /**
  * Run the images in `order` on `hosts` (a host with N slots is listed N times under one name): an
  * image starts once everything it needs has built, on the first free slot; a failed image's
@@ -114,82 +202,32 @@ export async function runSchedule<H extends ScheduleHost>(
 ): Promise<ScheduleOutcome[]> {
   if (hosts.length === 0) throw new Error('runSchedule: no build hosts');
   const order = planSchedule(images);
-  const needs = new Map(images.map((i) => [i.name, i.needs]));
   const outcomes = new Map<string, ScheduleOutcome>();
-  const pending = [...order];
-  const free = [...hosts];
-  const running = new Map<string, Promise<void>>();
-
-  // A requeued image goes back to its place in the order.
-  const pendingIndexOf = (img: string) => {
-    const at = order.indexOf(img);
-    const i = pending.findIndex((p) => order.indexOf(p) > at);
-    return i < 0 ? pending.length : i;
+  const st: ScheduleState<H> = {
+    order,
+    needs: new Map(images.map((i) => [i.name, i.needs])),
+    outcomes,
+    pending: [...order],
+    free: [...hosts],
+    running: new Map(),
+    down: new Map(),
+    finish(o) {
+      outcomes.set(o.image, o);
+      hooks.onEnd?.(o);
+    },
   };
-  const finish = (o: ScheduleOutcome) => {
-    outcomes.set(o.image, o);
-    hooks.onEnd?.(o);
-  };
-
-  const down = new Map<string, unknown>();
   for (;;) {
-    // Skip everything whose dependency failed or was skipped (transitively, in order).
-    for (const img of [...pending]) {
-      const bad = (needs.get(img) ?? []).find((n) => {
-        const s = outcomes.get(n)?.status;
-        return s === 'failed' || s === 'skipped';
-      });
-      if (bad !== undefined || signal?.aborted) {
-        pending.splice(pending.indexOf(img), 1);
-        finish({ image: img, status: 'skipped', blockedBy: bad ?? 'interrupted' });
-      }
-    }
-    // No host left: what is still queued fails with the last host's reason.
-    if (running.size === 0 && free.length === 0 && pending.length > 0) {
-      const why = [...down.values()].at(-1);
-      // Those that could start fail; their dependents are skipped on the next round.
-      const ready = pending.filter((i) =>
-        (needs.get(i) ?? []).every((n) => outcomes.get(n)?.status === 'built'),
-      );
-      for (const img of ready.length > 0 ? ready : [...pending]) {
-        pending.splice(pending.indexOf(img), 1);
-        finish({ image: img, status: 'failed', error: why });
-      }
+    skipBlocked(st, signal);
+    if (st.running.size === 0 && st.free.length === 0 && st.pending.length > 0) {
+      failStranded(st);
       continue;
     }
-    // Start ready images on free hosts.
-    for (const img of [...pending]) {
-      if (free.length === 0) break;
-      if (!(needs.get(img) ?? []).every((n) => outcomes.get(n)?.status === 'built')) continue;
-      const host = free.shift() as H;
-      pending.splice(pending.indexOf(img), 1);
-      hooks.onStart?.(img, host);
-      const p = runBuildOn(host, img).then(
-        () => finish({ image: img, status: 'built', host: host.name }),
-        (error: unknown) => {
-          if (hooks.hostFailed?.(error) && !signal?.aborted) {
-            if (!down.has(host.name)) hooks.onHostDown?.(host, error);
-            down.set(host.name, error);
-            for (let i = free.length - 1; i >= 0; i--) if (free[i]?.name === host.name) free.splice(i, 1);
-            pending.splice(pendingIndexOf(img), 0, img);
-            return;
-          }
-          finish({ image: img, status: 'failed', host: host.name, error });
-        },
-      );
-      running.set(
-        img,
-        p.finally(() => {
-          running.delete(img);
-          if (!down.has(host.name)) free.push(host);
-        }),
-      );
-    }
-    if (running.size === 0) {
-      if (pending.length === 0 || free.length > 0) break;
+    startReady(st, runBuildOn, hooks, signal);
+    if (st.running.size === 0) {
+      if (st.pending.length === 0 || st.free.length > 0) break;
       continue;
     }
-    await Promise.race(running.values());
+    await Promise.race(st.running.values());
   }
   return order.map((i) => outcomes.get(i) as ScheduleOutcome);
 }
