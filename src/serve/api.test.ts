@@ -100,6 +100,26 @@ function inputs(): CatalogInputs {
 describe('assembleCatalog', () => {
   const c = assembleCatalog(inputs());
 
+  it("lists a build by the file its record names: an installer's stick is .raw, not .qcow2", () => {
+    const stick: BuildEntry = {
+      ...build('usb-r1', 50, '2026.11'),
+      name: 'usb',
+      builder_type: 'osbake-installer',
+      files: [{ name: 'usb-r1.raw', size: 10 }],
+    };
+    const withStick = assembleCatalog({
+      ...inputs(),
+      images: [{ image: 'usb', builds: [stick] }],
+      present: new Set(['builds/usb-r1.raw']),
+    });
+    expect(withStick.builds[0]).toMatchObject({
+      path: 'builds/usb-r1.raw',
+      url: '/builds/usb-r1.raw',
+      sha256_url: '/builds/usb-r1.raw.sha256',
+      present: true,
+    });
+  });
+
   it('orders releases newest first: by date, then by name numerically', () => {
     expect(c.releases.map((r) => r.name)).toEqual(['2026.11', '2026.10', '2026.9']);
     expect(

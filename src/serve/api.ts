@@ -128,85 +128,102 @@ function diffOf(
   return diffSides(sa, sb)[0];
 }
 
+type SortedReleases = { name: string; release: Release }[];
+
+/** A release as the API shows it, with its package diff against the release before (pure). */
+function apiReleaseOf(inp: CatalogInputs, sorted: SortedReleases, i: number): ApiRelease {
+  const cur = sorted[i] as SortedReleases[number];
+  const { name, release } = cur;
+  const prev = sorted[i + 1];
+  let diff: ImageDiff[] | null = null;
+  if (prev) {
+    const now = releaseImages(release);
+    const before = releaseImages(prev.release);
+    const images = [...new Set([...before.keys(), ...now.keys()])].sort();
+    const diffs = images.map((img) => diffOf(img, before.get(img), now.get(img), inp.packages));
+    diff = diffs.every((d) => d !== undefined) ? (diffs as ImageDiff[]) : null;
+  }
+  return {
+    name,
+    date: release.date,
+    git_commit: release.git_commit,
+    artifacts: release.artifacts.map((a) => ({
+      ...a,
+      url: storeUrl(a.path),
+      sha256_url: storeUrl(`${a.path}.sha256`),
+      present: inp.present.has(a.path),
+    })),
+    previous: prev?.name ?? null,
+    diff,
+    signature: inp.signatures?.get(name) ?? UNSIGNED,
+  };
+}
+
+/** A build's boot test as the API shows it (pure). */
+function apiTestOf(t: BuildEntry['custom_data']['test']): ApiBuild['test'] {
+  if (!t) return null;
+  return {
+    status: t.skipped ? 'skipped' : t.passed ? 'passed' : 'failed',
+    firmware: t.firmware,
+    duration_s: t.duration_s,
+    checks: t.checks?.length ?? 0,
+  };
+}
+
+/** One build as the API shows it: where it is, which releases record it, its diff (pure). */
+function apiBuildOf(inp: CatalogInputs, sorted: SortedReleases, image: string, b: BuildEntry): ApiBuild {
+  const d = b.custom_data;
+  // The file the build recorded (a stick is .raw), as manifest.json's files[0] names it.
+  const path = `builds/${b.files?.[0]?.name ?? `${d.artifact}.qcow2`}`;
+  const inReleases = sorted.filter((r) => releaseImages(r.release).get(image) === d.artifact);
+  // Compare with the image in the release before the first one recording this build, else the newest.
+  const first = inReleases.at(-1);
+  const firstIdx = first ? sorted.indexOf(first) : -1;
+  const base = sorted
+    .slice(firstIdx + 1)
+    .map((r) => ({ release: r.name, artifact: releaseImages(r.release).get(image) }))
+    .find(
+      (x): x is { release: string; artifact: string } =>
+        x.artifact !== undefined && x.artifact !== d.artifact,
+    );
+  const diff = base ? diffOf(image, base.artifact, d.artifact, inp.packages) : undefined;
+  const pkgPath = `builds/${d.artifact}.packages.tsv`;
+  return {
+    image,
+    artifact: d.artifact,
+    release: d.release ?? null,
+    clean: !d.git_dirty,
+    git_branch: d.git_branch,
+    git_commit: d.git_commit,
+    date: new Date(b.build_time * 1000).toISOString(),
+    // null: unknown (no .sha256 beside the file, no release recording it); never invented.
+    sha256: /^[0-9a-f]{64}$/.test(d.sha256) ? d.sha256 : null,
+    size: d.size,
+    package_count: d.package_count,
+    builder: d.builder ?? b.builder_type,
+    test: apiTestOf(d.test),
+    reproducible: reproducibleOf(d.reproducible),
+    path,
+    url: storeUrl(path),
+    sha256_url: storeUrl(`${path}.sha256`),
+    packages_url: inp.present.has(pkgPath) ? storeUrl(pkgPath) : null,
+    present: inp.present.has(path),
+    releases: inReleases.map((r) => r.name),
+    diff_base: base ?? null,
+    diff: diff
+      ? { added: diff.added, removed: diff.removed, changed: diff.changed, unchanged: diff.unchanged }
+      : null,
+  };
+}
+
 /** Assemble releases and builds (pure). */
 export function assembleCatalog(inp: CatalogInputs): Catalog {
   const sorted = sortReleasesNewestFirst(inp.releases);
-  const releases: ApiRelease[] = sorted.map(({ name, release }, i) => {
-    const prev = sorted[i + 1];
-    let diff: ImageDiff[] | null = null;
-    if (prev) {
-      const now = releaseImages(release);
-      const before = releaseImages(prev.release);
-      const images = [...new Set([...before.keys(), ...now.keys()])].sort();
-      const diffs = images.map((img) => diffOf(img, before.get(img), now.get(img), inp.packages));
-      diff = diffs.every((d) => d !== undefined) ? (diffs as ImageDiff[]) : null;
-    }
-    return {
-      name,
-      date: release.date,
-      git_commit: release.git_commit,
-      artifacts: release.artifacts.map((a) => ({
-        ...a,
-        url: storeUrl(a.path),
-        sha256_url: storeUrl(`${a.path}.sha256`),
-        present: inp.present.has(a.path),
-      })),
-      previous: prev?.name ?? null,
-      diff,
-      signature: inp.signatures?.get(name) ?? UNSIGNED,
-    };
-  });
-
+  const releases = sorted.map((_, i) => apiReleaseOf(inp, sorted, i));
   const builds: ApiBuild[] = [];
   for (const { image, builds: entries } of [...inp.images].sort((a, b) => a.image.localeCompare(b.image))) {
     for (const b of [...entries].sort((x, y) => y.build_time - x.build_time)) {
-      const d = b.custom_data;
-      const path = `builds/${d.artifact}.qcow2`;
-      const inReleases = sorted.filter((r) => releaseImages(r.release).get(image) === d.artifact);
-      // Compare with the image in the release before the first one recording this build, else the newest.
-      const firstIdx =
-        inReleases.length > 0 ? sorted.indexOf(inReleases.at(-1) as (typeof sorted)[number]) : -1;
-      const base = sorted
-        .slice(firstIdx + 1)
-        .map((r) => ({ release: r.name, artifact: releaseImages(r.release).get(image) }))
-        .find((x) => x.artifact !== undefined && x.artifact !== d.artifact) as
-        | { release: string; artifact: string }
-        | undefined;
-      const diff = base ? diffOf(image, base.artifact, d.artifact, inp.packages) : undefined;
-      const pkgPath = `builds/${d.artifact}.packages.tsv`;
-      builds.push({
-        image,
-        artifact: d.artifact,
-        release: d.release ?? null,
-        clean: !d.git_dirty,
-        git_branch: d.git_branch,
-        git_commit: d.git_commit,
-        date: new Date(b.build_time * 1000).toISOString(),
-        // null: unknown (no .sha256 beside the file, no release recording it); never invented.
-        sha256: /^[0-9a-f]{64}$/.test(d.sha256) ? d.sha256 : null,
-        size: d.size,
-        package_count: d.package_count,
-        builder: d.builder ?? b.builder_type,
-        test: d.test
-          ? {
-              status: d.test.skipped ? 'skipped' : d.test.passed ? 'passed' : 'failed',
-              firmware: d.test.firmware,
-              duration_s: d.test.duration_s,
-              checks: d.test.checks?.length ?? 0,
-            }
-          : null,
-        reproducible: reproducibleOf(d.reproducible),
-        path,
-        url: storeUrl(path),
-        sha256_url: storeUrl(`${path}.sha256`),
-        packages_url: inp.present.has(pkgPath) ? storeUrl(pkgPath) : null,
-        present: inp.present.has(path),
-        releases: inReleases.map((r) => r.name),
-        diff_base: base ?? null,
-        diff: diff
-          ? { added: diff.added, removed: diff.removed, changed: diff.changed, unchanged: diff.unchanged }
-          : null,
-      });
+      builds.push(apiBuildOf(inp, sorted, image, b));
     }
   }
   return { source: inp.source, releases, builds, packages: inp.packages };
