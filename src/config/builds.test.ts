@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
-import { appendBuild, type BuildEntry, readBuildsManifest, reproducibleOf } from './builds.js';
+import { appendBuild, type BuildEntry, buildFileOf, readBuildsManifest, reproducibleOf } from './builds.js';
 
 function entry(i: number): BuildEntry {
   return {
@@ -96,5 +96,16 @@ describe('reproducibleOf', () => {
     expect(reproducibleOf(undefined)).toBeNull();
     expect(reproducibleOf({ identical: 'yes', checked: 'x' })).toBeNull();
     expect(reproducibleOf('bit-identical')).toBeNull();
+  });
+});
+
+describe('buildFileOf', () => {
+  it("names the file the record names (a stick's .raw), else <artifact>.qcow2", () => {
+    const custom_data = { artifact: 'usb-r1-main-1a2b3c4d' } as BuildEntry['custom_data'];
+    expect(buildFileOf({ files: [{ name: 'usb-r1-main-1a2b3c4d.raw', size: 1 }], custom_data })).toBe(
+      'usb-r1-main-1a2b3c4d.raw',
+    );
+    expect(buildFileOf({ files: null, custom_data })).toBe('usb-r1-main-1a2b3c4d.qcow2');
+    expect(buildFileOf({ files: [], custom_data })).toBe('usb-r1-main-1a2b3c4d.qcow2');
   });
 });

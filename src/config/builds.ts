@@ -168,3 +168,11 @@ export function reproducibleOf(v: unknown): Reproducible | null {
     level: typeof r.level === 'string' ? r.level : 'bytes',
   };
 }
+
+/**
+ * The build's file in the store's builds/, as its record names it (files[0]: a disk image's
+ * .qcow2, an installer's .raw); <artifact>.qcow2 for records that name none (pure).
+ */
+export function buildFileOf(build: Pick<BuildEntry, 'files' | 'custom_data'>): string {
+  return build.files?.[0]?.name ?? `${build.custom_data.artifact}.qcow2`;
+}

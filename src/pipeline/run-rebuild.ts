@@ -13,7 +13,13 @@ import { isAbsolute, join, relative } from 'node:path';
 import { sha256File } from '../artifacts/checksum.js';
 import { isVolatile } from '../builders/chroot/reproducible.js';
 import { toolChanges, toolVersions } from '../builders/chroot/tool-versions.js';
-import { type BuildEntry, readBuildsManifest, withManifestLock, writeJsonAtomic } from '../config/builds.js';
+import {
+  type BuildEntry,
+  buildFileOf,
+  readBuildsManifest,
+  withManifestLock,
+  writeJsonAtomic,
+} from '../config/builds.js';
 import { loadProject, type Project } from '../config/project.js';
 import { loadReleases, releasesFile } from '../config/releases.js';
 import { ReportedError, UserError } from '../errors.js';
@@ -139,7 +145,7 @@ async function rebuildTarget(project: Project, o: RunRebuildOptions): Promise<Re
       'keep the store inside the project (store: store in osbake.yaml)',
     );
   }
-  const fileName = entry.files?.[0]?.name ?? `${b.artifact}.qcow2`;
+  const fileName = buildFileOf(entry);
   return { b, builderType: entry.builder_type, cd, release: cd.release, expected, storeRel, fileName };
 }
 

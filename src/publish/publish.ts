@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { fileSize, sha256File } from '../artifacts/checksum.js';
+import { buildFileOf } from '../config/builds.js';
 import type { Project } from '../config/project.js';
 import { parseSshUrl } from '../config/ssh-target.js';
 import { ProcessError, UserError, withContext } from '../errors.js';
@@ -254,10 +255,13 @@ export async function buildFiles(
   name: string,
 ): Promise<{ artifact: string; files: string[] }> {
   const { images } = await readImageBuilds(project);
-  const inStore = existsSync(join(project.storeDir, 'builds', `${name}.qcow2`));
+  const inStore = ['qcow2', 'raw'].some((ext) =>
+    existsSync(join(project.storeDir, 'builds', `${name}.${ext}`)),
+  );
   const b = resolveBuild(name, images, inStore);
   const entry = images.flatMap((i) => i.builds).find((x) => x.custom_data.artifact === b.artifact);
-  const main = [`builds/${b.artifact}.qcow2`];
+  // The file its record names (a stick is .raw); a build no manifest.json remembers: its .qcow2.
+  const main = [`builds/${entry ? buildFileOf(entry) : `${b.artifact}.qcow2`}`];
   const bundle = entry?.custom_data.patch_bundle?.path;
   if (bundle) main.unshift(bundle);
   return { artifact: b.artifact, files: orderFiles(main, (r) => existsSync(join(project.storeDir, r))) };

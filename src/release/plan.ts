@@ -3,7 +3,7 @@
  * each image for R, and a patch bundle), and how that differs from what manifest.yaml records.
  * Adding artifacts is always allowed; changing or removing a recorded one needs --force.
  */
-import type { BuildEntry } from '../config/builds.js';
+import { type BuildEntry, buildFileOf } from '../config/builds.js';
 import { type Release, type ReleaseArtifact, ReleaseArtifactSchema } from '../config/releases.js';
 import { UserError } from '../errors.js';
 
@@ -88,7 +88,7 @@ export function artifactKindOf(build: BuildEntry): 'image' | 'installer' {
 
 export function imageArtifact(image: string, build: BuildEntry): ReleaseArtifact {
   const d = build.custom_data;
-  const file = build.files?.[0]?.name ?? `${d.artifact}.qcow2`;
+  const file = buildFileOf(build);
   return {
     name: image,
     kind: artifactKindOf(build),

@@ -6,7 +6,7 @@
  */
 
 import type { PackageRecord } from '../artifacts/package-list.js';
-import { type BuildEntry, type Reproducible, reproducibleOf } from '../config/builds.js';
+import { type BuildEntry, buildFileOf, type Reproducible, reproducibleOf } from '../config/builds.js';
 import { type Release, type ReleaseArtifact, sortReleasesNewestFirst } from '../config/releases.js';
 import { diffSides, type ImageDiff, type PackageSide } from '../release/diff.js';
 
@@ -174,7 +174,7 @@ function apiTestOf(t: BuildEntry['custom_data']['test']): ApiBuild['test'] {
 function apiBuildOf(inp: CatalogInputs, sorted: SortedReleases, image: string, b: BuildEntry): ApiBuild {
   const d = b.custom_data;
   // The file the build recorded (a stick is .raw), as manifest.json's files[0] names it.
-  const path = `builds/${b.files?.[0]?.name ?? `${d.artifact}.qcow2`}`;
+  const path = `builds/${buildFileOf(b)}`;
   const inReleases = sorted.filter((r) => releaseImages(r.release).get(image) === d.artifact);
   // Compare with the image in the release before the first one recording this build, else the newest.
   const first = inReleases.at(-1);

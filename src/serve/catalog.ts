@@ -8,7 +8,7 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { type PackageRecord, parsePackageList } from '../artifacts/package-list.js';
-import type { BuildEntry } from '../config/builds.js';
+import { type BuildEntry, buildFileOf } from '../config/builds.js';
 import type { Project } from '../config/project.js';
 import { loadReleases, type Release, ReleaseSchema, releasesFile } from '../config/releases.js';
 import { INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
@@ -209,7 +209,7 @@ export async function loadCatalog(src: CatalogSource, problems: string[] = []): 
   for (const i of images) {
     for (const b of i.builds) {
       artifacts.add(b.custom_data.artifact);
-      paths.add(`builds/${b.custom_data.artifact}.qcow2`);
+      paths.add(`builds/${buildFileOf(b)}`);
       paths.add(`builds/${b.custom_data.artifact}.packages.tsv`);
     }
   }
