@@ -82,26 +82,12 @@ export function explainSshFailure(err: unknown, s: SshSettings): unknown {
   );
 }
 
-/** Upload files to the mirror (see the module comment); returns what happened to each. */
-export async function publishFiles(o: PublishFilesOptions): Promise<PublishedFile[]> {
-  const log = o.log ?? createNullLogger();
-  const progress = o.progress ?? new ByteProgress();
-  const out = o.out ?? process.stdout;
-  const remote = (rel: string) => posix.join(o.ssh.target.path, rel);
-  const ssh = (argv: string[], okCodes?: number[]) =>
-    run(sshArgv(o.ssh, argv), {
-      log,
-      tag: 'ssh',
-      signal: o.signal,
-      okCodes,
-      tailLines: 20,
-      dieWithParent: true,
-    }).catch((err: unknown) => {
-      throw explainSshFailure(err, o.ssh);
-    });
+type MirrorSsh = (argv: string[], okCodes?: number[]) => ReturnType<typeof run>;
+type LocalFiles = Map<string, { size: number; sha256: string }>;
 
-  // Local checks first: every file exists and has the SHA-256 it must have.
-  const local = new Map<string, { size: number; sha256: string }>();
+/** Local checks first: every file exists and has the SHA-256 it must have. */
+async function checkLocalFiles(o: PublishFilesOptions, progress: ProgressSink): Promise<LocalFiles> {
+  const local: LocalFiles = new Map();
   for (const rel of o.files) {
     const file = join(o.storeDir, rel);
     const size = await fileSize(file).catch(() => undefined);
@@ -124,8 +110,16 @@ export async function publishFiles(o: PublishFilesOptions): Promise<PublishedFil
     }
     local.set(rel, { size, sha256 });
   }
+  return local;
+}
 
-  // What is on the mirror already: sizes, then SHA-256 of those of the right size.
+/** The files the mirror holds already, the same: sizes first, then SHA-256 of those of the right size. */
+async function presentOnMirror(
+  o: PublishFilesOptions,
+  ssh: MirrorSsh,
+  local: LocalFiles,
+  remote: (rel: string) => string,
+): Promise<Set<string>> {
   const dirs = [...new Set(o.files.map((r) => posix.dirname(remote(r))))];
   await ssh(['mkdir', '-p', '--', ...dirs]);
   const stats = await ssh(['stat', '-c', '%s %n', '--', ...o.files.map(remote)], [0, 1]);
@@ -140,56 +134,90 @@ export async function publishFiles(o: PublishFilesOptions): Promise<PublishedFil
     const sums = parseSha256sum((await ssh(['sha256sum', '--', ...sameSize], [0, 1])).stdout);
     for (const r of o.files) if (sums.get(remote(r)) === local.get(r)?.sha256) present.add(r);
   }
+  return present;
+}
 
+/**
+ * One file to the mirror: rsync to a partial name (resumable), its SHA-256 checked there, then
+ * renamed into place; a copy that differs is removed and the publish fails.
+ */
+async function uploadOne(
+  o: PublishFilesOptions,
+  ssh: MirrorSsh,
+  f: { rel: string; size: number; sha256: string; final: string },
+  io: { log: Logger; progress: ProgressSink; out: TextOut },
+): Promise<PublishedFile> {
+  const { rel, size, sha256, final } = f;
+  const part = partName(final);
+  let done = 0;
+  io.progress.start(`upload ${rel}`, size);
+  let res: Awaited<ReturnType<typeof run>>;
+  try {
+    res = await run(rsyncArgv(o.ssh, join(o.storeDir, rel), final, o.bwlimitKiB), {
+      log: io.log,
+      tag: 'rsync',
+      signal: o.signal,
+      cancelSignal: 'SIGTERM',
+      // kill -9 of osbake must not leave an upload running.
+      dieWithParent: true,
+      tailLines: 40,
+      onLine: (line) => {
+        const n = parseRsyncProgress(line);
+        if (n !== undefined && n > done) {
+          io.progress.add(n - done);
+          done = n;
+        }
+      },
+    });
+  } finally {
+    io.progress.end();
+  }
+  const st = parseRsyncStats(res.tail);
+  const sums = parseSha256sum((await ssh(['sha256sum', '--', part], [0, 1])).stdout);
+  const got = sums.get(part);
+  if (got !== sha256) {
+    await ssh(['rm', '-f', '--', part]);
+    throw new UserError(
+      'E_PUBLISH_VERIFY',
+      `${rel}: the mirror's copy has sha256 ${got ?? '(none)'}, expected ${sha256}; removed it`,
+      'publish again; if it repeats, check the mirror disk',
+    );
+  }
+  await ssh(['mv', '-f', '--', part, final]);
+  const resumed = (st.matched ?? 0) > 0;
+  io.out.write(
+    `${rel}: ${resumed ? 'resumed' : 'uploaded'}, sent ${formatBytes(st.literal ?? size)} of ${formatBytes(size)}, sha256 verified on the mirror\n`,
+  );
+  return { rel, size, sha256, status: resumed ? 'resumed' : 'uploaded', literal: st.literal };
+}
+
+/** Upload files to the mirror (see the module comment); returns what happened to each. */
+export async function publishFiles(o: PublishFilesOptions): Promise<PublishedFile[]> {
+  const log = o.log ?? createNullLogger();
+  const progress = o.progress ?? new ByteProgress();
+  const out = o.out ?? process.stdout;
+  const remote = (rel: string) => posix.join(o.ssh.target.path, rel);
+  const ssh: MirrorSsh = (argv, okCodes) =>
+    run(sshArgv(o.ssh, argv), {
+      log,
+      tag: 'ssh',
+      signal: o.signal,
+      okCodes,
+      tailLines: 20,
+      dieWithParent: true,
+    }).catch((err: unknown) => {
+      throw explainSshFailure(err, o.ssh);
+    });
+  const local = await checkLocalFiles(o, progress);
+  const present = await presentOnMirror(o, ssh, local, remote);
   const results: PublishedFile[] = [];
   for (const rel of o.files) {
     const { size, sha256 } = local.get(rel) as { size: number; sha256: string };
-    if (present.has(rel)) {
-      results.push({ rel, size, sha256, status: 'present' });
-      continue;
-    }
-    const final = remote(rel);
-    const part = partName(final);
-    let done = 0;
-    progress.start(`upload ${rel}`, size);
-    let res: Awaited<ReturnType<typeof run>>;
-    try {
-      res = await run(rsyncArgv(o.ssh, join(o.storeDir, rel), final, o.bwlimitKiB), {
-        log,
-        tag: 'rsync',
-        signal: o.signal,
-        cancelSignal: 'SIGTERM',
-        // kill -9 of osbake must not leave an upload running.
-        dieWithParent: true,
-        tailLines: 40,
-        onLine: (line) => {
-          const n = parseRsyncProgress(line);
-          if (n !== undefined && n > done) {
-            progress.add(n - done);
-            done = n;
-          }
-        },
-      });
-    } finally {
-      progress.end();
-    }
-    const st = parseRsyncStats(res.tail);
-    const sums = parseSha256sum((await ssh(['sha256sum', '--', part], [0, 1])).stdout);
-    const got = sums.get(part);
-    if (got !== sha256) {
-      await ssh(['rm', '-f', '--', part]);
-      throw new UserError(
-        'E_PUBLISH_VERIFY',
-        `${rel}: the mirror's copy has sha256 ${got ?? '(none)'}, expected ${sha256}; removed it`,
-        'publish again; if it repeats, check the mirror disk',
+    if (present.has(rel)) results.push({ rel, size, sha256, status: 'present' });
+    else
+      results.push(
+        await uploadOne(o, ssh, { rel, size, sha256, final: remote(rel) }, { log, progress, out }),
       );
-    }
-    await ssh(['mv', '-f', '--', part, final]);
-    const resumed = (st.matched ?? 0) > 0;
-    results.push({ rel, size, sha256, status: resumed ? 'resumed' : 'uploaded', literal: st.literal });
-    out.write(
-      `${rel}: ${resumed ? 'resumed' : 'uploaded'}, sent ${formatBytes(st.literal ?? size)} of ${formatBytes(size)}, sha256 verified on the mirror\n`,
-    );
   }
   return results;
 }
