@@ -6,7 +6,8 @@ import { sha256File } from '../artifacts/checksum.js';
 import { parseAccelerator, selectAccelerator } from '../builders/accel.js';
 import { type BootTestResult, bootTest, bootTestError } from '../builders/boot-test/boot-test.js';
 import { parseFirmware } from '../builders/boot-test/qemu-args.js';
-import { checkProjectDirs, loadProject } from '../config/project.js';
+import { buildFileOf } from '../config/builds.js';
+import { checkProjectDirs, loadProject, type Project } from '../config/project.js';
 import { UserError } from '../errors.js';
 import { capture } from '../exec/run.js';
 import { trapSignals } from '../exec/signals.js';
@@ -65,16 +66,14 @@ async function checkTestDisk(disk: string, storeDir: string, recorded: string | 
   }
 }
 
-export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
-  const firmware = parseFirmware(o.firmware);
-  const accelerator = parseAccelerator(o.accelerator);
-  const project = await loadProject(o.projectDir);
+/** The build to boot: its qcow2 in the store (a stick is refused) and the release it must name. */
+async function testTarget(project: Project, build: string) {
   const { images } = await readImageBuilds(project);
-  const b = resolveBuild(o.build, images, await existsInStore(project.storeDir, o.build));
+  const b = resolveBuild(build, images, await existsInStore(project.storeDir, build));
   const entry = images
     .find((i) => i.image === b.image)
     ?.builds.find((x) => x.custom_data.artifact === b.artifact);
-  const fileName = entry?.files?.[0]?.name ?? `${b.artifact}.qcow2`;
+  const fileName = entry ? buildFileOf(entry) : `${b.artifact}.qcow2`;
   const disk = join(project.storeDir, 'builds', fileName);
   if (!existsSync(disk)) {
     throw new UserError(
@@ -91,10 +90,34 @@ export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
     );
   }
   await checkTestDisk(disk, project.storeDir, entry?.custom_data.sha256);
-  await checkProjectDirs(project, ['workDir', 'outDir']);
   const expect: Record<string, string> = { OSBAKE_IMAGE: b.image, OSBAKE_BUILD: b.artifact };
   if (entry?.custom_data.release) expect.OSBAKE_RELEASE = entry.custom_data.release;
   if (entry?.custom_data.git_commit) expect.OSBAKE_GIT_COMMIT = entry.custom_data.git_commit;
+  return { b, disk, expect };
+}
+
+/** The result as a person reads it (pure). */
+export function testReport(artifact: string, r: BootTestResult, elapsedMs: number): string {
+  return [
+    `${r.passed ? 'passed' : 'FAILED'}: ${artifact} in ${formatElapsed(elapsedMs)} (${r.firmware}, ${r.accelerator.toUpperCase()}, SSH after ${r.boot_s} s, attempt ${r.attempts})`,
+    `  system:   ${r.state}${r.failed_units.length ? ` (failed units: ${r.failed_units.join(', ')})` : ''}`,
+    `  release:  ${Object.entries(r.release)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}${r.release_mismatches.length ? ` — MISMATCH ${r.release_mismatches.join(', ')}` : ''}`,
+    ...r.checks.map(
+      (c) =>
+        `  check:    ${c.passed ? 'pass' : 'FAIL'} ${c.name} (${c.duration_s.toFixed(1)} s)${c.output ? `\n            ${c.output.join('\n            ')}` : ''}`,
+    ),
+    '',
+  ].join('\n');
+}
+
+export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
+  const firmware = parseFirmware(o.firmware);
+  const accelerator = parseAccelerator(o.accelerator);
+  const project = await loadProject(o.projectDir);
+  const { b, disk, expect } = await testTarget(project, o.build);
+  await checkProjectDirs(project, ['workDir', 'outDir']);
   const logFile = join(project.outDir, `test-${b.artifact}.log`);
   const log = createFileLogger(logFile);
   const progress = new Progress();
@@ -127,22 +150,11 @@ export async function runTest(o: RunTestOptions): Promise<BootTestResult> {
     });
     progress.stop();
     log.info({ test: r }, 'boot test');
-    if (o.json) process.stdout.write(`${JSON.stringify({ build: b.artifact, ...r }, null, 2)}\n`);
-    else {
-      const lines = [
-        `${r.passed ? 'passed' : 'FAILED'}: ${b.artifact} in ${formatElapsed(Date.now() - t0)} (${r.firmware}, ${r.accelerator.toUpperCase()}, SSH after ${r.boot_s} s, attempt ${r.attempts})`,
-        `  system:   ${r.state}${r.failed_units.length ? ` (failed units: ${r.failed_units.join(', ')})` : ''}`,
-        `  release:  ${Object.entries(r.release)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(' ')}${r.release_mismatches.length ? ` — MISMATCH ${r.release_mismatches.join(', ')}` : ''}`,
-        ...r.checks.map(
-          (c) =>
-            `  check:    ${c.passed ? 'pass' : 'FAIL'} ${c.name} (${c.duration_s.toFixed(1)} s)${c.output ? `\n            ${c.output.join('\n            ')}` : ''}`,
-        ),
-        '',
-      ];
-      process.stdout.write(lines.join('\n'));
-    }
+    process.stdout.write(
+      o.json
+        ? `${JSON.stringify({ build: b.artifact, ...r }, null, 2)}\n`
+        : testReport(b.artifact, r, Date.now() - t0),
+    );
     if (!r.passed) throw bootTestError(r, b.artifact);
     return r;
   } finally {
