@@ -149,13 +149,8 @@ export function bmapKeepPath(image: string, format: ImageFormat): string | undef
   return undefined;
 }
 
-/**
- * Make the image writable with a block map: convert qcow2, decompress a .zst without bmap, make
- * the bmap (and keep it beside the image, as bmaptool users keep theirs), or take --bmap FILE, or
- * map the whole image (--nobmap).
- */
-export async function prepareImage(located: LocatedImage, o: PrepareOptions): Promise<PreparedImage> {
-  let image = located.path;
+/** The image and the options, checked before any work: not empty, --bmap/--nobmap that fit (pure but stat). */
+async function checkImageOptions(image: string, o: PrepareOptions): Promise<ImageFormat> {
   if ((await stat(image)).size === 0) {
     throw new UserError(
       'E_EMPTY_IMAGE',
@@ -163,8 +158,7 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
       'give the image file itself; was a copy cut short?',
     );
   }
-  const sourceFormat = await detectFormat(image);
-  let format = sourceFormat;
+  const format = await detectFormat(image);
   if (o.bmapFile && o.noBmap) {
     throw new UserError('E_USAGE', '--bmap and --nobmap exclude each other', 'give one of them');
   }
@@ -178,6 +172,85 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
       'leave out --bmap for qcow2 images',
     );
   }
+  return format;
+}
+
+/** A qcow2 converted, or a .zst without a bmap decompressed, to a raw image in `temp`. */
+async function toTemporaryRaw(
+  image: string,
+  format: ImageFormat,
+  temp: string,
+  o: PrepareOptions,
+): Promise<string> {
+  const raw = join(temp, `${basename(image).replace(/\.(qcow2|zst)$/, '')}.raw`);
+  if (format === 'qcow2') {
+    o.say(`converting ${basename(image)} (qcow2) to a temporary raw image in ${temp}`);
+    await run(['qemu-img', 'convert', '-O', 'raw', image, raw], { log: o.log, tag: 'qemu-img' });
+  } else {
+    o.say(
+      o.noBmap
+        ? `--nobmap: decompressing ${basename(image)} to ${temp}`
+        : `no bmap beside ${basename(image)}: decompressing it to ${temp} to make one`,
+    );
+    await run(['zstd', '-dq', '--sparse', '-o', raw, '--', image], { log: o.log, tag: 'zstd' });
+  }
+  return raw;
+}
+
+/** The block map to write by: the whole image (--nobmap), a given or found one (checked), or one made now and kept. */
+async function blockMapOf(
+  located: LocatedImage,
+  image: string,
+  f: { format: ImageFormat; sourceFormat: ImageFormat; bmapFile: string | undefined; converted: boolean },
+  o: PrepareOptions,
+): Promise<{ bmap: Bmap; bmapFrom: string }> {
+  if (o.noBmap) {
+    return {
+      bmap: wholeImageBmap((await stat(image)).size),
+      bmapFrom: 'none (--nobmap: every byte is written)',
+    };
+  }
+  if (f.bmapFile) {
+    const bmap = await readBmap(f.bmapFile);
+    if (f.format === 'raw') {
+      const size = (await stat(image)).size;
+      if (size !== bmap.imageSize) {
+        throw new UserError(
+          'E_BMAP',
+          `${f.bmapFile} is for an image of ${bmap.imageSize} bytes, ${image} has ${size}`,
+          'the bmap belongs to another image: delete it (osbake burn then makes one) or recreate it',
+        );
+      }
+    }
+    return { bmap, bmapFrom: f.bmapFile };
+  }
+  if (!f.converted)
+    o.say(`no bmap beside ${basename(image)}: making one (data ranges by FIEMAP, SHA-256 per range)`);
+  const made = await createBmap(image, o.log, o.progress);
+  let bmapFrom = `made now (${made.method})`;
+  const keep = bmapKeepPath(located.path, f.sourceFormat);
+  if (keep) {
+    try {
+      await writeFileAtomically(keep, made.text);
+      bmapFrom += `, kept as ${keep}`;
+    } catch (err) {
+      // A read-only or foreign directory: the burn goes on; the next one makes it again.
+      o.log.warn({ err: String(err), keep }, 'could not keep the bmap beside the image');
+      o.say(`note: could not keep the bmap as ${keep} (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+  return { bmap: made.bmap, bmapFrom };
+}
+
+/**
+ * Make the image writable with a block map: convert qcow2, decompress a .zst without bmap, make
+ * the bmap (and keep it beside the image, as bmaptool users keep theirs), or take --bmap FILE, or
+ * map the whole image (--nobmap).
+ */
+export async function prepareImage(located: LocatedImage, o: PrepareOptions): Promise<PreparedImage> {
+  let image = located.path;
+  const sourceFormat = await checkImageOptions(image, o);
+  let format = sourceFormat;
   let temp: string | undefined;
   const cleanup = async () => {
     if (temp) await rm(temp, { recursive: true, force: true });
@@ -186,58 +259,16 @@ export async function prepareImage(located: LocatedImage, o: PrepareOptions): Pr
     let bmapFile = format === 'qcow2' || o.noBmap ? undefined : (o.bmapFile ?? findBmap(image));
     if (format === 'qcow2' || (format === 'zst' && !bmapFile)) {
       temp = await mkdtemp(join(o.tempDir ?? tmpdir(), 'osbake-burn-'));
-      const raw = join(temp, `${basename(image).replace(/\.(qcow2|zst)$/, '')}.raw`);
-      if (format === 'qcow2') {
-        o.say(`converting ${basename(image)} (qcow2) to a temporary raw image in ${temp}`);
-        await run(['qemu-img', 'convert', '-O', 'raw', image, raw], { log: o.log, tag: 'qemu-img' });
-      } else {
-        o.say(
-          o.noBmap
-            ? `--nobmap: decompressing ${basename(image)} to ${temp}`
-            : `no bmap beside ${basename(image)}: decompressing it to ${temp} to make one`,
-        );
-        await run(['zstd', '-dq', '--sparse', '-o', raw, '--', image], { log: o.log, tag: 'zstd' });
-      }
-      image = raw;
+      image = await toTemporaryRaw(image, format, temp, o);
       format = 'raw';
       bmapFile = undefined;
     }
-    let bmap: Bmap;
-    let bmapFrom: string;
-    if (o.noBmap) {
-      bmap = wholeImageBmap((await stat(image)).size);
-      bmapFrom = 'none (--nobmap: every byte is written)';
-    } else if (bmapFile) {
-      bmap = await readBmap(bmapFile);
-      bmapFrom = bmapFile;
-      if (format === 'raw') {
-        const size = (await stat(image)).size;
-        if (size !== bmap.imageSize) {
-          throw new UserError(
-            'E_BMAP',
-            `${bmapFile} is for an image of ${bmap.imageSize} bytes, ${image} has ${size}`,
-            'the bmap belongs to another image: delete it (osbake burn then makes one) or recreate it',
-          );
-        }
-      }
-    } else {
-      if (!temp)
-        o.say(`no bmap beside ${basename(image)}: making one (data ranges by FIEMAP, SHA-256 per range)`);
-      const made = await createBmap(image, o.log, o.progress);
-      bmap = made.bmap;
-      bmapFrom = `made now (${made.method})`;
-      const keep = bmapKeepPath(located.path, sourceFormat);
-      if (keep) {
-        try {
-          await writeFileAtomically(keep, made.text);
-          bmapFrom += `, kept as ${keep}`;
-        } catch (err) {
-          // A read-only or foreign directory: the burn goes on; the next one makes it again.
-          o.log.warn({ err: String(err), keep }, 'could not keep the bmap beside the image');
-          o.say(`note: could not keep the bmap as ${keep} (${(err as NodeJS.ErrnoException).code ?? err})`);
-        }
-      }
-    }
+    const { bmap, bmapFrom } = await blockMapOf(
+      located,
+      image,
+      { format, sourceFormat, bmapFile, converted: temp !== undefined },
+      o,
+    );
     return { what: located.what, image, compressed: format === 'zst', bmap, bmapFrom, cleanup };
   } catch (err) {
     await cleanup();
