@@ -86,32 +86,35 @@ async function attempt(
   }
 }
 
-/** Run every check for one hypervisor; the first failure throws a UserError naming the fix. */
-export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): Promise<void> {
-  const say = o.progress ?? (() => undefined);
-  if (o.packer) {
-    checkPackerForLibvirt(o.packer);
-    if (o.packer.major > 1 || o.packer.minor >= 8) {
-      say('packer plugins installed');
-      const out = await attempt(
-        ['packer', 'plugins', 'installed'],
-        o,
-        (d) =>
-          new UserError(
-            'E_PACKER_PLUGINS',
-            `packer plugins installed failed: ${d}`,
-            'check the Packer installation',
-          ),
-      );
-      if (!pluginListed(out)) {
-        throw new UserError(
-          'E_LIBVIRT_PLUGIN_MISSING',
-          'Packer has no libvirt plugin (packer plugins installed does not list packer-plugin-libvirt)',
-          `install it: packer plugins install ${LIBVIRT_PLUGIN_SOURCE}`,
-        );
-      }
-    }
+/** Packer's libvirt plugin, for hypervisors of engine packer (Packer ≥ 1.8 lists its plugins). */
+async function checkPackerPlugin(
+  o: LibvirtCheckOptions & { packer: PackerVersion },
+  say: (l: string) => void,
+) {
+  checkPackerForLibvirt(o.packer);
+  if (o.packer.major <= 1 && o.packer.minor < 8) return;
+  say('packer plugins installed');
+  const out = await attempt(
+    ['packer', 'plugins', 'installed'],
+    o,
+    (d) =>
+      new UserError(
+        'E_PACKER_PLUGINS',
+        `packer plugins installed failed: ${d}`,
+        'check the Packer installation',
+      ),
+  );
+  if (!pluginListed(out)) {
+    throw new UserError(
+      'E_LIBVIRT_PLUGIN_MISSING',
+      'Packer has no libvirt plugin (packer plugins installed does not list packer-plugin-libvirt)',
+      `install it: packer plugins install ${LIBVIRT_PLUGIN_SOURCE}`,
+    );
   }
+}
+
+/** SSH to the hypervisor (from its URI) and to its bastion, each with the pinned host key. */
+async function checkHypervisorSsh(h: Hypervisor, o: LibvirtCheckOptions, say: (l: string) => void) {
   const target = sshTargetOfLibvirtUri(h.uri);
   const ct = o.connectTimeoutS ?? 5;
   if (target) {
@@ -142,6 +145,10 @@ export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): P
         ),
     );
   }
+}
+
+/** libvirt answers on the URI, the pool is usable, and (engine packer) the vanilla volume is there. */
+async function checkLibvirtStorage(h: Hypervisor, o: LibvirtCheckOptions, say: (l: string) => void) {
   say(`virsh -c ${h.uri} version`);
   await attempt(
     virshArgs(h, ['version'], o.home),
@@ -178,4 +185,12 @@ export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): P
         ),
     );
   }
+}
+
+/** Run every check for one hypervisor; the first failure throws a UserError naming the fix. */
+export async function checkLibvirtHost(h: Hypervisor, o: LibvirtCheckOptions): Promise<void> {
+  const say = o.progress ?? (() => undefined);
+  if (o.packer) await checkPackerPlugin({ ...o, packer: o.packer }, say);
+  await checkHypervisorSsh(h, o, say);
+  await checkLibvirtStorage(h, o, say);
 }
