@@ -133,24 +133,17 @@ export interface CreateRpmBundleOptions extends Io {
   signingKey?: SigningKey;
 }
 
-/** Make an rpm patch bundle: the entry point the build's create-patches step calls for rpm distros. */
-export async function createRpmBundle(
-  o: CreateRpmBundleOptions,
-): Promise<CreatedBundle & { manifest: BundleManifest }> {
-  const io: Io = { log: o.log, signal: o.signal, onDetail: o.onDetail };
-  const policy = o.policy ?? 'security';
-  const r = await makeDnfRoot(
-    join(o.workDir, 'dnf'),
-    o.repos,
-    o.releasever ?? o.suite,
-    o.platformId ?? defaultPlatformId(o.releasever ?? o.suite),
-  );
-  const installed = await seedRpmdb(r, o.installed, io);
-
-  const dl = join(o.workDir, 'download');
+/** dnf upgrade --downloadonly in the image's rpmdb copy: the downloaded packages and their repositories. */
+async function downloadUpdates(
+  r: Awaited<ReturnType<typeof makeDnfRoot>>,
+  policy: RpmUpdatePolicy,
+  dl: string,
+  installedCount: number,
+  io: Io,
+) {
   await rm(dl, { recursive: true, force: true });
   io.onDetail?.(
-    `dnf upgrade --downloadonly${policy === 'security' ? ' --security' : ''} (${installed.length} installed)`,
+    `dnf upgrade --downloadonly${policy === 'security' ? ' --security' : ''} (${installedCount} installed)`,
   );
   await runDnf(r, upgradeCommand(policy, dl), io, (line) => {
     const m = /^\((\d+\/\d+)\): (\S+)/.exec(line);
@@ -170,8 +163,11 @@ export async function createRpmBundle(
         await runDnf(r, ['repoquery', '-q', '--qf', REPOQUERY_FORMAT, ...downloaded.map(formatNevra)], io),
       )
     : new Map<string, string>();
+  return { files, downloaded, origins };
+}
 
-  const meta = join(o.workDir, 'metadata');
+/** Each repository's updateinfo (advisories) and modules metadata, where it has them. */
+async function repoAdvisories(o: CreateRpmBundleOptions, meta: string) {
   const updateinfos: { repo: string; xml: string }[] = [];
   const modules: string[] = [];
   for (const repo of o.repos) {
@@ -180,6 +176,25 @@ export async function createRpmBundle(
     const m = await readRepoMetadata(repo, 'modules', meta, o.log, o.signal);
     if (m !== undefined) modules.push(m.endsWith('\n') ? m : `${m}\n`);
   }
+  return { updateinfos, modules };
+}
+
+/** Make an rpm patch bundle: the entry point the build's create-patches step calls for rpm distros. */
+export async function createRpmBundle(
+  o: CreateRpmBundleOptions,
+): Promise<CreatedBundle & { manifest: BundleManifest }> {
+  const io: Io = { log: o.log, signal: o.signal, onDetail: o.onDetail };
+  const policy = o.policy ?? 'security';
+  const r = await makeDnfRoot(
+    join(o.workDir, 'dnf'),
+    o.repos,
+    o.releasever ?? o.suite,
+    o.platformId ?? defaultPlatformId(o.releasever ?? o.suite),
+  );
+  const installed = await seedRpmdb(r, o.installed, io);
+  const dl = join(o.workDir, 'download');
+  const { files, downloaded, origins } = await downloadUpdates(r, policy, dl, installed.length, io);
+  const { updateinfos, modules } = await repoAdvisories(o, join(o.workDir, 'metadata'));
   const advisories = updateinfos.flatMap((u) => parseUpdateinfo(u.xml, `updateinfo.xml of ${u.repo}`));
   const plan = planRpmPatches(installed, downloaded, origins, advisories);
 
@@ -188,17 +203,17 @@ export async function createRpmBundle(
   await mkdir(join(dir, 'Packages'), { recursive: true });
   for (const f of files) await rename(join(dl, f), join(dir, 'Packages', f));
   io.onDetail?.('createrepo_c, modifyrepo_c (updateinfo, modules)');
+  const updateinfo =
+    updateinfos.length > 0
+      ? filterUpdateinfo(
+          updateinfos.map((u) => u.xml),
+          plan.keep,
+        )
+      : undefined;
   await writeRpmRepoIndex(
     dir,
     {
-      ...(updateinfos.length > 0
-        ? {
-            updateinfo: filterUpdateinfo(
-              updateinfos.map((u) => u.xml),
-              plan.keep,
-            ),
-          }
-        : {}),
+      ...(updateinfo !== undefined ? { updateinfo } : {}),
       ...(modules.length > 0 ? { modulesYaml: modules.join('') } : {}),
     },
     o.log,
