@@ -167,72 +167,72 @@ export async function runDnf(
   }
 }
 
+/** The image's rpmdb copied in (a Berkeley DB one converted to sqlite), with its dnf module state. */
+async function copyRpmdb(
+  r: DnfRoot,
+  installed: { rpmdb: string; modulesDir?: string },
+  io: Io,
+): Promise<void> {
+  await cp(installed.rpmdb, join(r.root, RPMDB_PATH), { recursive: true });
+  // Rocky 8 keeps a Berkeley DB rpmdb, which this rpm reads only (bdb_ro); dnf writes keys into
+  // the rpmdb, so convert it to sqlite first.
+  if (isBerkeleyRpmdb(await readdir(join(r.root, RPMDB_PATH)))) {
+    io.onDetail?.('converting the Berkeley DB rpmdb to sqlite');
+    await run(['rpmdb', `--root=${r.root}`, `--dbpath=${RPMDB_PATH}`, '--rebuilddb'], {
+      ...io,
+      env: dnfEnv(r),
+      tag: 'rpmdb',
+    });
+  }
+  if (installed.modulesDir) {
+    await cp(installed.modulesDir, join(r.root, 'etc/dnf/modules.d'), { recursive: true });
+  }
+}
+
+/** NEVRA lines: each package fetched from the source repositories and registered with rpm --justdb. */
+async function registerNevras(r: DnfRoot, nevra: readonly string[], io: Io): Promise<void> {
+  const wanted = nevra.map((l) => l.trim()).filter((l) => l && !l.startsWith('gpg-pubkey-'));
+  const bad = wanted.filter((l) => !parseNevra(l));
+  if (bad.length > 0) {
+    throw new UserError(
+      'E_BAD_NEVRA',
+      `not a NEVRA: ${bad.slice(0, 3).join(', ')}`,
+      "list packages with rpm -qa --qf '%{NEVRA}\\n'",
+    );
+  }
+  io.onDetail?.(`locating ${wanted.length} installed package(s) in the repositories`);
+  const urls = (await runDnf(r, ['repoquery', '-q', '--location', ...wanted], io))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(file|https?):\/\//.test(l));
+  const seed = join(r.root, '..', 'seed');
+  await mkdir(seed, { recursive: true });
+  const byName = new Map(urls.map((u) => [decodeURIComponent(u.split('/').pop() ?? ''), u]));
+  for (const [i, [file, url]] of [...byName].entries()) {
+    io.onDetail?.(`fetching installed package ${i + 1}/${byName.size} for the rpmdb`);
+    await fetchRepoFile(url, join(seed, file), io.signal);
+  }
+  const files = [...byName.keys()].map((f) => join(seed, f));
+  if (files.length > 0) {
+    await run(
+      [
+        ...['rpm', `--root=${r.root}`, `--dbpath=${RPMDB_PATH}`, '-i', '--justdb', '--nodeps', '--noscripts'],
+        ...['--notriggers', '--nosignature', '--nodigest', '--replacefiles', '--replacepkgs', ...files],
+      ],
+      { ...io, env: dnfEnv(r), tag: 'rpm' },
+    );
+  }
+  await rm(seed, { recursive: true, force: true });
+}
+
 /**
  * Put the image's packages into the installroot's rpmdb: a copy of its rpmdb directory, or, from
  * NEVRA lines, each package fetched from the source repositories and registered with
  * `rpm --justdb` (packages the repositories do not have are reported and left out).
  */
 export async function seedRpmdb(r: DnfRoot, installed: InstalledRpms, io: Io): Promise<RpmPackage[]> {
-  if ('rpmdb' in installed) {
-    await cp(installed.rpmdb, join(r.root, RPMDB_PATH), { recursive: true });
-    // Rocky 8 keeps a Berkeley DB rpmdb, which this rpm reads only (bdb_ro); dnf writes keys into
-    // the rpmdb, so convert it to sqlite first.
-    if (isBerkeleyRpmdb(await readdir(join(r.root, RPMDB_PATH)))) {
-      io.onDetail?.('converting the Berkeley DB rpmdb to sqlite');
-      await run(['rpmdb', `--root=${r.root}`, `--dbpath=${RPMDB_PATH}`, '--rebuilddb'], {
-        ...io,
-        env: dnfEnv(r),
-        tag: 'rpmdb',
-      });
-    }
-    if (installed.modulesDir) {
-      await cp(installed.modulesDir, join(r.root, 'etc/dnf/modules.d'), { recursive: true });
-    }
-  } else {
-    const wanted = installed.nevra.map((l) => l.trim()).filter((l) => l && !l.startsWith('gpg-pubkey-'));
-    const bad = wanted.filter((l) => !parseNevra(l));
-    if (bad.length > 0) {
-      throw new UserError(
-        'E_BAD_NEVRA',
-        `not a NEVRA: ${bad.slice(0, 3).join(', ')}`,
-        "list packages with rpm -qa --qf '%{NEVRA}\\n'",
-      );
-    }
-    io.onDetail?.(`locating ${wanted.length} installed package(s) in the repositories`);
-    const urls = (await runDnf(r, ['repoquery', '-q', '--location', ...wanted], io))
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => /^(file|https?):\/\//.test(l));
-    const seed = join(r.root, '..', 'seed');
-    await mkdir(seed, { recursive: true });
-    const byName = new Map(urls.map((u) => [decodeURIComponent(u.split('/').pop() ?? ''), u]));
-    for (const [i, [file, url]] of [...byName].entries()) {
-      io.onDetail?.(`fetching installed package ${i + 1}/${byName.size} for the rpmdb`);
-      await fetchRepoFile(url, join(seed, file), io.signal);
-    }
-    const files = [...byName.keys()].map((f) => join(seed, f));
-    if (files.length > 0) {
-      await run(
-        [
-          'rpm',
-          `--root=${r.root}`,
-          `--dbpath=${RPMDB_PATH}`,
-          '-i',
-          '--justdb',
-          '--nodeps',
-          '--noscripts',
-          '--notriggers',
-          '--nosignature',
-          '--nodigest',
-          '--replacefiles',
-          '--replacepkgs',
-          ...files,
-        ],
-        { ...io, env: dnfEnv(r), tag: 'rpm' },
-      );
-    }
-    await rm(seed, { recursive: true, force: true });
-  }
+  if ('rpmdb' in installed) await copyRpmdb(r, installed, io);
+  else await registerNevras(r, installed.nevra, io);
   const got = parseRpmQuery(await capture(rpmQueryArgv(r.root), { ...io, env: dnfEnv(r), tag: 'rpm' }));
   if (got.length === 0) {
     throw new UserError(
