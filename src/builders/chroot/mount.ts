@@ -97,6 +97,66 @@ export interface ChrootMount {
   release(): Promise<void>;
 }
 
+type Undo = { what: string; fn: () => Promise<unknown> }[];
+
+/** The disk's Linux root partition, by blkid's probe of each partition of the attached disk. */
+async function findRootPartition(
+  partitions: Iterable<[number, string]>,
+  rawDisk: string,
+  log: Logger,
+): Promise<ProbedPartition> {
+  const parts: ProbedPartition[] = [];
+  for (const [, device] of [...partitions].sort((a, b) => a[0] - b[0])) {
+    const out = await capture(['blkid', '-p', '-o', 'export', device], { log, okCodes: [2] }).catch(() => '');
+    const kv = Object.fromEntries(out.split('\n').map((l) => l.split('=', 2) as [string, string]));
+    parts.push({ device, type: kv.TYPE, label: kv.LABEL });
+  }
+  const rootPart = pickRootPartition(parts);
+  if (!rootPart) throw new Error(`${rawDisk} has no Linux root partition (found: ${JSON.stringify(parts)})`);
+  return rootPart;
+}
+
+/** A resolv.conf for the build's package downloads (the image's own may point into /run); undone after. */
+async function placeResolvConf(root: string, undo: Undo): Promise<void> {
+  const etcResolv = join(root, 'etc/resolv.conf');
+  const st = await lstat(etcResolv).catch(() => undefined);
+  const dest = resolvConfTarget(st?.isSymbolicLink() ? await readlink(etcResolv) : undefined);
+  const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => 'nameserver 127.0.0.1\n');
+  const destPath = join(root, dest.path);
+  if (dest.replace && st) {
+    await rename(etcResolv, `${etcResolv}.osbake-orig`);
+    undo.push({
+      what: 'restore /etc/resolv.conf',
+      fn: async () => {
+        await rm(etcResolv, { force: true });
+        await rename(`${etcResolv}.osbake-orig`, etcResolv);
+      },
+    });
+  } else if (dest.replace) {
+    undo.push({ what: 'remove /etc/resolv.conf', fn: () => rm(etcResolv, { force: true }) });
+  }
+  await mkdir(dirname(destPath), { recursive: true });
+  await writeFile(destPath, hostResolv);
+}
+
+/** The distro's guard files (e.g. policy-rc.d: no service starts in the chroot), the originals put back after. */
+async function placeGuards(root: string, guards: Record<string, OverlayFile>, undo: Undo): Promise<void> {
+  for (const [rel, file] of Object.entries(guards)) {
+    const p = join(root, rel);
+    const had = existsSync(p);
+    if (had) await rename(p, `${p}.osbake-orig`);
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, file.content, { mode: file.mode });
+    undo.push({
+      what: `remove ${rel}`,
+      fn: async () => {
+        await rm(p, { force: true });
+        if (had) await rename(`${p}.osbake-orig`, p);
+      },
+    });
+  }
+}
+
 export async function mountChroot(o: {
   rawDisk: string;
   root: string;
@@ -105,7 +165,7 @@ export async function mountChroot(o: {
   signal: AbortSignal;
 }): Promise<ChrootMount> {
   const { log } = o;
-  const undo: { what: string; fn: () => Promise<unknown> }[] = [];
+  const undo: Undo = [];
   const rc = (argv: string[]) => run(argv, { log });
   let released = false;
   const release = async () => {
@@ -134,19 +194,8 @@ export async function mountChroot(o: {
   };
   try {
     const disk = await attachImage(o.rawDisk, { log, signal: o.signal });
-    const loop = disk.device;
-    undo.push({ what: `detach ${loop}`, fn: () => disk.detach() });
-    const parts: ProbedPartition[] = [];
-    for (const [, device] of [...disk.partitions].sort((a, b) => a[0] - b[0])) {
-      const out = await capture(['blkid', '-p', '-o', 'export', device], { log, okCodes: [2] }).catch(
-        () => '',
-      );
-      const kv = Object.fromEntries(out.split('\n').map((l) => l.split('=', 2) as [string, string]));
-      parts.push({ device, type: kv.TYPE, label: kv.LABEL });
-    }
-    const rootPart = pickRootPartition(parts);
-    if (!rootPart)
-      throw new Error(`${o.rawDisk} has no Linux root partition (found: ${JSON.stringify(parts)})`);
+    undo.push({ what: `detach ${disk.device}`, fn: () => disk.detach() });
+    const rootPart = await findRootPartition(disk.partitions, o.rawDisk, log);
     await mkdir(o.root, { recursive: true });
     await run(['mount', rootPart.device, o.root], { log, signal: o.signal });
     undo.push({
@@ -162,43 +211,11 @@ export async function mountChroot(o: {
       await run(['mount', ...m.args, target], { log, signal: o.signal });
       undo.push({ what: `unmount ${target}`, fn: () => umount(target) });
     }
-    // A resolv.conf for the build's package downloads (the image's own may point into /run).
-    const etcResolv = join(o.root, 'etc/resolv.conf');
-    const st = await lstat(etcResolv).catch(() => undefined);
-    const dest = resolvConfTarget(st?.isSymbolicLink() ? await readlink(etcResolv) : undefined);
-    const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => 'nameserver 127.0.0.1\n');
-    const destPath = join(o.root, dest.path);
-    if (dest.replace && st) {
-      await rename(etcResolv, `${etcResolv}.osbake-orig`);
-      undo.push({
-        what: 'restore /etc/resolv.conf',
-        fn: async () => {
-          await rm(etcResolv, { force: true });
-          await rename(`${etcResolv}.osbake-orig`, etcResolv);
-        },
-      });
-    } else if (dest.replace) {
-      undo.push({ what: 'remove /etc/resolv.conf', fn: () => rm(etcResolv, { force: true }) });
-    }
-    await mkdir(dirname(destPath), { recursive: true });
-    await writeFile(destPath, hostResolv);
-    for (const [rel, file] of Object.entries(o.guards)) {
-      const p = join(o.root, rel);
-      const had = existsSync(p);
-      if (had) await rename(p, `${p}.osbake-orig`);
-      await mkdir(dirname(p), { recursive: true });
-      await writeFile(p, file.content, { mode: file.mode });
-      undo.push({
-        what: `remove ${rel}`,
-        fn: async () => {
-          await rm(p, { force: true });
-          if (had) await rename(`${p}.osbake-orig`, p);
-        },
-      });
-    }
+    await placeResolvConf(o.root, undo);
+    await placeGuards(o.root, o.guards, undo);
     return {
       root: o.root,
-      loop,
+      loop: disk.device,
       async trim() {
         await run(['fstrim', '--verbose', o.root], { log, okCodes: [1] });
       },

@@ -146,6 +146,86 @@ export interface ReproducibleRootOptions {
   progress: (text: string) => void;
 }
 
+type FakeTimeEnv = Record<string, string>;
+
+/**
+ * The mounted root normalised (volatile files, every time clamped to SOURCE_DATE_EPOCH), then a
+ * new ext4 made from its tree in `fresh`, with the old one's UUID, hash seed and label.
+ */
+async function makeExt4FromTree(
+  o: ReproducibleRootOptions,
+  old: { uuid: string; label: string },
+  mnt: string,
+  fresh: string,
+  size: number,
+  env: FakeTimeEnv,
+): Promise<void> {
+  const { log, signal } = o;
+  const sde = String(o.sourceDateEpoch);
+  const { uuid, label } = old;
+  o.progress('normalising the tree (volatile files, times)');
+  await normalizeTree(mnt, o.sourceDateEpoch);
+  await run(
+    ['find', mnt, '-xdev', '-newermt', `@${sde}`, '-exec', 'touch', '-h', '-d', `@${sde}`, '{}', '+'],
+    {
+      log,
+      signal,
+    },
+  );
+  await run(['mount', '-o', 'remount,ro', mnt], { log, signal });
+  o.progress('making the root file system from the tree (mkfs.ext4 -d)');
+  await rm(fresh, { force: true });
+  await writeFile(fresh, '');
+  await truncate(fresh, size);
+  await run(
+    [
+      ...['mkfs.ext4', '-q', '-F', '-d', mnt, '-U', uuid, '-E', `hash_seed=${uuid}`],
+      ...(label ? ['-L', label] : []),
+      // As the vanilla disk's root: features GRUB 2.06 reads.
+      ...['-O', '^orphan_file,^metadata_csum_seed', '-b', '4096', fresh],
+    ],
+    { log, signal, env },
+  );
+}
+
+/** The times mkfs took from the tree and the tree could not be given (ctime, atime) set; checked. */
+async function clampInodeTimes(o: ReproducibleRootOptions, fresh: string, env: FakeTimeEnv): Promise<void> {
+  const { log, signal } = o;
+  const sde = String(o.sourceDateEpoch);
+  const used = usedInodes(await capture(['dumpe2fs', fresh], { log, signal, env }));
+  const cmds = used.flatMap((i) => [`sif <${i}> ctime @${sde}`, `sif <${i}> atime @${sde}`]);
+  const cmdFile = join(o.workDir, 'debugfs-times.cmd');
+  await writeFile(cmdFile, `${cmds.join('\n')}\n`);
+  // debugfs echoes every command on stdout (tens of thousands): only its errors are kept.
+  await run(['sh', '-c', 'exec debugfs -w -f "$1" "$2" >/dev/null', 'sh', cmdFile, fresh], {
+    log,
+    signal,
+    env,
+  });
+  await run(['e2fsck', '-f', '-n', fresh], { log, signal, env });
+}
+
+/** The new file system into the disk: the partition's old bytes punched out first, so none survive. */
+async function replacePartition(
+  o: ReproducibleRootOptions,
+  fresh: string,
+  root: { offset: number; size: number },
+): Promise<void> {
+  const { log, signal } = o;
+  await run(
+    ['fallocate', '--punch-hole', '--offset', String(root.offset), '--length', String(root.size), o.rawDisk],
+    { log, signal },
+  );
+  await run(
+    [
+      ...['dd', `if=${fresh}`, `of=${o.rawDisk}`, 'bs=4M', `seek=${root.offset}`, 'oflag=seek_bytes'],
+      ...['conv=notrunc,sparse', 'status=none'],
+    ],
+    { log, signal },
+  );
+  await rm(fresh, { force: true });
+}
+
 /**
  * Normalise the root's tree and make its ext4 again from it, in place in rawDisk. Returns the
  * root partition's number; undefined (and says so) for a root that is not ext4, left as it is.
@@ -171,81 +251,17 @@ export async function rebuildRootFromTree(o: ReproducibleRootOptions): Promise<n
       o.progress(`not reproducible: the root file system is ${type || 'unknown'} (only ext4 is remade)`);
       return undefined;
     }
-    const uuid = await probe('UUID');
-    const label = await probe('LABEL');
+    const old = { uuid: await probe('UUID'), label: await probe('LABEL') };
     await run(['mount', dev.device, mnt], { log, signal });
     mounted = true;
-    o.progress('normalising the tree (volatile files, times)');
-    await normalizeTree(mnt, o.sourceDateEpoch);
-    await run(
-      ['find', mnt, '-xdev', '-newermt', `@${sde}`, '-exec', 'touch', '-h', '-d', `@${sde}`, '{}', '+'],
-      {
-        log,
-        signal,
-      },
-    );
-    await run(['mount', '-o', 'remount,ro', mnt], { log, signal });
-    o.progress('making the root file system from the tree (mkfs.ext4 -d)');
-    await rm(fresh, { force: true });
-    await writeFile(fresh, '');
-    await truncate(fresh, root.size);
-    await run(
-      [
-        'mkfs.ext4',
-        '-q',
-        '-F',
-        '-d',
-        mnt,
-        '-U',
-        uuid,
-        '-E',
-        `hash_seed=${uuid}`,
-        ...(label ? ['-L', label] : []),
-        // As the vanilla disk's root: features GRUB 2.06 reads.
-        '-O',
-        '^orphan_file,^metadata_csum_seed',
-        '-b',
-        '4096',
-        fresh,
-      ],
-      { log, signal, env },
-    );
+    await makeExt4FromTree(o, old, mnt, fresh, root.size, env);
   } finally {
     if (mounted) await run(['umount', mnt], { log }).catch(() => undefined);
     await dev.detach();
     await rm(mnt, { recursive: true, force: true });
   }
-  // The times mkfs took from the tree and the tree could not be given: ctime and atime.
-  const used = usedInodes(await capture(['dumpe2fs', fresh], { log, signal, env }));
-  const cmds = used.flatMap((i) => [`sif <${i}> ctime @${sde}`, `sif <${i}> atime @${sde}`]);
-  const cmdFile = join(o.workDir, 'debugfs-times.cmd');
-  await writeFile(cmdFile, `${cmds.join('\n')}\n`);
-  // debugfs echoes every command on stdout (tens of thousands): only its errors are kept.
-  await run(['sh', '-c', 'exec debugfs -w -f "$1" "$2" >/dev/null', 'sh', cmdFile, fresh], {
-    log,
-    signal,
-    env,
-  });
-  await run(['e2fsck', '-f', '-n', fresh], { log, signal, env });
-  // Into the disk: the partition's old bytes punched out first, so none of them survive.
-  await run(
-    ['fallocate', '--punch-hole', '--offset', String(root.offset), '--length', String(root.size), o.rawDisk],
-    { log, signal },
-  );
-  await run(
-    [
-      'dd',
-      `if=${fresh}`,
-      `of=${o.rawDisk}`,
-      'bs=4M',
-      `seek=${root.offset}`,
-      'oflag=seek_bytes',
-      'conv=notrunc,sparse',
-      'status=none',
-    ],
-    { log, signal },
-  );
-  await rm(fresh, { force: true });
+  await clampInodeTimes(o, fresh, env);
+  await replacePartition(o, fresh, root);
   return root.number;
 }
 
