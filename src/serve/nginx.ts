@@ -204,6 +204,33 @@ async function findTool(name: string): Promise<string | undefined> {
   return undefined;
 }
 
+/** Why nginx exited before it listened, as osbake's own server would say it (pure). */
+export function nginxStartError(stderr: readonly string[], o: { host: string; port: number }): UserError {
+  const text = stderr.join('\n');
+  const why = /\[emerg\][^\n]*?: (.*)/.exec(text)?.[1] ?? stderr.at(-1) ?? '';
+  if (/Address already in use/.test(why)) {
+    // The same words as osbake's own server.
+    return new UserError(
+      'E_LISTEN',
+      `cannot listen on ${o.host}:${o.port}: EADDRINUSE`,
+      'pick another --port, or stop what is using it',
+    );
+  }
+  return new UserError(
+    'E_NGINX',
+    `nginx could not start on ${o.host}:${o.port}: ${why}`,
+    'fix what nginx says, or serve without it: --engine node',
+  );
+}
+
+/** nginx -v (printed to stderr, which run() keeps as the output's tail): "1.22.1", or "?". */
+async function nginxVersion(nginx: string): Promise<string> {
+  const versionLine = (
+    await run([nginx, '-v'], { log: createNullLogger(), tailLines: 5 }).catch(() => undefined)
+  )?.tail.join('\n');
+  return /nginx\/(\S+)/.exec(versionLine ?? '')?.[1] ?? '?';
+}
+
 /** Start nginx in front of osbake's server; resolves once it accepts connections. */
 export async function startNginxFront(
   nginx: string,
@@ -250,31 +277,13 @@ export async function startNginxFront(
   void exited.then(() => {
     gone = true;
   });
-  // nginx -v prints to stderr, which run() keeps as the output's tail.
-  const versionLine = (
-    await run([nginx, '-v'], { log: createNullLogger(), tailLines: 5 }).catch(() => undefined)
-  )?.tail.join('\n');
-  const version = /nginx\/(\S+)/.exec(versionLine ?? '')?.[1] ?? '?';
+  const version = await nginxVersion(nginx);
   const connectHost = o.host === '0.0.0.0' ? '127.0.0.1' : o.host === '::' ? '::1' : o.host;
   for (let i = 0; ; i++) {
     if (gone) {
       await finishAccessLog();
       await cleanupDir();
-      const text = stderr.join('\n');
-      const why = /\[emerg\][^\n]*?: (.*)/.exec(text)?.[1] ?? stderr.at(-1) ?? '';
-      if (/Address already in use/.test(why)) {
-        // The same words as osbake's own server.
-        throw new UserError(
-          'E_LISTEN',
-          `cannot listen on ${o.host}:${o.port}: EADDRINUSE`,
-          'pick another --port, or stop what is using it',
-        );
-      }
-      throw new UserError(
-        'E_NGINX',
-        `nginx could not start on ${o.host}:${o.port}: ${why}`,
-        'fix what nginx says, or serve without it: --engine node',
-      );
+      throw nginxStartError(stderr, o);
     }
     // nginx writes its pid file once its sockets are bound (a port in use fails before that).
     if (existsSync(join(dir, 'nginx.pid')) && (await answers(connectHost, o.port))) break;
@@ -287,31 +296,44 @@ export async function startNginxFront(
     await new Promise((r) => setTimeout(r, 50));
   }
   started = true;
+  return runningFront(child, { port: o.port, connectHost, version, isGone: () => gone }, async () => {
+    await finishAccessLog();
+    await cleanupDir();
+  });
+}
+
+/**
+ * The handle of an nginx that listens: quit (SIGQUIT: listening sockets closed, requests in flight
+ * finish) and stop (quit, graceMs for the downloads, then SIGTERM, SIGKILL; then `finish`).
+ */
+function runningFront(
+  child: ReturnType<typeof startService>,
+  f: { port: number; connectHost: string; version: string; isGone: () => boolean },
+  finish: () => Promise<void>,
+): NginxFront {
   let stopping: Promise<void> | undefined;
   let quitting = false;
-  // SIGQUIT: graceful shutdown (listening sockets closed, requests in flight finish).
   const quit = async () => {
-    if (gone || quitting) return;
+    if (f.isGone() || quitting) return;
     quitting = true;
     child.kill('SIGQUIT');
-    for (let i = 0; i < 60 && !gone && (await answers(connectHost, o.port)); i++) {
+    for (let i = 0; i < 60 && !f.isGone() && (await answers(f.connectHost, f.port)); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
   return {
-    port: o.port,
-    version,
-    exited,
+    port: f.port,
+    version: f.version,
+    exited: child.exited,
     quit,
     stop(graceMs = 10_000) {
       stopping ??= (async () => {
-        if (!gone) {
+        if (!f.isGone()) {
           await quit();
           // Downloads in flight get graceMs, then SIGTERM (nginx's fast stop), then SIGKILL.
           await child.stop(undefined, graceMs);
         }
-        await finishAccessLog();
-        await cleanupDir();
+        await finish();
       })();
       return stopping;
     },
