@@ -106,11 +106,8 @@ export async function checkHost(host: string): Promise<void> {
   }
 }
 
-export async function runServe(o: RunServeOptions): Promise<void> {
-  const out = o.out ?? process.stdout;
-  const port = parsePort(o.port);
-  await checkHost(o.host);
-  const project = await findProject(o);
+/** The directory to serve (--root, else the project's store), and whether it is that project's store. */
+async function servedStore(o: RunServeOptions, project: Project | undefined) {
   const dir = o.root ? resolve(o.root) : (project as Project).storeDir;
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) {
@@ -128,20 +125,32 @@ export async function runServe(o: RunServeOptions): Promise<void> {
   const dataNote = sameStore
     ? 'project manifest.yaml and images/*/manifest.json'
     : 'store/releases/*.json and store/builds/';
+  return { dir, project: sameStore ? project : undefined, dataNote };
+}
+
+/** Why the server could not listen, as a user error (the port's owner, the address). */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
+    return new UserError(
+      'E_LISTEN',
+      `cannot listen on ${host}:${port}: ${err.code}`,
+      err.code === 'EADDRINUSE' ? 'pick another --port, or stop what is using it' : 'check --host and --port',
+    );
+  }
+  return err;
+}
+
+export async function runServe(o: RunServeOptions): Promise<void> {
+  const out = o.out ?? process.stdout;
+  const port = parsePort(o.port);
+  await checkHost(o.host);
+  const { dir, project, dataNote } = await servedStore(o, await findProject(o));
   const workers = parseWorkers(o.workers ?? '1');
   const engine = parseEngine(o.engine ?? 'node');
-  const netboot = o.netboot ? await netbootContext(o.netboot, sameStore ? project : undefined) : undefined;
+  const netboot = o.netboot ? await netbootContext(o.netboot, project) : undefined;
   if (cluster.isPrimary && engine !== 'node') {
     const nginx = await findNginx();
-    if (nginx)
-      return runWithNginx(o, nginx, {
-        dir,
-        port,
-        workers,
-        dataNote,
-        project: sameStore ? project : undefined,
-        netboot,
-      });
+    if (nginx) return runWithNginx(o, nginx, { dir, port, workers, dataNote, project, netboot });
     if (engine === 'nginx') {
       throw new UserError(
         'E_TOOL_MISSING',
@@ -153,22 +162,13 @@ export async function runServe(o: RunServeOptions): Promise<void> {
   if (cluster.isPrimary && workers > 1) return runMaster(o, workers, dataNote, netboot);
   const server = await startArtifactServer({
     storeDir: dir,
-    project: sameStore ? project : undefined,
+    project,
     netboot,
     host: o.host,
     port,
     log: (line) => out.write(`${line}\n`),
   }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
-      throw new UserError(
-        'E_LISTEN',
-        `cannot listen on ${o.host}:${port}: ${err.code}`,
-        err.code === 'EADDRINUSE'
-          ? 'pick another --port, or stop what is using it'
-          : 'check --host and --port',
-      );
-    }
-    throw err;
+    throw listenError(err, o.host, port);
   });
   if (cluster.isWorker) {
     // A worker: the master prints the banner and the shutdown lines; this one serves and logs requests.
