@@ -165,13 +165,80 @@ export async function prepareNetboot(o: {
   };
 }
 
+/** The stick's files a network install serves: [path on the stick, name in the cache]. */
+const STICK_FILES: [string, string][] = [
+  ['/boot/vmlinuz', 'vmlinuz'],
+  ['/boot/initrd.img', 'initrd.img'],
+  ['/osbake/payload.zst', 'payload.zst'],
+  ['/osbake/payload.ranges', 'payload.ranges'],
+  ['/osbake/payload.pieces', 'payload.pieces'],
+  ['/osbake/SHA256SUMS', 'SHA256SUMS'],
+  ['/osbake/SHA256SUMS.asc', 'SHA256SUMS.asc'],
+  ['/osbake/image.txt', 'image.txt'],
+  ['/boot/netboot/bootx64.efi', 'bootx64.efi'],
+  ['/boot/netboot/grubx64.efi', 'grubx64.efi'],
+];
+// Optional: a stick made before osbake carried the network chain has none (no Secure Boot
+// over the network from it; iPXE still works).
+const OPTIONAL_STICK_FILES = new Set(['SHA256SUMS.asc', 'bootx64.efi', 'grubx64.efi', 'payload.pieces']);
+
+/** The stick's files dumped into tmp by debugfs (the partition opened inside the image: no loop device). */
+async function dumpStickFiles(
+  o: { log: Logger; signal: AbortSignal },
+  stick: string,
+  tmp: string,
+): Promise<void> {
+  const offset = await dataPartitionOffset(stick, o.log, o.signal);
+  const script = STICK_FILES.map(([from, to]) => `dump ${from} ${join(tmp, to)}\n`).join('');
+  await run(['debugfs', '-f', '-', `${stick}?offset=${offset}`], {
+    log: o.log,
+    signal: o.signal,
+    input: script,
+  });
+  for (const [from, to] of STICK_FILES) {
+    if (!OPTIONAL_STICK_FILES.has(to) && !existsSync(join(tmp, to))) {
+      throw new UserError(
+        'E_NETBOOT',
+        `the stick ${stick} has no ${from}`,
+        'is it an osbake usb-installer image? rebuild it with osbake build usb-installer',
+      );
+    }
+  }
+}
+
+/** The payload and its lists against the stick's SHA256SUMS; the pieces against the ranges. */
+async function checkStickPayload(tmp: string, stick: string): Promise<boolean> {
+  const sums = parseSha256Sums(await readFile(join(tmp, 'SHA256SUMS'), 'utf8'));
+  const pieces = existsSync(join(tmp, 'payload.pieces'));
+  for (const f of ['payload.zst', 'payload.ranges', ...(pieces ? ['payload.pieces'] : [])]) {
+    const want = sums.get(f);
+    const got = await sha256File(join(tmp, f));
+    if (want !== got) {
+      throw new UserError(
+        'E_VERIFY',
+        `${f} on the stick ${stick} does not match its SHA256SUMS`,
+        'the stick image is damaged: rebuild it, then osbake release again',
+      );
+    }
+  }
+  if (pieces) {
+    // Served as it is: each node fetches the compressed pieces and decompresses them itself.
+    checkPieces(
+      parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8')),
+      parsePieces(await readFile(join(tmp, 'payload.pieces'), 'utf8')),
+      (await stat(join(tmp, 'payload.zst'))).size,
+      stick,
+    );
+  }
+  return pieces;
+}
+
 async function extract(
   o: { log: Logger; signal: AbortSignal; progress: (text: string) => void; bytes?: ProgressSink },
   stick: string,
   cacheRoot: string,
   dir: string,
 ): Promise<void> {
-  const { log, signal } = o;
   await mkdir(cacheRoot, { recursive: true });
   // A hidden partial name (config/atomic.ts): osbake clean removes it once its process is gone.
   const tmp = join(cacheRoot, `.${dir.split('/').at(-1)}.partial-${process.pid}`);
@@ -180,58 +247,8 @@ async function extract(
   own(tmp, 'temp');
   try {
     o.progress('reading the installer and payload out of the stick (debugfs)');
-    const offset = await dataPartitionOffset(stick, log, signal);
-    const wanted: [string, string][] = [
-      ['/boot/vmlinuz', 'vmlinuz'],
-      ['/boot/initrd.img', 'initrd.img'],
-      ['/osbake/payload.zst', 'payload.zst'],
-      ['/osbake/payload.ranges', 'payload.ranges'],
-      ['/osbake/payload.pieces', 'payload.pieces'],
-      ['/osbake/SHA256SUMS', 'SHA256SUMS'],
-      ['/osbake/SHA256SUMS.asc', 'SHA256SUMS.asc'],
-      ['/osbake/image.txt', 'image.txt'],
-      ['/boot/netboot/bootx64.efi', 'bootx64.efi'],
-      ['/boot/netboot/grubx64.efi', 'grubx64.efi'],
-    ];
-    // Optional: a stick made before osbake carried the network chain has none (no Secure Boot
-    // over the network from it; iPXE still works).
-    const optional = new Set(['SHA256SUMS.asc', 'bootx64.efi', 'grubx64.efi', 'payload.pieces']);
-    // debugfs opens the partition inside the image file (unix_io's offset option): no loop device.
-    const script = wanted.map(([from, to]) => `dump ${from} ${join(tmp, to)}\n`).join('');
-    await run(['debugfs', '-f', '-', `${stick}?offset=${offset}`], { log, signal, input: script });
-    for (const [from, to] of wanted) {
-      if (!optional.has(to) && !existsSync(join(tmp, to))) {
-        throw new UserError(
-          'E_NETBOOT',
-          `the stick ${stick} has no ${from}`,
-          'is it an osbake usb-installer image? rebuild it with osbake build usb-installer',
-        );
-      }
-    }
-    const sums = parseSha256Sums(await readFile(join(tmp, 'SHA256SUMS'), 'utf8'));
-    const pieces = existsSync(join(tmp, 'payload.pieces'));
-    for (const f of ['payload.zst', 'payload.ranges', ...(pieces ? ['payload.pieces'] : [])]) {
-      const want = sums.get(f);
-      const got = await sha256File(join(tmp, f));
-      if (want !== got) {
-        throw new UserError(
-          'E_VERIFY',
-          `${f} on the stick ${stick} does not match its SHA256SUMS`,
-          'the stick image is damaged: rebuild it, then osbake release again',
-        );
-      }
-    }
-    if (pieces) {
-      // Served as it is: each node fetches the compressed pieces and decompresses them itself.
-      checkPieces(
-        parsePayloadRanges(await readFile(join(tmp, 'payload.ranges'), 'utf8')),
-        parsePieces(await readFile(join(tmp, 'payload.pieces'), 'utf8')),
-        (await stat(join(tmp, 'payload.zst'))).size,
-        stick,
-      );
-    } else {
-      await unpackPayload(o, tmp, stick);
-    }
+    await dumpStickFiles(o, stick, tmp);
+    if (!(await checkStickPayload(tmp, stick))) await unpackPayload(o, tmp, stick);
     for (const f of NETBOOT_FILES) if (existsSync(join(tmp, f))) await fsyncPath(join(tmp, f));
     const mine = await rename(tmp, dir).then(
       () => true,
