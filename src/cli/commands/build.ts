@@ -55,67 +55,73 @@ export function registerBuild(program: Command): void {
       'after',
       '\nExamples:\n  osbake build debian12-base --release 2026.11\n  osbake build debian12-base --release 2026.11 --builder chroot   # no VM: minutes without KVM\n  osbake build debian12-base --release 2026.11 --skip-commit\n  osbake --debug build debian12-base --release test   # packer -debug, prints the SSH command\n  osbake build rocky8-base --release 2026.11 --builder libvirt --hypervisor kvm1\n  osbake build --all --release 2026.11 --builder libvirt   # spread over every hypervisor\n  osbake build usb-installer --release 2026.11 --package site-config.tar.gz   # USB stick image (.raw)',
     )
-    .action(
-      async (
-        image: string | undefined,
-        opts: {
-          all?: boolean;
-          builder?: string;
-          hypervisor?: string;
-          release?: string;
-          skipCommit?: boolean;
-          createPatches?: boolean;
-          accelerator?: string;
-          keepWork?: boolean;
-          publish?: boolean;
-          package?: string;
-          test?: boolean;
-          firmware?: string;
-          var: string[];
-          varFile: string[];
-          json?: boolean;
-        },
-      ) => {
-        const g = program.opts<GlobalOptions>();
-        const { runBuild } = await import('../../pipeline/run-build.js');
-        const { runBuildAll } = await import('../../pipeline/run-build-all.js');
-        const common = {
-          projectDir: g.project ?? process.cwd(),
-          release: opts.release,
-          skipCommit: Boolean(opts.skipCommit),
-          createPatches: Boolean(opts.createPatches),
-          debug: Boolean(g.debug),
-          accelerator: opts.accelerator,
-          keepWork: Boolean(opts.keepWork),
-          builder: opts.builder,
-          hypervisor: opts.hypervisor,
-          noPublish: opts.publish === false,
-          packageFile: opts.package,
-          noTest: opts.test === false,
-          json: Boolean(opts.json),
-          packerVars: opts.var,
-          packerVarFiles: opts.varFile,
-          firmware: opts.firmware,
-        };
-        if (opts.all) {
-          if (image) {
-            throw new UserError(
-              'E_USAGE',
-              `--all builds every image; do not name one (${image})`,
-              'osbake build --all --release R',
-            );
-          }
-          await runBuildAll(common);
-          return;
-        }
-        if (!image) {
-          throw new UserError(
-            'E_USAGE',
-            'osbake build needs an image name or --all',
-            'osbake images lists the images',
-          );
-        }
-        await runBuild({ ...common, image });
-      },
+    .action((image: string | undefined, opts: BuildCliOptions) =>
+      buildCommand(program.opts<GlobalOptions>(), image, opts),
     );
+}
+
+/** The options commander parsed for osbake build. */
+interface BuildCliOptions {
+  all?: boolean;
+  builder?: string;
+  hypervisor?: string;
+  release?: string;
+  skipCommit?: boolean;
+  createPatches?: boolean;
+  accelerator?: string;
+  keepWork?: boolean;
+  publish?: boolean;
+  package?: string;
+  test?: boolean;
+  firmware?: string;
+  var: string[];
+  varFile: string[];
+  json?: boolean;
+}
+
+/** One image (runBuild) or --all (runBuildAll), with the options as the verb's entries take them. */
+async function buildCommand(
+  g: GlobalOptions,
+  image: string | undefined,
+  opts: BuildCliOptions,
+): Promise<void> {
+  const { runBuild } = await import('../../pipeline/run-build.js');
+  const { runBuildAll } = await import('../../pipeline/run-build-all.js');
+  const common = {
+    projectDir: g.project ?? process.cwd(),
+    release: opts.release,
+    skipCommit: Boolean(opts.skipCommit),
+    createPatches: Boolean(opts.createPatches),
+    debug: Boolean(g.debug),
+    accelerator: opts.accelerator,
+    keepWork: Boolean(opts.keepWork),
+    builder: opts.builder,
+    hypervisor: opts.hypervisor,
+    noPublish: opts.publish === false,
+    packageFile: opts.package,
+    noTest: opts.test === false,
+    json: Boolean(opts.json),
+    packerVars: opts.var,
+    packerVarFiles: opts.varFile,
+    firmware: opts.firmware,
+  };
+  if (opts.all) {
+    if (image) {
+      throw new UserError(
+        'E_USAGE',
+        `--all builds every image; do not name one (${image})`,
+        'osbake build --all --release R',
+      );
+    }
+    await runBuildAll(common);
+    return;
+  }
+  if (!image) {
+    throw new UserError(
+      'E_USAGE',
+      'osbake build needs an image name or --all',
+      'osbake images lists the images',
+    );
+  }
+  await runBuild({ ...common, image });
 }

@@ -47,49 +47,54 @@ export function registerBurn(program: Command): void {
         '  osbake burn 2026.11 /dev/sdb /dev/sdc /dev/sdd --yes   three sticks at once, a table at the end',
       ].join('\n'),
     )
-    .action(
-      async (
-        image: string | undefined,
-        devices: string[],
-        opts: {
-          force?: string | boolean;
-          yes?: boolean;
-          verify: boolean;
-          holes: string;
-          dryRun?: boolean;
-          json?: boolean;
-          bmap?: string;
-          nobmap?: boolean;
-        },
-      ) => {
-        const g = program.opts<GlobalOptions>();
-        // Loaded on use: the other verbs do not pay for the XML parser and the device code.
-        const { runBurn } = await import('../../media/run-burn.js');
-        const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
-        // A write (not a listing) logs every step and command to a file, named in the summary.
-        const device = devices[0];
-        const logFile = image && device ? commandLogFile('burn') : undefined;
-        const projectDir = g.project ?? process.cwd();
-        await runBurn({
-          checkRelease: async (release) => {
-            const { checkReleaseForBurn } = await import('../../release/verify.js');
-            return checkReleaseForBurn(projectDir, release);
-          },
-          source: image,
-          device,
-          devices,
-          log: logFile ? createFileLogger(logFile) : undefined,
-          logFile,
-          projectDir,
-          force: opts.force,
-          yes: opts.yes,
-          verify: opts.verify,
-          holes: opts.holes,
-          dryRun: opts.dryRun,
-          json: opts.json,
-          bmap: opts.bmap,
-          noBmap: opts.nobmap,
-        });
-      },
+    .action((image: string | undefined, devices: string[], opts: BurnCliOptions) =>
+      burnCommand(program.opts<GlobalOptions>(), image, devices, opts),
     );
+}
+
+/** The options commander parsed for osbake burn. */
+interface BurnCliOptions {
+  force?: string | boolean;
+  yes?: boolean;
+  verify: boolean;
+  holes: string;
+  dryRun?: boolean;
+  json?: boolean;
+  bmap?: string;
+  nobmap?: boolean;
+}
+
+async function burnCommand(
+  g: GlobalOptions,
+  image: string | undefined,
+  devices: string[],
+  opts: BurnCliOptions,
+): Promise<void> {
+  // Loaded on use: the other verbs do not pay for the XML parser and the device code.
+  const { runBurn } = await import('../../media/run-burn.js');
+  const { commandLogFile, createFileLogger } = await import('../../log/logger.js');
+  // A write (not a listing) logs every step and command to a file, named in the summary.
+  const device = devices[0];
+  const logFile = image && device ? commandLogFile('burn') : undefined;
+  const projectDir = g.project ?? process.cwd();
+  await runBurn({
+    checkRelease: async (release) => {
+      const { checkReleaseForBurn } = await import('../../release/verify.js');
+      return checkReleaseForBurn(projectDir, release);
+    },
+    source: image,
+    device,
+    devices,
+    log: logFile ? createFileLogger(logFile) : undefined,
+    logFile,
+    projectDir,
+    force: opts.force,
+    yes: opts.yes,
+    verify: opts.verify,
+    holes: opts.holes,
+    dryRun: opts.dryRun,
+    json: opts.json,
+    bmap: opts.bmap,
+    noBmap: opts.nobmap,
+  });
 }
