@@ -24,7 +24,7 @@ import {
   writeAptRepoIndex,
   writeBundleMetadata,
 } from '../patches/bundle.js';
-import { DISK_TOOLS, vanillaDiskFromTar } from './disk-image.js';
+import { DISK_TOOLS, ESP_EPOCH, vanillaDiskFromTar } from './disk-image.js';
 import type { BootChain } from './disk-layout.js';
 import type { BootstrapContext, Distro, PatchBundleInput } from './distro.js';
 import { VANILLA_OVERLAY, VANILLA_SERVICES } from './vanilla-overlay.js';
@@ -239,7 +239,15 @@ export const debian: Distro = {
     const tar = join(workDir, 'rootfs.tar');
     await writeOverlay(overlay);
     ctx.progress(`mmdebstrap ${image.config.suite} (${image.config.vanilla.channels.join(', ')})`);
-    await run(buildMmdebstrapArgs(project, image, overlay, tar), { log, signal, echo: ctx.debug });
+    // SOURCE_DATE_EPOCH: mmdebstrap clamps the tree's times, and the kernel's update-initramfs
+    // (mkinitramfs) dates the initrd's entries with it — without it the initrd, and so every
+    // image from this vanilla disk, carries the time the disk was bootstrapped.
+    await run(buildMmdebstrapArgs(project, image, overlay, tar), {
+      log,
+      signal,
+      echo: ctx.debug,
+      env: { SOURCE_DATE_EPOCH: String(ESP_EPOCH) },
+    });
     await vanillaDiskFromTar({
       rootfsTar: tar,
       workDir,

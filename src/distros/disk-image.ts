@@ -143,6 +143,8 @@ async function partitionDisk(x: Assembly, ids: ReturnType<typeof diskIds>, espMk
     size: HYBRID_LAYOUT.esp.size,
     label: 'EFI',
     volumeId: espMkfsId,
+    // The label's directory entry dated ESP_EPOCH too: not the time the vanilla disk was made.
+    epoch: ESP_EPOCH,
     log: a.log,
     signal: a.signal,
   });

@@ -12,7 +12,8 @@ import { own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 
 /** Bump when the way osbake assembles vanilla disks changes, so old cache entries are not reused. */
-export const VANILLA_FORMAT = 2;
+// 3: the vanilla disk no longer carries the time it was made (ESP label entry, initrd entries).
+export const VANILLA_FORMAT = 3;
 
 export function vanillaKey(distro: Distro, project: Project, image: ImageDefinition): string {
   return hashInputs({ format: VANILLA_FORMAT, ...distro.vanillaInputs(project, image) }).slice(0, 16);
