@@ -8,8 +8,18 @@ import type { Logger } from '../log/logger.js';
 import type { TextOut } from '../log/progress.js';
 import { formatBytes } from '../log/progress.js';
 import type { ByteSink } from './bmap.js';
+import type { HoleMode } from './burn-io.js';
 import { locateImage, type PreparedImage, prepareImage } from './burn-source.js';
-import type { Refusal } from './devices.js';
+import type { parseForce, Refusal } from './devices.js';
+
+/** What a burn writes to and with: its log, its lines, the forced checks, the hole mode. */
+export interface BurnIo {
+  log: Logger;
+  say: (l: string) => void;
+  out: TextOut;
+  forced: ReturnType<typeof parseForce>;
+  holes: HoleMode;
+}
 
 export interface BurnOptions {
   source?: string;

@@ -10,7 +10,7 @@ import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { mappedBytes } from './bmap-format.js';
 import { type TargetResult, writeImageToMany } from './burn.js';
-import { type BurnOptions, confirm, prepareSource, refusalError } from './burn-common.js';
+import { type BurnIo, type BurnOptions, confirm, prepareSource, refusalError } from './burn-common.js';
 import { classifyTarget } from './burn-file.js';
 import type { HoleMode } from './burn-io.js';
 import {
@@ -113,13 +113,7 @@ export async function burnMany(
   o: BurnOptions,
   devices: readonly string[],
   state: Awaited<ReturnType<typeof readSystemState>>,
-  io: {
-    log: Logger;
-    say: (l: string) => void;
-    out: TextOut;
-    forced: ReturnType<typeof parseForce>;
-    holes: HoleMode;
-  },
+  io: BurnIo,
 ): Promise<void> {
   const { log, say, out, forced } = io;
   const disks = await checkDrives(devices, state, forced);

@@ -10,7 +10,7 @@ import { ByteProgress, formatBytes, type TextOut } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { mappedBytes } from './bmap-format.js';
 import { writeImage } from './burn.js';
-import { type BurnOptions, confirm, prepareSource, rate, refusalError } from './burn-common.js';
+import { type BurnIo, type BurnOptions, confirm, prepareSource, rate, refusalError } from './burn-common.js';
 import { burnToFile, classifyTarget } from './burn-file.js';
 import type { HoleMode, WriteImageResult } from './burn-io.js';
 import { burnMany } from './burn-many.js';
@@ -93,13 +93,7 @@ async function burnOneDrive(
   o: BurnOptions,
   disk: LsblkNode,
   state: Awaited<ReturnType<typeof readSystemState>>,
-  io: {
-    log: Logger;
-    say: (l: string) => void;
-    out: TextOut;
-    forced: ReturnType<typeof parseForce>;
-    holes: HoleMode;
-  },
+  io: BurnIo,
 ): Promise<WriteImageResult | undefined> {
   const { log, say, out, forced, holes } = io;
   // Everything but the size first: no conversion or bmap work for a device that is refused anyway.
