@@ -289,3 +289,8 @@ export function sortReleasesNewestFirst<T extends { name: string; release: { dat
     (a, b) => b.release.date.localeCompare(a.release.date) || collator.compare(b.name, a.name),
   );
 }
+
+/** The build a release's image artifact names: its `build`, else its file name without .qcow2 (pure). */
+export function buildOfArtifact(a: Pick<ReleaseArtifact, 'build' | 'path'>): string {
+  return a.build ?? (a.path.split('/').at(-1) ?? a.path).replace(/\.qcow2$/, '');
+}

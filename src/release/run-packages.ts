@@ -1,7 +1,6 @@
 /** The `osbake packages` and `osbake diff` verbs: a build's package list, two builds compared. */
-import { basename } from 'node:path';
 import { loadProject, type Project } from '../config/project.js';
-import { loadReleases, type ReleasesFile, releasesFile } from '../config/releases.js';
+import { buildOfArtifact, loadReleases, type ReleasesFile, releasesFile } from '../config/releases.js';
 import type { TextOut } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { diffSides, formatImageDiff, type PackageSide } from './diff.js';
@@ -20,7 +19,7 @@ async function resolveSide(
   const release = releases.releases[name];
   if (release) {
     for (const a of release.artifacts.filter((x) => x.kind === 'image')) {
-      const artifact = a.build ?? basename(a.path).replace(/\.qcow2$/, '');
+      const artifact = buildOfArtifact(a);
       side.set(a.name, { artifact, packages: await readBuildPackages(project.storeDir, artifact) });
     }
     return side;

@@ -7,7 +7,12 @@
 
 import type { PackageRecord } from '../artifacts/package-list.js';
 import { type BuildEntry, buildFileOf, type Reproducible, reproducibleOf } from '../config/builds.js';
-import { type Release, type ReleaseArtifact, sortReleasesNewestFirst } from '../config/releases.js';
+import {
+  buildOfArtifact,
+  type Release,
+  type ReleaseArtifact,
+  sortReleasesNewestFirst,
+} from '../config/releases.js';
 import { diffSides, type ImageDiff, type PackageSide } from '../release/diff.js';
 
 export interface CatalogInputs {
@@ -105,13 +110,9 @@ export function storeUrl(path: string): string {
   return `/${path.split('/').map(encodeURIComponent).join('/')}`;
 }
 
-function artifactOfImage(a: ReleaseArtifact): string {
-  return a.build ?? (a.path.split('/').at(-1) ?? a.path).replace(/\.qcow2$/, '');
-}
-
 /** Image name → build artifact of a release's images. */
 function releaseImages(r: Release): Map<string, string> {
-  return new Map(r.artifacts.filter((a) => a.kind === 'image').map((a) => [a.name, artifactOfImage(a)]));
+  return new Map(r.artifacts.filter((a) => a.kind === 'image').map((a) => [a.name, buildOfArtifact(a)]));
 }
 
 function diffOf(

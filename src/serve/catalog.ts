@@ -10,7 +10,13 @@ import { z } from 'zod';
 import { type PackageRecord, parsePackageList } from '../artifacts/package-list.js';
 import { type BuildEntry, buildFileOf } from '../config/builds.js';
 import type { Project } from '../config/project.js';
-import { loadReleases, type Release, ReleaseSchema, releasesFile } from '../config/releases.js';
+import {
+  buildOfArtifact,
+  loadReleases,
+  type Release,
+  ReleaseSchema,
+  releasesFile,
+} from '../config/releases.js';
 import { INPUT_CAPS, parseInputJson, readInputText } from '../fsx/input.js';
 import { createNullLogger } from '../log/logger.js';
 import { readImageBuilds } from '../release/image-builds.js';
@@ -202,8 +208,7 @@ export async function loadCatalog(src: CatalogSource, problems: string[] = []): 
   for (const { release } of releases) {
     for (const a of release.artifacts) {
       paths.add(a.path);
-      if (a.kind === 'image')
-        artifacts.add(a.build ?? (a.path.split('/').at(-1) ?? '').replace(/\.qcow2$/, ''));
+      if (a.kind === 'image') artifacts.add(buildOfArtifact(a));
     }
   }
   for (const i of images) {
