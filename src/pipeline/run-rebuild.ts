@@ -184,7 +184,9 @@ export async function prepareWorktree(
   const workRel = insideProject(project, project.workDir);
   const cache = join(project.workDir, 'cache');
   // (Not where the commit itself holds something at that path.)
-  if (workRel && existsSync(cache) && !existsSync(join(tree, workRel, 'cache'))) {
+  if (workRel && !existsSync(join(tree, workRel, 'cache'))) {
+    // Made if missing, so a vanilla disk the rebuild bootstraps stays in the project's cache.
+    makeDirsSync(cache);
     makeDirsSync(join(tree, workRel));
     await symlink(cache, join(tree, workRel, 'cache'));
   }
