@@ -172,7 +172,7 @@ id_files() { # root
   while read -r mode path b64; do
     echo "$b64" | base64 -d >"$IDT/file.bytes" || fail "the content of $path is not base64"
     id_put "$1" "$path" "$IDT/file.bytes" "$mode" 0:0
-    log "file: $path ($(wc -c <"$IDT/file.bytes") bytes, mode $mode)"
+    log "file: $path ($(stat -c %s "$IDT/file.bytes") bytes, mode $mode)"
   done <"$IDT/files"
 }
 
