@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import VmLaneSequencer from './test/sequencer.js';
 
 // Unit and e2e tests' scratch directories: one directory per run, removed at the end
 // (test/tmpdir-setup.ts). Integration tests keep the system's TMPDIR (the tools they run use it).
@@ -35,6 +36,12 @@ export default defineConfig({
   test: {
     // A focused test (.only) must not silence the rest of the suite, in CI or anywhere.
     allowOnly: false,
+    // Two test files at a time (vitest's default here would be one: cores - 1). The VM tests run in
+    // two lanes (the 'integration' project below): the longest file in one, the others in turn
+    // beside it — a TCG VM keeps one core busy, and the stick/network file alone takes longer than
+    // all the others one after another (test/sequencer.ts orders them).
+    poolOptions: { forks: { maxForks: 2 } },
+    sequence: { sequencer: VmLaneSequencer },
     projects: [
       {
         test: {
@@ -67,9 +74,10 @@ export default defineConfig({
           testTimeout: 30 * 60_000,
           hookTimeout: 10 * 60_000,
           globalSetup: ['test/integration/global-setup.ts'],
-          // One VM build at a time: the machine has 2 cores.
+          // After the unit, e2e and light tests (group 0), two files at once (poolOptions above):
+          // each file's VMs, work directories and ports are its own; they share only the caches.
           pool: 'forks',
-          poolOptions: { forks: { singleFork: true } },
+          sequence: { groupOrder: 1 },
         },
       },
       {
@@ -80,9 +88,9 @@ export default defineConfig({
           testTimeout: 5 * 60_000,
           hookTimeout: 5 * 60_000,
           globalSetup: ['test/integration/global-setup.ts'],
-          // In the forks pool with singleFork, as the VM tests: vitest runs them one project after
-          // the other. (Run in the threads pool, beside the VM tests and the unit/e2e forks, serve's
-          // graceful Ctrl-C test failed once under that load: kept out of the CI until understood.)
+          // One file at a time, after the unit and e2e files and before the VM tests (singleFork
+          // files of a group run after its others): nothing else runs beside them. (Run beside the
+          // VM tests and the unit/e2e forks, serve's graceful Ctrl-C test failed once under that load.)
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
         },

@@ -27,7 +27,6 @@ import {
   mountsUnder,
   REPO,
   runCli,
-  SHARED_WORK_DIR,
   type TempProject,
 } from './helpers.js';
 
@@ -55,6 +54,7 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
   beforeAll(async () => {
     project = await makeProject({
       files: { 'images/debian12-base/ansible/roles/base/defaults/main.yml': BASE_DEFAULTS },
+      ownWorkDir: true,
     });
     head = git(project.dir, 'rev-parse', '--short=8', 'HEAD');
     result = await runCli(
@@ -85,8 +85,8 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
       /phases: +preflight [\d.]+s, patch-source [\d.]+s, vanilla [\d.]+s, working-copy [\d.]+s, chroot-mount [\d.]+s, ansible [\d.]+s, chroot-finish [\d.]+s, collect [\d.]+s, post-process [\d.]+s, boot-test [\d.]+s/,
     );
     // Nothing of the chroot is left mounted or attached.
-    expect(mountsUnder(SHARED_WORK_DIR)).toEqual([]);
-    expect(loopDevicesBacking(SHARED_WORK_DIR)).toEqual([]);
+    expect(mountsUnder(project.workDir)).toEqual([]);
+    expect(loopDevicesBacking(project.workDir)).toEqual([]);
 
     if (packer.code !== 0) console.error(packer.stdout, packer.stderr);
     expect(packer.code).toBe(0);

@@ -1,7 +1,7 @@
 /** Helpers for integration tests: throwaway projects, the real CLI, and QEMU boots with SSH. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,14 +16,37 @@ export const TEST_LOG_DIR = join(tmpdir(), 'osbake-test-logs');
 
 export interface TempProject {
   dir: string;
+  /** The project's workDir: SHARED_WORK_DIR, or its own (ownWorkDir) with the shared cache linked. */
+  workDir: string;
   cleanup(): Promise<void>;
 }
 
-/** A git repository holding osbake.yaml and images/debian12-base, committed on branch main. */
+/**
+ * A workDir of one project's own whose cache/ is the shared one (a symlink, as `osbake rebuild`
+ * gives its worktree): its work directories, mounts, loop devices and chroot processes are its
+ * alone to count while another test file builds beside it.
+ */
+async function ownWorkDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'osbake-work-'));
+  mkdirSync(join(SHARED_WORK_DIR, 'cache'), { recursive: true });
+  await symlink(join(SHARED_WORK_DIR, 'cache'), join(dir, 'cache'));
+  return dir;
+}
+
+/**
+ * A git repository holding osbake.yaml and images/debian12-base, committed on branch main.
+ * ownWorkDir: see ownWorkDir() (for tests that count what is left in the work directory).
+ */
 export async function makeProject(
-  opts: { imageYaml?: string; extraConfig?: string; files?: Record<string, string> } = {},
+  opts: {
+    imageYaml?: string;
+    extraConfig?: string;
+    files?: Record<string, string>;
+    ownWorkDir?: boolean;
+  } = {},
 ): Promise<TempProject> {
   const dir = await mkdtemp(join(tmpdir(), 'osbake-it-'));
+  const workDir = opts.ownWorkDir ? await ownWorkDir() : SHARED_WORK_DIR;
   await cp(join(REPO, 'images/debian12-base'), join(dir, 'images/debian12-base'), {
     recursive: true,
     filter: (p) => !p.endsWith('manifest.json'),
@@ -34,7 +57,7 @@ export async function makeProject(
   await writeFile(
     join(dir, 'osbake.yaml'),
     `${base
-      .replace(/^workDir:.*$/m, `workDir: ${SHARED_WORK_DIR}`)
+      .replace(/^workDir:.*$/m, `workDir: ${workDir}`)
       // A TCG boot that hangs (FACTS) is retried after 5 minutes without SSH, not 10: the Packer
       // builds of the tests reach SSH in 1-2 minutes on an idle machine.
       .replace(/^( +sshTimeout:) *10m/m, '$1 5m')}\n${opts.extraConfig ?? ''}`,
@@ -46,7 +69,13 @@ export async function makeProject(
   git('config', 'user.name', 'osbake test');
   git('add', '-A');
   git('commit', '-q', '-m', 'image definitions');
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  const cleanup = async () => {
+    await rm(dir, { recursive: true, force: true });
+    // Never through a mount a failed test left (a chroot's /dev, /proc): then the directory stays.
+    if (workDir !== SHARED_WORK_DIR && mountsUnder(workDir).length === 0)
+      await rm(workDir, { recursive: true, force: true });
+  };
+  return { dir, workDir, cleanup };
 }
 
 export function git(dir: string, ...args: string[]): string {

@@ -19,18 +19,18 @@ import {
   type TempProject,
 } from './helpers.js';
 
-function workDirsOf(image: string): string[] {
-  const dir = join(SHARED_WORK_DIR, 'work');
+function workDirsOf(project: TempProject, image: string): string[] {
+  const dir = join(project.workDir, 'work');
   return existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith(`${image}-`)) : [];
 }
 
-/** Processes whose root directory is inside the shared work dir (left running in a chroot). */
-function processesInChroots(): number[] {
+/** Processes whose root directory is inside the project's work dir (left running in a chroot). */
+function processesInChroots(workDir: string): number[] {
   const pids: number[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (readlinkSync(`/proc/${pid}/root`).startsWith(SHARED_WORK_DIR)) pids.push(Number(pid));
+      if (readlinkSync(`/proc/${pid}/root`).startsWith(workDir)) pids.push(Number(pid));
     } catch {
       // gone, or not ours to read
     }
@@ -39,14 +39,15 @@ function processesInChroots(): number[] {
 }
 
 function expectNothingLeft(project: TempProject, workBefore: string[], qemuBefore: number[]) {
-  expect(processesInChroots()).toEqual([]);
+  const work = project.workDir;
+  expect(processesInChroots(work)).toEqual([]);
   const store = join(project.dir, 'store/builds');
   expect(existsSync(store) ? readdirSync(store) : []).toEqual([]);
   expect(existsSync(join(project.dir, 'images/debian12-base/manifest.json'))).toBe(false);
-  expect(qemuProcessesMentioning(SHARED_WORK_DIR).filter((p) => !qemuBefore.includes(p))).toEqual([]);
-  expect(loopDevicesBacking(SHARED_WORK_DIR)).toEqual([]);
-  expect(mountsUnder(SHARED_WORK_DIR)).toEqual([]);
-  expect(workDirsOf('debian12-base')).toEqual(workBefore);
+  expect(qemuProcessesMentioning(work).filter((p) => !qemuBefore.includes(p))).toEqual([]);
+  expect(loopDevicesBacking(work)).toEqual([]);
+  expect(mountsUnder(work)).toEqual([]);
+  expect(workDirsOf(project, 'debian12-base')).toEqual(workBefore);
 }
 
 describe('interrupted builds clean up', () => {
@@ -65,15 +66,15 @@ describe('interrupted builds clean up', () => {
   it(
     'Packer qemu: SIGINT during Ansible provisioning',
     async () => {
-      project = await makeProject();
-      const before = workDirsOf('debian12-base');
-      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      project = await makeProject({ ownWorkDir: true });
+      const before = workDirsOf(project, 'debian12-base');
+      const qemuBefore = qemuProcessesMentioning(project.workDir);
       cli = startCli(
         ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'qemu'],
         project.dir,
       );
       await cli.until(/TASK \[base : /, 30 * 60_000);
-      expect(qemuProcessesMentioning(SHARED_WORK_DIR).filter((p) => !qemuBefore.includes(p))).toHaveLength(1);
+      expect(qemuProcessesMentioning(project.workDir).filter((p) => !qemuBefore.includes(p))).toHaveLength(1);
       cli.child.kill('SIGINT');
       const r = await cli.done;
       expect(r.code).toBe(130);
@@ -90,9 +91,9 @@ describe('interrupted builds clean up', () => {
   ] as const)(
     'chroot: %s while apt installs packages inside the chroot',
     async (sig, code) => {
-      project = await makeProject();
-      const before = workDirsOf('debian12-base');
-      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      project = await makeProject({ ownWorkDir: true });
+      const before = workDirsOf(project, 'debian12-base');
+      const qemuBefore = qemuProcessesMentioning(project.workDir);
       cli = startCli(
         ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'chroot'],
         project.dir,
@@ -100,8 +101,8 @@ describe('interrupted builds clean up', () => {
       await cli.until(/base : Install the internet-dependent packages/, 20 * 60_000);
       // apt is at work inside the chroot now (give it a moment to start dpkg/apt processes).
       await new Promise((r) => setTimeout(r, 3000));
-      expect(mountsUnder(SHARED_WORK_DIR).length).toBeGreaterThanOrEqual(6);
-      expect(loopDevicesBacking(SHARED_WORK_DIR)).toHaveLength(1);
+      expect(mountsUnder(project.workDir).length).toBeGreaterThanOrEqual(6);
+      expect(loopDevicesBacking(project.workDir)).toHaveLength(1);
       cli.child.kill(sig);
       const r = await cli.done;
       expect(r.code).toBe(code);
@@ -124,8 +125,8 @@ describe('interrupted builds clean up', () => {
           'images/debian12-base/ansible/roles/base/tasks/main.yml': `${tasks}\n- name: Fail on purpose\n  ansible.builtin.command: /bin/false\n`,
         },
       });
-      const before = workDirsOf('debian12-base');
-      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      const before = workDirsOf(project, 'debian12-base');
+      const qemuBefore = qemuProcessesMentioning(project.workDir);
       const r = await startCli(
         ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'chroot'],
         project.dir,
@@ -141,9 +142,9 @@ describe('interrupted builds clean up', () => {
   it(
     'chroot: kill -9 of osbake leaves mounts and a loop device; osbake clean removes them all',
     async () => {
-      project = await makeProject();
-      const before = workDirsOf('debian12-base');
-      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      project = await makeProject({ ownWorkDir: true });
+      const before = workDirsOf(project, 'debian12-base');
+      const qemuBefore = qemuProcessesMentioning(project.workDir);
       cli = startCli(
         ['build', 'debian12-base', '--release', 'int', '--skip-commit', '--builder', 'chroot'],
         project.dir,
@@ -152,14 +153,14 @@ describe('interrupted builds clean up', () => {
       cli.child.kill('SIGKILL');
       await cli.done;
       // Nothing can clean up after SIGKILL: the image stays mounted on its loop device.
-      expect(mountsUnder(SHARED_WORK_DIR).length).toBeGreaterThanOrEqual(6);
-      expect(loopDevicesBacking(SHARED_WORK_DIR)).toHaveLength(1);
+      expect(mountsUnder(project.workDir).length).toBeGreaterThanOrEqual(6);
+      expect(loopDevicesBacking(project.workDir)).toHaveLength(1);
       const dry = await runCli(['clean', '--dry-run'], project.dir);
       expect(dry.code, dry.stderr).toBe(0);
       expect(dry.stdout).toMatch(
         /work-dir \(\+\d+ mounts, 1 loops, \d+ processes\) .*its build \(pid \d+\) is gone +would remove/,
       );
-      expect(mountsUnder(SHARED_WORK_DIR).length).toBeGreaterThanOrEqual(6);
+      expect(mountsUnder(project.workDir).length).toBeGreaterThanOrEqual(6);
       const clean = await runCli(['clean'], project.dir);
       expect(clean.code, clean.stdout + clean.stderr).toBe(0);
       expect(clean.stdout).toMatch(/removed/);
@@ -175,20 +176,23 @@ describe('interrupted builds clean up', () => {
     async () => {
       // A package list of its own gives this image a vanilla disk that is not cached yet.
       project = await makeProject({
+        ownWorkDir: true,
         imageYaml: `name: debian12-base\ndistro: debian\nsuite: bookworm\nvanilla:\n  packages: [less]\n  hooks: ['echo interrupt-test-${Date.now()} > "$1"/etc/osbake-test']\n`,
       });
-      const before = workDirsOf('debian12-base');
-      const qemuBefore = qemuProcessesMentioning(SHARED_WORK_DIR);
+      const before = workDirsOf(project, 'debian12-base');
+      const qemuBefore = qemuProcessesMentioning(project.workDir);
       cli = startCli(['build', 'debian12-base', '--release', 'int', '--skip-commit'], project.dir);
       await cli.until(/copying root file system/, 20 * 60_000);
-      expect(loopDevicesBacking(SHARED_WORK_DIR).length).toBe(1);
+      expect(loopDevicesBacking(project.workDir).length).toBe(1);
       cli.child.kill('SIGTERM');
       const r = await cli.done;
       expect(r.code).toBe(130);
       expect(r.stderr).toMatch(/SIGTERM received/);
       expectNothingLeft(project, before, qemuBefore);
+      // No half-written cache entry of this build's (another test file may be writing its own).
+      const pid = cli.child.pid as number;
       expect(
-        readdirSync(join(SHARED_WORK_DIR, 'cache/vanilla')).filter((f) => f.includes('.partial')),
+        readdirSync(join(SHARED_WORK_DIR, 'cache/vanilla')).filter((f) => f.includes(`.partial-${pid}-`)),
       ).toEqual([]);
     },
     30 * 60_000,
