@@ -3,7 +3,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clampShadowDays, isVolatile, normalizeTree, usedInodes, VOLATILE } from './reproducible.js';
+import {
+  clampShadowDays,
+  isVolatile,
+  normalizeTree,
+  rawRangeOpts,
+  usedInodes,
+  VOLATILE,
+} from './reproducible.js';
 
 describe('clampShadowDays', () => {
   it('clamps "last changed" days after the epoch to its day; leaves the rest', () => {
@@ -131,5 +138,44 @@ describe('isVolatile', () => {
       expect(isVolatile(p), p).toBe(true);
     for (const p of ['tmp', 'var/log', 'etc/passwd', 'usr/bin/ls', 'root/.bashrc', 'var/lib/dpkg/status'])
       expect(isVolatile(p), p).toBe(false);
+  });
+});
+
+const hasQemuImg = (() => {
+  try {
+    execFileSync('qemu-img', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!hasQemuImg)('rawRangeOpts (with the real qemu-img, as replacePartition runs it)', () => {
+  it('writes a file into a range of a raw disk whose path holds a comma; the bytes around stay', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'osbake-range,dir-'));
+    try {
+      const disk = join(dir, 'disk,1.raw');
+      const part = join(dir, 'part.img');
+      writeFileSync(disk, Buffer.alloc(64 * 1024, 0xaa));
+      const data = Buffer.alloc(16 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+      data.fill(0, 4096, 8192); // a zero block inside: written as zeros, not skipped
+      writeFileSync(part, data);
+      // The range is zeroed first (replacePartition punches it), as --target-is-zero promises.
+      const before = readFileSync(disk);
+      before.fill(0, 8192, 8192 + data.length);
+      writeFileSync(disk, before);
+      execFileSync('qemu-img', [
+        ...['convert', '-n', '--target-is-zero', '-f', 'raw', part],
+        ...['--target-image-opts', rawRangeOpts(disk, 8192, data.length)],
+      ]);
+      const after = readFileSync(disk);
+      expect(after.length).toBe(64 * 1024);
+      expect(after.subarray(8192, 8192 + data.length).equals(data)).toBe(true);
+      expect(after.subarray(0, 8192).every((b) => b === 0xaa)).toBe(true);
+      expect(after.subarray(8192 + data.length).every((b) => b === 0xaa)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

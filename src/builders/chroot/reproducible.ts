@@ -7,7 +7,7 @@
  * directory hash seed); the times mkfs copies from the tree that cannot be set there (ctime, atime)
  * are then set with debugfs. GPT, BIOS boot partition and ESP come unchanged from the vanilla disk.
  */
-import { lstat, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { attachExtent, partitionExtents } from '../../disk/loop.js';
 import { UserError } from '../../errors.js';
@@ -205,6 +205,11 @@ async function clampInodeTimes(o: ReproducibleRootOptions, fresh: string, env: F
   await run(['e2fsck', '-f', '-n', fresh], { log, signal, env });
 }
 
+/** QEMU's options for bytes [offset, offset + size) of a raw file (pure; a comma in a path is doubled). */
+export function rawRangeOpts(file: string, offset: number, size: number): string {
+  return `driver=raw,offset=${offset},size=${size},file.driver=file,file.filename=${file.replaceAll(',', ',,')}`;
+}
+
 /** The new file system into the disk: the partition's old bytes punched out first, so none survive. */
 async function replacePartition(
   o: ReproducibleRootOptions,
@@ -216,10 +221,13 @@ async function replacePartition(
     ['fallocate', '--punch-hole', '--offset', String(root.offset), '--length', String(root.size), o.rawDisk],
     { log, signal },
   );
+  // Only the file system's data is copied: qemu-img reads the sparse file's extents (dd read all
+  // of the partition's holes as zeros: 17 s for 8 GiB here, against 1 s), into the punched range.
+  const size = (await stat(fresh)).size;
   await run(
     [
-      ...['dd', `if=${fresh}`, `of=${o.rawDisk}`, 'bs=4M', `seek=${root.offset}`, 'oflag=seek_bytes'],
-      ...['conv=notrunc,sparse', 'status=none'],
+      ...['qemu-img', 'convert', '-n', '--target-is-zero', '-f', 'raw', fresh],
+      ...['--target-image-opts', rawRangeOpts(o.rawDisk, root.offset, size)],
     ],
     { log, signal },
   );
