@@ -1,5 +1,5 @@
-/** Helpers for integration tests: throwaway projects, the real CLI, and QEMU boots with SSH. */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+/** Helpers for integration tests: throwaway projects, the real CLI, ports, and what a test left (mounts, loops, VMs). */
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
@@ -42,6 +42,8 @@ export async function makeProject(
     imageYaml?: string;
     extraConfig?: string;
     files?: Record<string, string>;
+    /** Files written with mode 0755 (an image's checks under tests/). */
+    executables?: Record<string, string>;
     ownWorkDir?: boolean;
   } = {},
 ): Promise<TempProject> {
@@ -53,6 +55,8 @@ export async function makeProject(
   });
   if (opts.imageYaml) await writeFile(join(dir, 'images/debian12-base/image.yaml'), opts.imageYaml);
   for (const [rel, content] of Object.entries(opts.files ?? {})) await writeFile(join(dir, rel), content);
+  for (const [rel, content] of Object.entries(opts.executables ?? {}))
+    await writeFile(join(dir, rel), content, { mode: 0o755 });
   const base = await readFile(join(REPO, 'osbake.yaml'), 'utf8');
   await writeFile(
     join(dir, 'osbake.yaml'),
@@ -212,117 +216,6 @@ export async function waitForSshBanner(
     await new Promise((r) => setTimeout(r, 1000));
   }
   return false;
-}
-
-export interface BootedVm {
-  port: number;
-  key: string;
-  serialLog: string;
-  ssh(command: string): string;
-  hostKey(): string;
-  stop(): Promise<void>;
-}
-
-/**
- * Boot a disk (copy-on-write snapshot, the file is not changed) under TCG with a test key passed
- * through fw_cfg, wait for SSH with a timeout, and retry the boot once (TCG boots can hang).
- */
-export async function bootDisk(disk: string, workDir: string, timeoutMs = 240_000): Promise<BootedVm> {
-  const key = join(workDir, 'test_key');
-  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  let lastErr = '';
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const port = await freePort();
-    const serialLog = join(workDir, `serial-${Date.now()}.log`);
-    const qemu: ChildProcess = spawn(
-      'qemu-system-x86_64',
-      [
-        '-accel',
-        'tcg',
-        '-m',
-        '1024',
-        '-smp',
-        '2',
-        '-display',
-        'none',
-        '-nodefaults',
-        '-no-user-config',
-        '-drive',
-        `file=${disk},if=virtio,snapshot=on`,
-        '-netdev',
-        `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:22`,
-        '-device',
-        'virtio-net,netdev=n0',
-        '-fw_cfg',
-        `name=opt/osbake/authorized_keys,file=${key}.pub`,
-        '-serial',
-        `file:${serialLog}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    const exited = new Promise<void>((r) => qemu.on('exit', () => r()));
-    const stop = async () => {
-      qemu.kill('SIGKILL');
-      await exited;
-    };
-    // A QEMU that exits (a missing disk, a bad option) fails at once instead of after the timeout.
-    let qemuGone = false;
-    void exited.then(() => {
-      qemuGone = true;
-    });
-    const up = await Promise.race([waitForSshBanner(port, timeoutMs), exited.then(() => false)]);
-    if (!up && qemuGone) {
-      throw new Error(
-        `QEMU exited before SSH answered (disk ${disk}); serial tail:\n${existsSync(serialLog) ? readFileSync(serialLog, 'utf8').slice(-2000) : '(none)'}`,
-      );
-    }
-    if (up) {
-      const sshArgs = [
-        '-i',
-        key,
-        '-p',
-        String(port),
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        'UserKnownHostsFile=/dev/null',
-        '-o',
-        'LogLevel=ERROR',
-        '-o',
-        'ConnectTimeout=20',
-        'root@127.0.0.1',
-      ];
-      // sshd may answer before the key unit has run: retry the first login briefly.
-      const ssh = (command: string) =>
-        execFileSync('ssh', [...sshArgs, command], { encoding: 'utf8', timeout: 120_000 });
-      for (let i = 0; i < 30; i++) {
-        try {
-          ssh('true');
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 2000));
-        }
-      }
-      return {
-        port,
-        key,
-        serialLog,
-        ssh,
-        hostKey: () =>
-          execFileSync('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1'], {
-            encoding: 'utf8',
-          })
-            .split('\n')
-            .filter((l) => l && !l.startsWith('#'))
-            .map((l) => l.split(' ').slice(1).join(' '))
-            .join('\n'),
-        stop,
-      };
-    }
-    lastErr = existsSync(serialLog) ? readFileSync(serialLog, 'utf8').slice(-2000) : '(no serial output)';
-    await stop();
-  }
-  throw new Error(`VM from ${disk} never answered SSH (2 boots); serial tail:\n${lastErr}`);
 }
 
 /** QEMU processes whose command line mentions `needle`. */
