@@ -1,18 +1,12 @@
-/**
- * The installer OS: Debian's kernel and a busybox initramfs, made from a small mmdebstrap root on
- * the host (no VM). Cached under <workDir>/cache/installer-os/<key>/ by a hash of every input.
- */
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { hashInputs } from '../artifacts/checksum.js';
+import { ensureCacheDir } from '../config/cache-dir.js';
 import type { ImageDefinition } from '../config/image.js';
-import { acquireLock } from '../config/lock.js';
 import type { Project } from '../config/project.js';
 import { DEBIAN_BOOT_CHAIN, DEBIAN_NET_GRUB, debianSources } from '../distros/debian.js';
 import { type BootChain, bootChainFiles } from '../distros/disk-layout.js';
 import { run } from '../exec/run.js';
-import { own } from '../fsx/owned.js';
 import type { Logger } from '../log/logger.js';
 import { assembleInitramfs, BASE_MODULES, INSTALLER_TOOLS, NET_MODULES } from './initramfs.js';
 
@@ -122,49 +116,36 @@ export async function ensureInstallerOs(o: {
     key,
     cached,
   });
-  if (existsSync(join(dir, 'kernel-version'))) return result(true);
-  await mkdir(cacheRoot, { recursive: true });
-  const release = await acquireLock(dir, {
+  const { cached } = await ensureCacheDir({
+    dir,
+    marker: 'kernel-version',
     what: `the installer OS cache entry ${dir}`,
-    waitMs: 30 * 60_000,
-    staleMs: 60_000,
-    onWait: o.progress,
+    scratch: join(o.scratchDir, 'installer-os'),
+    log: o.log,
+    progress: o.progress,
+    make: async (out, scratch) => {
+      const root = join(scratch, 'root');
+      o.progress(`mmdebstrap ${o.image.config.suite}: kernel, busybox, disk tools`);
+      await run(buildInstallerRootArgs(o.project, o.image, root), { log: o.log, signal: o.signal });
+      const kernelVersion = kernelVersionFrom(await readdir(join(root, 'boot')));
+      o.progress('assembling the initramfs');
+      await assembleInitramfs({
+        root,
+        kernelVersion,
+        modules: installerModules(o.image),
+        staging: join(scratch, 'initramfs'),
+        out: join(out, 'initrd.img'),
+        log: o.log,
+        signal: o.signal,
+      });
+      await copyFile(join(root, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
+      for (const f of [...bootChainFiles(DEBIAN_BOOT_CHAIN), DEBIAN_NET_GRUB]) {
+        await mkdir(dirname(join(out, 'efi-root', f)), { recursive: true });
+        await copyFile(join(root, f), join(out, 'efi-root', f));
+      }
+      // The marker: written last.
+      await writeFile(join(out, 'kernel-version'), `${kernelVersion}\n`);
+    },
   });
-  const scratch = join(o.scratchDir, 'installer-os');
-  try {
-    if (existsSync(join(dir, 'kernel-version'))) return result(true);
-    await rm(scratch, { recursive: true, force: true });
-    await mkdir(scratch, { recursive: true });
-    const root = join(scratch, 'root');
-    o.progress(`mmdebstrap ${o.image.config.suite}: kernel, busybox, disk tools`);
-    await run(buildInstallerRootArgs(o.project, o.image, root), { log: o.log, signal: o.signal });
-    const kernelVersion = kernelVersionFrom(await readdir(join(root, 'boot')));
-    o.progress('assembling the initramfs');
-    const out = join(scratch, 'out');
-    await mkdir(out, { recursive: true });
-    await assembleInitramfs({
-      root,
-      kernelVersion,
-      modules: installerModules(o.image),
-      staging: join(scratch, 'initramfs'),
-      out: join(out, 'initrd.img'),
-      log: o.log,
-      signal: o.signal,
-    });
-    await copyFile(join(root, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
-    for (const f of [...bootChainFiles(DEBIAN_BOOT_CHAIN), DEBIAN_NET_GRUB]) {
-      await mkdir(dirname(join(out, 'efi-root', f)), { recursive: true });
-      await copyFile(join(root, f), join(out, 'efi-root', f));
-    }
-    await writeFile(join(out, 'kernel-version'), `${kernelVersion}\n`);
-    await run(['sync', '-f', out], { log: o.log });
-    // One rename of the whole directory: the cache entry appears complete or not at all.
-    await rm(dir, { recursive: true, force: true });
-    await rename(out, dir);
-    own(dir, 'cache');
-    return result(false);
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-    await release();
-  }
+  return result(cached);
 }

@@ -4,15 +4,12 @@
  */
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
-import type { Logger } from '../log/logger.js';
-import type { TextOut } from '../log/progress.js';
 import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { mappedBytes } from './bmap-format.js';
 import { type TargetResult, writeImageToMany } from './burn.js';
 import { type BurnIo, type BurnOptions, confirm, prepareSource, refusalError } from './burn-common.js';
 import { classifyTarget } from './burn-file.js';
-import type { HoleMode } from './burn-io.js';
 import {
   assessTarget,
   findDevice,

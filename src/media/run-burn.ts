@@ -5,8 +5,8 @@
  */
 import { UserError } from '../errors.js';
 import { trapSignals } from '../exec/signals.js';
-import { createNullLogger, type Logger } from '../log/logger.js';
-import { ByteProgress, formatBytes, type TextOut } from '../log/progress.js';
+import { createNullLogger } from '../log/logger.js';
+import { ByteProgress, formatBytes } from '../log/progress.js';
 import { formatTable } from '../log/table.js';
 import { mappedBytes } from './bmap-format.js';
 import { writeImage } from './burn.js';

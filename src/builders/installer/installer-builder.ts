@@ -16,7 +16,7 @@ import { UserError } from '../../errors.js';
 import { initrdWithInit, installerLibs } from '../../installer/initramfs.js';
 import { ensureInstallerOs, type InstallerOs } from '../../installer/installer-os.js';
 import { identitiesText } from '../../installer/node-identity.js';
-import { type PreparedPayload, preparePayload } from '../../installer/payload.js';
+import { type CachedPayload, cachedPayload } from '../../installer/payload-cache.js';
 import { assembleStick } from '../../installer/stick.js';
 import {
   imageTxt,
@@ -61,7 +61,7 @@ interface InstallerBuild {
   payloadArtifact?: ReleaseArtifact;
   pkg?: { name: string; sha256: string; size: number };
   os?: InstallerOs;
-  payload?: PreparedPayload;
+  payload?: CachedPayload;
   /** The assembled stick image and its manifest.json facts. */
   stick?: { file: string; extra: Record<string, unknown> };
   out?: BuilderOutput;
@@ -146,20 +146,19 @@ function payloadStep(b: InstallerBuild, job: BuildJob): BuilderStep {
     title: 'preparing the payload (raw, block map, data ranges, zstd)',
     async run() {
       const a = need(b.payloadArtifact, 'payload image');
-      const dir = join(job.workDir, 'payload');
-      await mkdir(dir, { recursive: true });
-      b.payload = await preparePayload({
+      b.payload = await cachedPayload({
+        project: job.project,
         image: join(job.project.storeDir, a.path),
-        dir,
+        sha256: a.sha256,
         name: a.build ?? a.name,
+        level: job.image.config.installer.compressionLevel,
+        scratchDir: job.workDir,
         log: job.log,
         signal: job.signal,
         progress: (t) => job.progress.detail(t),
         bytes: new ByteProgress(),
-        level: job.image.config.installer.compressionLevel,
       });
-      // The stick does not need the raw image (only its data ranges).
-      await rm(b.payload.raw, { force: true });
+      job.progress.say(`payload: ${b.payload.cached ? 'reused' : 'made'} ${b.payload.dir}`);
     },
   };
 }
@@ -195,16 +194,16 @@ async function writePayloadDir(
 ): Promise<Buffer | undefined> {
   const p = need(b.payload, 'payload');
   await mkdir(osb, { recursive: true });
-  const moves: [string, string][] = [
+  // Copied from the payload cache entry (which stays for the next stick of this release).
+  const copies: [string, string][] = [
     [p.packedFile, join(osb, 'payload.zst')],
     [p.rangesFile, join(osb, 'payload.ranges')],
     [p.piecesFile, join(osb, 'payload.pieces')],
     [p.bmapFile, join(osb, `${payloadBuild}.bmap`)],
   ];
   const sums: string[] = [];
-  for (const [from, to] of moves) {
+  for (const [from, to] of copies) {
     await copyFile(from, to);
-    await rm(from, { force: true });
     sums.push(sha256Line(await sha256File(to), basename(to)));
   }
   // The nodes' identities (nodes: in osbake.yaml), covered by the signed SHA256SUMS.
