@@ -1,19 +1,27 @@
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * The order the VM tests start in when two run at once (vitest.config.ts: two lanes): the longest
- * file first, so that the others run one after another beside it; then each by its known duration
- * (BaseSequencer: measured on the last run, or the larger file first). Files of the other projects
- * keep vitest's own order.
+ * The order the VM test files start in when two run at once (vitest.config.ts: two lanes). The
+ * stick/network file is the longest: it starts first and runs alone in one lane while the others
+ * run one after another in the other. Its seven-VM network install (about its last third) keeps
+ * both cores busy, so the other lane starts with the file that runs two VMs at once (libvirt's
+ * two hosts) and ends with the ones that need least. Files not named here keep vitest's order
+ * (the last run's durations, or the larger file first) between these.
  */
-const FIRST = ['test/integration/usb-installer.test.ts'];
-const LAST = ['test/integration/interrupt.test.ts'];
+const ORDER = [
+  'test/integration/usb-installer.test.ts',
+  'test/integration/libvirt-build.test.ts',
+  'test/integration/build.test.ts',
+  '*',
+  'test/integration/patches.test.ts',
+  'test/integration/netboot-serve.test.ts',
+  'test/integration/interrupt.test.ts',
+];
 
 function rank(spec: TestSpecification): number {
   const id = spec.moduleId.replaceAll('\\', '/');
-  if (FIRST.some((f) => id.endsWith(f))) return 0;
-  if (LAST.some((f) => id.endsWith(f))) return 2;
-  return 1;
+  const i = ORDER.findIndex((f) => f !== '*' && id.endsWith(f));
+  return i >= 0 ? i : ORDER.indexOf('*');
 }
 
 export default class VmLaneSequencer extends BaseSequencer {

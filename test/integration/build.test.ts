@@ -21,6 +21,7 @@ import { mountChroot } from '../../src/builders/chroot/mount.js';
 import { createNullLogger } from '../../src/log/logger.js';
 import {
   type CliRun,
+  cmd,
   git,
   loopDevicesBacking,
   makeProject,
@@ -263,7 +264,7 @@ describe('osbake build debian12-base, chroot and Packer qemu (real mmdebstrap, A
       const scratch = await mkdtemp(join(tmpdir(), 'osbake-grub-'));
       onTestFinished(() => rm(scratch, { recursive: true, force: true }));
       const raw = join(scratch, 'disk.raw');
-      execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw]);
+      await cmd('qemu-img', ['convert', '-O', 'raw', image, raw]);
       const root = join(scratch, 'root');
       const m = await mountChroot({
         rawDisk: raw,

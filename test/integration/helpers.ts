@@ -1,10 +1,13 @@
 /** Helpers for integration tests: throwaway projects, the real CLI, ports, and what a test left (mounts, loops, VMs). */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 export const REPO = resolve(__dirname, '../..');
 /** The CLI under test: this checkout's, or another build's with OSBAKE_TEST_CLI (no compile then). */
@@ -80,6 +83,24 @@ export async function makeProject(
       await rm(workDir, { recursive: true, force: true });
   };
   return { dir, workDir, cleanup };
+}
+
+/**
+ * A command run without blocking the test worker (its stdout): a synchronous call of a minute or
+ * more blocks vitest's RPC and fails the run ("Timeout calling onTaskUpdate") though every test passed.
+ */
+export async function cmd(
+  file: string,
+  args: readonly string[],
+  o: { timeoutMs?: number; cwd?: string } = {},
+): Promise<string> {
+  const { stdout } = await execFileAsync(file, args, {
+    encoding: 'utf8',
+    maxBuffer: 64 * 2 ** 20,
+    ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}),
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+  });
+  return stdout;
 }
 
 export function git(dir: string, ...args: string[]): string {

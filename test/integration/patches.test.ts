@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { git, makeProject, runCli, type TempProject } from './helpers.js';
+import { cmd, git, makeProject, runCli, type TempProject } from './helpers.js';
 
 const IMAGE_YAML = `name: debian12-base
 description: patch bundle test image (plain bookworm, few packages)
@@ -202,8 +202,8 @@ describe('Debian security-patch bundles (real mirror, mmdebstrap, Packer, Ansibl
       const manifest = join(project.dir, 'manifest.yaml');
       const text = readFileSync(manifest, 'utf8');
       try {
-        execFileSync('sh', ['-c', `tar -C ${dir} -cf - . | zstd -q -19 -o ${evil} -f`]);
-        const sha = execFileSync('sha256sum', [evil], { encoding: 'utf8' }).split(' ')[0] as string;
+        await cmd('sh', ['-c', `tar -C ${dir} -cf - . | zstd -q -19 -o ${evil} -f`]);
+        const sha = (await cmd('sha256sum', [evil])).split(' ')[0] as string;
         const size = readFileSync(evil).length;
         const doc = parse(text) as {
           releases: Record<string, { artifacts: { path: string; sha256: string; size: number }[] }>;

@@ -20,6 +20,7 @@ import { createNullLogger } from '../../src/log/logger.js';
 import type { NetbootView } from '../../src/netboot/netboot.js';
 import { startFaultProxy } from './fault-proxy.js';
 import {
+  cmd,
   freePort,
   git,
   loopDevicesBacking,
@@ -497,7 +498,7 @@ async function bootNode(n: {
       let ssh = '';
       for (let i = 0; i < 30 && !ssh; i++) {
         try {
-          ssh = execFileSync(
+          ssh = await cmd(
             'ssh',
             [
               ...['-i', join(work, 'node_key'), '-p', String(port)],
@@ -513,7 +514,7 @@ async function bootNode(n: {
               'root@127.0.0.1',
               script,
             ],
-            { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] },
+            { timeoutMs: 60_000 },
           );
         } catch {
           await new Promise((r) => setTimeout(r, 3000));
@@ -730,7 +731,7 @@ describe('osbake build usb-installer', () => {
       const dir = await mkdtemp(join(work, `${firmware}-`));
       const copy = join(dir, 'stick.raw');
       if (writer === 'bmaptool copy') {
-        execFileSync('bmaptool', ['-q', 'copy', '--bmap', `${stick}.bmap`, stick, copy]);
+        await cmd('bmaptool', ['-q', 'copy', '--bmap', `${stick}.bmap`, stick, copy]);
       } else {
         // As the README's fourth command: osbake burn into a file (then dd'd to a stick elsewhere).
         const burn = await runCli(['burn', stick, copy, '--yes'], project.dir, env);
@@ -790,7 +791,7 @@ describe('osbake build usb-installer', () => {
     stickDataOffset ??= dataPartitionOffset(stick);
     const dir = await mkdtemp(join(work, 'altered-'));
     const copy = join(dir, 'stick.raw');
-    execFileSync('cp', ['--sparse=always', stick, copy]);
+    await cmd('cp', ['--sparse=always', stick, copy]);
     await withDataPartition(
       copy,
       async (mnt) => {
