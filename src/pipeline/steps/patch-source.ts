@@ -38,39 +38,48 @@ function useImage(ctx: BuildContext, image: ImageDefinition): void {
 export const TRUST_KEYRING = 'osbake-keyring.asc';
 
 /**
+ * What a build does with a bundle (pure): a signed bundle is checked by apt/dnf against keys/, and
+ * refused when keys/ is empty (a signature nothing can check is a doubt, never "not checked"); an
+ * unsigned one is refused under signing.required, else trusted (its checksum is the release's).
+ */
+export function bundleTrust(
+  signed: boolean,
+  haveKeys: boolean,
+  required: boolean,
+): 'check' | 'trust-unsigned' | 'refuse-unsigned' | 'refuse-no-keys' {
+  if (!signed) return required ? 'refuse-unsigned' : 'trust-unsigned';
+  return haveKeys ? 'check' : 'refuse-no-keys';
+}
+
+/**
  * A signed bundle is checked by apt/dnf inside the build against the repository's keys/: they are
  * put beside the unpacked repository as osbake-keyring.asc (the image's patches role then uses
- * signed-by= / repo_gpgcheck=1). Never a keyring the bundle brings itself. Unsigned bundles are
- * refused under signing.required, else trusted as before.
+ * signed-by= / repo_gpgcheck=1). Never a keyring the bundle brings itself.
  */
 async function placeTrustKeyring(ctx: BuildContext, dir: string, id: string): Promise<void> {
   const target = join(dir, TRUST_KEYRING);
   await rm(target, { force: true });
   const keys = await armoredKeys(keysDir(ctx.project));
-  if (!bundleIsSigned(dir)) {
-    if (ctx.project.config.signing.required) {
+  switch (bundleTrust(bundleIsSigned(dir), keys !== '', ctx.project.config.signing.required)) {
+    case 'refuse-unsigned':
       throw new UserError(
         'E_UNSIGNED',
         `patch bundle ${id} is unsigned and signing.required is set`,
         'make the bundle again with a signing key configured (osbake build --create-patches)',
       );
-    }
-    ctx.progress.say(`patch bundle ${id} is unsigned: apt/dnf trust it (its checksum is the release's)`);
-    return;
-  }
-  if (!keys) {
-    if (ctx.project.config.signing.required) {
+    case 'trust-unsigned':
+      ctx.progress.say(`patch bundle ${id} is unsigned: apt/dnf trust it (its checksum is the release's)`);
+      return;
+    case 'refuse-no-keys':
       throw new UserError(
         'E_SIGNATURE',
-        `patch bundle ${id} is signed but keys/ is empty`,
-        'add the project key to keys/',
+        `patch bundle ${id} is signed, but keys/ holds no public key to check it with`,
+        "add the signer's public key to keys/ (osbake keys list shows the project's)",
       );
-    }
-    ctx.progress.say(`patch bundle ${id} is signed, but keys/ is empty: not checked by apt/dnf`);
-    return;
+    case 'check':
+      await writeFile(target, keys);
+      ctx.progress.say(`patch bundle ${id} is signed: apt/dnf check it inside the build against keys/`);
   }
-  await writeFile(target, keys);
-  ctx.progress.say(`patch bundle ${id} is signed: apt/dnf check it inside the build against keys/`);
 }
 
 /** Every armored key file of keys/, concatenated ('' when there is none). */
