@@ -1,3 +1,7 @@
+/**
+ * The installer OS: Debian's kernel and a busybox initramfs, made from a small mmdebstrap root on
+ * the host (no VM). Cached under <workDir>/cache/installer-os/<key>/ by a hash of every input.
+ */
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { hashInputs } from '../artifacts/checksum.js';

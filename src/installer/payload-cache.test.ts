@@ -16,6 +16,7 @@ function entry(root: string, name: string): string {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'payload.zst'), Buffer.concat([a, b]));
+  writeFileSync(join(dir, 'payload.ranges'), `# offset length sha256\n0 8192 ${'0'.repeat(64)}\n`);
   writeFileSync(
     join(dir, 'payload.pieces'),
     formatPiecesFile([
@@ -34,7 +35,7 @@ describe('framesIntact (a cached payload is checked before a stick takes it)', (
     expect(await framesIntact(entry(root, 'ok'))).toBe(true);
   });
 
-  it('fails for a changed byte, a cut or longer payload.zst, a symlink, a broken list, a missing file', async () => {
+  it('fails for a changed byte, a cut or longer payload.zst, a symlink, a broken list, pieces not covering the ranges, a missing file', async () => {
     const flip = entry(root, 'flip');
     const z = readFileSync(join(flip, 'payload.zst'));
     z[20] = (z[20] ?? 0) ^ 1;
@@ -62,6 +63,10 @@ describe('framesIntact (a cached payload is checked before a stick takes it)', (
     const list = entry(root, 'list');
     writeFileSync(join(list, 'payload.pieces'), 'not a pieces line\n');
     expect(await framesIntact(list)).toBe(false);
+
+    const uncovered = entry(root, 'uncovered');
+    writeFileSync(join(uncovered, 'payload.ranges'), `0 12288 ${'0'.repeat(64)}\n`);
+    expect(await framesIntact(uncovered)).toBe(false);
 
     const gone = entry(root, 'gone');
     rmSync(join(gone, 'payload.pieces'));

@@ -8,8 +8,8 @@
  * again, never put on a stick).
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { lstat, open, rm, utimes, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { open, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashInputs } from '../artifacts/checksum.js';
 import { ensureCacheDir } from '../config/cache-dir.js';
@@ -18,7 +18,14 @@ import { capture } from '../exec/run.js';
 import { INPUT_CAPS, readInputText } from '../fsx/input.js';
 import type { Logger } from '../log/logger.js';
 import type { ByteProgress } from '../log/progress.js';
-import { PIECE_BYTES, type PreparedPayload, parsePieces, preparePayload } from './payload.js';
+import {
+  checkPieces,
+  PIECE_BYTES,
+  type PreparedPayload,
+  parsePayloadRanges,
+  parsePieces,
+  preparePayload,
+} from './payload.js';
 
 /** Bump when the files or their meaning change: old entries are then never taken. */
 const PAYLOAD_CACHE_FORMAT = 1;
@@ -95,16 +102,20 @@ async function readFacts(dir: string): Promise<PayloadFacts | undefined> {
   }
 }
 
-/** Every frame of payload.zst has the SHA-256 payload.pieces records, and they end together. */
+/**
+ * The pieces cover the ranges and payload.zst exactly (checkPieces, as serve --netboot checks a
+ * stick), and every frame has the SHA-256 payload.pieces records.
+ */
 export async function framesIntact(dir: string): Promise<boolean> {
   try {
-    const zst = join(dir, 'payload.zst');
-    if (!(await lstat(zst)).isFile()) return false;
+    const ranges = parsePayloadRanges(await readOwn(join(dir, 'payload.ranges')));
     const pieces = parsePieces(await readOwn(join(dir, 'payload.pieces')));
-    const end = pieces.reduce((n, p) => Math.max(n, p.zstOffset + p.zstLength), 0);
-    if ((await lstat(zst)).size !== end) return false;
-    const f = await open(zst, 'r');
+    // Opened without following a symlink; the checks are of what was opened.
+    const f = await open(join(dir, 'payload.zst'), constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
+      const st = await f.stat();
+      if (!st.isFile()) return false;
+      checkPieces(ranges, pieces, st.size, dir);
       for (const p of pieces) {
         const buf = Buffer.alloc(p.zstLength);
         const { bytesRead } = await f.read(buf, 0, p.zstLength, p.zstOffset);

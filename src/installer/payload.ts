@@ -310,6 +310,20 @@ export async function preparePayload(o: {
   };
 }
 
+/** payload.ranges → [{offset, length, sha256}] (pure; comment and empty lines skipped). */
+export function parsePayloadRanges(text: string): { offset: number; length: number; sha256: string }[] {
+  const out: { offset: number; length: number; sha256: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const [off, len, sum] = line.trim().split(/\s+/);
+    if (!/^\d+$/.test(off ?? '') || !/^\d+$/.test(len ?? '') || !/^[0-9a-f]{64}$/.test(sum ?? '')) {
+      throw new Error(`payload.ranges: bad line "${line.slice(0, 80)}"`);
+    }
+    out.push({ offset: Number(off), length: Number(len), sha256: sum as string });
+  }
+  return out;
+}
+
 /** payload.pieces → pieces (pure; comment and empty lines skipped). */
 export function parsePieces(text: string): Piece[] {
   const out: Piece[] = [];

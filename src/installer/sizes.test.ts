@@ -15,8 +15,7 @@ import { makeFat } from '../disk/fat.js';
 import { partitionExtents } from '../disk/loop.js';
 import { createNullLogger } from '../log/logger.js';
 import { createBmap } from '../media/bmap.js';
-import { parsePayloadRanges } from '../netboot/files.js';
-import { formatRangesFile, writeRanges } from './payload.js';
+import { formatRangesFile, parsePayloadRanges, writeRanges } from './payload.js';
 import { dataPartitionMkfsArgv } from './stick.js';
 import { MIB, planStickLayout, SECTOR, sfdiskScript } from './stick-layout.js';
 

@@ -25,7 +25,7 @@ import { partitionExtents } from '../disk/loop.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec/run.js';
 import { disown, own } from '../fsx/owned.js';
-import { checkPieces, parsePieces } from '../installer/payload.js';
+import { checkPieces, parsePayloadRanges, parsePieces } from '../installer/payload.js';
 import type { Logger } from '../log/logger.js';
 import type { ProgressSink } from '../log/progress.js';
 import { checkReleaseForBurn } from '../release/verify.js';
@@ -70,20 +70,6 @@ export function newestInstallerRelease(releases: Record<string, Release>): strin
     .filter(([, r]) => r.artifacts.some((a) => a.kind === 'installer'))
     .map(([name, release]) => ({ name, release }));
   return sortReleasesNewestFirst(withInstaller)[0]?.name;
-}
-
-/** payload.ranges → [{offset, length, sha256}] (pure; comment and empty lines skipped). */
-export function parsePayloadRanges(text: string): { offset: number; length: number; sha256: string }[] {
-  const out: { offset: number; length: number; sha256: string }[] = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const [off, len, sum] = line.trim().split(/\s+/);
-    if (!/^\d+$/.test(off ?? '') || !/^\d+$/.test(len ?? '') || !/^[0-9a-f]{64}$/.test(sum ?? '')) {
-      throw new Error(`payload.ranges: bad line "${line.slice(0, 80)}"`);
-    }
-    out.push({ offset: Number(off), length: Number(len), sha256: sum as string });
-  }
-  return out;
 }
 
 /** SHA256SUMS → name → hex (pure). */

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NetbootSchema, normalizeMac } from '../config/netboot.js';
+import { parsePayloadRanges } from '../installer/payload.js';
 import { nginxConfig } from '../serve/nginx.js';
 import { dnsmasqConfig } from './dnsmasq.js';
-import { newestInstallerRelease, parsePayloadRanges, parseSha256Sums } from './files.js';
+import { newestInstallerRelease, parseSha256Sums } from './files.js';
 import {
   baseUrl,
   chainScript,
