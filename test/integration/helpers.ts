@@ -92,13 +92,12 @@ export async function makeProject(
 export async function cmd(
   file: string,
   args: readonly string[],
-  o: { timeoutMs?: number; cwd?: string } = {},
+  o: { timeoutMs?: number } = {},
 ): Promise<string> {
   const { stdout } = await execFileAsync(file, args, {
     encoding: 'utf8',
     maxBuffer: 64 * 2 ** 20,
     ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}),
-    ...(o.cwd ? { cwd: o.cwd } : {}),
   });
   return stdout;
 }
